@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Bucket operations: invalidate, flush, serve (copy out) and fill (copy in).
+ * The consistency protocol is described in docs/consistency.md; each step
+ * here names the rule it implements. */
+#ifndef XDPCACHE_CACHE_H
+#define XDPCACHE_CACHE_H
+
+#include "maps.h"
+#include "text.h"
+
+static __always_inline struct config *get_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&config_map, &zero);
+}
+
+static __always_inline struct global_state *get_global(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&global_map, &zero);
+}
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+static __always_inline struct item *bucket(struct config *cfg, __u64 hash)
+{
+	__u32 idx = (__u32)hash & cfg->entries_mask;
+	return bpf_map_lookup_elem(&cache_map, &idx);
+}
+
+/* Raises *slot to at least v (racing raisers: the larger value wins). */
+static __always_inline void raise_to(__u64 *slot, __u64 v)
+{
+	for (int i = 0; i < 4; i++) {
+		__u64 cur = *(volatile __u64 *)slot;
+		if (cur >= v)
+			return;
+		if (__sync_val_compare_and_swap(slot, cur, v) == cur)
+			return;
+	}
+}
+
+/* Rule I (invalidate): a mutation seen on ingress bumps the bucket's
+ * generation, drops the item and holds fills of the bucket for hold_ns. */
+static __always_inline void invalidate_hash(struct config *cfg, __u64 hash, __u64 now)
+{
+	struct item *it = bucket(cfg, hash);
+	if (!it)
+		return;
+	bpf_spin_lock(&it->lock);
+	it->gen++;
+	it->version++;
+	it->valid = 0;
+	if (it->hold_until_ns < now + cfg->hold_ns)
+		it->hold_until_ns = now + cfg->hold_ns;
+	bpf_spin_unlock(&it->lock);
+	stat_inc(STAT_INVALIDATIONS);
+}
+
+/* memcached exptime → monotonic deadline. 0: none. A negative exptime
+ * expires at once. A relative one is taken a second early because
+ * memcached's clock ticks once a second. */
+static __always_inline __u64 exptime_deadline(struct config *cfg, __s64 exptime, __u64 now)
+{
+	if (exptime == 0)
+		return 0;
+	if (exptime < 0)
+		return now;
+	if (exptime <= REL_EXPTIME_MAX) {
+		__u64 d = now + (__u64)exptime * NSEC;
+		return d - NSEC > now ? d - NSEC : now;
+	}
+	__s64 mono = exptime * (__s64)NSEC - cfg->mono_to_unix_ns - (__s64)NSEC;
+	return mono > (__s64)now ? (__u64)mono : now;
+}
+
+/* Records what memcached will hold for this key after the mutation:
+ * known_exp says the command carried an exptime. Commands that keep the
+ * item's exptime (incr, append, ...) leave the record as it is. */
+static __always_inline void note_expiry(struct config *cfg, __u64 hash, int known_exp, __s64 exptime, __u64 now)
+{
+	if (!known_exp)
+		return;
+	struct expiry e = { .deadline_ns = exptime_deadline(cfg, exptime, now) };
+	bpf_map_update_elem(&expiry_map, &hash, &e, BPF_ANY);
+}
+
+/* Rule F (flush): the epoch bump makes every item unusable in O(1); fills of
+ * requests that arrived before now + hold (+ flush_all's delay) are refused. */
+static __always_inline void flush_cache(struct config *cfg, __u64 now, __u64 delay_ns, int unreadable)
+{
+	struct global_state *g = get_global();
+	if (!g)
+		return;
+	__sync_fetch_and_add(&g->epoch, 1);
+	raise_to(&g->hold_until_ns, now + cfg->hold_ns + delay_ns);
+	stat_inc(STAT_FLUSHES);
+	if (unreadable)
+		stat_inc(STAT_FLUSH_UNREADABLE);
+}
+
+/* Invalidates the key in s->key[0, len) (zero-padded); s->inv_known and
+ * s->inv_exp carry the command's exptime. Global: see text.h. */
+__noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, __u64 now)
+{
+	if (!s || !cfg)
+		return -1;
+	__u64 h = key_hash(s->key, len, cfg->seed);
+	invalidate_hash(cfg, h, now);
+	note_expiry(cfg, h, s->inv_known, s->inv_exp, now);
+	return 0;
+}
+
+static __always_inline void invalidate_key(struct scratch *s, struct config *cfg, __u32 len, __u64 now,
+					   int known_exp, __s64 exptime)
+{
+	s->inv_known = known_exp;
+	s->inv_exp = exptime;
+	sc_invalidate(s, cfg, len, now);
+}
+
+/* Packs the lengths captured under the lock for the copy functions. */
+#define PACK_LENS(k, n, cs, v) ((__u32)(k) | ((__u32)(n) << 8) | ((__u32)(cs) << 13) | ((__u32)(v) << 18))
+#define LEN_KEY(x) ((x) & 0xff)
+#define LEN_NUM(x) (((x) >> 8) & 0x1f)
+#define LEN_CAS(x) (((x) >> 13) & 0x1f)
+#define LEN_VAL(x) (((x) >> 18) & 0x7ff)
+
+/* Copies n bytes (rounded up to words) from src to dst[off...] (masked). */
+#define COPY_WORDS(dst, off, src, n, words)                                         \
+	do {                                                                        \
+		for (int _i = 0; _i < (words); _i++) {                              \
+			if (_i * 8 >= (n))                                          \
+				break;                                              \
+			*(__u64 *)((dst) + (((off) + _i * 8) & BUF_MASK)) =         \
+				((const __u64 *)(src))[_i];                         \
+		}                                                                   \
+	} while (0)
+
+/* Writes "VALUE <key><num_txt>[<cas_txt>]\r\n<val>\r\n" at s->out[off...]
+ * from the item, without its lock (the caller validates the version after).
+ * Returns the new offset. Global: checked once by the verifier. */
+__noinline __u32 sc_emit_ascii(struct scratch *s, struct item_bytes *it, __u32 off, __u32 lens)
+{
+	if (!s || !it)
+		return off;
+	__u32 klen = LEN_KEY(lens), num_len = LEN_NUM(lens), cas_len = LEN_CAS(lens), vlen = LEN_VAL(lens);
+	*(__u64 *)(s->out + (off & BUF_MASK)) = W6('V', 'A', 'L', 'U', 'E', ' ');
+	off += 6;
+	COPY_WORDS(s->out, off, it->key, klen, KEY_WORDS);
+	off += klen;
+	COPY_WORDS(s->out, off, it->num_txt, num_len, NUM_TXT / 8);
+	off += num_len;
+	COPY_WORDS(s->out, off, it->cas_txt, cas_len, CAS_TXT / 8);
+	off += cas_len;
+	*(__u16 *)(s->out + (off & BUF_MASK)) = W2('\r', '\n');
+	off += 2;
+	COPY_WORDS(s->out, off, it->val, vlen, VAL_WORDS);
+	off += vlen;
+	*(__u16 *)(s->out + (off & BUF_MASK)) = W2('\r', '\n');
+	return off + 2;
+}
+
+/* Binary hit body: flags (4, big endian), [key], value. */
+__noinline __u32 sc_emit_binary(struct scratch *s, struct item_bytes *it, __u32 off, __u32 lens, __u32 flags_be)
+{
+	if (!s || !it)
+		return off;
+	__u32 klen = LEN_KEY(lens), vlen = LEN_VAL(lens);
+	*(__u32 *)(s->out + (off & BUF_MASK)) = flags_be;
+	off += 4;
+	COPY_WORDS(s->out, off, it->key, klen, KEY_WORDS);
+	off += klen;
+	COPY_WORDS(s->out, off, it->val, vlen, VAL_WORDS);
+	return off + vlen;
+}
+
+/* Fill: key from s->key, text from s->win, value from s->in[voff...]. */
+__noinline int sc_fill_bytes(struct scratch *s, struct item_bytes *it, __u32 voff, __u32 vlen)
+{
+	if (!s || !it)
+		return -1;
+	for (int i = 0; i < KEY_WORDS; i++)
+		((__u64 *)it->key)[i] = ((__u64 *)s->key)[i];
+	for (int i = 0; i < NUM_TXT / 8; i++) {
+		((__u64 *)it->num_txt)[i] = ((__u64 *)s->win)[i];
+		((__u64 *)it->cas_txt)[i] = ((__u64 *)(s->win + 32))[i];
+	}
+	for (int i = 0; i < VAL_WORDS; i++) {
+		if (i * 8 >= vlen)
+			break;
+		((__u64 *)it->val)[i] = load8(s->in, BUF_MASK, voff + i * 8);
+	}
+	return 0;
+}
+
+/* Key bytes equal? Global (no lock held by its callers). */
+__noinline int sc_key_equal(struct scratch *s, struct item_bytes *it, __u32 slot, __u32 len)
+{
+	if (!s || !it)
+		return 0;
+	const __u64 *a = (const __u64 *)it->key;
+	const __u64 *b = (const __u64 *)(slot < MAX_GET_KEYS ? s->keys[slot & (MAX_GET_KEYS - 1)] : s->key);
+	for (int i = 0; i < KEY_WORDS; i++) {
+		if (i * 8 >= len)
+			break;
+		if (a[i] != b[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Metadata check under the lock. Returns 0 and the version and lengths if
+ * the bucket holds a usable item for (hash, klen) in this epoch. */
+static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __u64 epoch, __u64 now, int want_cas,
+					__u32 *version, __u32 *lens, __u64 *gen, __u64 *cas, __u32 *flags)
+{
+	__u32 miss = 0;
+	bpf_spin_lock(&it->lock);
+	*gen = it->gen;
+	if (!it->valid || it->busy || it->hash != h || it->key_len != klen || it->epoch != epoch)
+		miss = STAT_MISS_ABSENT;
+	else if (now >= it->expires_ns)
+		miss = STAT_MISS_EXPIRED;
+	else if (want_cas && !it->has_cas)
+		miss = STAT_MISS_NO_CAS;
+	*version = it->version;
+	*lens = PACK_LENS(it->key_len, it->num_len & 31, want_cas ? it->cas_len & 31 : 0, it->val_len & 0x7ff);
+	*cas = it->cas;
+	*flags = it->flags;
+	bpf_spin_unlock(&it->lock);
+	return miss;
+}
+
+static __always_inline __u32 item_version(struct item *it)
+{
+	bpf_spin_lock(&it->lock);
+	__u32 v = it->valid ? it->version : it->version + 1;
+	bpf_spin_unlock(&it->lock);
+	return v;
+}
+
+/* Looks up key slot k and, on a hit, appends its ASCII item to s->out at
+ * s->q_out (bounded by s->q_limit). Returns 0 on a hit, else the STAT_MISS_*
+ * reason. Global, so the verifier checks it once rather than per key. */
+__noinline int sc_serve_ascii(struct scratch *s, struct config *cfg, __u32 k)
+{
+	if (!s || !cfg)
+		return STAT_MISS_ABSENT;
+	k &= MAX_GET_KEYS - 1;
+	__u64 h = s->hashes[k];
+	__u32 klen = s->key_lens[k];
+	struct item *it = bucket(cfg, h);
+	if (!it)
+		return STAT_MISS_ABSENT;
+	__u32 version, lens, flags;
+	__u64 cas, gen;
+	int miss = check_item(it, h, klen, s->q_epoch, s->q_now, s->q_want_cas, &version, &lens, &gen, &cas, &flags);
+	if (miss)
+		return miss;
+	if (s->q_out + 6 + klen + LEN_NUM(lens) + LEN_CAS(lens) + 4 + LEN_VAL(lens) > s->q_limit)
+		return STAT_MISS_TOO_BIG;
+	if (!sc_key_equal(s, &it->b, k, klen))
+		return STAT_MISS_ABSENT;
+	__u32 end = sc_emit_ascii(s, &it->b, s->q_out, lens);
+	if (item_version(it) != version)
+		return STAT_MISS_ABSENT; /* changed while we copied */
+	s->q_out = end;
+	return 0;
+}
+
+/* Binary protocol hit for key slot 0: appends "flags [key] value" to s->out
+ * at s->q_out; s->q_cas and s->q_vlen tell the header. */
+__noinline int sc_serve_binary(struct scratch *s, struct config *cfg, int with_key)
+{
+	if (!s || !cfg)
+		return STAT_MISS_ABSENT;
+	__u64 h = s->hashes[0];
+	__u32 klen = s->key_lens[0];
+	struct item *it = bucket(cfg, h);
+	if (!it)
+		return STAT_MISS_ABSENT;
+	__u32 version, lens, flags;
+	__u64 cas, gen;
+	int miss = check_item(it, h, klen, s->q_epoch, s->q_now, 1, &version, &lens, &gen, &cas, &flags);
+	if (miss)
+		return miss;
+	__u32 kl = with_key ? klen : 0;
+	if (s->q_out + 4 + kl + LEN_VAL(lens) > s->q_limit)
+		return STAT_MISS_TOO_BIG;
+	if (!sc_key_equal(s, &it->b, 0, klen))
+		return STAT_MISS_ABSENT;
+	__u32 end = sc_emit_binary(s, &it->b, s->q_out, PACK_LENS(kl, 0, 0, LEN_VAL(lens)), bpf_htonl(flags));
+	if (item_version(it) != version)
+		return STAT_MISS_ABSENT;
+	s->q_vlen = LEN_VAL(lens);
+	s->q_cas = cas;
+	s->q_out = end;
+	return 0;
+}
+
+/* The bucket generation for a ticket. */
+static __always_inline __u64 bucket_gen(struct config *cfg, __u64 hash)
+{
+	struct item *it = bucket(cfg, hash);
+	__u64 g = 0;
+	if (!it)
+		return 0;
+	bpf_spin_lock(&it->lock);
+	g = it->gen;
+	bpf_spin_unlock(&it->lock);
+	return g;
+}
+
+/* Everything a fill writes, prepared in scratch before the lock is taken. */
+struct fill {
+	__u64 hash;
+	__u64 cas;
+	__u32 flags;
+	__u32 key_len;
+	__u32 val_off; /* value bytes at s->in[val_off...] */
+	__u32 val_len;
+	__u32 num_len; /* num_txt in s->win[0..24) */
+	__u32 cas_len; /* cas_txt in s->win[32..56) */
+	__u32 has_cas;
+};
+
+/* Rule T (ticket): fill only from a reply to a request XDP passed, and only
+ * if neither the bucket nor the whole cache changed since that request
+ * arrived (same generation and epoch, request after every hold). */
+static __always_inline int fill_commit(struct config *cfg, struct scratch *s, struct fill *f, struct ticket *t,
+				       __u64 now)
+{
+	struct global_state *g = get_global();
+	if (!g)
+		return -1;
+	if (t->epoch != g->epoch || t->t_req_ns < g->hold_until_ns) {
+		stat_inc(STAT_FILL_STALE);
+		return -1;
+	}
+	__u64 expires = now + cfg->max_age_ns;
+	struct expiry *e = bpf_map_lookup_elem(&expiry_map, &f->hash);
+	if (e && e->deadline_ns) {
+		if (e->deadline_ns <= now) {
+			stat_inc(STAT_FILL_STALE);
+			return -1;
+		}
+		if (e->deadline_ns < expires)
+			expires = e->deadline_ns;
+	}
+	struct item *it = bucket(cfg, f->hash);
+	if (!it)
+		return -1;
+	__u32 vlen = f->val_len;
+	if (vlen > VAL_MAX)
+		return -1;
+
+	/* 1. claim the bucket: no other fill may copy at the same time */
+	bpf_spin_lock(&it->lock);
+	if (it->busy || it->gen != t->gen || t->t_req_ns < it->hold_until_ns) {
+		bpf_spin_unlock(&it->lock);
+		stat_inc(STAT_FILL_STALE);
+		return -1;
+	}
+	it->busy = 1;
+	it->valid = 0;
+	it->version++;
+	bpf_spin_unlock(&it->lock);
+
+	/* 2. copy the bytes in, unlocked: readers see valid == 0 */
+	sc_fill_bytes(s, &it->b, f->val_off, vlen);
+
+	/* 3. publish, unless an invalidation came in meanwhile */
+	int ok = 0;
+	bpf_spin_lock(&it->lock);
+	it->busy = 0;
+	it->version++;
+	if (it->gen == t->gen) {
+		it->valid = 1;
+		it->hash = f->hash;
+		it->epoch = t->epoch;
+		it->expires_ns = expires;
+		it->cas = f->cas;
+		it->has_cas = f->has_cas;
+		it->flags = f->flags;
+		it->key_len = f->key_len;
+		it->val_len = vlen;
+		it->num_len = f->num_len;
+		it->cas_len = f->cas_len;
+		ok = 1;
+	}
+	bpf_spin_unlock(&it->lock);
+	stat_inc(ok ? STAT_FILLS : STAT_FILL_STALE);
+	return ok ? 0 : -1;
+}
+
+#endif

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Sizes, limits and counter indices shared by the XDP and TC programs.
+ * The Go side mirrors the exported enums through bpf2go (-type). */
+#ifndef XDPCACHE_CONSTS_H
+#define XDPCACHE_CONSTS_H
+
+/* memcached keys are at most 250 bytes; stored zero-padded in 256. */
+#define KEY_MAX 250
+#define KEY_BUF 256
+#define KEY_WORDS (KEY_BUF / 8)
+
+/* Largest value the cache can hold. The configured limit (config.max_value)
+ * must not exceed it; 1400 bytes fits one reply in a 1500-byte MTU. */
+#define VAL_MAX 1408
+#define VAL_WORDS (VAL_MAX / 8)
+
+/* Text kept per item so a hit needs no number formatting:
+ * " <flags> <bytes>" and " <cas>". */
+#define NUM_TXT 24
+#define CAS_TXT 24
+
+/* Scratch buffers. Offsets into them are masked with *_MASK so the verifier
+ * can bound every variable index; each buffer has 8+ bytes of slack past the
+ * mask so 8-byte word copies at any masked offset stay inside. */
+#define BUF_SIZE 2048
+#define BUF_MASK (BUF_SIZE - 1)
+#define WIN_SIZE 512 /* window for scanning long payloads */
+#define WIN_MASK (WIN_SIZE - 1)
+
+/* Request limits for serving from XDP. */
+#define MAX_GET_KEYS 16
+#define MAX_PORTS 4
+#define MAX_SCAN_STEPS 256 /* windows/commands scanned per packet */
+
+/* memcached UDP frame header. */
+#define MC_FRAME_LEN 8
+#define MC_BIN_HDR_LEN 24
+
+/* Binary protocol opcodes. */
+#define BIN_GET 0x00
+#define BIN_SET 0x01
+#define BIN_ADD 0x02
+#define BIN_REPLACE 0x03
+#define BIN_DELETE 0x04
+#define BIN_INCR 0x05
+#define BIN_DECR 0x06
+#define BIN_FLUSH 0x08
+#define BIN_GETQ 0x09
+#define BIN_GETK 0x0c
+#define BIN_GETKQ 0x0d
+#define BIN_APPEND 0x0e
+#define BIN_PREPEND 0x0f
+#define BIN_SETQ 0x11
+#define BIN_ADDQ 0x12
+#define BIN_REPLACEQ 0x13
+#define BIN_DELETEQ 0x14
+#define BIN_INCRQ 0x15
+#define BIN_DECRQ 0x16
+#define BIN_FLUSHQ 0x18
+#define BIN_APPENDQ 0x19
+#define BIN_PREPENDQ 0x1a
+#define BIN_TOUCH 0x1c
+#define BIN_GAT 0x1d
+#define BIN_GATQ 0x1e
+#define BIN_GATK 0x23
+#define BIN_GATKQ 0x24
+
+/* config.flags */
+#define CFG_REQUIRE_LOCAL 1 /* serve only requests addressed to local_addrs */
+
+/* memcached treats exptime above 30 days as an absolute unix time. */
+#define REL_EXPTIME_MAX (60 * 60 * 24 * 30)
+#define NSEC 1000000000ULL
+
+/* Counters, one per-CPU u64 each. Keep in sync with docs/status. */
+enum stat_id {
+	STAT_XDP_PACKETS = 0,   /* every packet the XDP program saw */
+	STAT_MC_PACKETS,        /* packets to a memcached port */
+	STAT_GET_REQS,          /* GET requests seen (ASCII or binary, UDP) */
+	STAT_HITS,              /* requests answered from the cache */
+	STAT_HIT_KEYS,          /* keys answered from the cache */
+	STAT_MISS_ABSENT,       /* a key had no (current) entry */
+	STAT_MISS_EXPIRED,      /* a key's entry was past its expiry */
+	STAT_MISS_NO_CAS,       /* gets/binary GET but the entry has no CAS */
+	STAT_MISS_TOO_BIG,      /* the reply would not fit one datagram */
+	STAT_PASS_NOT_ALLOWED,  /* source not in the allow-list */
+	STAT_PASS_NOT_LOCAL,    /* destination not a local address */
+	STAT_PASS_AMPLIFICATION,/* reply larger than the source's amplification limit */
+	STAT_PASS_MULTI_FRAME,  /* UDP request spread over several datagrams */
+	STAT_PASS_MALFORMED,    /* could not be parsed: left to memcached */
+	STAT_PASS_TOO_MANY_KEYS,/* more keys than MAX_GET_KEYS */
+	STAT_PASS_OTHER,        /* any other memcached command */
+	STAT_INVALIDATIONS,     /* keys invalidated by a mutating command */
+	STAT_FLUSHES,           /* whole-cache flushes (flush_all or unreadable mutation) */
+	STAT_FLUSH_UNREADABLE,  /* of which: a mutation whose key could not be read */
+	STAT_TCP_SEGMENTS,      /* TCP segments to memcached scanned for mutations */
+	STAT_FILLS,             /* entries written by the TC egress program */
+	STAT_FILL_STALE,        /* fills refused: a mutation may be newer than the reply */
+	STAT_FILL_NO_TICKET,    /* replies to requests XDP did not pass (or already filled) */
+	STAT_FILL_TOO_BIG,      /* values larger than the configured maximum */
+	STAT_FILL_MALFORMED,    /* replies that did not parse */
+	STAT_TC_PACKETS,        /* packets from a memcached port seen on egress */
+	STAT_MAX,
+};
+
+#endif

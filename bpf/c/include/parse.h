@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Header parsing shared by XDP and TC: Ethernet with up to two VLAN tags,
+ * IPv4 (with options, no fragments) or IPv6 (no extension headers), then UDP
+ * or TCP. Works on [data, data_end) so both hooks can use it. */
+#ifndef XDPCACHE_PARSE_H
+#define XDPCACHE_PARSE_H
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/tcp.h>
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
+#include "structs.h"
+
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+
+struct pkt {
+	__u32 l3_off;
+	__u32 l4_off;
+	__u32 pl_off;  /* first payload byte */
+	__u32 pl_len;  /* payload length from the IP header (trailer padding excluded) */
+	__u32 tcp_seq; /* host order */
+	__u16 sport;   /* network order */
+	__u16 dport;
+	__u8 ipv6;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 _pad;
+	__u8 saddr[16]; /* IPv4 as ::ffff:a.b.c.d */
+	__u8 daddr[16];
+};
+
+static __always_inline void map_v4(__u8 *dst, __be32 a)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &a, 4);
+}
+
+/* Returns 0 when p describes a UDP or TCP packet whose headers lie inside
+ * [data, data_end) and whose payload lies inside the first frame_len bytes. */
+static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len, struct pkt *p)
+{
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__u16 proto;
+
+	/* Keep clang from turning the pointer checks below into offset
+	 * arithmetic against frame_len, which the verifier cannot follow. */
+	asm volatile("" : "+r"(data_end));
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	proto = eth->h_proto;
+
+	/* Up to two VLAN tags (802.1Q / 802.1ad); unrolled so offsets stay constant. */
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		__u16 *tag = data + off;
+		if ((void *)(tag + 2) > data_end)
+			return -1;
+		proto = tag[1];
+		off += 4;
+	}
+
+	p->l3_off = off;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = data + off;
+		if ((void *)(iph + 1) > data_end)
+			return -1;
+		if (iph->version != 4)
+			return -1;
+		__u32 ihl = iph->ihl * 4;
+		if (ihl < sizeof(*iph))
+			return -1;
+		/* Fragments: the payload is not all here. */
+		if (iph->frag_off & bpf_htons(0x3fff))
+			return -1;
+		__u32 tot = bpf_ntohs(iph->tot_len);
+		if (tot < ihl)
+			return -1;
+		p->ipv6 = 0;
+		p->proto = iph->protocol;
+		map_v4(p->saddr, iph->saddr);
+		map_v4(p->daddr, iph->daddr);
+		p->l4_off = off + ihl;
+		p->pl_len = tot - ihl; /* L4 header + payload for now */
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + off;
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		if (ip6->version != 6)
+			return -1;
+		p->ipv6 = 1;
+		p->proto = ip6->nexthdr; /* extension headers are not followed: such packets pass */
+		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+		p->l4_off = off + sizeof(*ip6);
+		p->pl_len = bpf_ntohs(ip6->payload_len);
+	} else {
+		return -1;
+	}
+
+	/* l4_off is at most 14 + 8 + 60; the mask tells the verifier so. */
+	__u32 l4 = p->l4_off & 0xff;
+	if (p->proto == IPPROTO_UDP) {
+		struct udphdr *udp = data + l4;
+		if ((void *)(udp + 1) > data_end)
+			return -1;
+		/* use this checked pointer, not a recomputed data + l4 */
+		asm volatile("" : "+r"(udp));
+		if (p->pl_len < sizeof(*udp))
+			return -1;
+		p->sport = udp->source;
+		p->dport = udp->dest;
+		p->pl_off = l4 + sizeof(*udp);
+		p->pl_len -= sizeof(*udp);
+	} else if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = data + l4;
+		if ((void *)(tcp + 1) > data_end)
+			return -1;
+		asm volatile("" : "+r"(tcp));
+		__u32 doff = tcp->doff * 4;
+		if (doff < sizeof(*tcp) || p->pl_len < doff)
+			return -1;
+		p->sport = tcp->source;
+		p->dport = tcp->dest;
+		p->tcp_seq = bpf_ntohl(tcp->seq);
+		p->tcp_flags = ((__u8 *)tcp)[13];
+		p->pl_off = l4 + doff;
+		p->pl_len -= doff;
+	} else {
+		return -1;
+	}
+	if (p->pl_off + p->pl_len > frame_len)
+		return -1;
+	return 0;
+}
+
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+
+#endif

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Data structures kept in maps. All fields are host byte order unless named
+ * *_be. bpf2go exports them to Go (-type). */
+#ifndef XDPCACHE_STRUCTS_H
+#define XDPCACHE_STRUCTS_H
+
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+
+/* Settings written by the loader before attaching (one element, key 0). */
+struct config {
+	__u16 ports[MAX_PORTS]; /* memcached UDP/TCP ports; 0 = unused slot */
+	__u32 entries_mask;     /* number of cache buckets - 1 (power of two) */
+	__u32 max_value;        /* largest value cached, <= VAL_MAX */
+	__u32 mtu;              /* largest IP packet a reply may be */
+	__u32 unlisted_amp;     /* sources not in the allow-list: serve replies up to this
+	                         * factor of the request size; 0 = never serve them */
+	__u32 flags;            /* CFG_* */
+	__u32 _pad;
+	__u64 seed;             /* key hash seed, random per deployment */
+	__u64 max_age_ns;       /* upper bound on an entry's age */
+	__u64 hold_ns;          /* fills refused this long after a mutation (see docs/consistency.md) */
+	__s64 mono_to_unix_ns;  /* unix time = monotonic time + this; for absolute exptimes */
+};
+
+/* Whole-cache state: bumping epoch invalidates every entry in O(1). */
+struct global_state {
+	__u64 epoch;
+	__u64 hold_until_ns; /* no fill of a request that arrived before this */
+};
+
+/* One cache bucket (direct-mapped by the seeded key hash). The metadata is
+ * read and written under lock; the bytes (key, text, value) are copied
+ * outside it, guarded by version: a writer sets busy and clears valid, copies,
+ * then publishes; a reader notes version under lock, copies, and keeps the
+ * copy only if version is unchanged (a seqlock whose counter the spin lock
+ * protects). gen and hold_until_ns belong to the bucket, not to the item in
+ * it, and survive replacement. See docs/consistency.md. */
+struct item {
+	struct bpf_spin_lock lock;
+	__u32 valid;
+	__u32 busy;           /* a fill is copying bytes in */
+	__u32 version;        /* bumped by every change of the bytes or of valid */
+	__u64 gen;            /* bumped by every invalidation of this bucket */
+	__u64 hold_until_ns;  /* no fill of a request that arrived before this */
+	__u64 hash;
+	__u64 epoch;          /* global epoch the item was filled under */
+	__u64 expires_ns;     /* monotonic; unusable from then on */
+	__u64 cas;
+	__u32 flags;          /* memcached client flags */
+	__u16 key_len;
+	__u16 val_len;
+	__u8 has_cas;
+	__u8 num_len;         /* length of num_txt */
+	__u8 cas_len;         /* length of cas_txt */
+	__u8 _pad[5];
+	/* A separate struct so the copy functions can be handed a pointer
+	 * that does not cover the lock (the verifier requires that). */
+	struct item_bytes {
+		__u8 key[KEY_BUF];    /* zero-padded */
+		__u8 num_txt[NUM_TXT];/* " <flags> <bytes>" */
+		__u8 cas_txt[CAS_TXT];/* " <cas>" */
+		__u8 val[VAL_MAX];
+	} b;
+};
+
+/* A request XDP passed to memcached, keyed by who asked and what. The TC
+ * program fills the cache only from replies to such requests, and only if
+ * the bucket is unchanged since the request arrived. */
+struct ticket_key {
+	__u8 addr[16];  /* client address (IPv4 as ::ffff:a.b.c.d) */
+	__u16 port;     /* client port, network order */
+	__u16 req_id;   /* UDP frame request id, network order */
+	__u32 opaque;   /* binary: the request's opaque; ASCII: 0 */
+	__u64 hash;     /* ASCII: key hash; binary: 0 (the reply has no key) */
+};
+
+struct ticket {
+	__u64 gen;        /* bucket generation when the request arrived */
+	__u64 epoch;      /* global epoch when the request arrived */
+	__u64 t_req_ns;   /* arrival time */
+	__u64 hash;
+	__u16 key_len;
+	__u8 binary;      /* 1: binary protocol request */
+	__u8 opcode;
+	__u32 _pad;
+	__u8 key[KEY_BUF];/* binary only: the reply to GET/GETQ carries no key */
+};
+
+/* Parse state of one reply that spans several datagrams, keyed like a
+ * ticket with hash = 0 and opaque = 0. */
+struct reply_state {
+	__u32 skip;       /* bytes of value data still to come before the next item */
+	__u32 _pad;
+};
+
+/* TCP flows that speak the binary protocol: where the next request header
+ * starts, so segments carrying the tail of a large value are not misread. */
+struct flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u32 _pad;
+};
+
+#define FLOW_BINARY 1
+#define FLOW_UNSYNCED 2 /* lost track: every segment flushes the cache */
+
+struct flow_state {
+	__u32 next_hdr_seq;
+	__u32 state;
+};
+
+/* Mutation-time expiry knowledge per key hash: deadline of the item memcached
+ * holds now (0: no exptime). Absent: unknown, config.max_age_ns bounds it. */
+struct expiry {
+	__u64 deadline_ns;
+};
+
+/* Source allow-list (LPM trie). */
+struct allow_key4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+struct allow_key6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+struct allow_rule {
+	__u32 max_amp; /* 0: no amplification limit for this prefix */
+};
+
+struct local_addr {
+	__u8 addr[16];
+};
+
+/* Per-CPU scratch: requests are copied here so parsing works on a map value
+ * with masked offsets instead of packet pointers, and replies are assembled
+ * here before one bpf_xdp_store_bytes. */
+struct scratch {
+	__u8 in[BUF_SIZE + 16];
+	__u8 out[BUF_SIZE + 16];
+	__u8 keys[MAX_GET_KEYS][KEY_BUF];
+	__u64 hashes[MAX_GET_KEYS];
+	__u16 key_lens[MAX_GET_KEYS];
+	__u8 win[WIN_SIZE + 16];
+	__u8 key[KEY_BUF + 8];
+	struct ticket_key tkey;
+	struct ticket tk;
+	/* the request being served (sc_serve_ascii / sc_serve_binary) */
+	__u64 q_epoch;
+	__u64 q_now;
+	__u64 q_cas;
+	__u32 q_want_cas;
+	__u32 q_out;   /* bytes assembled in out */
+	__u32 q_limit; /* largest out allowed */
+	__u32 q_vlen;
+	__s64 num;     /* sc_num's result */
+	__s64 inv_exp; /* sc_invalidate's exptime ... */
+	__u32 inv_known; /* ... and whether the command carried one */
+	__u32 _pad;
+};
+
+#endif

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: GPL-2.0
+/* XDP ingress: answers memcached GETs over UDP from the cache (XDP_TX) and
+ * invalidates keys on every mutating command (UDP and TCP). Anything it does
+ * not fully understand goes to memcached untouched (XDP_PASS). */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "include/parse.h"
+#include "include/csum.h"
+#include "include/cache.h"
+#include "include/mutate.h"
+
+char _license[] SEC("license") = "GPL";
+
+static __always_inline int port_match(struct config *cfg, __u16 port_be)
+{
+	__u16 port = bpf_ntohs(port_be);
+#pragma unroll
+	for (int i = 0; i < MAX_PORTS; i++)
+		if (cfg->ports[i] && cfg->ports[i] == port)
+			return 1;
+	return 0;
+}
+
+/* Source and destination rules (docs/security.md). Returns the largest reply
+ * allowed for this request (in bytes of IP packet), 0 if none may be sent,
+ * and sets *reason to the pass counter. */
+static __always_inline __u32 reply_budget(struct config *cfg, struct pkt *p, __u32 req_ip_len, __u32 *reason)
+{
+	if (cfg->flags & CFG_REQUIRE_LOCAL) {
+		struct local_addr la;
+		__builtin_memcpy(la.addr, p->daddr, 16);
+		if (!bpf_map_lookup_elem(&local_map, &la)) {
+			*reason = STAT_PASS_NOT_LOCAL;
+			return 0;
+		}
+	}
+	struct allow_rule *rule;
+	if (p->ipv6) {
+		struct allow_key6 k6 = { .prefixlen = 128 };
+		__builtin_memcpy(k6.addr, p->saddr, 16);
+		rule = bpf_map_lookup_elem(&allow6_map, &k6);
+	} else {
+		struct allow_key4 k4 = { .prefixlen = 32 };
+		__builtin_memcpy(k4.addr, p->saddr + 12, 4);
+		rule = bpf_map_lookup_elem(&allow4_map, &k4);
+	}
+	__u32 amp = 0;
+	if (rule) {
+		amp = rule->max_amp;
+	} else {
+		amp = cfg->unlisted_amp;
+		if (!amp) {
+			*reason = STAT_PASS_NOT_ALLOWED;
+			return 0;
+		}
+	}
+	__u32 budget = cfg->mtu;
+	if (amp && (__u64)amp * req_ip_len < budget)
+		budget = amp * req_ip_len;
+	*reason = STAT_PASS_AMPLIFICATION;
+	return budget;
+}
+
+/* Turns the request into the reply held in s->out[0, out_len) (memcached
+ * frame header included): grows or shrinks the tail, swaps addresses and
+ * ports, fixes lengths and both checksums. Returns XDP_TX, or -1 when the
+ * packet is unchanged (caller passes it), or XDP_DROP when it was changed
+ * and can no longer be passed. */
+static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct scratch *s, __u32 out_len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (out_len > BUF_SIZE - 16 || out_len < MC_FRAME_LEN)
+		return -1;
+	/* zero padding so the checksum can round up to 4 bytes */
+	*(__u32 *)(s->out + (out_len & BUF_MASK)) = 0;
+
+	/* the frame length from the helper: clang would otherwise compute it
+	 * with 32-bit pointer arithmetic, which the verifier refuses */
+	int delta = (int)(p->pl_off + out_len) - (int)bpf_xdp_get_buff_len(ctx);
+	if (bpf_xdp_adjust_tail(ctx, delta))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	__u8 mac[ETH_ALEN];
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+
+	__u32 l3 = p->l3_off & 0x1f; /* at most 14 + 2 VLAN tags */
+	__u32 l4 = p->l4_off & 0xff;
+	__u16 udp_len = sizeof(struct udphdr) + out_len;
+	__u64 sum = 0;
+
+	if (p->ipv6) {
+		struct ipv6hdr *ip6 = data + l3;
+		if ((void *)(ip6 + 1) > data_end)
+			return XDP_DROP;
+		struct in6_addr a = ip6->saddr;
+		ip6->saddr = ip6->daddr;
+		ip6->daddr = a;
+		ip6->payload_len = bpf_htons(udp_len);
+		ip6->hop_limit = 64;
+		__s64 r = bpf_csum_diff(0, 0, (__be32 *)&ip6->saddr, 32, 0);
+		if (r < 0)
+			return XDP_DROP;
+		sum += (__u32)r;
+	} else {
+		struct iphdr *iph = data + l3;
+		if ((void *)(iph + 1) > data_end)
+			return XDP_DROP;
+		__u32 ihl = (l4 - l3) & 0x3c;
+		if (ihl < sizeof(*iph) || (void *)iph + ihl > data_end)
+			return XDP_DROP;
+		__be32 a = iph->saddr;
+		iph->saddr = iph->daddr;
+		iph->daddr = a;
+		/* Incremental update (RFC 1624): only the length and TTL change;
+		 * swapping the addresses leaves the sum as it was. */
+		__u16 old_len = iph->tot_len, old_ttl = *(__u16 *)&iph->ttl;
+		iph->tot_len = bpf_htons(ihl + udp_len);
+		iph->ttl = 64;
+		__u16 chk = csum_replace2(iph->check, old_len, iph->tot_len);
+		iph->check = csum_replace2(chk, old_ttl, *(__u16 *)&iph->ttl);
+		__s64 r;
+		r = bpf_csum_diff(0, 0, (__be32 *)&iph->saddr, 8, 0);
+		if (r < 0)
+			return XDP_DROP;
+		sum += (__u32)r;
+	}
+	struct udphdr *udp = data + l4;
+	if ((void *)(udp + 1) > data_end)
+		return XDP_DROP;
+	__be16 port = udp->source;
+	udp->source = udp->dest;
+	udp->dest = port;
+	udp->len = bpf_htons(udp_len);
+	udp->check = 0;
+	/* pseudo header: addresses (above), protocol, UDP length; then the
+	 * UDP header and payload */
+	sum += bpf_htons(IPPROTO_UDP) + udp->len;
+	sum += udp->source + udp->dest + udp->len;
+
+	/* re-bound the length where the verifier needs it (its bounds were
+	 * lost across the helper calls above) */
+	__u32 n = out_len & BUF_MASK;
+	asm volatile("" : "+r"(n));
+	if (n < MC_FRAME_LEN)
+		return XDP_DROP;
+	if (bpf_xdp_store_bytes(ctx, p->pl_off, s->out, n) < 0)
+		return XDP_DROP;
+	sum = csum_buf(s->out, out_len, sum);
+
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	udp = data + l4;
+	if ((void *)(udp + 1) > data_end)
+		return XDP_DROP;
+	__u16 c = csum_fold(sum);
+	udp->check = c ? c : 0xffff;
+	return XDP_TX;
+}
+
+/* Records what the TC program needs to fill from memcached's reply. */
+static __always_inline void issue_ticket(struct scratch *s, struct pkt *p, __u16 req_id, __u32 opaque, __u64 hash,
+					 __u64 gen, __u64 epoch, __u64 now)
+{
+	struct ticket_key *tk = &s->tkey;
+	__builtin_memcpy(tk->addr, p->saddr, 16);
+	tk->port = p->sport;
+	tk->req_id = req_id;
+	tk->opaque = opaque;
+	tk->hash = hash;
+	s->tk.gen = gen;
+	s->tk.epoch = epoch;
+	s->tk.t_req_ns = now;
+	bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_ANY);
+}
+
+struct get_ctx {
+	struct config *cfg;
+	struct scratch *s;
+	__u32 nkeys;
+	__u32 miss; /* first miss reason, 0 = all hit so far */
+};
+
+static long get_key_step(__u32 k, void *data)
+{
+	struct get_ctx *g = data;
+	if (k >= g->nkeys || k >= MAX_GET_KEYS)
+		return 1;
+	int miss = sc_serve_ascii(g->s, g->cfg, k);
+	if (miss) {
+		g->miss = miss;
+		return 1;
+	}
+	return 0;
+}
+
+/* ASCII "get"/"gets" over UDP. The request is in s->in[0, len) (frame
+ * header first). */
+static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
+					 __u32 len, __u32 want_cas, __u64 now)
+{
+	__u32 pos = MC_FRAME_LEN + (want_cas ? 5 : 4);
+	__u32 nkeys = 0;
+	for (int k = 0; k <= MAX_GET_KEYS; k++) {
+		pos = sc_spaces(s, BUF_IN, pos, len);
+		if (pos >= len)
+			goto malformed;
+		__u8 c = AT(s->in, BUF_MASK, pos);
+		if (c == '\r' || c == '\n')
+			break;
+		if (k == MAX_GET_KEYS) {
+			stat_inc(STAT_PASS_TOO_MANY_KEYS);
+			return XDP_PASS;
+		}
+		int kl = sc_key(s, BUF_IN, pos, len, k);
+		if (kl <= 0 || kl > KEY_MAX)
+			goto malformed;
+		s->key_lens[k & (MAX_GET_KEYS - 1)] = kl;
+		s->hashes[k & (MAX_GET_KEYS - 1)] = sc_hash(s, k, kl, cfg->seed);
+		pos += kl;
+		nkeys++;
+	}
+	if (!nkeys)
+		goto malformed;
+	/* The datagram must hold exactly this one line. */
+	if (AT(s->in, BUF_MASK, pos) == '\r')
+		pos++;
+	if (AT(s->in, BUF_MASK, pos) != '\n')
+		goto malformed;
+	if (pos + 1 != len) {
+		/* more commands follow in the datagram: leave it to memcached */
+		scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		stat_inc(STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	stat_inc(STAT_GET_REQS);
+
+	struct global_state *gs = get_global();
+	if (!gs)
+		return XDP_PASS;
+	__u32 reason = 0;
+	__u32 ip_hdr = p->pl_off - 8 - p->l3_off; /* IP header length */
+	__u32 budget = reply_budget(cfg, p, ip_hdr + 8 + len, &reason);
+	struct get_ctx g = { .cfg = cfg, .s = s, .nkeys = nkeys };
+	__u64 epoch = gs->epoch;
+	s->q_epoch = epoch;
+	s->q_now = now;
+	s->q_want_cas = want_cas;
+	s->q_out = MC_FRAME_LEN;
+	if (!budget) {
+		stat_inc(reason);
+		return XDP_PASS;
+	}
+	/* payload limit: budget minus IP and UDP headers, END\r\n and slack */
+	if (budget < ip_hdr + 8 + MC_FRAME_LEN + 5 + 1) {
+		stat_inc(reason);
+		return XDP_PASS;
+	}
+	s->q_limit = budget - ip_hdr - 8 - 5;
+	if (s->q_limit > BUF_SIZE - 64)
+		s->q_limit = BUF_SIZE - 64;
+
+	bpf_loop(MAX_GET_KEYS, get_key_step, &g, 0);
+	if (!g.miss) {
+		__u32 o = s->q_out;
+		*(__u64 *)(s->out + (o & BUF_MASK)) = W5('E', 'N', 'D', '\r', '\n');
+		o += 5;
+		/* frame header: echo the request id, sequence 0 of 1 */
+		*(__u16 *)s->out = *(__u16 *)s->in;
+		*(__u16 *)(s->out + 2) = 0;
+		*(__u16 *)(s->out + 4) = bpf_htons(1);
+		*(__u16 *)(s->out + 6) = 0;
+		int rc = send_reply(ctx, p, s, o);
+		if (rc == XDP_TX) {
+			stat_inc(STAT_HITS);
+			stat_add(STAT_HIT_KEYS, nkeys);
+			return XDP_TX;
+		}
+		if (rc == XDP_DROP)
+			return XDP_DROP;
+		g.miss = STAT_MISS_TOO_BIG;
+	}
+	stat_inc(g.miss == STAT_MISS_TOO_BIG && reason == STAT_PASS_AMPLIFICATION && budget < cfg->mtu
+			 ? STAT_PASS_AMPLIFICATION
+			 : g.miss);
+
+	/* Miss: memcached answers. Leave a ticket per key and a reply state so
+	 * the egress program can fill from the answer. */
+	__u16 req_id = *(__u16 *)s->in;
+	for (int k = 0; k < MAX_GET_KEYS; k++) {
+		if (k >= nkeys)
+			break;
+		__u64 h = s->hashes[k];
+		issue_ticket(s, p, req_id, 0, h, bucket_gen(cfg, h), epoch, now);
+	}
+	struct ticket_key *rk = &s->tkey;
+	rk->opaque = 0;
+	rk->hash = 0;
+	struct reply_state rs = {};
+	bpf_map_update_elem(&reply_map, rk, &rs, BPF_ANY);
+	return XDP_PASS;
+
+malformed:
+	stat_inc(STAT_PASS_MALFORMED);
+	scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+	return XDP_PASS;
+}
+
+static __always_inline int bin_is_get(__u8 op)
+{
+	return op == BIN_GET || op == BIN_GETQ || op == BIN_GETK || op == BIN_GETKQ;
+}
+
+/* Binary GET/GETQ/GETK/GETKQ over UDP, one request per datagram. */
+static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
+				      __u32 len, __u64 now)
+{
+	__u8 *h = s->in + MC_FRAME_LEN;
+	__u8 op = h[1];
+	__u32 klen = ((__u32)h[2] << 8) | h[3];
+	__u32 elen = h[4];
+	__u32 body = ((__u32)h[8] << 24) | ((__u32)h[9] << 16) | ((__u32)h[10] << 8) | h[11];
+	if (!bin_is_get(op) || elen != 0 || klen == 0 || klen > KEY_MAX || body != klen ||
+	    MC_FRAME_LEN + MC_BIN_HDR_LEN + klen != len) {
+		/* not a single GET: invalidate what it mutates */
+		scan_binary(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		stat_inc(STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	stat_inc(STAT_GET_REQS);
+	__u64 *k64 = (__u64 *)s->keys[0];
+	for (int i = 0; i < KEY_WORDS; i++)
+		k64[i] = 0;
+	for (__u32 i = 0; i < KEY_MAX; i++) {
+		if (i >= klen)
+			break;
+		s->keys[0][i] = AT(s->in, BUF_MASK, MC_FRAME_LEN + MC_BIN_HDR_LEN + i);
+	}
+	s->key_lens[0] = klen;
+	s->hashes[0] = sc_hash(s, 0, klen, cfg->seed);
+
+	struct global_state *gs = get_global();
+	if (!gs)
+		return XDP_PASS;
+	__u64 epoch = gs->epoch;
+	__u32 reason = 0;
+	__u32 ip_hdr = p->pl_off - 8 - p->l3_off;
+	__u32 budget = reply_budget(cfg, p, ip_hdr + 8 + len, &reason);
+	if (!budget || budget < ip_hdr + 8 + MC_FRAME_LEN + MC_BIN_HDR_LEN + 4) {
+		stat_inc(reason ? reason : STAT_PASS_NOT_ALLOWED);
+		return XDP_PASS;
+	}
+	__u32 limit = budget - ip_hdr - 8;
+	if (limit > BUF_SIZE - 64)
+		limit = BUF_SIZE - 64;
+	int with_key = op == BIN_GETK || op == BIN_GETKQ;
+	s->q_epoch = epoch;
+	s->q_now = now;
+	s->q_out = MC_FRAME_LEN + MC_BIN_HDR_LEN;
+	s->q_limit = limit;
+	int miss = sc_serve_binary(s, cfg, with_key);
+	if (!miss) {
+		__u32 kl = with_key ? klen : 0;
+		__u32 vlen = s->q_vlen, o = s->q_out;
+		__u8 *o8 = s->out;
+		/* frame header */
+		*(__u16 *)o8 = *(__u16 *)s->in;
+		*(__u16 *)(o8 + 2) = 0;
+		*(__u16 *)(o8 + 4) = bpf_htons(1);
+		*(__u16 *)(o8 + 6) = 0;
+		/* response header */
+		__u8 *rh = o8 + MC_FRAME_LEN;
+		rh[0] = 0x81;
+		rh[1] = op;
+		*(__u16 *)(rh + 2) = bpf_htons(kl);
+		rh[4] = 4;
+		rh[5] = 0;
+		*(__u16 *)(rh + 6) = 0;
+		*(__u32 *)(rh + 8) = bpf_htonl(4 + kl + vlen);
+		*(__u32 *)(rh + 12) = *(__u32 *)(h + 12); /* opaque */
+		*(__u64 *)(rh + 16) = bpf_cpu_to_be64(s->q_cas);
+		int rc = send_reply(ctx, p, s, o);
+		if (rc == XDP_TX) {
+			stat_inc(STAT_HITS);
+			stat_inc(STAT_HIT_KEYS);
+			return XDP_TX;
+		}
+		if (rc == XDP_DROP)
+			return XDP_DROP;
+		miss = STAT_MISS_TOO_BIG;
+	}
+	stat_inc(miss);
+	/* The reply to GET/GETQ carries no key: the ticket keeps it. */
+	__u64 *tk64 = (__u64 *)s->tk.key;
+	for (int i = 0; i < KEY_WORDS; i++)
+		tk64[i] = k64[i];
+	s->tk.key_len = klen;
+	s->tk.hash = s->hashes[0];
+	s->tk.binary = 1;
+	s->tk.opcode = op;
+	issue_ticket(s, p, *(__u16 *)s->in, *(__u32 *)(h + 12), 0, bucket_gen(cfg, s->hashes[0]), epoch, now);
+	s->tk.binary = 0;
+	return XDP_PASS;
+}
+
+static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
+				      __u64 now)
+{
+	__u32 len = p->pl_len;
+	if (len < MC_FRAME_LEN + 1) {
+		stat_inc(STAT_PASS_MALFORMED);
+		return XDP_PASS;
+	}
+	if (len > BUF_SIZE) {
+		/* too long to serve; still look for mutations */
+		__u8 first = 0;
+		bpf_xdp_load_bytes(ctx, p->pl_off + MC_FRAME_LEN, &first, 1);
+		if (first == 0x80)
+			scan_binary(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		else
+			scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		stat_inc(STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
+	if (bpf_xdp_load_bytes(ctx, p->pl_off, s->in, len) < 0)
+		return XDP_PASS;
+	/* frame header: sequence 0 of 1, i.e. a single-datagram request */
+	if (*(__u16 *)(s->in + 2) != 0 || *(__u16 *)(s->in + 4) != bpf_htons(1)) {
+		stat_inc(STAT_PASS_MULTI_FRAME);
+		return XDP_PASS;
+	}
+	if (s->in[MC_FRAME_LEN] == 0x80) {
+		if (len < MC_FRAME_LEN + MC_BIN_HDR_LEN) {
+			stat_inc(STAT_PASS_MALFORMED);
+			return XDP_PASS;
+		}
+		return udp_binary(ctx, cfg, s, p, len, now);
+	}
+	__u64 w = load8(s->in, BUF_MASK, MC_FRAME_LEN);
+	if (len >= MC_FRAME_LEN + 5 && (w & MASKN(4)) == W4('g', 'e', 't', ' '))
+		return udp_ascii_get(ctx, cfg, s, p, len, 0, now);
+	if (len >= MC_FRAME_LEN + 6 && (w & MASKN(5)) == W5('g', 'e', 't', 's', ' '))
+		return udp_ascii_get(ctx, cfg, s, p, len, 1, now);
+	scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+	stat_inc(STAT_PASS_OTHER);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdpcache_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct pkt p;
+
+	stat_inc(STAT_XDP_PACKETS);
+	struct config *cfg = get_config();
+	if (!cfg)
+		return XDP_PASS;
+	if (parse_pkt(data, data_end, data_end - data, &p))
+		return XDP_PASS;
+	if (!port_match(cfg, p.dport))
+		return XDP_PASS;
+	stat_inc(STAT_MC_PACKETS);
+	struct scratch *s = get_scratch();
+	if (!s)
+		return XDP_PASS;
+	__u64 now = bpf_ktime_get_ns();
+	if (p.proto == IPPROTO_TCP) {
+		handle_tcp(ctx, cfg, s, &p, now);
+		return XDP_PASS;
+	}
+	return handle_udp(ctx, cfg, s, &p, now);
+}

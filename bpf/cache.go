@@ -1,0 +1,260 @@
+package bpf
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+// Limits compiled into the programs (c/include/consts.h).
+const (
+	MaxKey      = 250
+	MaxValueCap = 1408
+	MaxPorts    = 4
+)
+
+// Settings are a deployment's tunables, written to config_map before the
+// programs are attached.
+type Settings struct {
+	Ports        []uint16      // memcached ports (UDP for GETs, TCP and UDP for mutations)
+	Entries      uint32        // cache buckets, a power of two
+	MaxValue     uint32        // largest value cached, at most MaxValueCap
+	MTU          uint32        // largest IP packet a reply may be
+	MaxAge       time.Duration // upper bound on an entry's age
+	WriteHold    time.Duration // fills refused this long after a mutation of the key
+	UnlistedAmp  uint32        // sources outside the allow-list: amplification limit, 0 = never served
+	RequireLocal bool          // serve only requests addressed to a local address (local_map)
+	Seed         uint64        // key hash seed; 0 picks a random one
+}
+
+// DefaultSettings are the documented defaults (docs/consistency.md).
+func DefaultSettings() Settings {
+	return Settings{
+		Ports:     []uint16{11211},
+		Entries:   65536,
+		MaxValue:  1024,
+		MTU:       1500,
+		MaxAge:    60 * time.Second,
+		WriteHold: time.Second,
+	}
+}
+
+// Validate reports the first setting the programs cannot work with.
+func (s Settings) Validate() error {
+	if len(s.Ports) == 0 || len(s.Ports) > MaxPorts {
+		return fmt.Errorf("between 1 and %d memcached ports are needed, got %d", MaxPorts, len(s.Ports))
+	}
+	for _, p := range s.Ports {
+		if p == 0 {
+			return errors.New("port 0 is not a memcached port")
+		}
+	}
+	if s.Entries < 2 || s.Entries > 1<<24 || bits.OnesCount32(s.Entries) != 1 {
+		return fmt.Errorf("entries must be a power of two between 2 and %d, got %d", 1<<24, s.Entries)
+	}
+	if s.MaxValue == 0 || s.MaxValue > MaxValueCap {
+		return fmt.Errorf("max value size must be between 1 and %d bytes, got %d", MaxValueCap, s.MaxValue)
+	}
+	if s.MTU < 576 || s.MTU > 9216 {
+		return fmt.Errorf("MTU %d is outside 576..9216", s.MTU)
+	}
+	if s.MaxAge <= 0 {
+		return fmt.Errorf("max age must be positive, got %s", s.MaxAge)
+	}
+	if s.WriteHold < 0 {
+		return fmt.Errorf("write hold must not be negative, got %s", s.WriteHold)
+	}
+	return nil
+}
+
+// Cache is the loaded XDP and TC programs with their shared maps.
+type Cache struct {
+	XDP  *ebpf.Program
+	TC   *ebpf.Program
+	Maps Maps
+}
+
+// Maps are the maps both programs share.
+type Maps = xdpMaps
+
+// Load creates the maps and loads both programs. The caller attaches them.
+func Load(s Settings) (*Cache, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	xspec, err := loadXdp()
+	if err != nil {
+		return nil, fmt.Errorf("parse XDP object: %w", err)
+	}
+	xspec.Maps["cache_map"].MaxEntries = s.Entries
+	var xo xdpObjects
+	if err := xspec.LoadAndAssign(&xo, nil); err != nil {
+		return nil, fmt.Errorf("load XDP program: %w", verifierSummary(err))
+	}
+	c := &Cache{XDP: xo.XdpcacheXdp, Maps: xo.xdpMaps}
+	if err := c.loadTC(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.Configure(s); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cache) loadTC() error {
+	tspec, err := loadTc()
+	if err != nil {
+		return fmt.Errorf("parse TC object: %w", err)
+	}
+	repl := map[string]*ebpf.Map{}
+	for name := range tspec.Maps {
+		m := c.Maps.byName(name)
+		if m == nil {
+			return fmt.Errorf("TC object has a map %q the XDP object lacks", name)
+		}
+		repl[name] = m
+	}
+	var to tcObjects
+	if err := tspec.LoadAndAssign(&to, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
+		return fmt.Errorf("load TC program: %w", verifierSummary(err))
+	}
+	c.TC = to.XdpcacheTc
+	return nil
+}
+
+func (m *Maps) byName(name string) *ebpf.Map {
+	switch name {
+	case "allow4_map":
+		return m.Allow4Map
+	case "allow6_map":
+		return m.Allow6Map
+	case "cache_map":
+		return m.CacheMap
+	case "config_map":
+		return m.ConfigMap
+	case "expiry_map":
+		return m.ExpiryMap
+	case "flow_map":
+		return m.FlowMap
+	case "global_map":
+		return m.GlobalMap
+	case "local_map":
+		return m.LocalMap
+	case "reply_map":
+		return m.ReplyMap
+	case "scratch_map":
+		return m.ScratchMap
+	case "stats_map":
+		return m.StatsMap
+	case "ticket_map":
+		return m.TicketMap
+	}
+	return nil
+}
+
+// Configure writes the settings into config_map. The programs read it on
+// every packet, so this takes effect at once.
+func (c *Cache) Configure(s Settings) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if c.Maps.CacheMap.MaxEntries() != s.Entries {
+		return fmt.Errorf("the cache map has %d entries, settings ask for %d: reload needed", c.Maps.CacheMap.MaxEntries(), s.Entries)
+	}
+	seed := s.Seed
+	for seed == 0 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("hash seed: %w", err)
+		}
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	cfg := xdpConfig{
+		EntriesMask:  s.Entries - 1,
+		MaxValue:     s.MaxValue,
+		Mtu:          s.MTU,
+		UnlistedAmp:  s.UnlistedAmp,
+		Seed:         seed,
+		MaxAgeNs:     uint64(s.MaxAge),
+		HoldNs:       uint64(s.WriteHold),
+		MonoToUnixNs: monoToUnix(),
+	}
+	copy(cfg.Ports[:], s.Ports)
+	if s.RequireLocal {
+		cfg.Flags |= cfgRequireLocal
+	}
+	if err := c.Maps.ConfigMap.Put(uint32(0), cfg); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+const cfgRequireLocal = 1
+
+// Config reads back what Configure wrote.
+func (c *Cache) Config() (Settings, uint64, error) {
+	var cfg xdpConfig
+	if err := c.Maps.ConfigMap.Lookup(uint32(0), &cfg); err != nil {
+		return Settings{}, 0, fmt.Errorf("read config: %w", err)
+	}
+	s := Settings{
+		Entries:      cfg.EntriesMask + 1,
+		MaxValue:     cfg.MaxValue,
+		MTU:          cfg.Mtu,
+		MaxAge:       time.Duration(cfg.MaxAgeNs),
+		WriteHold:    time.Duration(cfg.HoldNs),
+		UnlistedAmp:  cfg.UnlistedAmp,
+		RequireLocal: cfg.Flags&cfgRequireLocal != 0,
+		Seed:         cfg.Seed,
+	}
+	for _, p := range cfg.Ports {
+		if p != 0 {
+			s.Ports = append(s.Ports, p)
+		}
+	}
+	return s, cfg.Seed, nil
+}
+
+// Close releases the programs and maps (attachments and pins keep their own
+// references).
+func (c *Cache) Close() error {
+	var errs []error
+	for _, p := range []*ebpf.Program{c.XDP, c.TC} {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	errs = append(errs, c.Maps.Close())
+	return errors.Join(errs...)
+}
+
+// verifierSummary keeps a verifier rejection readable: the error line and
+// the last lines of the log, which name the failing instruction.
+func verifierSummary(err error) error {
+	var ve *ebpf.VerifierError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	log := ve.Log
+	if len(log) > 12 {
+		log = log[len(log)-12:]
+	}
+	return fmt.Errorf("%w\n  verifier: %s", err, strings.Join(log, "\n  verifier: "))
+}
+
+func monoToUnix() int64 {
+	// Monotonic clock of the kernel (bpf_ktime_get_ns) vs wall clock.
+	var mono int64
+	if ts, err := clockMonotonic(); err == nil {
+		mono = ts
+	}
+	return time.Now().UnixNano() - mono
+}

@@ -1,0 +1,7 @@
+// Package bpf holds xdpcache's BPF programs (C sources in c/) and the Go
+// bindings bpf2go generates from them. The generated *_bpfel.go/*_bpfel.o
+// files are committed so building xdpcache needs no clang.
+package bpf
+
+//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -type config -type item -type global_state -type ticket_key -type ticket -type allow_key4 -type allow_key6 -type allow_rule -type local_addr -type stat_id xdp c/xdp_cache.c -- -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" tc c/tc_fill.c -- -I/usr/include/x86_64-linux-gnu
