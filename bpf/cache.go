@@ -114,6 +114,7 @@ func (c *Cache) loadTC() error {
 	if err != nil {
 		return fmt.Errorf("parse TC object: %w", err)
 	}
+	tspec.Maps["cache_map"].MaxEntries = c.Maps.CacheMap.MaxEntries()
 	repl := map[string]*ebpf.Map{}
 	for name := range tspec.Maps {
 		m := c.Maps.byName(name)

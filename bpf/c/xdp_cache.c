@@ -182,6 +182,27 @@ static __always_inline void issue_ticket(struct scratch *s, struct pkt *p, __u16
 	bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_ANY);
 }
 
+/* Miss: memcached answers. Leaves a ticket per key and a reply state so the
+ * egress program can fill from the answer. Global: see text.h. */
+__noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pkt *p, __u32 nkeys)
+{
+	if (!s || !cfg || !p)
+		return -1;
+	__u16 req_id = *(__u16 *)s->in;
+	for (int k = 0; k < MAX_GET_KEYS; k++) {
+		if (k >= nkeys)
+			break;
+		__u64 h = s->hashes[k];
+		issue_ticket(s, p, req_id, 0, h, bucket_gen(cfg, h), s->q_epoch, s->q_now);
+	}
+	struct ticket_key *rk = &s->tkey;
+	rk->opaque = 0;
+	rk->hash = 0;
+	struct reply_state rs = {};
+	bpf_map_update_elem(&reply_map, rk, &rs, BPF_ANY);
+	return 0;
+}
+
 struct get_ctx {
 	struct config *cfg;
 	struct scratch *s;
@@ -294,18 +315,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 
 	/* Miss: memcached answers. Leave a ticket per key and a reply state so
 	 * the egress program can fill from the answer. */
-	__u16 req_id = *(__u16 *)s->in;
-	for (int k = 0; k < MAX_GET_KEYS; k++) {
-		if (k >= nkeys)
-			break;
-		__u64 h = s->hashes[k];
-		issue_ticket(s, p, req_id, 0, h, bucket_gen(cfg, h), epoch, now);
-	}
-	struct ticket_key *rk = &s->tkey;
-	rk->opaque = 0;
-	rk->hash = 0;
-	struct reply_state rs = {};
-	bpf_map_update_elem(&reply_map, rk, &rs, BPF_ANY);
+	sc_issue_tickets(s, cfg, p, nkeys);
 	return XDP_PASS;
 
 malformed:
@@ -337,13 +347,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	}
 	stat_inc(STAT_GET_REQS);
 	__u64 *k64 = (__u64 *)s->keys[0];
-	for (int i = 0; i < KEY_WORDS; i++)
-		k64[i] = 0;
-	for (__u32 i = 0; i < KEY_MAX; i++) {
-		if (i >= klen)
-			break;
-		s->keys[0][i] = AT(s->in, BUF_MASK, MC_FRAME_LEN + MC_BIN_HDR_LEN + i);
-	}
+	sc_copy_key(s, BUF_IN, MC_FRAME_LEN + MC_BIN_HDR_LEN, klen, 0);
 	s->key_lens[0] = klen;
 	s->hashes[0] = sc_hash(s, 0, klen, cfg->seed);
 

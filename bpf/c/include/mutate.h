@@ -328,16 +328,29 @@ static long ascii_step(__u32 idx, void *data)
 	return 0;
 }
 
-/* Scans payload bytes [from, end) of the packet for ASCII mutations. */
-static __always_inline void scan_ascii(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
-				       __u32 base, __u32 from, __u32 end)
+/* Scans payload bytes [from, end) of the packet for ASCII mutations.
+ * Global: checked once, not at every call site. s->q_now is the time. */
+__noinline int sc_scan_ascii(struct xdp_md *ctx, struct scratch *s, struct config *cfg, __u32 base, __u32 range)
 {
+	if (!s || !cfg)
+		return -1;
 	struct scan_ctx c = {
-		.ctx = ctx, .cfg = cfg, .s = s, .now = now, .base = base, .end = end, .pos = from, .line_start = 1,
+		.ctx = ctx, .cfg = cfg, .s = s, .now = s->q_now, .base = base,
+		.pos = range & 0xffff, .end = range >> 16, .line_start = 1,
 	};
 	bpf_loop(MAX_SCAN_STEPS, ascii_step, &c, 0);
 	if (c.pos < c.end) /* more commands than we scan: be safe */
-		flush_cache(cfg, now, 0, 1);
+		flush_cache(cfg, c.now, 0, 1);
+	return 0;
+}
+
+static __always_inline void scan_ascii(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
+				       __u32 base, __u32 from, __u32 end)
+{
+	s->q_now = now;
+	if (end > 0xffff) /* the scan covers 64 KiB at most */
+		end = 0xffff;
+	sc_scan_ascii(ctx, s, cfg, base, from | (end << 16));
 }
 
 static __always_inline int bin_mutating(__u8 op)
@@ -402,14 +415,7 @@ static long binary_step(__u32 idx, void *data)
 		if (klen == 0 || klen > KEY_MAX || koff + klen > wlen) {
 			flush_cache(c->cfg, c->now, 0, 1);
 		} else {
-			__u64 *k64 = (__u64 *)c->s->key;
-			for (int i = 0; i < KEY_WORDS; i++)
-				k64[i] = 0;
-			for (__u32 i = 0; i < KEY_MAX; i++) {
-				if (i >= klen)
-					break;
-				c->s->key[i] = AT(w, WIN_MASK, koff + i);
-			}
+			sc_copy_key(c->s, BUF_WIN, koff, klen, KEY_SLOT);
 			/* exptime: in extras after flags for SET/ADD/REPLACE(Q),
 			 * first for TOUCH/GAT*, after delta+initial for INCR/DECR. */
 			int known = 0;
@@ -437,19 +443,33 @@ static long binary_step(__u32 idx, void *data)
 
 /* Walks binary requests from payload offset from. Returns the offset of the
  * next header (>= end when the last request runs past the payload), or -1
- * after losing track (the cache has been flushed). */
-static __always_inline long scan_binary(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
-					__u32 base, __u32 from, __u32 end)
+ * after losing track (the cache has been flushed). Global, as above. */
+__noinline long sc_scan_binary(struct xdp_md *ctx, struct scratch *s, struct config *cfg, __u32 base, __u32 range)
 {
+	if (!s || !cfg)
+		return -1;
+	__u32 end = range >> 16;
 	struct bin_ctx b = {
-		.sc = { .ctx = ctx, .cfg = cfg, .s = s, .now = now, .base = base, .end = end, .pos = from },
+		.sc = { .ctx = ctx, .cfg = cfg, .s = s, .now = s->q_now, .base = base, .end = end,
+			.pos = range & 0xffff },
 	};
 	bpf_loop(MAX_SCAN_STEPS, binary_step, &b, 0);
 	if (b.desync || b.sc.pos < end) {
-		flush_cache(cfg, now, 0, 1);
+		flush_cache(cfg, b.sc.now, 0, 1);
 		return -1;
 	}
 	return b.sc.pos;
+}
+
+static __always_inline long scan_binary(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
+					__u32 base, __u32 from, __u32 end)
+{
+	s->q_now = now;
+	if (end > 0xffff || from > 0xffff) {
+		flush_cache(cfg, now, 0, 1);
+		return -1;
+	}
+	return sc_scan_binary(ctx, s, cfg, base, from | (end << 16));
 }
 
 /* TCP segment to memcached: follow binary flows by sequence number, scan

@@ -197,6 +197,25 @@ __noinline __u64 sc_hash(struct scratch *s, __u32 slot, __u32 len, __u64 seed)
 	return key_hash(k, len, seed);
 }
 
+/* Copies len bytes at off into a key slot (zero-padded). */
+__noinline int sc_copy_key(struct scratch *s, __u32 which, __u32 off, __u32 len, __u32 slot)
+{
+	if (!s)
+		return -1;
+	__u8 *dst = slot < MAX_GET_KEYS ? s->keys[slot & (MAX_GET_KEYS - 1)] : s->key;
+	for (int w = 0; w < KEY_WORDS; w++)
+		((__u64 *)dst)[w] = 0;
+	for (__u32 i = 0; i < KEY_MAX; i++) {
+		if (i >= len)
+			break;
+		if (which == BUF_WIN)
+			dst[i] = s->win[(off + i) & WIN_MASK];
+		else
+			dst[i] = s->in[(off + i) & BUF_MASK];
+	}
+	return 0;
+}
+
 /* copy_token into a key slot. */
 __noinline int sc_key(struct scratch *s, __u32 which, __u32 off, __u32 limit, __u32 slot)
 {

@@ -1,0 +1,118 @@
+package bpf
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+func TestASCIIGetHitMiss(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    flow
+	}{
+		{"ipv4", v4flow()},
+		{"ipv6", v6flow()},
+		{"vlan", func() flow { f := v4flow(); f.vlans = []uint16{7}; return f }()},
+		{"qinq-ipv6", func() flow { f := v6flow(); f.vlans = []uint16{7, 300}; return f }()},
+		{"ipv4-options", func() flow {
+			f := v4flow()
+			f.ipOptions = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 1}}
+			return f
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.expectMiss(tc.f, "foo")
+			value := []byte("bar\r\nEND\r\nVALUE x 0 1\r\n\x00\xff") // any bytes, lengths from the bytes field
+			h.fillASCII(tc.f, "foo", 42, value, nil)
+			got := h.getHit(tc.f, "get", "foo")
+			want := append(asciiItem("foo", 42, value, nil), "END\r\n"...)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("reply\n got %q\nwant %q", got, want)
+			}
+			h.expectMiss(tc.f, "fo")
+			h.expectMiss(tc.f, "fooo")
+		})
+	}
+}
+
+func TestMultiGetAllOrNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	keys := make([]string, 10)
+	var want []byte
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%02d", i)
+		v := bytes.Repeat([]byte{byte('a' + i)}, 32)
+		h.fillASCII(f, keys[i], uint32(i), v, nil)
+		want = append(want, asciiItem(keys[i], uint32(i), v, nil)...)
+	}
+	want = append(want, "END\r\n"...)
+	if got := h.getHit(f, "get", keys...); !bytes.Equal(got, want) {
+		t.Fatalf("multi-get reply\n got %q\nwant %q", got, want)
+	}
+	// One key missing: the whole request goes to memcached (never a partial answer).
+	miss := h.statDelta(StatMissAbsent, func() { h.getMiss(f, h.nextID(), "get", append(keys[:5:5], "absent")...) })
+	if miss != 1 {
+		t.Errorf("miss_absent grew by %d, want 1", miss)
+	}
+	// Repeated keys are answered repeatedly, as memcached does.
+	got := h.getHit(f, "get", keys[1], keys[1])
+	item := asciiItem(keys[1], 1, bytes.Repeat([]byte{'b'}, 32), nil)
+	if !bytes.Equal(got, append(append(item, item...), "END\r\n"...)) {
+		t.Errorf("repeated key reply %q", got)
+	}
+}
+
+func TestMultiGetFillFromSplitReply(t *testing.T) {
+	// memcached 1.6 may send one multi-get reply as several datagrams that
+	// all say "0 of 1"; every complete item must fill.
+	h := newHarness(t, nil)
+	f := v4flow()
+	id := h.nextID()
+	h.getMiss(f, id, "get", "a", "b", "c")
+	h.tc(f.udpToClient(t, frame(id, asciiItem("a", 0, []byte("A"), nil))))
+	h.tc(f.udpToClient(t, frame(id, asciiItem("b", 0, []byte("BB"), nil))))
+	h.tc(f.udpToClient(t, frame(id, append(asciiItem("c", 0, []byte("CCC"), nil), "END\r\n"...))))
+	got := h.getHit(f, "get", "a", "b", "c")
+	want := string(asciiItem("a", 0, []byte("A"), nil)) + string(asciiItem("b", 0, []byte("BB"), nil)) +
+		string(asciiItem("c", 0, []byte("CCC"), nil)) + "END\r\n"
+	if string(got) != want {
+		t.Fatalf("got %q want %q", got, want)
+	}
+}
+
+func TestValueSpanningDatagramsIsNotMisread(t *testing.T) {
+	// A value that continues in the next datagram must be skipped there,
+	// even when its bytes look like another item.
+	h := newHarness(t, nil)
+	f := v4flow()
+	id := h.nextID()
+	h.getMiss(f, id, "get", "big", "evil")
+	fake := []byte("VALUE evil 0 4\r\nFAKE\r\n")
+	value := append(bytes.Repeat([]byte("x"), 100), fake...)
+	first := asciiItem("big", 0, value, nil)
+	h.tc(f.udpToClient(t, frame(id, first[:60])))
+	h.tc(f.udpToClient(t, frame(id, append(first[60:], "END\r\n"...))))
+	h.expectMiss(f, "evil")
+}
+
+func TestGetsNeedsCAS(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "nocas", 1, []byte("v"), nil)
+	if n := h.statDelta(StatMissNoCAS, func() { h.getMiss(f, h.nextID(), "gets", "nocas") }); n != 1 {
+		t.Errorf("gets on an entry without CAS: miss_no_cas +%d", n)
+	}
+	cas := uint64(1234567890123)
+	h.fillASCII(f, "withcas", 7, []byte("value"), &cas)
+	if got, want := h.getHit(f, "gets", "withcas"), append(asciiItem("withcas", 7, []byte("value"), &cas), "END\r\n"...); !bytes.Equal(got, want) {
+		t.Errorf("gets reply %q want %q", got, want)
+	}
+	if got, want := h.getHit(f, "get", "withcas"), append(asciiItem("withcas", 7, []byte("value"), nil), "END\r\n"...); !bytes.Equal(got, want) {
+		t.Errorf("get reply %q want %q", got, want)
+	}
+}

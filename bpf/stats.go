@@ -1,0 +1,90 @@
+package bpf
+
+import "fmt"
+
+// Stat names a counter of stats_map (enum stat_id in c/include/consts.h).
+type Stat = xdpStatId
+
+// Counters, named as in the C enum without the STAT_ prefix.
+const (
+	StatXDPPackets        = xdpStatIdSTAT_XDP_PACKETS
+	StatMCPackets         = xdpStatIdSTAT_MC_PACKETS
+	StatGetReqs           = xdpStatIdSTAT_GET_REQS
+	StatHits              = xdpStatIdSTAT_HITS
+	StatHitKeys           = xdpStatIdSTAT_HIT_KEYS
+	StatMissAbsent        = xdpStatIdSTAT_MISS_ABSENT
+	StatMissExpired       = xdpStatIdSTAT_MISS_EXPIRED
+	StatMissNoCAS         = xdpStatIdSTAT_MISS_NO_CAS
+	StatMissTooBig        = xdpStatIdSTAT_MISS_TOO_BIG
+	StatPassNotAllowed    = xdpStatIdSTAT_PASS_NOT_ALLOWED
+	StatPassNotLocal      = xdpStatIdSTAT_PASS_NOT_LOCAL
+	StatPassAmplification = xdpStatIdSTAT_PASS_AMPLIFICATION
+	StatPassMultiFrame    = xdpStatIdSTAT_PASS_MULTI_FRAME
+	StatPassMalformed     = xdpStatIdSTAT_PASS_MALFORMED
+	StatPassTooManyKeys   = xdpStatIdSTAT_PASS_TOO_MANY_KEYS
+	StatPassOther         = xdpStatIdSTAT_PASS_OTHER
+	StatInvalidations     = xdpStatIdSTAT_INVALIDATIONS
+	StatFlushes           = xdpStatIdSTAT_FLUSHES
+	StatFlushUnreadable   = xdpStatIdSTAT_FLUSH_UNREADABLE
+	StatTCPSegments       = xdpStatIdSTAT_TCP_SEGMENTS
+	StatFills             = xdpStatIdSTAT_FILLS
+	StatFillStale         = xdpStatIdSTAT_FILL_STALE
+	StatFillNoTicket      = xdpStatIdSTAT_FILL_NO_TICKET
+	StatFillTooBig        = xdpStatIdSTAT_FILL_TOO_BIG
+	StatFillMalformed     = xdpStatIdSTAT_FILL_MALFORMED
+	StatTCPackets         = xdpStatIdSTAT_TC_PACKETS
+	numStats              = int(xdpStatIdSTAT_MAX)
+)
+
+// Stats are the counters summed over CPUs, indexed by Stat.
+type Stats []uint64
+
+// Get returns one counter.
+func (s Stats) Get(id Stat) uint64 {
+	if int(id) >= len(s) {
+		return 0
+	}
+	return s[id]
+}
+
+// Named returns the counters by their snake_case names (hits, miss_absent, ...).
+func (s Stats) Named() map[string]uint64 {
+	out := make(map[string]uint64, len(s))
+	for i, v := range s {
+		out[StatName(Stat(i))] = v
+	}
+	return out
+}
+
+// statNames follow enum stat_id; TestStatNamesMatchBTF keeps them in step.
+var statNames = [...]string{
+	"xdp_packets", "mc_packets", "get_reqs", "hits", "hit_keys",
+	"miss_absent", "miss_expired", "miss_no_cas", "miss_too_big",
+	"pass_not_allowed", "pass_not_local", "pass_amplification", "pass_multi_frame",
+	"pass_malformed", "pass_too_many_keys", "pass_other",
+	"invalidations", "flushes", "flush_unreadable", "tcp_segments",
+	"fills", "fill_stale", "fill_no_ticket", "fill_too_big", "fill_malformed", "tc_packets",
+}
+
+// StatName is the counter's name as status and metrics show it.
+func StatName(id Stat) string {
+	if int(id) < len(statNames) {
+		return statNames[id]
+	}
+	return fmt.Sprintf("stat_%d", int(id))
+}
+
+// Stats reads every counter, summing the per-CPU values.
+func (c *Cache) Stats() (Stats, error) {
+	out := make(Stats, numStats)
+	var vals []uint64
+	for i := range numStats {
+		if err := c.Maps.StatsMap.Lookup(uint32(i), &vals); err != nil {
+			return nil, fmt.Errorf("read counter %s: %w", StatName(Stat(i)), err)
+		}
+		for _, v := range vals {
+			out[i] += v
+		}
+	}
+	return out, nil
+}
