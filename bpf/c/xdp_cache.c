@@ -341,7 +341,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	if (!bin_is_get(op) || elen != 0 || klen == 0 || klen > KEY_MAX || body != klen ||
 	    MC_FRAME_LEN + MC_BIN_HDR_LEN + klen != len) {
 		/* not a single GET: invalidate what it mutates */
-		scan_binary(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_binary(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len, 0);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -428,7 +428,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		__u8 first = 0;
 		bpf_xdp_load_bytes(ctx, p->pl_off + MC_FRAME_LEN, &first, 1);
 		if (first == 0x80)
-			scan_binary(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+			scan_binary(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len, 0);
 		else
 			scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);

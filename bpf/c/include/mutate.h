@@ -443,7 +443,9 @@ static long binary_step(__u32 idx, void *data)
 
 /* Walks binary requests from payload offset from. Returns the offset of the
  * next header (>= end when the last request runs past the payload), or -1
- * after losing track (the cache has been flushed). Global, as above. */
+ * after losing track. Over TCP the caller must then flush: what follows may
+ * be a mutation we cannot see. A UDP datagram is complete: memcached drops
+ * what it cannot parse there, so nothing unseen can follow. Global, as above. */
 __noinline long sc_scan_binary(struct xdp_md *ctx, struct scratch *s, struct config *cfg, __u32 base, __u32 range)
 {
 	if (!s || !cfg)
@@ -454,22 +456,21 @@ __noinline long sc_scan_binary(struct xdp_md *ctx, struct scratch *s, struct con
 			.pos = range & 0xffff },
 	};
 	bpf_loop(MAX_SCAN_STEPS, binary_step, &b, 0);
-	if (b.desync || b.sc.pos < end) {
-		flush_cache(cfg, b.sc.now, 0, 1);
+	if (b.desync || b.sc.pos < end)
 		return -1;
-	}
 	return b.sc.pos;
 }
 
 static __always_inline long scan_binary(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
-					__u32 base, __u32 from, __u32 end)
+					__u32 base, __u32 from, __u32 end, int tcp)
 {
 	s->q_now = now;
-	if (end > 0xffff || from > 0xffff) {
+	long next = -1;
+	if (end <= 0xffff && from <= 0xffff)
+		next = sc_scan_binary(ctx, s, cfg, base, from | (end << 16));
+	if (next < 0 && tcp)
 		flush_cache(cfg, now, 0, 1);
-		return -1;
-	}
-	return sc_scan_binary(ctx, s, cfg, base, from | (end << 16));
+	return next;
 }
 
 /* TCP segment to memcached: follow binary flows by sequence number, scan
@@ -502,7 +503,7 @@ static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, s
 		}
 		if ((__u32)d >= p->pl_len)
 			goto out; /* all value bytes of a request already seen */
-		long next = scan_binary(ctx, cfg, s, now, p->pl_off, d, p->pl_len);
+		long next = scan_binary(ctx, cfg, s, now, p->pl_off, d, p->pl_len, 1);
 		if (next < 0)
 			fs->state = FLOW_UNSYNCED;
 		else
@@ -513,7 +514,7 @@ static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, s
 	if (bpf_xdp_load_bytes(ctx, p->pl_off, &first, 1) < 0)
 		goto out;
 	if (first == 0x80) {
-		long next = scan_binary(ctx, cfg, s, now, p->pl_off, 0, p->pl_len);
+		long next = scan_binary(ctx, cfg, s, now, p->pl_off, 0, p->pl_len, 1);
 		struct flow_state nfs = {
 			.next_hdr_seq = next < 0 ? 0 : p->tcp_seq + (__u32)next,
 			.state = next < 0 ? FLOW_UNSYNCED : FLOW_BINARY,

@@ -1,0 +1,285 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestASCIIMutationsInvalidate(t *testing.T) {
+	cmds := []struct {
+		name string
+		line string // %s is the key
+	}{
+		{"set", "set %s 0 0 3\r\nnew\r\n"},
+		{"set-noreply", "set %s 0 0 3 noreply\r\nnew\r\n"},
+		{"add", "add %s 0 0 1\r\nx\r\n"},
+		{"replace", "replace %s 0 0 1\r\nx\r\n"},
+		{"append", "append %s 0 0 1\r\nx\r\n"},
+		{"prepend", "prepend %s 0 0 1\r\nx\r\n"},
+		{"cas", "cas %s 0 0 1 99\r\nx\r\n"},
+		{"delete", "delete %s\r\n"},
+		{"delete-noreply", "delete %s noreply\r\n"},
+		{"incr", "incr %s 1\r\n"},
+		{"decr", "decr %s 1\r\n"},
+		{"touch", "touch %s 100\r\n"},
+		{"gat", "gat 100 other %s\r\n"},
+		{"gats", "gats 100 %s\r\n"},
+		{"meta-set", "ms %s 2 T0\r\nhi\r\n"},
+		{"meta-delete", "md %s q\r\n"},
+		{"meta-arith", "ma %s\r\n"},
+		{"meta-get-touch", "mg %s v T30\r\n"},
+		{"lf-only", "delete %s\n"},
+		{"extra-spaces", "delete   %s \r\n"},
+		{"pipelined", "get a b\r\nset zz 0 0 2\r\nzz\r\ndelete %s\r\n"},
+		{"after-value-with-lines", "set other 0 0 13\r\nset x 0 0 0\r\n\r\ndelete %s\r\n"},
+	}
+	for _, proto := range []string{"tcp", "udp"} {
+		for _, c := range cmds {
+			t.Run(proto+"/"+c.name, func(t *testing.T) {
+				h := newHarness(t, nil)
+				f := v4flow()
+				h.fillASCII(f, "victim", 0, []byte("old"), nil)
+				h.fillASCII(f, "bystander", 0, []byte("keep"), nil)
+				payload := []byte(fmt.Sprintf(c.line, "victim"))
+				var pkt []byte
+				if proto == "tcp" {
+					pkt = f.tcpToServer(t, 1000, payload)
+				} else {
+					pkt = f.udpToServer(t, frame(h.nextID(), payload))
+				}
+				if ret, _ := h.xdp(pkt); ret != xdpPass {
+					t.Fatalf("mutation not passed to memcached: %d", ret)
+				}
+				h.expectMiss(f, "victim")
+				h.getHit(f, "get", "bystander") // precise: other keys stay
+			})
+		}
+	}
+}
+
+func TestReadsDoNotInvalidate(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	for _, line := range []string{"get k\r\n", "gets k\r\n", "mg k v\r\n", "stats\r\n", "version\r\n"} {
+		h.xdp(f.tcpToServer(t, 1, []byte(line)))
+	}
+	h.getHit(f, "get", "k")
+}
+
+func TestFlushAll(t *testing.T) {
+	for _, line := range []string{"flush_all\r\n", "flush_all noreply\r\n", "flush_all 0\r\n", "flush_all 30\r\n"} {
+		t.Run(line, func(t *testing.T) {
+			h := newHarness(t, nil)
+			f := v4flow()
+			h.fillASCII(f, "a", 0, []byte("1"), nil)
+			h.fillASCII(f, "b", 0, []byte("2"), nil)
+			if n := h.statDelta(StatFlushes, func() { h.xdp(f.tcpToServer(t, 5, []byte(line))) }); n != 1 {
+				t.Fatalf("flushes +%d", n)
+			}
+			h.expectMiss(f, "a")
+			h.expectMiss(f, "b")
+		})
+	}
+	// A delayed flush also refuses fills until its time has passed.
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.xdp(f.tcpToServer(t, 5, []byte("flush_all 30\r\n")))
+	id := h.nextID()
+	h.getMiss(f, id, "get", "late")
+	if n := h.statDelta(StatFillStale, func() {
+		h.tc(f.udpToClient(t, frame(id, append(asciiItem("late", 0, []byte("x"), nil), "END\r\n"...))))
+	}); n != 1 {
+		t.Errorf("fill during a pending flush_all delay: fill_stale +%d", n)
+	}
+}
+
+func TestUnreadableMutationFlushes(t *testing.T) {
+	for _, tail := range []string{"delete vic", "set vic", "se", "flush_a", "gat 10 a ", "incr"} {
+		t.Run(tail, func(t *testing.T) {
+			h := newHarness(t, nil)
+			f := v4flow()
+			h.fillASCII(f, "k", 0, []byte("v"), nil)
+			// the segment ends inside a mutating command: its key is in the next segment
+			if n := h.statDelta(StatFlushUnreadable, func() { h.xdp(f.tcpToServer(t, 1, []byte("get x\r\n"+tail))) }); n != 1 {
+				t.Fatalf("flush_unreadable +%d", n)
+			}
+			h.expectMiss(f, "k")
+		})
+	}
+	// Continuation segments (value bytes) that do not look like commands are harmless.
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	h.xdp(f.tcpToServer(t, 1, []byte("xxxxxxxxxxxxxxxxx\r\n")))
+	h.getHit(f, "get", "k")
+}
+
+func TestBinaryMutationsInvalidate(t *testing.T) {
+	setExtras := make([]byte, 8) // flags, exptime
+	touchExtras := make([]byte, 4)
+	arith := make([]byte, 20)
+	cases := []struct {
+		name   string
+		op     byte
+		extras []byte
+		value  []byte
+	}{
+		{"set", 0x01, setExtras, []byte("v")}, {"add", 0x02, setExtras, []byte("v")},
+		{"replace", 0x03, setExtras, []byte("v")}, {"delete", 0x04, nil, nil},
+		{"incr", 0x05, arith, nil}, {"decr", 0x06, arith, nil},
+		{"append", 0x0e, nil, []byte("v")}, {"prepend", 0x0f, nil, []byte("v")},
+		{"setq", 0x11, setExtras, []byte("v")}, {"deleteq", 0x14, nil, nil},
+		{"touch", 0x1c, touchExtras, nil}, {"gat", 0x1d, touchExtras, nil}, {"gatkq", 0x24, touchExtras, nil},
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, c := range cases {
+			t.Run(proto+"/"+c.name, func(t *testing.T) {
+				h := newHarness(t, nil)
+				f := v4flow()
+				h.fillASCII(f, "victim", 0, []byte("old"), nil)
+				h.fillASCII(f, "bystander", 0, []byte("keep"), nil)
+				// pipelined after a NOOP-like GETQ of another key
+				req := append(binReq(0x09, "other", nil, nil, 1), binReq(c.op, "victim", c.extras, c.value, 2)...)
+				if proto == "udp" {
+					h.xdp(f.udpToServer(t, frame(h.nextID(), req)))
+				} else {
+					h.xdp(f.tcpToServer(t, 77, req))
+				}
+				h.expectMiss(f, "victim")
+				h.getHit(f, "get", "bystander")
+			})
+		}
+	}
+}
+
+func TestBinaryTCPFollowsLargeValues(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "victim", 0, []byte("old"), nil)
+	h.fillASCII(f, "bystander", 0, []byte("keep"), nil)
+	// A SET whose value spans three segments, then a DELETE in the last one.
+	value := make([]byte, 3000)
+	for i := range value {
+		value[i] = 0x80 // looks like a request magic everywhere
+	}
+	stream := append(binReq(0x01, "big", make([]byte, 8), value, 1), binReq(0x04, "victim", nil, nil, 2)...)
+	seq := uint32(5000)
+	for off := 0; off < len(stream); off += 1400 {
+		end := min(off+1400, len(stream))
+		h.xdp(f.tcpToServer(t, seq+uint32(off), stream[off:end]))
+	}
+	h.expectMiss(f, "victim")
+	h.getHit(f, "get", "bystander")
+	if n := h.stats().Get(StatFlushUnreadable); n != 0 {
+		t.Errorf("lost track of the binary stream: %d unreadable flushes", n)
+	}
+	// A gap in the stream: the flow is lost and flushes.
+	h.fillASCII(f, "bystander2", 0, []byte("x"), nil)
+	h.xdp(f.tcpToServer(t, seq+uint32(len(stream))+100, binReq(0x04, "zzz", nil, nil, 3)))
+	h.expectMiss(f, "bystander2")
+}
+
+func TestStaleFillRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	// (a) GET passes, then a SET arrives, then memcached's (old) reply leaves.
+	id := h.nextID()
+	h.getMiss(f, id, "get", "k")
+	h.xdp(f.tcpToServer(t, 1, []byte("set k 0 0 3\r\nnew\r\n")))
+	if n := h.statDelta(StatFillStale, func() {
+		h.tc(f.udpToClient(t, frame(id, append(asciiItem("k", 0, []byte("old"), nil), "END\r\n"...))))
+	}); n != 1 {
+		t.Fatalf("fill_stale +%d", n)
+	}
+	h.expectMiss(f, "k")
+	// A reply nobody asked for (no ticket) never fills.
+	if n := h.statDelta(StatFillNoTicket, func() {
+		h.tc(f.udpToClient(t, frame(9999, append(asciiItem("k", 0, []byte("x"), nil), "END\r\n"...))))
+	}); n != 1 {
+		t.Errorf("fill_no_ticket +%d", n)
+	}
+	h.expectMiss(f, "k")
+}
+
+func TestWriteHold(t *testing.T) {
+	h := newHarness(t, func(s *Settings) { s.WriteHold = 300 * time.Millisecond })
+	f := v4flow()
+	// (b) SET arrives, then a GET: memcached may still answer the GET first
+	// with the old value, so fills are held.
+	h.xdp(f.tcpToServer(t, 1, []byte("set k 0 0 3\r\nnew\r\n")))
+	id := h.nextID()
+	h.getMiss(f, id, "get", "k")
+	if n := h.statDelta(StatFillStale, func() {
+		h.tc(f.udpToClient(t, frame(id, append(asciiItem("k", 0, []byte("old"), nil), "END\r\n"...))))
+	}); n != 1 {
+		t.Fatalf("fill inside the write hold: fill_stale +%d", n)
+	}
+	sleepPast(300 * time.Millisecond)
+	h.fillASCII(f, "k", 0, []byte("new"), nil)
+	h.getHit(f, "get", "k")
+}
+
+func TestExpiry(t *testing.T) {
+	h := newHarness(t, func(s *Settings) { s.MaxAge = 200 * time.Millisecond })
+	f := v4flow()
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	h.getHit(f, "get", "k")
+	sleepPast(200 * time.Millisecond)
+	if n := h.statDelta(StatMissExpired, func() { h.expectMiss(f, "k") }); n != 1 {
+		t.Errorf("miss_expired +%d", n)
+	}
+
+	// An exptime in the past (negative) means memcached holds nothing: no fill.
+	h2 := newHarness(t, nil)
+	h2.xdp(f.tcpToServer(t, 1, []byte("set gone 0 -1 1\r\nx\r\n")))
+	id := h2.nextID()
+	h2.getMiss(f, id, "get", "gone")
+	if n := h2.statDelta(StatFills, func() {
+		h2.tc(f.udpToClient(t, frame(id, append(asciiItem("gone", 0, []byte("x"), nil), "END\r\n"...))))
+	}); n != 0 {
+		t.Errorf("filled an item whose exptime had passed")
+	}
+	// A relative exptime bounds the entry (taken a second early).
+	h2.xdp(f.tcpToServer(t, 1, []byte("set soon 0 2 1\r\nx\r\n")))
+	h2.fillASCII(f, "soon", 0, []byte("x"), nil)
+	h2.getHit(f, "get", "soon")
+	time.Sleep(1100 * time.Millisecond)
+	h2.expectMiss(f, "soon")
+}
+
+func TestConcurrentFillAndInvalidate(t *testing.T) {
+	// (c) fills and invalidations of one bucket from several goroutines
+	// (the kernel runs each test run on the calling CPU): an entry is never
+	// torn, and after the last invalidation nothing is served.
+	h := newHarness(t, func(s *Settings) { s.Entries = 2 })
+	f := v4flow()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			h.xdp(f.tcpToServer(t, uint32(i), []byte("delete k\r\n")))
+		}
+	}()
+	for i := range 300 {
+		id := uint16(20000 + i)
+		v := []byte(fmt.Sprintf("value-%04d", i))
+		h.xdp(f.tcpToServer(t, uint32(i), []byte(fmt.Sprintf("set k 0 0 10\r\n%s\r\n", v))))
+		h.xdp(f.udpToServer(t, frame(id, getLine("get", "k"))))
+		h.tc(f.udpToClient(t, frame(id, append(asciiItem("k", 0, v, nil), "END\r\n"...))))
+		ret, out := h.xdp(f.udpToServer(t, frame(id, getLine("get", "k"))))
+		if ret == xdpTX {
+			r := decodeReply(t, f, out)
+			var n int
+			if _, err := fmt.Sscanf(string(r.payload[8:]), "VALUE k 0 10\r\nvalue-%04d\r\nEND\r\n", &n); err != nil || n != i {
+				t.Fatalf("served %q for fill %d", r.payload[8:], i)
+			}
+		}
+	}
+	<-done
+	h.xdp(f.tcpToServer(t, 1, []byte("delete k\r\n")))
+	h.expectMiss(f, "k")
+	_ = binary.BigEndian
+}
