@@ -36,12 +36,13 @@ type Settings struct {
 // DefaultSettings are the documented defaults (docs/consistency.md).
 func DefaultSettings() Settings {
 	return Settings{
-		Ports:     []uint16{11211},
-		Entries:   65536,
-		MaxValue:  1024,
-		MTU:       1500,
-		MaxAge:    60 * time.Second,
-		WriteHold: time.Second,
+		Ports:        []uint16{11211},
+		Entries:      65536,
+		MaxValue:     1024,
+		MTU:          1500,
+		MaxAge:       60 * time.Second,
+		WriteHold:    time.Second,
+		RequireLocal: true,
 	}
 }
 
@@ -71,6 +72,26 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("write hold must not be negative, got %s", s.WriteHold)
 	}
 	return nil
+}
+
+// ProgramTags identify this build's programs (the kernel's program tag),
+// so a deployment of another build is recognised as an upgrade.
+func ProgramTags() (xdp, tc string, err error) {
+	xs, err := loadXdp()
+	if err != nil {
+		return "", "", err
+	}
+	ts, err := loadTc()
+	if err != nil {
+		return "", "", err
+	}
+	if xdp, err = xs.Programs["xdpcache_xdp"].Tag(); err != nil {
+		return "", "", err
+	}
+	if tc, err = ts.Programs["xdpcache_tc"].Tag(); err != nil {
+		return "", "", err
+	}
+	return xdp, tc, nil
 }
 
 // Cache is the loaded XDP and TC programs with their shared maps.
@@ -116,8 +137,9 @@ func (c *Cache) loadTC() error {
 	}
 	tspec.Maps["cache_map"].MaxEntries = c.Maps.CacheMap.MaxEntries()
 	repl := map[string]*ebpf.Map{}
+	all := c.Maps.all()
 	for name := range tspec.Maps {
-		m := c.Maps.byName(name)
+		m := all[name]
 		if m == nil {
 			return fmt.Errorf("TC object has a map %q the XDP object lacks", name)
 		}
@@ -128,36 +150,6 @@ func (c *Cache) loadTC() error {
 		return fmt.Errorf("load TC program: %w", verifierSummary(err))
 	}
 	c.TC = to.XdpcacheTc
-	return nil
-}
-
-func (m *Maps) byName(name string) *ebpf.Map {
-	switch name {
-	case "allow4_map":
-		return m.Allow4Map
-	case "allow6_map":
-		return m.Allow6Map
-	case "cache_map":
-		return m.CacheMap
-	case "config_map":
-		return m.ConfigMap
-	case "expiry_map":
-		return m.ExpiryMap
-	case "flow_map":
-		return m.FlowMap
-	case "global_map":
-		return m.GlobalMap
-	case "local_map":
-		return m.LocalMap
-	case "reply_map":
-		return m.ReplyMap
-	case "scratch_map":
-		return m.ScratchMap
-	case "stats_map":
-		return m.StatsMap
-	case "ticket_map":
-		return m.TicketMap
-	}
 	return nil
 }
 

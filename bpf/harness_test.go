@@ -32,6 +32,7 @@ func newHarness(t testing.TB, mod func(*Settings)) *harness {
 	s.Entries = 1024
 	s.WriteHold = 0
 	s.Seed = 0x5eed
+	s.RequireLocal = false
 	if mod != nil {
 		mod(&s)
 	}

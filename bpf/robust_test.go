@@ -61,7 +61,7 @@ func TestMalformedAndTruncatedPass(t *testing.T) {
 	// Every truncation of a valid request passes untouched or is answered
 	// correctly, never anything else.
 	full := f.udpToServer(t, frame(3, []byte("get k\r\n")))
-	real := 14 + 20 + 8 + 8 + 7 // without Ethernet padding
+	real := 14 + 20 + 8 + 8 + 7  // without Ethernet padding
 	for n := 14; n < real; n++ { // BPF_PROG_TEST_RUN needs an Ethernet header
 		ret, _ := h.xdp(full[:n])
 		if ret != xdpPass {

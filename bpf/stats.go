@@ -63,7 +63,7 @@ var statNames = [...]string{
 	"pass_not_allowed", "pass_not_local", "pass_amplification", "pass_multi_frame",
 	"pass_malformed", "pass_too_many_keys", "pass_other",
 	"invalidations", "flushes", "flush_unreadable", "tcp_segments",
-	"fills", "fill_stale", "fill_no_ticket", "fill_too_big", "fill_malformed", "tc_packets",
+	"fills", "fill_stale", "fill_no_ticket", "fill_too_big", "fill_malformed", "tc_packets", "miss_no_room",
 }
 
 // StatName is the counter's name as status and metrics show it.
@@ -76,9 +76,10 @@ func StatName(id Stat) string {
 
 // Stats reads every counter, summing the per-CPU values.
 func (c *Cache) Stats() (Stats, error) {
+	n := min(numStats, int(c.Maps.StatsMap.MaxEntries())) // an older deployment may have fewer
 	out := make(Stats, numStats)
 	var vals []uint64
-	for i := range numStats {
+	for i := range n {
 		if err := c.Maps.StatsMap.Lookup(uint32(i), &vals); err != nil {
 			return nil, fmt.Errorf("read counter %s: %w", StatName(Stat(i)), err)
 		}

@@ -122,6 +122,7 @@ type tcScratch struct {
 	KeyLens   [16]uint16
 	Win       [528]uint8
 	Key       [264]uint8
+	Hdr       [136]uint8
 	Tkey      tcTicketKey
 	Tk        tcTicket
 	Q_epoch   uint64
@@ -166,7 +167,8 @@ const (
 	tcStatIdSTAT_FILL_TOO_BIG       tcStatId = 23
 	tcStatIdSTAT_FILL_MALFORMED     tcStatId = 24
 	tcStatIdSTAT_TC_PACKETS         tcStatId = 25
-	tcStatIdSTAT_MAX                tcStatId = 26
+	tcStatIdSTAT_MISS_NO_ROOM       tcStatId = 26
+	tcStatIdSTAT_MAX                tcStatId = 27
 )
 
 type tcTicket struct {

@@ -122,6 +122,7 @@ type xdpScratch struct {
 	KeyLens   [16]uint16
 	Win       [528]uint8
 	Key       [264]uint8
+	Hdr       [136]uint8
 	Tkey      xdpTicketKey
 	Tk        xdpTicket
 	Q_epoch   uint64
@@ -166,7 +167,8 @@ const (
 	xdpStatIdSTAT_FILL_TOO_BIG       xdpStatId = 23
 	xdpStatIdSTAT_FILL_MALFORMED     xdpStatId = 24
 	xdpStatIdSTAT_TC_PACKETS         xdpStatId = 25
-	xdpStatIdSTAT_MAX                xdpStatId = 26
+	xdpStatIdSTAT_MISS_NO_ROOM       xdpStatId = 26
+	xdpStatIdSTAT_MAX                xdpStatId = 27
 )
 
 type xdpTicket struct {

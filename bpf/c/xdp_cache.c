@@ -64,9 +64,9 @@ static __always_inline __u32 reply_budget(struct config *cfg, struct pkt *p, __u
 
 /* Turns the request into the reply held in s->out[0, out_len) (memcached
  * frame header included): grows or shrinks the tail, swaps addresses and
- * ports, fixes lengths and both checksums. Returns XDP_TX, or -1 when the
- * packet is unchanged (caller passes it), or XDP_DROP when it was changed
- * and can no longer be passed. */
+ * ports, fixes lengths and both checksums. Returns XDP_TX, or a negative
+ * number when the packet is unchanged (caller passes it; -2: no room, already
+ * counted), or XDP_DROP when it was changed and can no longer be passed. */
 static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct scratch *s, __u32 out_len)
 {
 	void *data = (void *)(long)ctx->data;
@@ -79,8 +79,21 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	/* the frame length from the helper: clang would otherwise compute it
 	 * with 32-bit pointer arithmetic, which the verifier refuses */
 	int delta = (int)(p->pl_off + out_len) - (int)bpf_xdp_get_buff_len(ctx);
-	if (bpf_xdp_adjust_tail(ctx, delta))
+	/* Headers (Ethernet to UDP, at most 14 + 8 + 60 + 8 bytes) are kept
+	 * aside: if the tail cannot grow (veth frames built from small skbs
+	 * have little tailroom), the frame grows at the front instead, into
+	 * the headroom XDP guarantees, and the headers are written back. */
+	__u32 hlen = p->pl_off & 0x7f;
+	if (hlen < sizeof(struct ethhdr) || bpf_xdp_load_bytes(ctx, 0, s->hdr, hlen) < 0)
 		return -1;
+	if (bpf_xdp_adjust_tail(ctx, delta)) {
+		if (delta <= 0 || bpf_xdp_adjust_head(ctx, -delta)) {
+			stat_inc(STAT_MISS_NO_ROOM);
+			return -2;
+		}
+		if (bpf_xdp_store_bytes(ctx, 0, s->hdr, hlen) < 0)
+			return XDP_DROP;
+	}
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 
@@ -307,11 +320,10 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		}
 		if (rc == XDP_DROP)
 			return XDP_DROP;
-		g.miss = STAT_MISS_TOO_BIG;
+		g.miss = rc == -2 ? 0 : STAT_MISS_TOO_BIG;
 	}
-	stat_inc(g.miss == STAT_MISS_TOO_BIG && reason == STAT_PASS_AMPLIFICATION && budget < cfg->mtu
-			 ? STAT_PASS_AMPLIFICATION
-			 : g.miss);
+	if (g.miss)
+		stat_inc(g.miss == STAT_MISS_TOO_BIG && budget < cfg->mtu ? STAT_PASS_AMPLIFICATION : g.miss);
 
 	/* Miss: memcached answers. Leave a ticket per key and a reply state so
 	 * the egress program can fill from the answer. */
@@ -399,9 +411,10 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 		}
 		if (rc == XDP_DROP)
 			return XDP_DROP;
-		miss = STAT_MISS_TOO_BIG;
+		miss = rc == -2 ? 0 : STAT_MISS_TOO_BIG;
 	}
-	stat_inc(miss);
+	if (miss)
+		stat_inc(miss);
 	/* The reply to GET/GETQ carries no key: the ticket keeps it. */
 	__u64 *tk64 = (__u64 *)s->tk.key;
 	for (int i = 0; i < KEY_WORDS; i++)

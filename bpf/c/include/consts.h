@@ -100,6 +100,7 @@ enum stat_id {
 	STAT_FILL_TOO_BIG,      /* values larger than the configured maximum */
 	STAT_FILL_MALFORMED,    /* replies that did not parse */
 	STAT_TC_PACKETS,        /* packets from a memcached port seen on egress */
+	STAT_MISS_NO_ROOM,      /* the frame could not grow to the reply's size (driver room) */
 	STAT_MAX,
 };
 

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/offload"
+)
+
+func runCommand() *cli.Command {
+	flags := append(settingsFlags(),
+		&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "how often to log the counters"},
+		&cli.BoolFlag{Name: "keep", Usage: "leave the deployment in place when stopped"},
+	)
+	return &cli.Command{
+		Name:  "run",
+		Usage: "deploy, log counters while running, and undeploy on SIGINT/SIGTERM (for supervisors and containers)",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			opts, err := deployOptions(c, c.App.ErrWriter)
+			if err != nil {
+				return cli.Exit("xdpcache run: "+err.Error(), exitUsage)
+			}
+			if c.Duration("interval") <= 0 {
+				return cli.Exit("xdpcache run: --interval must be positive", exitUsage)
+			}
+			d, err := offload.Deploy(opts)
+			if err != nil {
+				return cli.Exit("xdpcache run: "+err.Error(), exitCodeFor(err))
+			}
+			printDeployment(c.App.Writer, c.App.ErrWriter, d)
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			tick := time.NewTicker(c.Duration("interval"))
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					if c.Bool("keep") {
+						fmt.Fprintf(c.App.Writer, "stopping; the deployment on %s stays (--keep)\n", d.Iface)
+						return nil
+					}
+					if err := offload.Undeploy(d.Iface, opts.PinRoot); err != nil {
+						return cli.Exit("xdpcache run: undeploy: "+err.Error(), exitFailed)
+					}
+					fmt.Fprintf(c.App.Writer, "stopped; xdpcache removed from %s\n", d.Iface)
+					return nil
+				case <-tick.C:
+					logCounters(c, opts.PinRoot, d.Iface)
+				}
+			}
+		},
+	}
+}
+
+func logCounters(c *cli.Context, pinRoot, iface string) {
+	st, err := offload.ReadStatus(pinRoot, iface)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "%s read counters: %v\n", time.Now().Format(time.RFC3339), err)
+		return
+	}
+	s := st.Stats
+	fmt.Fprintf(c.App.Writer, "%s %s gets=%d hits=%d ratio=%.1f%% fills=%d stale_fills=%d invalidations=%d flushes=%d attached=%v\n",
+		time.Now().Format(time.RFC3339), iface, s.Get(bpf.StatGetReqs), s.Get(bpf.StatHits), 100*st.HitRatio,
+		s.Get(bpf.StatFills), s.Get(bpf.StatFillStale), s.Get(bpf.StatInvalidations), s.Get(bpf.StatFlushes), st.Attached)
+}
+

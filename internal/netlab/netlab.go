@@ -1,0 +1,229 @@
+// Package netlab builds throw-away network labs for xdpcache's demo and
+// tests: two network namespaces joined by a veth pair, addressed from the
+// benchmarking ranges (198.18.0.0/15, 2001:db8::/32), with helpers to run
+// programs and open sockets inside them. Everything it creates is removed
+// by Close.
+package netlab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// NS is one network namespace of a lab.
+type NS struct {
+	Name  string     // as in /run/netns
+	Iface string     // its end of the veth pair
+	Addr  netip.Addr // IPv4 address of Iface
+	Addr6 netip.Addr // IPv6 address of Iface
+}
+
+// Lab is a server and a client namespace joined by a veth pair.
+type Lab struct {
+	Server NS
+	Client NS
+	procs  []*exec.Cmd
+}
+
+// Options tune a lab.
+type Options struct {
+	Tag    string // short name part; random when empty
+	Subnet int    // third octet of 198.18.X.0/24 and the 2001:db8:X::/64 block
+}
+
+func randomTag() string {
+	var b [3]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// New creates the namespaces, the veth pair, addresses and routes.
+func New(opts Options) (*Lab, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("network labs need root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, errors.New("the ip command (iproute2) is missing")
+	}
+	tag := opts.Tag
+	if tag == "" {
+		tag = randomTag()
+	}
+	sub := opts.Subnet
+	if sub < 0 || sub > 255 {
+		return nil, fmt.Errorf("subnet %d is outside 0..255", sub)
+	}
+	l := &Lab{
+		Server: NS{Name: "xc-" + tag + "-s", Iface: "xcs" + tag,
+			Addr:  netip.MustParseAddr(fmt.Sprintf("198.18.%d.1", sub)),
+			Addr6: netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::1", sub))},
+		Client: NS{Name: "xc-" + tag + "-c", Iface: "xcc" + tag,
+			Addr:  netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", sub)),
+			Addr6: netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::2", sub))},
+	}
+	steps := [][]string{
+		{"netns", "add", l.Server.Name},
+		{"netns", "add", l.Client.Name},
+		{"link", "add", l.Server.Iface, "netns", l.Server.Name, "type", "veth", "peer", "name", l.Client.Iface, "netns", l.Client.Name},
+	}
+	for _, ns := range []NS{l.Server, l.Client} {
+		steps = append(steps,
+			[]string{"-n", ns.Name, "link", "set", "lo", "up"},
+			[]string{"-n", ns.Name, "addr", "add", ns.Addr.String() + "/24", "dev", ns.Iface},
+			[]string{"-n", ns.Name, "addr", "add", ns.Addr6.String() + "/64", "dev", ns.Iface, "nodad"},
+			[]string{"-n", ns.Name, "link", "set", ns.Iface, "up"},
+		)
+	}
+	for _, s := range steps {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("ip %s: %v: %s", strings.Join(s, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return l, nil
+}
+
+// Close stops what the lab started and deletes its namespaces (the veth
+// pair goes with them).
+func (l *Lab) Close() error {
+	for _, p := range l.procs {
+		if p.Process != nil {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}
+	l.procs = nil
+	var errs []error
+	for _, ns := range []NS{l.Server, l.Client} {
+		if _, err := os.Stat("/run/netns/" + ns.Name); err != nil {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("delete netns %s: %v: %s", ns.Name, err, out))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Command runs a program inside the namespace. It enters only the network
+// namespace (nsenter --net), unlike `ip netns exec`, which also remounts
+// /sys and so hides /sys/fs/bpf and its pins.
+func (ns NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	a := append([]string{"--net=/run/netns/" + ns.Name, "--", name}, args...)
+	return exec.CommandContext(ctx, "nsenter", a...)
+}
+
+// Do runs fn on an OS thread switched into the namespace.
+func (ns NS) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is left locked (and so discarded when the goroutine
+		// ends) if switching back fails.
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(ns.Name)
+		if err != nil {
+			errc <- fmt.Errorf("open netns %s: %w", ns.Name, err)
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- fmt.Errorf("enter netns %s: %w", ns.Name, err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("leave netns %s: %w", ns.Name, err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// DialUDP opens a UDP socket inside the namespace, connected to addr.
+func (ns NS) DialUDP(addr netip.AddrPort) (*net.UDPConn, error) {
+	var c *net.UDPConn
+	err := ns.Do(func() error {
+		var err error
+		c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+		return err
+	})
+	return c, err
+}
+
+// DialTCP opens a TCP connection from inside the namespace.
+func (ns NS) DialTCP(addr netip.AddrPort, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := ns.Do(func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", addr.String(), timeout)
+		return err
+	})
+	return c, err
+}
+
+// Memcached is a memcached server running in the lab's server namespace.
+type Memcached struct {
+	Port uint16
+	Addr netip.Addr
+	cmd  *exec.Cmd
+}
+
+// StartMemcached starts memcached with UDP on (-U: UDP is off by default
+// since 1.5.6) in the server namespace and waits until it accepts TCP.
+func (l *Lab) StartMemcached(port uint16, extra ...string) (*Memcached, error) {
+	bin, err := exec.LookPath("memcached")
+	if err != nil {
+		return nil, errors.New("memcached is not installed (apt-get install memcached)")
+	}
+	p := fmt.Sprint(port)
+	args := append([]string{"-U", p, "-p", p, "-l", l.Server.Addr.String() + "," + "[" + l.Server.Addr6.String() + "]",
+		"-u", "root", "-t", "2", "-m", "64"}, extra...)
+	cmd := l.Server.Command(context.Background(), bin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start memcached: %w", err)
+	}
+	l.procs = append(l.procs, cmd)
+	m := &Memcached{Port: port, Addr: l.Server.Addr, cmd: cmd}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := l.Client.DialTCP(netip.AddrPortFrom(l.Server.Addr, port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return m, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("memcached did not come up on %s:%d: %v %s", l.Server.Addr, port, err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop stops this memcached.
+func (m *Memcached) Stop() {
+	if m.cmd.Process != nil {
+		m.cmd.Process.Kill()
+		m.cmd.Wait()
+	}
+}

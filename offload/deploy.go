@@ -1,0 +1,313 @@
+package offload
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpcache/xdpcache/bpf"
+)
+
+// DefaultPinRoot holds one directory of pins per deployed interface.
+const DefaultPinRoot = "/sys/fs/bpf/xdpcache"
+
+// DeployOptions say what to deploy where.
+type DeployOptions struct {
+	Iface     string
+	Mode      string // auto, offload, native or generic
+	NoGeneric bool   // auto stops at native
+	Settings  bpf.Settings
+	Allow     []netip.Prefix // sources served; empty: the interface's own subnets
+	Force     bool           // replace a foreign XDP program
+	PinRoot   string         // default DefaultPinRoot
+	Log       func(format string, args ...any)
+}
+
+// Deployment describes what is attached to one interface. It is kept as JSON
+// in a pinned map next to the other pins (bpffs holds no plain files).
+type Deployment struct {
+	Iface      string         `json:"iface"`
+	Ifindex    int            `json:"ifindex"`
+	Mode       Mode           `json:"mode"`
+	XDPAttach  string         `json:"xdp_attach"` // link or netlink
+	TCAttach   string         `json:"tc_attach"`  // tcx or clsact
+	XDPProgID  uint32         `json:"xdp_prog_id"`
+	TCProgID   uint32         `json:"tc_prog_id"`
+	ProgTags   string         `json:"prog_tags"` // this build's program tags (xdp/tc)
+	PinDir     string         `json:"pin_dir"`
+	DeployedAt time.Time      `json:"deployed_at"`
+	Settings   bpf.Settings   `json:"settings"`
+	Allow      []netip.Prefix `json:"allow"`
+	Attempts   []Attempt      `json:"attempts"` // each mode tried, in order, with the reason it failed
+	Warnings   []string       `json:"warnings,omitempty"`
+}
+
+// Attempt is one step of the mode fallback.
+type Attempt struct {
+	Mode Mode   `json:"mode"`
+	OK   bool   `json:"ok"`
+	Why  string `json:"why"`
+}
+
+func (o *DeployOptions) logf(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(format, args...)
+	}
+}
+
+// candidateModes is the order deploy tries, with a reason for each mode
+// skipped outright.
+func candidateModes(o *DeployOptions) ([]Mode, error) {
+	switch o.Mode {
+	case "", "auto":
+		modes := []Mode{ModeNative}
+		if !o.NoGeneric {
+			modes = append(modes, ModeGeneric)
+		}
+		return modes, nil
+	case string(ModeNative), string(ModeGeneric):
+		return []Mode{Mode(o.Mode)}, nil
+	case string(ModeOffload):
+		return nil, errors.New("offload mode is not available yet in this build (xdpcache probe shows what the NIC supports); use --mode native or auto")
+	}
+	return nil, fmt.Errorf("unknown mode %q: use auto, offload, native or generic", o.Mode)
+}
+
+// Deploy loads the programs, attaches them to the interface (falling back
+// from mode to mode as allowed) and pins everything so it keeps running after
+// this process exits. On failure, whatever this call attached is removed.
+func Deploy(o DeployOptions) (*Deployment, error) {
+	if o.PinRoot == "" {
+		o.PinRoot = DefaultPinRoot
+	}
+	modes, err := candidateModes(&o)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.Settings.Validate(); err != nil {
+		return nil, err
+	}
+	lk, err := netlink.LinkByName(o.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %q not found in this network namespace (ip link show lists them)", o.Iface)
+	}
+	ifindex := lk.Attrs().Index
+	if err := ensureBPFFS(filepath.Dir(o.PinRoot)); err != nil {
+		return nil, err
+	}
+	pinDir := filepath.Join(o.PinRoot, o.Iface)
+	if prev, err := ReadDeployment(o.PinRoot, o.Iface); err == nil {
+		if sameDeployment(prev, &o) && stillAttached(prev) {
+			o.logf("already deployed on %s with these settings (%s mode): nothing to do", o.Iface, prev.Mode)
+			return prev, nil
+		}
+		o.logf("replacing the deployment on %s", o.Iface)
+		if err := Undeploy(o.Iface, o.PinRoot); err != nil {
+			return nil, fmt.Errorf("remove the previous deployment: %w", err)
+		}
+		if lk, err = netlink.LinkByName(o.Iface); err != nil {
+			return nil, fmt.Errorf("interface %q: %w", o.Iface, err)
+		}
+	}
+	if lk.Attrs().Xdp != nil && lk.Attrs().Xdp.Attached {
+		if !o.Force {
+			return nil, fmt.Errorf("%s already has an XDP program (id %d) that xdpcache did not attach; use --force to replace it",
+				o.Iface, lk.Attrs().Xdp.ProgId)
+		}
+		o.logf("--force: removing the XDP program %d from %s", lk.Attrs().Xdp.ProgId, o.Iface)
+		for _, f := range []uint32{unix.XDP_FLAGS_DRV_MODE, unix.XDP_FLAGS_SKB_MODE} {
+			_ = netlinkAttachXDP(ifindex, -1, f)
+		}
+	}
+
+	cache, err := bpf.Load(o.Settings)
+	if err != nil {
+		return nil, err
+	}
+	defer cache.Close()
+	allow := o.Allow
+	if len(allow) == 0 {
+		if allow, err = connectedPrefixes(lk); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range allow {
+		if err := cache.Allow(p, 0); err != nil {
+			return nil, err
+		}
+	}
+	if o.Settings.RequireLocal {
+		if err := addLocalAddrs(cache); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(pinDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", pinDir, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			detachXDP(ifindex, pinDir, "")
+			detachTC(ifindex, pinDir)
+			bpf.Unpin(pinDir)
+			os.Remove(filepath.Join(pinDir, pinMeta))
+			os.Remove(pinDir)
+		}
+	}()
+	if err := cache.Pin(pinDir); err != nil {
+		return nil, err
+	}
+
+	d := &Deployment{Iface: o.Iface, Ifindex: ifindex, PinDir: pinDir, Settings: o.Settings, Allow: allow}
+	for _, m := range modes {
+		how, err := attachXDP(ifindex, cache.XDP, m, pinDir)
+		if err != nil {
+			d.Attempts = append(d.Attempts, Attempt{Mode: m, Why: err.Error()})
+			o.logf("%s mode failed: %v", m, err)
+			continue
+		}
+		d.Mode, d.XDPAttach = m, how
+		d.Attempts = append(d.Attempts, Attempt{Mode: m, OK: true, Why: "attached"})
+		break
+	}
+	if d.Mode == "" {
+		var why []string
+		for _, a := range d.Attempts {
+			why = append(why, a.Why)
+		}
+		return nil, fmt.Errorf("could not attach XDP to %s: %s", o.Iface, strings.Join(why, "; "))
+	}
+	if got, err := attachedMode(ifindex); err == nil && got != d.Mode {
+		return nil, fmt.Errorf("asked for %s mode but the kernel reports %s", d.Mode, got)
+	}
+	if d.Mode == ModeGeneric {
+		d.Warnings = append(d.Warnings, "generic (skb) mode: XDP runs after the kernel built an skb, which costs most of the speed-up; native mode needs a driver with XDP support")
+	}
+	how, err := attachTC(ifindex, cache.TC, pinDir)
+	if err != nil {
+		return nil, err
+	}
+	d.TCAttach = how
+	if xt, tt, err := bpf.ProgramTags(); err == nil {
+		d.ProgTags = xt + "/" + tt
+	}
+	d.XDPProgID = progID(cache.XDP)
+	d.TCProgID = progID(cache.TC)
+	d.DeployedAt = time.Now().UTC().Truncate(time.Second)
+	if err := writeDeployment(o.PinRoot, d); err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
+
+// Undeploy removes everything xdpcache attached to and pinned for iface,
+// and nothing else. An interface without a deployment is not an error.
+func Undeploy(iface, pinRoot string) error {
+	if pinRoot == "" {
+		pinRoot = DefaultPinRoot
+	}
+	pinDir := filepath.Join(pinRoot, iface)
+	d, derr := ReadDeployment(pinRoot, iface)
+	ifindex := 0
+	if lk, err := netlink.LinkByName(iface); err == nil {
+		ifindex = lk.Attrs().Index
+	}
+	var errs []error
+	var mode Mode
+	if derr == nil {
+		mode = d.Mode
+		if d.XDPAttach == "netlink" && ifindex != 0 && !ourXDPAttached(ifindex, d) {
+			mode = "" // someone else's program is there now: leave it
+		}
+	}
+	if ifindex != 0 {
+		errs = append(errs, detachXDP(ifindex, pinDir, mode), detachTC(ifindex, pinDir))
+	} else {
+		// interface gone: unpinning the links is all that is left
+		errs = append(errs, detachXDP(0, pinDir, ""), detachTC(0, pinDir))
+	}
+	errs = append(errs, bpf.Unpin(pinDir))
+	if err := os.Remove(filepath.Join(pinDir, pinMeta)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(pinDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("remove %s: %w", pinDir, err))
+	}
+	return errors.Join(errs...)
+}
+
+func ourXDPAttached(ifindex int, d *Deployment) bool {
+	lk, err := netlink.LinkByIndex(ifindex)
+	if err != nil || lk.Attrs().Xdp == nil {
+		return false
+	}
+	return lk.Attrs().Xdp.ProgId == d.XDPProgID
+}
+
+func stillAttached(d *Deployment) bool {
+	lk, err := netlink.LinkByName(d.Iface)
+	return err == nil && lk.Attrs().Index == d.Ifindex && lk.Attrs().Xdp != nil && lk.Attrs().Xdp.ProgId == d.XDPProgID
+}
+
+func sameDeployment(d *Deployment, o *DeployOptions) bool {
+	if o.Mode != "" && o.Mode != "auto" && Mode(o.Mode) != d.Mode {
+		return false
+	}
+	if xt, tt, err := bpf.ProgramTags(); err != nil || d.ProgTags != xt+"/"+tt {
+		return false // another build: upgrade
+	}
+	a, b := d.Settings, o.Settings
+	a.Seed, b.Seed = 0, 0
+	aj, _ := json.Marshal(a)
+	bj, _ := json.Marshal(b)
+	if string(aj) != string(bj) {
+		return false
+	}
+	if len(o.Allow) > 0 {
+		oj, _ := json.Marshal(o.Allow)
+		dj, _ := json.Marshal(d.Allow)
+		return string(oj) == string(dj)
+	}
+	return true
+}
+
+// attachedMode reads back the mode the kernel actually used.
+func attachedMode(ifindex int) (Mode, error) {
+	lk, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return "", err
+	}
+	x := lk.Attrs().Xdp
+	if x == nil || !x.Attached {
+		return "", errors.New("no XDP program attached")
+	}
+	switch x.AttachMode {
+	case nl.XDP_ATTACHED_DRV:
+		return ModeNative, nil
+	case nl.XDP_ATTACHED_SKB:
+		return ModeGeneric, nil
+	case nl.XDP_ATTACHED_HW:
+		return ModeOffload, nil
+	}
+	return "", fmt.Errorf("XDP attach mode %d", x.AttachMode)
+}
+
+func progID(p *ebpf.Program) uint32 {
+	info, err := p.Info()
+	if err != nil {
+		return 0
+	}
+	id, _ := info.ID()
+	return uint32(id)
+}

@@ -1,0 +1,180 @@
+package offload
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpcache/xdpcache/bpf"
+)
+
+const (
+	pinMeta    = "meta"
+	metaSize   = 8192
+	bpffsMagic = 0xcafe4a11
+)
+
+// writeDeployment stores d as JSON in a one-element array map pinned as
+// <pinDir>/meta.
+func writeDeployment(pinRoot string, d *Deployment) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode deployment: %w", err)
+	}
+	if len(b) > metaSize {
+		return fmt.Errorf("deployment record is %d bytes, more than %d", len(b), metaSize)
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "xdpcache_meta", Type: ebpf.Array, KeySize: 4, ValueSize: metaSize, MaxEntries: 1})
+	if err != nil {
+		return fmt.Errorf("create deployment record: %w", err)
+	}
+	defer m.Close()
+	val := make([]byte, metaSize)
+	copy(val, b)
+	if err := m.Put(uint32(0), val); err != nil {
+		return fmt.Errorf("write deployment record: %w", err)
+	}
+	if err := m.Pin(filepath.Join(pinRoot, d.Iface, pinMeta)); err != nil {
+		return fmt.Errorf("pin deployment record: %w", err)
+	}
+	return nil
+}
+
+// ReadDeployment returns the record of the deployment on iface.
+func ReadDeployment(pinRoot, iface string) (*Deployment, error) {
+	if pinRoot == "" {
+		pinRoot = DefaultPinRoot
+	}
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pinRoot, iface, pinMeta), nil)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("xdpcache is not deployed on %s: %w", iface, os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("open deployment record of %s: %w", iface, err)
+	}
+	defer m.Close()
+	val := make([]byte, metaSize)
+	if err := m.Lookup(uint32(0), &val); err != nil {
+		return nil, fmt.Errorf("read deployment record of %s: %w", iface, err)
+	}
+	var d Deployment
+	if err := json.Unmarshal(bytes.TrimRight(val, "\x00"), &d); err != nil {
+		return nil, fmt.Errorf("decode deployment record of %s: %w", iface, err)
+	}
+	return &d, nil
+}
+
+// Deployed lists the interfaces that have a deployment record.
+func Deployed(pinRoot string) ([]string, error) {
+	if pinRoot == "" {
+		pinRoot = DefaultPinRoot
+	}
+	ents, err := os.ReadDir(pinRoot)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", pinRoot, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(pinRoot, e.Name(), pinMeta)); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Status is a deployment with its live counters.
+type Status struct {
+	Deployment
+	Attached bool              `json:"attached"` // our XDP program is still on the interface
+	Stats    bpf.Stats         `json:"-"`
+	Counters map[string]uint64 `json:"counters"`
+	HitRatio float64           `json:"hit_ratio"`
+}
+
+// ReadStatus reads a deployment's record and counters.
+func ReadStatus(pinRoot, iface string) (*Status, error) {
+	d, err := ReadDeployment(pinRoot, iface)
+	if err != nil {
+		return nil, err
+	}
+	c, err := bpf.LoadPinned(d.PinDir)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	st, err := c.Stats()
+	if err != nil {
+		return nil, err
+	}
+	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named()}
+	if g := st.Get(bpf.StatGetReqs); g > 0 {
+		s.HitRatio = float64(st.Get(bpf.StatHits)) / float64(g)
+	}
+	return s, nil
+}
+
+// ensureBPFFS mounts bpffs at dir (normally /sys/fs/bpf) if it is not there.
+func ensureBPFFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && uint32(st.Type) == bpffsMagic {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("%s is not a BPF filesystem and mounting one failed (mount -t bpf bpf %s): %w", dir, dir, err)
+	}
+	return nil
+}
+
+// connectedPrefixes are the subnets of the interface's own addresses: the
+// default allow-list (docs/security.md).
+func connectedPrefixes(lk netlink.Link) ([]netip.Prefix, error) {
+	addrs, err := netlink.AddrList(lk, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", lk.Attrs().Name, err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || ip.IsLinkLocalUnicast() {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s has no addresses, so there is no default allow-list: give --allow CIDR", lk.Attrs().Name)
+	}
+	return out, nil
+}
+
+// addLocalAddrs records every address of this network namespace.
+func addLocalAddrs(c *bpf.Cache) error {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list local addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			if err := c.AddLocal(ip); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
