@@ -1,0 +1,43 @@
+# xdpcache: see README.md. Targets that load BPF or create namespaces need root.
+GO      ?= go
+BIN     ?= bin/xdpcache
+PKGS    ?= ./...
+# Tests that load BPF programs share kernel state (pins, namespaces): run
+# packages one at a time; each test cleans up after itself.
+TESTFLAGS ?= -count=1 -p 1 -timeout 30m
+
+.PHONY: all build generate check-generate test test-short bench demo vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/xdpcache
+
+generate:
+	$(GO) generate ./bpf/
+
+# Regenerate into the work tree and fail if anything changed: the committed
+# *_bpfel.go/.o must match the C sources (go install builds without clang).
+check-generate: generate
+	@if ! git diff --quiet -- bpf/; then \
+		echo "generated BPF files differ from the committed ones: run 'make generate' and commit"; \
+		git --no-pager diff --stat -- bpf/; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+
+test: vet
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-short:
+	$(GO) test -short $(TESTFLAGS) $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/
+
+demo: build
+	./$(BIN) demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,248 @@
+package offload
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+
+	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/internal/netlab"
+)
+
+func testSettings() bpf.Settings {
+	s := bpf.DefaultSettings()
+	s.Entries = 4096
+	s.WriteHold = 50 * time.Millisecond
+	return s
+}
+
+func deployIn(t *testing.T, ns netlab.NS, o DeployOptions) (*Deployment, error) {
+	t.Helper()
+	var d *Deployment
+	err := ns.Do(func() error {
+		var err error
+		d, err = Deploy(o)
+		return err
+	})
+	return d, err
+}
+
+func statusIn(t *testing.T, ns netlab.NS, root string) *Status {
+	t.Helper()
+	var st *Status
+	if err := ns.Do(func() error {
+		var err error
+		st, err = ReadStatus(root, ns.Iface)
+		return err
+	}); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	return st
+}
+
+// assertClean checks that nothing of xdpcache is left on the interface.
+func assertClean(t *testing.T, ns netlab.NS, root string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(root, ns.Iface)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pins left in %s", filepath.Join(root, ns.Iface))
+	}
+	err := ns.Do(func() error {
+		lk, err := netlink.LinkByName(ns.Iface)
+		if err != nil {
+			return err
+		}
+		if x := lk.Attrs().Xdp; x != nil && x.Attached {
+			return fmt.Errorf("XDP program %d still attached", x.ProgId)
+		}
+		res, err := link.QueryPrograms(link.QueryOptions{Target: lk.Attrs().Index, Attach: ebpf.AttachTCXEgress})
+		if err == nil && len(res.Programs) > 0 {
+			return fmt.Errorf("%d TCX egress programs still attached", len(res.Programs))
+		}
+		filters, _ := netlink.FilterList(lk, netlink.HANDLE_MIN_EGRESS)
+		if len(filters) > 0 {
+			return fmt.Errorf("%d tc egress filters left", len(filters))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+func TestDeployServesGETsEndToEnd(t *testing.T) {
+	for _, mode := range []Mode{ModeNative, ModeGeneric} {
+		t.Run(string(mode), func(t *testing.T) {
+			lab, m := newLab(t)
+			attachPass(t, lab.Client)
+			root := testPinRoot(t)
+			d, err := deployIn(t, lab.Server, DeployOptions{Iface: lab.Server.Iface, Mode: string(mode), Settings: testSettings(), PinRoot: root})
+			if err != nil {
+				t.Fatalf("deploy: %v", err)
+			}
+			if d.Mode != mode {
+				t.Fatalf("deployed in %s, want %s", d.Mode, mode)
+			}
+			if mode == ModeGeneric && len(d.Warnings) == 0 {
+				t.Errorf("generic mode deployed without a warning")
+			}
+			c := dialMC(t, lab, m)
+			keys := make([]string, 20)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("key:%02d", i)
+				c.set(keys[i], fmt.Sprintf("value-%02d-%s", i, strings.Repeat("x", i)))
+			}
+			time.Sleep(100 * time.Millisecond) // past the write hold
+			before := c.stats()
+			const rounds = 10
+			for r := range rounds {
+				for i, k := range keys {
+					v, ok := c.get(k)
+					if want := fmt.Sprintf("value-%02d-%s", i, strings.Repeat("x", i)); !ok || v != want {
+						t.Fatalf("round %d: get %s = %q, %v; want %q", r, k, v, ok, want)
+					}
+				}
+			}
+			after := c.stats()
+			st := statusIn(t, lab.Server, root)
+			hits := st.Stats.Get(bpf.StatHits)
+			mcGets := atoi(after["cmd_get"]) - atoi(before["cmd_get"])
+			t.Logf("%s: %d GETs, %d answered by XDP, %d reached memcached", mode, rounds*len(keys), hits, mcGets)
+			if hits < uint64((rounds-1)*len(keys)) {
+				t.Errorf("only %d of %d GETs answered from XDP; counters %v", hits, rounds*len(keys), st.Counters)
+			}
+			if mcGets > len(keys)+2 {
+				t.Errorf("memcached saw %d GETs, want about %d (one miss per key)", mcGets, len(keys))
+			}
+
+			// A SET over TCP is seen by the very next UDP GET.
+			for i := range 5 {
+				nv := fmt.Sprintf("new-%d", i)
+				c.set(keys[0], nv)
+				if v, _ := c.get(keys[0]); v != nv {
+					t.Fatalf("after set %q the next get returned %q", nv, v)
+				}
+			}
+			if st := statusIn(t, lab.Server, root); st.Stats.Get(bpf.StatInvalidations) < 5 {
+				t.Errorf("invalidations %d, want >= 5", st.Stats.Get(bpf.StatInvalidations))
+			}
+			memcaslap(t, lab, m)
+
+			if err := lab.Server.Do(func() error { return Undeploy(lab.Server.Iface, root) }); err != nil {
+				t.Fatalf("undeploy: %v", err)
+			}
+			assertClean(t, lab.Server, root)
+			// and memcached still answers without us
+			if v, ok := c.get(keys[1]); !ok || !strings.HasPrefix(v, "value-01") {
+				t.Errorf("after undeploy get = %q, %v", v, ok)
+			}
+		})
+	}
+}
+
+// memcaslap drives libmemcached's UDP load generator against the cache and
+// requires that it finds no wrong value.
+func memcaslap(t *testing.T, lab *netlab.Lab, m *netlab.Memcached) {
+	t.Helper()
+	if _, err := exec.LookPath("memcaslap"); err != nil {
+		t.Log("memcaslap not installed (libmemcached-tools): skipping its run")
+		return
+	}
+	cfg := filepath.Join(t.TempDir(), "memcaslap.cnf")
+	os.WriteFile(cfg, []byte("key\n16 16 1\nvalue\n32 32 1\ncmd\n0 0.01\n1 0.99\n"), 0o644)
+	out, err := lab.Client.Command(t.Context(), "memcaslap", "-s", fmt.Sprintf("%s:%d", m.Addr, m.Port),
+		"-U", "-t", "2s", "-c", "4", "-T", "1", "-v", "1.0", "-F", cfg, "-w", "1k").CombinedOutput()
+	if err != nil {
+		t.Fatalf("memcaslap: %v\n%s", err, out)
+	}
+	for _, field := range []string{"verify_failed", "packet_drop"} {
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, field+":") && strings.TrimSpace(strings.TrimPrefix(l, field+":")) != "0" {
+				t.Errorf("memcaslap %s", l)
+			}
+		}
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func TestDeployLifecycle(t *testing.T) {
+	lab, _ := newLab(t)
+	root := testPinRoot(t)
+	o := DeployOptions{Iface: lab.Server.Iface, Mode: "auto", Settings: testSettings(), PinRoot: root}
+
+	// auto picks native on veth
+	d, err := deployIn(t, lab.Server, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Mode != ModeNative {
+		t.Fatalf("auto chose %s on veth, want native", d.Mode)
+	}
+	// deploying again with the same settings changes nothing
+	d2, err := deployIn(t, lab.Server, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2.XDPProgID != d.XDPProgID {
+		t.Errorf("a repeated deploy replaced the program (%d -> %d)", d.XDPProgID, d2.XDPProgID)
+	}
+	// new settings replace it
+	o2 := o
+	o2.Settings.MaxAge = 5 * time.Second
+	d3, err := deployIn(t, lab.Server, o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d3.XDPProgID == d.XDPProgID || d3.Settings.MaxAge != 5*time.Second {
+		t.Errorf("new settings were not applied: %+v", d3)
+	}
+	// offload on veth: a clear error, nothing changed
+	if _, err := deployIn(t, lab.Server, DeployOptions{Iface: lab.Server.Iface, Mode: "offload", Settings: testSettings(), PinRoot: root}); err == nil {
+		t.Errorf("offload mode on veth succeeded")
+	}
+	if st := statusIn(t, lab.Server, root); !st.Attached || st.XDPProgID != d3.XDPProgID {
+		t.Errorf("after a refused deploy: attached=%v prog %d", st.Attached, st.XDPProgID)
+	}
+	// undeploy twice: the second finds nothing and succeeds
+	for range 2 {
+		if err := lab.Server.Do(func() error { return Undeploy(lab.Server.Iface, root) }); err != nil {
+			t.Fatalf("undeploy: %v", err)
+		}
+	}
+	assertClean(t, lab.Server, root)
+	// unknown interface
+	if _, err := deployIn(t, lab.Server, DeployOptions{Iface: "nosuch0", Settings: testSettings(), PinRoot: root}); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("unknown interface: %v", err)
+	}
+}
+
+func TestDeployRefusesForeignProgram(t *testing.T) {
+	lab, _ := newLab(t)
+	root := testPinRoot(t)
+	attachPass(t, lab.Server) // someone else's XDP program
+	o := DeployOptions{Iface: lab.Server.Iface, Settings: testSettings(), PinRoot: root}
+	if _, err := deployIn(t, lab.Server, o); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("deploy over a foreign program: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, lab.Server.Iface)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused deploy left pins")
+	}
+	o.Force = true
+	if _, err := deployIn(t, lab.Server, o); err != nil {
+		t.Fatalf("deploy --force: %v", err)
+	}
+	if err := lab.Server.Do(func() error { return Undeploy(lab.Server.Iface, root) }); err != nil {
+		t.Fatal(err)
+	}
+	assertClean(t, lab.Server, root)
+}
