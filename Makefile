@@ -36,7 +36,9 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/
 
-demo: build
+demo:
+	.ci/deps
+	$(GO) build -o $(BIN) ./cmd/xdpcache
 	./$(BIN) demo
 
 clean:

@@ -89,7 +89,7 @@ func TestFlushAll(t *testing.T) {
 	h.xdp(f.tcpToServer(t, 5, []byte("flush_all 30\r\n")))
 	id := h.nextID()
 	h.getMiss(f, id, "get", "late")
-	if n := h.statDelta(StatFillStale, func() {
+	if n := h.statDelta(StatFillHeld, func() {
 		h.tc(f.udpToClient(t, frame(id, append(asciiItem("late", 0, []byte("x"), nil), "END\r\n"...))))
 	}); n != 1 {
 		t.Errorf("fill during a pending flush_all delay: fill_stale +%d", n)
@@ -212,7 +212,7 @@ func TestWriteHold(t *testing.T) {
 	h.xdp(f.tcpToServer(t, 1, []byte("set k 0 0 3\r\nnew\r\n")))
 	id := h.nextID()
 	h.getMiss(f, id, "get", "k")
-	if n := h.statDelta(StatFillStale, func() {
+	if n := h.statDelta(StatFillHeld, func() {
 		h.tc(f.udpToClient(t, frame(id, append(asciiItem("k", 0, []byte("old"), nil), "END\r\n"...))))
 	}); n != 1 {
 		t.Fatalf("fill inside the write hold: fill_stale +%d", n)

@@ -33,6 +33,10 @@ const (
 	StatFillTooBig        = xdpStatIdSTAT_FILL_TOO_BIG
 	StatFillMalformed     = xdpStatIdSTAT_FILL_MALFORMED
 	StatTCPackets         = xdpStatIdSTAT_TC_PACKETS
+	StatMissNoRoom        = xdpStatIdSTAT_MISS_NO_ROOM
+	StatFillHeld          = xdpStatIdSTAT_FILL_HELD
+	StatFillExpired       = xdpStatIdSTAT_FILL_EXPIRED
+	StatFillBusy          = xdpStatIdSTAT_FILL_BUSY
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
 
@@ -64,6 +68,7 @@ var statNames = [...]string{
 	"pass_malformed", "pass_too_many_keys", "pass_other",
 	"invalidations", "flushes", "flush_unreadable", "tcp_segments",
 	"fills", "fill_stale", "fill_no_ticket", "fill_too_big", "fill_malformed", "tc_packets", "miss_no_room",
+	"fill_held", "fill_expired", "fill_busy",
 }
 
 // StatName is the counter's name as status and metrics show it.

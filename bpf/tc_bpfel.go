@@ -168,7 +168,10 @@ const (
 	tcStatIdSTAT_FILL_MALFORMED     tcStatId = 24
 	tcStatIdSTAT_TC_PACKETS         tcStatId = 25
 	tcStatIdSTAT_MISS_NO_ROOM       tcStatId = 26
-	tcStatIdSTAT_MAX                tcStatId = 27
+	tcStatIdSTAT_FILL_HELD          tcStatId = 27
+	tcStatIdSTAT_FILL_EXPIRED       tcStatId = 28
+	tcStatIdSTAT_FILL_BUSY          tcStatId = 29
+	tcStatIdSTAT_MAX                tcStatId = 30
 )
 
 type tcTicket struct {

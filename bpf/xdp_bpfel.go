@@ -168,7 +168,10 @@ const (
 	xdpStatIdSTAT_FILL_MALFORMED     xdpStatId = 24
 	xdpStatIdSTAT_TC_PACKETS         xdpStatId = 25
 	xdpStatIdSTAT_MISS_NO_ROOM       xdpStatId = 26
-	xdpStatIdSTAT_MAX                xdpStatId = 27
+	xdpStatIdSTAT_FILL_HELD          xdpStatId = 27
+	xdpStatIdSTAT_FILL_EXPIRED       xdpStatId = 28
+	xdpStatIdSTAT_FILL_BUSY          xdpStatId = 29
+	xdpStatIdSTAT_MAX                xdpStatId = 30
 )
 
 type xdpTicket struct {

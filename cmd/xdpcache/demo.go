@@ -1,9 +1,207 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/urfave/cli/v2"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/offload"
+)
 
 func demoCommand() *cli.Command {
-	return &cli.Command{Name: "demo", Usage: "self-contained demo on a namespace pair with a real memcached", Action: func(c *cli.Context) error {
-		return cli.Exit("demo: not yet", 1)
-	}}
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "self-contained demo: two network namespaces, a real memcached, a UDP client load, xdpcache in between",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "duration", Value: 4 * time.Second, Usage: "how long the client load runs"},
+			&cli.StringFlag{Name: "mode", Value: "auto", Usage: "XDP mode to deploy with"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := runDemo(c.Context, c.App.Writer, c.String("mode"), c.Duration("duration")); err != nil {
+				return cli.Exit("xdpcache demo: "+err.Error(), exitFailed)
+			}
+			return nil
+		},
+	}
+}
+
+func runDemo(ctx context.Context, w io.Writer, mode string, dur time.Duration) (err error) {
+	if dur <= 0 || dur > 10*time.Minute {
+		return fmt.Errorf("--duration %s: use 1s..10m", dur)
+	}
+	for _, bin := range []string{"memcached", "memcaslap", "nsenter"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("%s is missing: run .ci/deps (Debian packages memcached, libmemcached-tools, util-linux)", bin)
+		}
+	}
+	say := func(f string, a ...any) { fmt.Fprintf(w, "\n== "+f+"\n", a...) }
+
+	say("building a lab: two network namespaces joined by a veth pair (198.18.200.0/24)")
+	lab, err := netlab.New(netlab.Options{Subnet: 200})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := lab.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		fmt.Fprintln(w, "\n== cleaned up: namespaces, memcached and pins removed")
+	}()
+	fmt.Fprintf(w, "server %s: %s on %s    client %s: %s on %s\n",
+		lab.Server.Name, lab.Server.Addr, lab.Server.Iface, lab.Client.Name, lab.Client.Addr, lab.Client.Iface)
+
+	say("starting memcached -U 11211 in the server namespace")
+	m, err := lab.StartMemcached(11211)
+	if err != nil {
+		return err
+	}
+
+	say("veth delivers XDP_TX replies only to a peer that runs XDP: attaching an XDP_PASS program to the client end")
+	if err := attachPassProgram(lab.Client); err != nil {
+		return err
+	}
+
+	pinRoot := filepath.Join("/sys/fs/bpf", "xdpcache-demo")
+	defer os.RemoveAll(pinRoot)
+	say("xdpcache deploy --iface %s --mode %s", lab.Server.Iface, mode)
+	var d *offload.Deployment
+	s := bpf.DefaultSettings()
+	err = lab.Server.Do(func() error {
+		var err error
+		d, err = offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: pinRoot,
+			Log: func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, pinRoot) })
+	printDeployment(w, w, d)
+
+	say("client load: memcaslap over UDP, 16-byte keys, 32-byte values, 99%% GETs, for %s", dur)
+	before, err := memcachedStats(lab, m)
+	if err != nil {
+		return err
+	}
+	load, err := runMemcaslap(ctx, lab, m, dur)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(w, load)
+	after, err := memcachedStats(lab, m)
+	if err != nil {
+		return err
+	}
+
+	say("xdpcache status")
+	var st *offload.Status
+	if err := lab.Server.Do(func() error {
+		var err error
+		st, err = offload.ReadStatus(pinRoot, lab.Server.Iface)
+		return err
+	}); err != nil {
+		return err
+	}
+	printStatus(w, st)
+
+	say("side by side")
+	gets := st.Stats.Get(bpf.StatGetReqs)
+	mcGets := atou(after["cmd_get"]) - atou(before["cmd_get"])
+	fmt.Fprintf(w, "  GET requests seen by xdpcache:        %d\n", gets)
+	fmt.Fprintf(w, "  answered in the kernel (XDP_TX):      %d (%.1f%%)\n", st.Stats.Get(bpf.StatHits), 100*st.HitRatio)
+	fmt.Fprintf(w, "  GETs that reached memcached:          %d (memcached cmd_get)\n", mcGets)
+	fmt.Fprintf(w, "  SETs memcached applied:               %d (each invalidated its key first: %d invalidations)\n",
+		atou(after["cmd_set"])-atou(before["cmd_set"]), st.Stats.Get(bpf.StatInvalidations))
+	if st.Stats.Get(bpf.StatHits) == 0 {
+		return errors.New("no GET was answered from the kernel")
+	}
+	return nil
+}
+
+func atou(s string) uint64 {
+	var n uint64
+	fmt.Sscan(s, &n)
+	return n
+}
+
+func attachPassProgram(ns netlab.NS) error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()}})
+	if err != nil {
+		return fmt.Errorf("load XDP_PASS program: %w", err)
+	}
+	defer prog.Close()
+	return ns.Do(func() error {
+		lk, err := netlink.LinkByName(ns.Iface)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetXdpFdWithFlags(lk, prog.FD(), unix.XDP_FLAGS_DRV_MODE)
+	})
+}
+
+func memcachedStats(lab *netlab.Lab, m *netlab.Memcached) (map[string]string, error) {
+	c, err := lab.Client.DialTCP(netip.AddrPortFrom(m.Addr, m.Port), 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("connect to memcached: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	fmt.Fprint(c, "stats\r\n")
+	out := map[string]string{}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "END" {
+			return out, nil
+		}
+		if f := strings.Fields(l); len(f) == 3 {
+			out[f[1]] = f[2]
+		}
+	}
+	return nil, fmt.Errorf("memcached stats: %v", sc.Err())
+}
+
+func runMemcaslap(ctx context.Context, lab *netlab.Lab, m *netlab.Memcached, dur time.Duration) (string, error) {
+	dir, err := os.MkdirTemp("", "xdpcache-demo")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	cfg := filepath.Join(dir, "memcaslap.cnf")
+	if err := os.WriteFile(cfg, []byte("key\n16 16 1\nvalue\n32 32 1\ncmd\n0 0.01\n1 0.99\n"), 0o644); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, dur+30*time.Second)
+	defer cancel()
+	out, err := lab.Client.Command(ctx, "memcaslap", "-s", fmt.Sprintf("%s:%d", m.Addr, m.Port), "-U",
+		"-t", fmt.Sprintf("%ds", int(dur.Seconds()+0.5)), "-c", "8", "-T", "1", "-v", "0.1", "-F", cfg, "-w", "1k").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("memcaslap: %v\n%s", err, out)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		for _, p := range []string{"cmd_get", "cmd_set", "verify_failed", "packet_drop", "udp_timeout", "Run time"} {
+			if strings.HasPrefix(l, p) {
+				keep = append(keep, "  "+l)
+			}
+		}
+	}
+	return strings.Join(keep, "\n") + "\n", nil
 }

@@ -338,15 +338,19 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	struct global_state *g = get_global();
 	if (!g)
 		return -1;
-	if (t->epoch != g->epoch || t->t_req_ns < g->hold_until_ns) {
+	if (t->epoch != g->epoch) {
 		stat_inc(STAT_FILL_STALE);
+		return -1;
+	}
+	if (t->t_req_ns < g->hold_until_ns) {
+		stat_inc(STAT_FILL_HELD);
 		return -1;
 	}
 	__u64 expires = now + cfg->max_age_ns;
 	struct expiry *e = bpf_map_lookup_elem(&expiry_map, &f->hash);
 	if (e && e->deadline_ns) {
 		if (e->deadline_ns <= now) {
-			stat_inc(STAT_FILL_STALE);
+			stat_inc(STAT_FILL_EXPIRED);
 			return -1;
 		}
 		if (e->deadline_ns < expires)
@@ -361,9 +365,12 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 
 	/* 1. claim the bucket: no other fill may copy at the same time */
 	bpf_spin_lock(&it->lock);
-	if (it->busy || it->gen != t->gen || t->t_req_ns < it->hold_until_ns) {
+	__u32 refused = it->busy ? STAT_FILL_BUSY
+		      : it->gen != t->gen ? STAT_FILL_STALE
+		      : t->t_req_ns < it->hold_until_ns ? STAT_FILL_HELD : 0;
+	if (refused) {
 		bpf_spin_unlock(&it->lock);
-		stat_inc(STAT_FILL_STALE);
+		stat_inc(refused);
 		return -1;
 	}
 	it->busy = 1;

@@ -95,12 +95,15 @@ enum stat_id {
 	STAT_FLUSH_UNREADABLE,  /* of which: a mutation whose key could not be read */
 	STAT_TCP_SEGMENTS,      /* TCP segments to memcached scanned for mutations */
 	STAT_FILLS,             /* entries written by the TC egress program */
-	STAT_FILL_STALE,        /* fills refused: a mutation may be newer than the reply */
+	STAT_FILL_STALE,        /* fills refused: a mutation or flush came after the request */
 	STAT_FILL_NO_TICKET,    /* replies to requests XDP did not pass (or already filled) */
 	STAT_FILL_TOO_BIG,      /* values larger than the configured maximum */
 	STAT_FILL_MALFORMED,    /* replies that did not parse */
 	STAT_TC_PACKETS,        /* packets from a memcached port seen on egress */
 	STAT_MISS_NO_ROOM,      /* the frame could not grow to the reply's size (driver room) */
+	STAT_FILL_HELD,         /* fills refused: the key (or cache) was written less than write-hold ago */
+	STAT_FILL_EXPIRED,      /* fills refused: memcached's exptime for the key has passed */
+	STAT_FILL_BUSY,         /* fills refused: another fill of the bucket was in progress */
 	STAT_MAX,
 };
 
