@@ -120,7 +120,16 @@ func (f flow) udpToClient(t testing.TB, payload []byte) []byte {
 
 // tcpToServer is a client's TCP segment to memcached.
 func (f flow) tcpToServer(t testing.TB, seq uint32, payload []byte) []byte {
-	return f.build(t, true, &layers.TCP{SrcPort: layers.TCPPort(f.cport), DstPort: layers.TCPPort(f.sport), Seq: seq, ACK: true, PSH: true, Window: 512}, payload)
+	return f.tcpToServerAck(t, seq, 1, payload)
+}
+
+func (f flow) tcpToServerAck(t testing.TB, seq, ack uint32, payload []byte) []byte {
+	return f.build(t, true, &layers.TCP{SrcPort: layers.TCPPort(f.cport), DstPort: layers.TCPPort(f.sport), Seq: seq, Ack: ack, ACK: true, PSH: true, Window: 512}, payload)
+}
+
+// tcpToClient is memcached's TCP segment back to the client.
+func (f flow) tcpToClient(t testing.TB, seq uint32, payload []byte) []byte {
+	return f.build(t, false, &layers.TCP{SrcPort: layers.TCPPort(f.sport), DstPort: layers.TCPPort(f.cport), Seq: seq, Ack: 1, ACK: true, PSH: true, Window: 512}, payload)
 }
 
 // reply is a decoded XDP_TX frame.

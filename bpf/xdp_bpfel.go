@@ -183,7 +183,7 @@ type xdpTicket struct {
 	KeyLen  uint16
 	Binary  uint8
 	Opcode  uint8
-	Pad     uint32
+	TcpSeq  uint32
 	Key     [256]uint8
 }
 

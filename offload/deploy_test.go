@@ -132,6 +132,19 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 					t.Fatalf("after set %q the next get returned %q", nv, v)
 				}
 			}
+			// A GET over TCP fills the cache for later UDP GETs.
+			c.set("tcp:key", "via-tcp")
+			time.Sleep(100 * time.Millisecond)
+			if v := c.tcpGet("tcp:key"); v != "via-tcp" {
+				t.Fatalf("TCP get = %q", v)
+			}
+			hitsBefore := statusIn(t, lab.Server, root).Stats.Get(bpf.StatHits)
+			if v, ok := c.get("tcp:key"); !ok || v != "via-tcp" {
+				t.Fatalf("UDP get after TCP fill = %q, %v", v, ok)
+			}
+			if statusIn(t, lab.Server, root).Stats.Get(bpf.StatHits) != hitsBefore+1 {
+				t.Errorf("the UDP GET after a TCP GET was not answered from the cache")
+			}
 			if st := statusIn(t, lab.Server, root); st.Stats.Get(bpf.StatInvalidations) < 5 {
 				t.Errorf("invalidations %d, want >= 5", st.Stats.Get(bpf.StatInvalidations))
 			}

@@ -123,6 +123,22 @@ func (c *mc) set(key, value string) {
 	}
 }
 
+// tcpGet reads one key over TCP.
+func (c *mc) tcpGet(key string) string {
+	c.t.Helper()
+	fmt.Fprintf(c.tcp, "get %s\r\n", key)
+	var v string
+	for {
+		l := c.line()
+		if l == "END" {
+			return v
+		}
+		if strings.HasPrefix(l, "VALUE ") {
+			v = c.line()
+		}
+	}
+}
+
 func (c *mc) stats() map[string]string {
 	c.t.Helper()
 	fmt.Fprintf(c.tcp, "stats\r\n")

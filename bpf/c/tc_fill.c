@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* TC egress: fills the cache from memcached's own replies to GETs that the
  * XDP program passed (ASCII VALUE items, every item of a multi-get, binary
- * GET/GETQ/GETK/GETKQ responses), over UDP. Never drops or changes a packet:
- * every path returns TC_ACT_OK. */
+ * GET/GETQ/GETK/GETKQ responses) over UDP, and ASCII replies over TCP whose
+ * segment starts where the GET's ticket says the reply starts. Never drops or
+ * changes a packet: every path returns TC_ACT_OK. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -43,13 +44,21 @@ struct item_ctx {
 	struct config *cfg;
 	struct scratch *s;
 	struct pkt *p;
-	struct reply_state *rs;
+	struct reply_state *rs; /* UDP: parse state across datagrams; TCP: NULL */
 	__u64 now;
 	__u32 pos;
 	__u32 len;
+	__u32 tcp_seq;
 	__u16 req_id;
 	__u8 done;
+	__u8 tcp;
 };
+
+static __always_inline void give_up(struct item_ctx *c)
+{
+	if (c->rs)
+		c->rs->skip = ~0U;
+}
 
 /* One "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" item, or END. */
 static long item_step(__u32 idx, void *data)
@@ -106,7 +115,8 @@ static long item_step(__u32 idx, void *data)
 		goto malformed;
 	if (dend + 2 > len) {
 		/* value continues in the next datagram(s) of this reply */
-		c->rs->skip = dend + 2 - len;
+		if (c->rs)
+			c->rs->skip = dend + 2 - len;
 		return 1;
 	}
 	if (AT(s->in, BUF_MASK, dend) != '\r' || AT(s->in, BUF_MASK, dend + 1) != '\n')
@@ -132,9 +142,10 @@ static long item_step(__u32 idx, void *data)
 		goto malformed;
 	stash_text(s, 0, num_at);
 	stash_text(s, 32, cas_at);
-	ticket_key_for(&s->tkey, c->p, c->req_id, 0, f.hash);
+	ticket_key_for(&s->tkey, c->p, c->req_id, c->tcp ? TICKET_TCP : 0, f.hash);
 	struct ticket *t = bpf_map_lookup_elem(&ticket_map, &s->tkey);
-	if (!t || t->binary) {
+	/* TCP: the segment must start where the reply to that GET starts */
+	if (!t || t->binary || (c->tcp && t->tcp_seq != c->tcp_seq)) {
 		stat_inc(STAT_FILL_NO_TICKET);
 		return 0;
 	}
@@ -148,11 +159,11 @@ static long item_step(__u32 idx, void *data)
 	return 0;
 cut:
 	/* an item header split across datagrams: give up on this reply */
-	c->rs->skip = ~0U;
+	give_up(c);
 	return 1;
 malformed:
 	stat_inc(STAT_FILL_MALFORMED);
-	c->rs->skip = ~0U;
+	give_up(c);
 	return 1;
 }
 
@@ -181,6 +192,19 @@ static __always_inline void fill_ascii(struct config *cfg, struct scratch *s, st
 		ticket_key_for(&s->tkey, p, req_id, 0, 0);
 		bpf_map_delete_elem(&reply_map, &s->tkey);
 	}
+}
+
+/* ASCII reply over TCP: only a segment that begins a reply (its sequence
+ * number is the one the GET's ticket recorded) is parsed, from its start. */
+static __always_inline void fill_tcp(struct config *cfg, struct scratch *s, struct pkt *p, __u32 len, __u64 now)
+{
+	__u64 w = load8(s->in, BUF_MASK, 0);
+	if ((w & MASKN(6)) != W6('V', 'A', 'L', 'U', 'E', ' '))
+		return;
+	struct item_ctx c = {
+		.cfg = cfg, .s = s, .p = p, .now = now, .pos = 0, .len = len, .tcp = 1, .tcp_seq = p->tcp_seq,
+	};
+	bpf_loop(MAX_GET_KEYS + 1, item_step, &c, 0);
 }
 
 /* Binary GET-family response, alone in its datagram. */
@@ -278,7 +302,7 @@ int xdpcache_tc(struct __sk_buff *skb)
 	}
 	if (parse_pkt(data, data_end, skb->len, &p))
 		return TC_ACT_OK;
-	if (p.proto != IPPROTO_UDP || !sport_match(cfg, p.sport))
+	if (!sport_match(cfg, p.sport))
 		return TC_ACT_OK;
 	stat_inc(STAT_TC_PACKETS);
 	struct scratch *s = get_scratch();
@@ -286,10 +310,14 @@ int xdpcache_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	__u32 len = p.pl_len;
 	if (len < MC_FRAME_LEN + 5 || len > BUF_SIZE)
-		return TC_ACT_OK;
+		return TC_ACT_OK; /* too short for an item, or a large (GSO) TCP burst */
 	if (bpf_skb_load_bytes(skb, p.pl_off, s->in, len) < 0)
 		return TC_ACT_OK;
 	__u64 now = bpf_ktime_get_ns();
+	if (p.proto == IPPROTO_TCP) {
+		fill_tcp(cfg, s, &p, len, now);
+		return TC_ACT_OK;
+	}
 	if (s->in[MC_FRAME_LEN] == 0x81) {
 		if (len >= MC_FRAME_LEN + MC_BIN_HDR_LEN + 4)
 			fill_binary(cfg, s, &p, len, now);

@@ -195,25 +195,152 @@ static __always_inline void issue_ticket(struct scratch *s, struct pkt *p, __u16
 	bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_ANY);
 }
 
+#define GET_TOO_MANY_KEYS -2
+
+/* Parses the keys of "get <k1> <k2> ...\r\n" from s->in[pos, len) into the
+ * key slots. Returns nkeys | (offset after the line's '\n') << 8, 0 when
+ * malformed, GET_TOO_MANY_KEYS beyond MAX_GET_KEYS. Global: see text.h. */
+__noinline int sc_parse_get(struct scratch *s, struct config *cfg, __u32 pos, __u32 len)
+{
+	if (!s || !cfg)
+		return 0;
+	__u32 nkeys = 0;
+	for (int k = 0; k <= MAX_GET_KEYS; k++) {
+		pos = sc_spaces(s, BUF_IN, pos, len);
+		if (pos >= len)
+			return 0;
+		__u8 c = AT(s->in, BUF_MASK, pos);
+		if (c == '\r' || c == '\n')
+			break;
+		if (k == MAX_GET_KEYS)
+			return GET_TOO_MANY_KEYS;
+		int kl = sc_key(s, BUF_IN, pos, len, k);
+		if (kl <= 0 || kl > KEY_MAX)
+			return 0;
+		s->key_lens[k & (MAX_GET_KEYS - 1)] = kl;
+		s->hashes[k & (MAX_GET_KEYS - 1)] = sc_hash(s, k, kl, cfg->seed);
+		pos += kl;
+		nkeys++;
+	}
+	if (!nkeys)
+		return 0;
+	if (AT(s->in, BUF_MASK, pos) == '\r')
+		pos++;
+	if (pos >= len || AT(s->in, BUF_MASK, pos) != '\n')
+		return 0;
+	return nkeys | ((pos + 1) << 8);
+}
+
 /* Miss: memcached answers. Leaves a ticket per key and a reply state so the
  * egress program can fill from the answer. Global: see text.h. */
 __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pkt *p, __u32 nkeys)
 {
 	if (!s || !cfg || !p)
 		return -1;
-	__u16 req_id = *(__u16 *)s->in;
+	int tcp = p->proto == IPPROTO_TCP;
+	__u16 req_id = tcp ? 0 : *(__u16 *)s->in;
+	s->tk.tcp_seq = p->tcp_ack; /* where the reply must start in the server's stream */
 	for (int k = 0; k < MAX_GET_KEYS; k++) {
 		if (k >= nkeys)
 			break;
 		__u64 h = s->hashes[k];
-		issue_ticket(s, p, req_id, 0, h, bucket_gen(cfg, h), s->q_epoch, s->q_now);
+		issue_ticket(s, p, req_id, tcp ? TICKET_TCP : 0, h, bucket_gen(cfg, h), s->q_epoch, s->q_now);
 	}
+	if (tcp)
+		return 0;
 	struct ticket_key *rk = &s->tkey;
 	rk->opaque = 0;
 	rk->hash = 0;
 	struct reply_state rs = {};
 	bpf_map_update_elem(&reply_map, rk, &rs, BPF_ANY);
 	return 0;
+}
+
+/* A TCP segment that is exactly one "get"/"gets" line: leave tickets so the
+ * reply can fill (memcached answers it over the same connection). */
+static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
+					   __u64 now)
+{
+	__u32 len = p->pl_len;
+	if (len < 6 || len > BUF_SIZE)
+		return 0;
+	if (bpf_xdp_load_bytes(ctx, p->pl_off, s->in, len) < 0)
+		return 0;
+	__u64 w = load8(s->in, BUF_MASK, 0);
+	__u32 start;
+	if ((w & MASKN(4)) == W4('g', 'e', 't', ' '))
+		start = 4;
+	else if ((w & MASKN(5)) == W5('g', 'e', 't', 's', ' '))
+		start = 5;
+	else
+		return 0;
+	int n = sc_parse_get(s, cfg, start, len);
+	if (n <= 0 || ((__u32)n >> 8) != len)
+		return 0;
+	struct global_state *gs = get_global();
+	if (!gs)
+		return 0;
+	s->q_epoch = gs->epoch;
+	s->q_now = now;
+	sc_issue_tickets(s, cfg, p, n & 0xff);
+	return 1;
+}
+
+/* TCP segment to memcached: follow binary flows by sequence number, scan
+ * everything else as ASCII. Always passes the segment on. */
+static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
+				       __u64 now)
+{
+	struct flow_key fk = {};
+	__builtin_memcpy(fk.saddr, p->saddr, 16);
+	__builtin_memcpy(fk.daddr, p->daddr, 16);
+	fk.sport = p->sport;
+	fk.dport = p->dport;
+	struct flow_state *fs = bpf_map_lookup_elem(&flow_map, &fk);
+	int closing = p->tcp_flags & (TCPF_FIN | TCPF_RST);
+
+	if (p->pl_len == 0)
+		goto out;
+	stat_inc(STAT_TCP_SEGMENTS);
+	if (fs) {
+		if (fs->state == FLOW_UNSYNCED) {
+			flush_cache(cfg, now, 0, 1);
+			goto out;
+		}
+		__s32 d = (__s32)(fs->next_hdr_seq - p->tcp_seq);
+		if (d < 0) {
+			/* the segment starts after a header we never saw */
+			flush_cache(cfg, now, 0, 1);
+			fs->state = FLOW_UNSYNCED;
+			goto out;
+		}
+		if ((__u32)d >= p->pl_len)
+			goto out; /* all value bytes of a request already seen */
+		long next = scan_binary(ctx, cfg, s, now, p->pl_off, d, p->pl_len, 1);
+		if (next < 0)
+			fs->state = FLOW_UNSYNCED;
+		else
+			fs->next_hdr_seq = p->tcp_seq + (__u32)next;
+		goto out;
+	}
+	__u8 first = 0;
+	if (bpf_xdp_load_bytes(ctx, p->pl_off, &first, 1) < 0)
+		goto out;
+	if (first == 0x80) {
+		long next = scan_binary(ctx, cfg, s, now, p->pl_off, 0, p->pl_len, 1);
+		struct flow_state nfs = {
+			.next_hdr_seq = next < 0 ? 0 : p->tcp_seq + (__u32)next,
+			.state = next < 0 ? FLOW_UNSYNCED : FLOW_BINARY,
+		};
+		if (!closing)
+			bpf_map_update_elem(&flow_map, &fk, &nfs, BPF_ANY);
+		return;
+	}
+	if (!tcp_get_tickets(ctx, cfg, s, p, now))
+		scan_ascii(ctx, cfg, s, now, p->pl_off, 0, p->pl_len);
+out:
+	if (closing && fs)
+		bpf_map_delete_elem(&flow_map, &fk);
 }
 
 struct get_ctx {
@@ -241,35 +368,15 @@ static long get_key_step(__u32 k, void *data)
 static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
 					 __u32 len, __u32 want_cas, __u64 now)
 {
-	__u32 pos = MC_FRAME_LEN + (want_cas ? 5 : 4);
-	__u32 nkeys = 0;
-	for (int k = 0; k <= MAX_GET_KEYS; k++) {
-		pos = sc_spaces(s, BUF_IN, pos, len);
-		if (pos >= len)
-			goto malformed;
-		__u8 c = AT(s->in, BUF_MASK, pos);
-		if (c == '\r' || c == '\n')
-			break;
-		if (k == MAX_GET_KEYS) {
-			stat_inc(STAT_PASS_TOO_MANY_KEYS);
-			return XDP_PASS;
-		}
-		int kl = sc_key(s, BUF_IN, pos, len, k);
-		if (kl <= 0 || kl > KEY_MAX)
-			goto malformed;
-		s->key_lens[k & (MAX_GET_KEYS - 1)] = kl;
-		s->hashes[k & (MAX_GET_KEYS - 1)] = sc_hash(s, k, kl, cfg->seed);
-		pos += kl;
-		nkeys++;
+	int n = sc_parse_get(s, cfg, MC_FRAME_LEN + (want_cas ? 5 : 4), len);
+	if (n == GET_TOO_MANY_KEYS) {
+		stat_inc(STAT_PASS_TOO_MANY_KEYS);
+		return XDP_PASS;
 	}
-	if (!nkeys)
+	if (n <= 0)
 		goto malformed;
-	/* The datagram must hold exactly this one line. */
-	if (AT(s->in, BUF_MASK, pos) == '\r')
-		pos++;
-	if (AT(s->in, BUF_MASK, pos) != '\n')
-		goto malformed;
-	if (pos + 1 != len) {
+	__u32 nkeys = n & 0xff, pos = (__u32)n >> 8;
+	if (pos != len) {
 		/* more commands follow in the datagram: leave it to memcached */
 		scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);

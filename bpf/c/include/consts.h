@@ -65,6 +65,9 @@
 #define BIN_GATK 0x23
 #define BIN_GATKQ 0x24
 
+/* ticket_key.opaque of ASCII GETs over TCP */
+#define TICKET_TCP 0x54435000
+
 /* config.flags */
 #define CFG_REQUIRE_LOCAL 1 /* serve only requests addressed to local_addrs */
 

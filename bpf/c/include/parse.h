@@ -24,6 +24,7 @@ struct pkt {
 	__u32 pl_off;  /* first payload byte */
 	__u32 pl_len;  /* payload length from the IP header (trailer padding excluded) */
 	__u32 tcp_seq; /* host order */
+	__u32 tcp_ack; /* host order */
 	__u16 sport;   /* network order */
 	__u16 dport;
 	__u8 ipv6;
@@ -133,6 +134,7 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 		p->sport = tcp->source;
 		p->dport = tcp->dest;
 		p->tcp_seq = bpf_ntohl(tcp->seq);
+		p->tcp_ack = bpf_ntohl(tcp->ack_seq);
 		p->tcp_flags = ((__u8 *)tcp)[13];
 		p->pl_off = l4 + doff;
 		p->pl_len -= doff;

@@ -72,7 +72,7 @@ struct ticket_key {
 	__u8 addr[16];  /* client address (IPv4 as ::ffff:a.b.c.d) */
 	__u16 port;     /* client port, network order */
 	__u16 req_id;   /* UDP frame request id, network order */
-	__u32 opaque;   /* binary: the request's opaque; ASCII: 0 */
+	__u32 opaque;   /* binary: the request's opaque; ASCII: 0 (UDP), TICKET_TCP (TCP) */
 	__u64 hash;     /* ASCII: key hash; binary: 0 (the reply has no key) */
 };
 
@@ -84,7 +84,7 @@ struct ticket {
 	__u16 key_len;
 	__u8 binary;      /* 1: binary protocol request */
 	__u8 opcode;
-	__u32 _pad;
+	__u32 tcp_seq;    /* TCP: sequence number the reply must start at */
 	__u8 key[KEY_BUF];/* binary only: the reply to GET/GETQ carries no key */
 };
 
