@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -31,6 +32,8 @@ type DeployOptions struct {
 	Force     bool           // replace a foreign XDP program
 	PinRoot   string         // default DefaultPinRoot
 	Log       func(format string, args ...any)
+
+	attachTC func(ifindex int, prog *ebpf.Program, pinDir string) (string, error) // tests inject failures
 }
 
 // Deployment describes what is attached to one interface. It is kept as JSON
@@ -111,6 +114,10 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 			o.logf("already deployed on %s with these settings (%s mode): nothing to do", o.Iface, prev.Mode)
 			return prev, nil
 		}
+		if canUpgradeInPlace(prev, &o) {
+			o.logf("upgrading the deployment on %s in place", o.Iface)
+			return upgradeInPlace(prev, &o, lk)
+		}
 		o.logf("replacing the deployment on %s", o.Iface)
 		if err := Undeploy(o.Iface, o.PinRoot); err != nil {
 			return nil, fmt.Errorf("remove the previous deployment: %w", err)
@@ -130,27 +137,11 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		}
 	}
 
-	cache, err := bpf.Load(o.Settings)
+	cache, allow, err := prepareCache(&o, lk)
 	if err != nil {
 		return nil, err
 	}
 	defer cache.Close()
-	allow := o.Allow
-	if len(allow) == 0 {
-		if allow, err = connectedPrefixes(lk); err != nil {
-			return nil, err
-		}
-	}
-	for _, p := range allow {
-		if err := cache.Allow(p, 0); err != nil {
-			return nil, err
-		}
-	}
-	if o.Settings.RequireLocal {
-		if err := addLocalAddrs(cache); err != nil {
-			return nil, err
-		}
-	}
 	if err := os.MkdirAll(pinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", pinDir, err)
 	}
@@ -193,22 +184,122 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	if d.Mode == ModeGeneric {
 		d.Warnings = append(d.Warnings, "generic (skb) mode: XDP runs after the kernel built an skb, which costs most of the speed-up; native mode needs a driver with XDP support")
 	}
-	how, err := attachTC(ifindex, cache.TC, pinDir)
+	if o.attachTC == nil {
+		o.attachTC = attachTC
+	}
+	how, err := o.attachTC(ifindex, cache.TC, pinDir)
 	if err != nil {
 		return nil, err
 	}
 	d.TCAttach = how
+	if err := finishRecord(o.PinRoot, d, cache); err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
+
+// prepareCache loads the programs and fills the allow-list and local addresses.
+func prepareCache(o *DeployOptions, lk netlink.Link) (*bpf.Cache, []netip.Prefix, error) {
+	cache, err := bpf.Load(o.Settings)
+	if err != nil {
+		return nil, nil, err
+	}
+	allow := o.Allow
+	if len(allow) == 0 {
+		if allow, err = connectedPrefixes(lk); err != nil {
+			cache.Close()
+			return nil, nil, err
+		}
+	}
+	for _, p := range allow {
+		if err := cache.Allow(p, 0); err != nil {
+			cache.Close()
+			return nil, nil, err
+		}
+	}
+	if o.Settings.RequireLocal {
+		if err := addLocalAddrs(cache); err != nil {
+			cache.Close()
+			return nil, nil, err
+		}
+	}
+	return cache, allow, nil
+}
+
+func finishRecord(pinRoot string, d *Deployment, cache *bpf.Cache) error {
 	if xt, tt, err := bpf.ProgramTags(); err == nil {
 		d.ProgTags = xt + "/" + tt
 	}
 	d.XDPProgID = progID(cache.XDP)
 	d.TCProgID = progID(cache.TC)
 	d.DeployedAt = time.Now().UTC().Truncate(time.Second)
-	if err := writeDeployment(o.PinRoot, d); err != nil {
+	os.Remove(filepath.Join(pinRoot, d.Iface, pinMeta))
+	return writeDeployment(pinRoot, d)
+}
+
+// canUpgradeInPlace: both attachments are bpf_links (which can swap their
+// program atomically) and the mode stays.
+func canUpgradeInPlace(prev *Deployment, o *DeployOptions) bool {
+	if prev.XDPAttach != "link" || prev.TCAttach != "tcx" || !stillAttached(prev) {
+		return false
+	}
+	return o.Mode == "" || o.Mode == "auto" && !(o.NoGeneric && prev.Mode == ModeGeneric) || Mode(o.Mode) == prev.Mode
+}
+
+// upgradeInPlace swaps new programs (with new maps) into the pinned links:
+// the interface is never without a program. The old cache's contents are
+// dropped with its maps. On failure the old programs and pins come back.
+func upgradeInPlace(prev *Deployment, o *DeployOptions, lk netlink.Link) (*Deployment, error) {
+	pinDir := prev.PinDir
+	xl, err := link.LoadPinnedLink(filepath.Join(pinDir, pinXDPLink), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open pinned XDP link: %w", err)
+	}
+	defer xl.Close()
+	tl, err := link.LoadPinnedLink(filepath.Join(pinDir, pinTCLink), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open pinned TC link: %w", err)
+	}
+	defer tl.Close()
+	old, err := bpf.LoadPinned(pinDir)
+	if err != nil {
 		return nil, err
 	}
-	ok = true
-	return d, nil
+	defer old.Close()
+	cache, allow, err := prepareCache(o, lk)
+	if err != nil {
+		return nil, err
+	}
+	defer cache.Close()
+
+	restorePins := func() {
+		bpf.Unpin(pinDir)
+		old.Pin(pinDir)
+	}
+	if err := bpf.Unpin(pinDir); err != nil {
+		return nil, fmt.Errorf("unpin the old programs: %w", err)
+	}
+	if err := cache.Pin(pinDir); err != nil {
+		restorePins()
+		return nil, err
+	}
+	if err := xl.Update(cache.XDP); err != nil {
+		restorePins()
+		return nil, fmt.Errorf("swap the XDP program: %w", err)
+	}
+	if err := tl.Update(cache.TC); err != nil {
+		xl.Update(old.XDP)
+		restorePins()
+		return nil, fmt.Errorf("swap the TC program: %w", err)
+	}
+	d := *prev
+	d.Settings, d.Allow, d.Warnings = o.Settings, allow, prev.Warnings
+	d.Attempts = []Attempt{{Mode: prev.Mode, OK: true, Why: "programs swapped in place"}}
+	if err := finishRecord(o.PinRoot, &d, cache); err != nil {
+		return nil, err
+	}
+	return &d, nil
 }
 
 // Undeploy removes everything xdpcache attached to and pinned for iface,

@@ -219,6 +219,12 @@ func TestDeployLifecycle(t *testing.T) {
 	if d3.XDPProgID == d.XDPProgID || d3.Settings.MaxAge != 5*time.Second {
 		t.Errorf("new settings were not applied: %+v", d3)
 	}
+	if d3.Attempts[0].Why != "programs swapped in place" {
+		t.Errorf("the upgrade was not done in place: %+v", d3.Attempts)
+	}
+	if st := statusIn(t, lab.Server, root); !st.Attached || st.XDPProgID != d3.XDPProgID || st.Settings.MaxAge != 5*time.Second {
+		t.Errorf("status after the upgrade: attached=%v prog %d settings %+v", st.Attached, st.XDPProgID, st.Settings)
+	}
 	// offload on veth: a clear error, nothing changed
 	if _, err := deployIn(t, lab.Server, DeployOptions{Iface: lab.Server.Iface, Mode: "offload", Settings: testSettings(), PinRoot: root}); err == nil {
 		t.Errorf("offload mode on veth succeeded")
@@ -256,6 +262,17 @@ func TestDeployRefusesForeignProgram(t *testing.T) {
 	}
 	if err := lab.Server.Do(func() error { return Undeploy(lab.Server.Iface, root) }); err != nil {
 		t.Fatal(err)
+	}
+	assertClean(t, lab.Server, root)
+}
+
+func TestDeployRollsBackWhenTCAttachFails(t *testing.T) {
+	lab, _ := newLab(t)
+	root := testPinRoot(t)
+	o := DeployOptions{Iface: lab.Server.Iface, Settings: testSettings(), PinRoot: root,
+		attachTC: func(int, *ebpf.Program, string) (string, error) { return "", errors.New("injected TC failure") }}
+	if _, err := deployIn(t, lab.Server, o); err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("deploy with a failing TC attach: %v", err)
 	}
 	assertClean(t, lab.Server, root)
 }

@@ -30,6 +30,12 @@ func newApp() *cli.App {
 			runCommand(),
 			demoCommand(),
 		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return cli.Exit(fmt.Sprintf("xdpcache: unknown command %q (xdpcache --help lists the commands)", c.Args().First()), exitUsage)
+			}
+			return cli.ShowAppHelp(c)
+		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return cli.Exit(fmt.Sprintf("xdpcache: %v (see xdpcache %s --help)", err, c.Command.Name), exitUsage)
 		},

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xdpcache/xdpcache/internal/netlab"
+)
+
+// runApp runs the CLI in-process and returns its exit code and output.
+func runApp(args ...string) (int, string) {
+	app := newApp()
+	var out bytes.Buffer
+	app.Writer, app.ErrWriter = &out, &out
+	code := 0
+	app.ExitErrHandler = func(_ *cli.Context, err error) {
+		if err == nil {
+			return
+		}
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+			out.WriteString(ec.Error())
+			return
+		}
+		code = exitFailed
+		out.WriteString(err.Error())
+	}
+	if err := app.Run(append([]string{"xdpcache"}, args...)); err != nil && code == 0 {
+		code = exitUsage
+		out.WriteString(err.Error())
+	}
+	return code, out.String()
+}
+
+func TestBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"deploy"}, exitUsage, "iface"},
+		{[]string{"deploy", "--iface", "lo", "--mode", "turbo"}, exitUsage, `--mode "turbo"`},
+		{[]string{"deploy", "--iface", "lo", "--port", "0"}, exitUsage, "--port 0"},
+		{[]string{"deploy", "--iface", "lo", "--port", "70000"}, exitUsage, "--port 70000"},
+		{[]string{"deploy", "--iface", "lo", "--port", "1", "--port", "2", "--port", "3", "--port", "4", "--port", "5"}, exitUsage, "ports"},
+		{[]string{"deploy", "--iface", "lo", "--entries", "0"}, exitUsage, "entries"},
+		{[]string{"deploy", "--iface", "lo", "--entries", "1000"}, exitUsage, "power of two"},
+		{[]string{"deploy", "--iface", "lo", "--entries", "99999999999"}, exitUsage, "--entries"},
+		{[]string{"deploy", "--iface", "lo", "--max-value-size", "5000"}, exitUsage, "--max-value-size"},
+		{[]string{"deploy", "--iface", "lo", "--allow", "10.0.0.1"}, exitUsage, `--allow "10.0.0.1"`},
+		{[]string{"deploy", "--iface", "lo", "--allow", "bogus/8"}, exitUsage, "CIDR"},
+		{[]string{"deploy", "--iface", "lo", "--mode", "generic", "--no-generic"}, exitUsage, "contradicts"},
+		{[]string{"deploy", "--iface", "lo", "--max-age", "-1s"}, exitUsage, "max age"},
+		{[]string{"deploy", "--iface", "lo", "--mtu", "100"}, exitUsage, "MTU"},
+		{[]string{"run", "--iface", "lo", "--interval", "0s"}, exitUsage, "--interval"},
+		{[]string{"demo", "--duration", "0s"}, exitFailed, "--duration"},
+		{[]string{"undeploy"}, exitUsage, "iface"},
+		{[]string{"nosuchcommand"}, exitUsage, ""},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out := runApp(tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; output %q", code, tc.code, out)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("output %q does not mention %q", out, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnknownInterface(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	code, out := runApp("deploy", "--iface", "nosuch0", "--pin-root", filepath.Join(t.TempDir(), "pins"))
+	if code != exitNotFound || !strings.Contains(out, "not found") {
+		t.Errorf("exit %d, output %q", code, out)
+	}
+	code, out = runApp("status", "--iface", "nosuch0")
+	if code != exitNotFound {
+		t.Errorf("status of a missing deployment: exit %d, %q", code, out)
+	}
+}
+
+// TestRunSurvivesSIGKILL: a `run` killed with SIGKILL leaves a consistent
+// deployment that status reads and undeploy removes.
+func TestRunSurvivesSIGKILL(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := exec.LookPath("memcached"); err != nil {
+		t.Skip("memcached not installed")
+	}
+	bin := filepath.Join(t.TempDir(), "xdpcache")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	lab, err := netlab.New(netlab.Options{Subnet: 210})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-run-"+lab.Server.Iface)
+	defer os.RemoveAll(root)
+	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--pin-root", root, "--interval", "100ms")
+	var out bytes.Buffer
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "attached=true") {
+		if time.Now().After(deadline) {
+			run.Process.Kill()
+			t.Fatalf("run did not report counters: %s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	run.Process.Signal(syscall.SIGKILL)
+	run.Wait()
+	st, err := lab.Server.Command(context.Background(), bin, "status", "--iface", lab.Server.Iface, "--pin-root", root).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "attached") || strings.Contains(string(st), "NOT ATTACHED") {
+		t.Fatalf("status after SIGKILL: %v\n%s", err, st)
+	}
+	if un, err := lab.Server.Command(context.Background(), bin, "undeploy", "--iface", lab.Server.Iface, "--pin-root", root).CombinedOutput(); err != nil {
+		t.Fatalf("undeploy: %v\n%s", err, un)
+	}
+	if _, err := os.Stat(filepath.Join(root, lab.Server.Iface)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pins left after undeploy")
+	}
+}
