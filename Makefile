@@ -34,7 +34,7 @@ test-short:
 	$(GO) test -short $(TESTFLAGS) $(PKGS)
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/
+	$(GO) test -run '^$$' -bench Report -benchtime 1x -count 1 ./bpf/
 
 demo:
 	.ci/deps
