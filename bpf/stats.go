@@ -94,3 +94,33 @@ func (c *Cache) Stats() (Stats, error) {
 	}
 	return out, nil
 }
+
+// Occupancy estimates the share of buckets holding a servable entry by
+// reading up to samples buckets spread over the map (reading every bucket of a
+// large cache would copy hundreds of megabytes).
+func (c *Cache) Occupancy(samples int) (float64, error) {
+	n := int(c.Maps.CacheMap.MaxEntries())
+	if samples <= 0 || samples > n {
+		samples = n
+	}
+	var g xdpGlobalState
+	if err := c.Maps.GlobalMap.Lookup(uint32(0), &g); err != nil {
+		return 0, fmt.Errorf("read global state: %w", err)
+	}
+	now, err := clockMonotonic()
+	if err != nil {
+		return 0, err
+	}
+	var it xdpItem
+	used := 0
+	for i := range samples {
+		idx := uint32(i * n / samples)
+		if err := c.Maps.CacheMap.Lookup(idx, &it); err != nil {
+			return 0, fmt.Errorf("read bucket %d: %w", idx, err)
+		}
+		if it.Valid != 0 && it.Epoch == g.Epoch && it.ExpiresNs > uint64(now) {
+			used++
+		}
+	}
+	return float64(used) / float64(samples), nil
+}

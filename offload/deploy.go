@@ -30,6 +30,7 @@ type DeployOptions struct {
 	Settings  bpf.Settings
 	Allow     []netip.Prefix // sources served; empty: the interface's own subnets
 	Force     bool           // replace a foreign XDP program
+	DryRun    bool           // work out and return the plan; change nothing
 	PinRoot   string         // default DefaultPinRoot
 	Log       func(format string, args ...any)
 
@@ -51,7 +52,8 @@ type Deployment struct {
 	DeployedAt time.Time      `json:"deployed_at"`
 	Settings   bpf.Settings   `json:"settings"`
 	Allow      []netip.Prefix `json:"allow"`
-	Attempts   []Attempt      `json:"attempts"` // each mode tried, in order, with the reason it failed
+	Attempts   []Attempt      `json:"attempts"`       // each mode tried, in order, with the reason it failed
+	Plan       []string       `json:"plan,omitempty"` // --dry-run: what deploy would do
 	Warnings   []string       `json:"warnings,omitempty"`
 }
 
@@ -109,6 +111,9 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		return nil, err
 	}
 	pinDir := filepath.Join(o.PinRoot, o.Iface)
+	if o.DryRun {
+		return dryRun(&o, lk, modes, pinDir)
+	}
 	if prev, err := ReadDeployment(o.PinRoot, o.Iface); err == nil {
 		if sameDeployment(prev, &o) && stillAttached(prev) {
 			o.logf("already deployed on %s with these settings (%s mode): nothing to do", o.Iface, prev.Mode)
@@ -196,6 +201,45 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		return nil, err
 	}
 	ok = true
+	return d, nil
+}
+
+// dryRun says what Deploy would do, changing nothing.
+func dryRun(o *DeployOptions, lk netlink.Link, modes []Mode, pinDir string) (*Deployment, error) {
+	d := &Deployment{Iface: o.Iface, Ifindex: lk.Attrs().Index, PinDir: pinDir, Settings: o.Settings, Allow: o.Allow}
+	if len(d.Allow) == 0 {
+		var err error
+		if d.Allow, err = connectedPrefixes(lk); err != nil {
+			return nil, err
+		}
+	}
+	say := func(f string, a ...any) { d.Plan = append(d.Plan, fmt.Sprintf(f, a...)) }
+	if prev, err := ReadDeployment(o.PinRoot, o.Iface); err == nil {
+		switch {
+		case sameDeployment(prev, o) && stillAttached(prev):
+			say("keep the current deployment (%s mode, same programs and settings): nothing to do", prev.Mode)
+			return d, nil
+		case canUpgradeInPlace(prev, o):
+			say("swap new programs into the pinned links of the %s-mode deployment (no moment without a program)", prev.Mode)
+			return d, nil
+		default:
+			say("remove the current %s-mode deployment", prev.Mode)
+		}
+	} else if x := lk.Attrs().Xdp; x != nil && x.Attached {
+		if !o.Force {
+			return nil, fmt.Errorf("%s already has an XDP program (id %d) that xdpcache did not attach; use --force to replace it", o.Iface, x.ProgId)
+		}
+		say("remove the foreign XDP program %d (--force)", x.ProgId)
+	}
+	for i, m := range modes {
+		if i == 0 {
+			say("attach XDP in %s mode", m)
+		} else {
+			say("if that fails, attach XDP in %s mode", m)
+		}
+	}
+	say("attach the TC egress filler (TCX on kernels 6.6+, else clsact + cls_bpf)")
+	say("pin programs, maps and links under %s", pinDir)
 	return d, nil
 }
 

@@ -114,6 +114,9 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 			}
 			after := c.stats()
 			st := statusIn(t, lab.Server, root)
+			if st.Occupancy <= 0 {
+				t.Errorf("occupancy %v with %d keys cached", st.Occupancy, len(keys))
+			}
 			hits := st.Stats.Get(bpf.StatHits)
 			mcGets := atoi(after["cmd_get"]) - atoi(before["cmd_get"])
 			t.Logf("%s: %d GETs, %d answered by XDP, %d reached memcached", mode, rounds*len(keys), hits, mcGets)
@@ -273,6 +276,58 @@ func TestDeployRollsBackWhenTCAttachFails(t *testing.T) {
 		attachTC: func(int, *ebpf.Program, string) (string, error) { return "", errors.New("injected TC failure") }}
 	if _, err := deployIn(t, lab.Server, o); err == nil || !strings.Contains(err.Error(), "injected") {
 		t.Fatalf("deploy with a failing TC attach: %v", err)
+	}
+	assertClean(t, lab.Server, root)
+}
+
+func TestAutoFallsBackToGenericWithTheKernelsReason(t *testing.T) {
+	lab, _ := newLab(t)
+	root := testPinRoot(t)
+	br := "xcbr" + lab.Server.Iface[3:]
+	for _, args := range [][]string{
+		{"link", "add", br, "type", "bridge"},
+		{"addr", "add", "198.19.250.1/24", "dev", br},
+		{"link", "set", br, "up"},
+	} {
+		if out, err := lab.Server.Command(t.Context(), "ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	d, err := deployIn(t, lab.Server, DeployOptions{Iface: br, Mode: "auto", Settings: testSettings(), PinRoot: root})
+	if err != nil {
+		t.Fatalf("deploy on a bridge: %v", err)
+	}
+	if d.Mode != ModeGeneric || len(d.Attempts) != 2 || d.Attempts[0].Mode != ModeNative || d.Attempts[0].OK {
+		t.Fatalf("auto on a bridge: mode %s, attempts %+v", d.Mode, d.Attempts)
+	}
+	if !strings.Contains(d.Attempts[0].Why, "native") {
+		t.Errorf("the native failure does not carry the kernel's reason: %q", d.Attempts[0].Why)
+	}
+	t.Logf("native refused: %s", d.Attempts[0].Why)
+	if len(d.Warnings) == 0 {
+		t.Errorf("generic mode chosen without a warning")
+	}
+	// --no-generic: auto stops at native and fails, leaving nothing behind.
+	if err := lab.Server.Do(func() error { return Undeploy(br, root) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deployIn(t, lab.Server, DeployOptions{Iface: br, Mode: "auto", NoGeneric: true, Settings: testSettings(), PinRoot: root}); err == nil {
+		t.Fatalf("--no-generic on a bridge succeeded")
+	}
+	br0 := lab.Server
+	br0.Iface = br
+	assertClean(t, br0, root)
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	lab, _ := newLab(t)
+	root := testPinRoot(t)
+	d, err := deployIn(t, lab.Server, DeployOptions{Iface: lab.Server.Iface, Settings: testSettings(), PinRoot: root, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Plan) < 3 || !strings.Contains(d.Plan[0], "native") {
+		t.Errorf("plan: %q", d.Plan)
 	}
 	assertClean(t, lab.Server, root)
 }

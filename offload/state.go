@@ -98,10 +98,11 @@ func Deployed(pinRoot string) ([]string, error) {
 // Status is a deployment with its live counters.
 type Status struct {
 	Deployment
-	Attached bool              `json:"attached"` // our XDP program is still on the interface
-	Stats    bpf.Stats         `json:"-"`
-	Counters map[string]uint64 `json:"counters"`
-	HitRatio float64           `json:"hit_ratio"`
+	Attached  bool              `json:"attached"` // our XDP program is still on the interface
+	Stats     bpf.Stats         `json:"-"`
+	Counters  map[string]uint64 `json:"counters"`
+	HitRatio  float64           `json:"hit_ratio"`
+	Occupancy float64           `json:"occupancy"` // share of buckets holding a servable entry (sampled)
 }
 
 // ReadStatus reads a deployment's record and counters.
@@ -119,7 +120,11 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named()}
+	occ, err := c.Occupancy(4096)
+	if err != nil {
+		return nil, err
+	}
+	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ}
 	if g := st.Get(bpf.StatGetReqs); g > 0 {
 		s.HitRatio = float64(st.Get(bpf.StatHits)) / float64(g)
 	}

@@ -33,6 +33,7 @@ func settingsFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "any-destination", Usage: "also answer requests not addressed to this host's own addresses"},
 		&cli.UintFlag{Name: "mtu", Value: uint(d.MTU), Usage: "largest reply packet (IP bytes)"},
 		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print what deploy would do and change nothing"},
 		&cli.StringFlag{Name: "pin-root", Value: offload.DefaultPinRoot, Usage: "bpffs directory for pins", Hidden: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 	}
@@ -84,7 +85,7 @@ func deployOptions(c *cli.Context, log io.Writer) (offload.DeployOptions, error)
 	}
 	return offload.DeployOptions{
 		Iface: c.String("iface"), Mode: mode, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
-		Force: c.Bool("force"), PinRoot: c.String("pin-root"),
+		Force: c.Bool("force"), DryRun: c.Bool("dry-run"), PinRoot: c.String("pin-root"),
 		Log: func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) },
 	}, nil
 }
@@ -105,6 +106,13 @@ func deployCommand() *cli.Command {
 			}
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, d)
+			}
+			if opts.DryRun {
+				fmt.Fprintf(c.App.Writer, "xdpcache deploy --dry-run on %s would:\n", d.Iface)
+				for i, step := range d.Plan {
+					fmt.Fprintf(c.App.Writer, "  %d. %s\n", i+1, step)
+				}
+				return nil
 			}
 			printDeployment(c.App.Writer, c.App.ErrWriter, d)
 			return nil
@@ -216,8 +224,8 @@ func printStatus(w io.Writer, st *offload.Status) {
 	s := st.Settings
 	fmt.Fprintf(w, "  settings: ports %v, %d entries, values <= %d B, max age %s, write hold %s\n",
 		s.Ports, s.Entries, s.MaxValue, s.MaxAge, s.WriteHold)
-	fmt.Fprintf(w, "  hit ratio %.1f%% (%d of %d GET requests answered in the kernel)\n",
-		100*st.HitRatio, st.Stats.Get(bpf.StatHits), st.Stats.Get(bpf.StatGetReqs))
+	fmt.Fprintf(w, "  hit ratio %.1f%% (%d of %d GET requests answered in the kernel), occupancy ~%.1f%% of %d buckets\n",
+		100*st.HitRatio, st.Stats.Get(bpf.StatHits), st.Stats.Get(bpf.StatGetReqs), 100*st.Occupancy, s.Entries)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for i, v := range st.Stats {
 		if v != 0 {
