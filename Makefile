@@ -6,7 +6,7 @@ PKGS    ?= ./...
 # packages one at a time; each test cleans up after itself.
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
 
-.PHONY: all build generate check-generate test test-short bench demo vet clean
+.PHONY: all build generate check-generate test test-short fuzz bench demo vet clean
 
 all: build
 
@@ -29,6 +29,12 @@ vet:
 
 test: vet
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# Each fuzz target for a bounded time (BPF programs through BPF_PROG_TEST_RUN; root).
+FUZZTIME ?= 10s
+fuzz:
+	for f in FuzzXDPPayload FuzzXDPFrame FuzzTCReply; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./bpf/ || exit 1; done
 
 test-short:
 	$(GO) test -short $(TESTFLAGS) $(PKGS)

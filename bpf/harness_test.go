@@ -174,3 +174,8 @@ func (h *harness) expectMiss(f flow, key string) {
 }
 
 func sleepPast(d time.Duration) { time.Sleep(d + 5*time.Millisecond) }
+
+// sscanItem parses "VALUE <key> <flags> <bytes>" (no CAS).
+func sscanItem(line string, key *string, flags, n *int) (int, error) {
+	return fmt.Sscanf(line, "VALUE %s %d %d", key, flags, n)
+}

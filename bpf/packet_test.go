@@ -142,30 +142,45 @@ type reply struct {
 // mirrors the request and that every checksum and length is right.
 func decodeReply(t testing.TB, f flow, out []byte) reply {
 	t.Helper()
-	pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
-	if el := pkt.ErrorLayer(); el != nil {
-		t.Fatalf("reply does not decode: %v", el.Error())
-	}
+	r := checkFrame(t, out)
+	pkt := r.pkt
 	eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
 	if eth.SrcMAC.String() != serverMAC.String() || eth.DstMAC.String() != clientMAC.String() {
 		t.Errorf("MACs not swapped: src %s dst %s", eth.SrcMAC, eth.DstMAC)
+	}
+	udp := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+	if int(udp.SrcPort) != int(f.sport) || int(udp.DstPort) != int(f.cport) {
+		t.Errorf("ports not swapped: %d -> %d", udp.SrcPort, udp.DstPort)
+	}
+	if ip4, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
+		if !net.IP(ip4.SrcIP).Equal(f.server.AsSlice()) || !net.IP(ip4.DstIP).Equal(f.client.AsSlice()) {
+			t.Errorf("IPv4 addresses not swapped: %s -> %s", ip4.SrcIP, ip4.DstIP)
+		}
+	} else if ip6, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok {
+		if !ip6.SrcIP.Equal(f.server.AsSlice()) || !ip6.DstIP.Equal(f.client.AsSlice()) {
+			t.Errorf("IPv6 addresses not swapped: %s -> %s", ip6.SrcIP, ip6.DstIP)
+		}
+	}
+	return r
+}
+
+// checkFrame decodes a UDP frame and checks its lengths and checksums.
+func checkFrame(t testing.TB, out []byte) reply {
+	t.Helper()
+	pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+	if el := pkt.ErrorLayer(); el != nil {
+		t.Fatalf("reply does not decode: %v", el.Error())
 	}
 	udpL := pkt.Layer(layers.LayerTypeUDP)
 	if udpL == nil {
 		t.Fatalf("reply has no UDP layer")
 	}
 	udp := udpL.(*layers.UDP)
-	if int(udp.SrcPort) != int(f.sport) || int(udp.DstPort) != int(f.cport) {
-		t.Errorf("ports not swapped: %d -> %d", udp.SrcPort, udp.DstPort)
-	}
 	if int(udp.Length) != 8+len(udp.Payload) {
 		t.Errorf("UDP length %d, payload %d", udp.Length, len(udp.Payload))
 	}
 	var pseudo []byte
 	if ip4, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
-		if !net.IP(ip4.SrcIP).Equal(f.server.AsSlice()) || !net.IP(ip4.DstIP).Equal(f.client.AsSlice()) {
-			t.Errorf("IPv4 addresses not swapped: %s -> %s", ip4.SrcIP, ip4.DstIP)
-		}
 		if int(ip4.Length) != int(ip4.IHL)*4+int(udp.Length) {
 			t.Errorf("IPv4 total length %d, header %d, UDP %d", ip4.Length, ip4.IHL*4, udp.Length)
 		}
@@ -174,9 +189,6 @@ func decodeReply(t testing.TB, f flow, out []byte) reply {
 		}
 		pseudo = append(append([]byte{}, ip4.SrcIP.To4()...), ip4.DstIP.To4()...)
 	} else if ip6, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok {
-		if !ip6.SrcIP.Equal(f.server.AsSlice()) || !ip6.DstIP.Equal(f.client.AsSlice()) {
-			t.Errorf("IPv6 addresses not swapped: %s -> %s", ip6.SrcIP, ip6.DstIP)
-		}
 		if int(ip6.Length) != int(udp.Length) {
 			t.Errorf("IPv6 payload length %d, UDP %d", ip6.Length, udp.Length)
 		}
@@ -213,3 +225,4 @@ func onesSum(b []byte) uint16 {
 	}
 	return uint16(s)
 }
+

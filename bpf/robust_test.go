@@ -145,3 +145,34 @@ func TestLargestValueFitsOneDatagram(t *testing.T) {
 		t.Fatalf("1400-byte value reply differs")
 	}
 }
+
+func TestBadChecksumsAreNotAnswered(t *testing.T) {
+	for _, f := range []flow{v4flow(), v6flow()} {
+		h := newHarness(t, nil)
+		h.fillASCII(f, "k", 0, []byte("v"), nil)
+		pkt := f.udpToServer(t, frame(1, getLine("get", "k")))
+		l4 := 14 + 20
+		if f.client.Is6() {
+			l4 = 14 + 40
+		}
+		bad := append([]byte{}, pkt...)
+		bad[l4+6] ^= 0x55 // UDP checksum
+		if n := h.statDelta(StatPassBadCsum, func() { h.xdp(bad) }); n != 1 {
+			t.Errorf("%s: bad UDP checksum answered? pass_bad_csum +%d", f.client, n)
+		}
+		if f.client.Is4() {
+			bad = append([]byte{}, pkt...)
+			bad[14+10] ^= 0x55 // IPv4 header checksum
+			if n := h.statDelta(StatPassBadCsum, func() { h.xdp(bad) }); n != 1 {
+				t.Errorf("bad IPv4 header checksum answered? +%d", n)
+			}
+			// UDP checksum 0 means "none" over IPv4: answered.
+			none := append([]byte{}, pkt...)
+			none[l4+6], none[l4+7] = 0, 0
+			if ret, _ := h.xdp(none); ret != xdpTX {
+				t.Errorf("IPv4 request without a UDP checksum not answered: %d", ret)
+			}
+		}
+		h.getHit(f, "get", "k")
+	}
+}

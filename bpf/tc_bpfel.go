@@ -171,7 +171,8 @@ const (
 	tcStatIdSTAT_FILL_HELD          tcStatId = 27
 	tcStatIdSTAT_FILL_EXPIRED       tcStatId = 28
 	tcStatIdSTAT_FILL_BUSY          tcStatId = 29
-	tcStatIdSTAT_MAX                tcStatId = 30
+	tcStatIdSTAT_PASS_BAD_CSUM      tcStatId = 30
+	tcStatIdSTAT_MAX                tcStatId = 31
 )
 
 type tcTicket struct {

@@ -171,7 +171,8 @@ const (
 	xdpStatIdSTAT_FILL_HELD          xdpStatId = 27
 	xdpStatIdSTAT_FILL_EXPIRED       xdpStatId = 28
 	xdpStatIdSTAT_FILL_BUSY          xdpStatId = 29
-	xdpStatIdSTAT_MAX                xdpStatId = 30
+	xdpStatIdSTAT_PASS_BAD_CSUM      xdpStatId = 30
+	xdpStatIdSTAT_MAX                xdpStatId = 31
 )
 
 type xdpTicket struct {

@@ -179,6 +179,41 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	return XDP_TX;
 }
 
+/* Would the kernel accept this request? It drops IPv4 headers and UDP
+ * datagrams whose checksums are wrong; XDP runs before that check, so a
+ * request is verified before it is answered. The payload is s->in[0, len);
+ * s->hdr holds the headers (send_reply loads them). */
+static __always_inline int request_csum_ok(struct xdp_md *ctx, struct pkt *p, struct scratch *s, __u32 len)
+{
+	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & 0x7f;
+	if (bpf_xdp_load_bytes(ctx, 0, s->hdr, (p->pl_off & 0x7f) | 1) < 0)
+		return 0;
+	__u64 sum = 0;
+	__s64 r;
+	if (!p->ipv6) {
+		__u32 ihl = (l4 - l3) & 0x3c;
+		if (ihl < 20)
+			return 0;
+		r = bpf_csum_diff(0, 0, (__be32 *)(s->hdr + l3), ihl, 0);
+		if (r < 0 || csum_fold((__u32)r) != 0)
+			return 0;
+		r = bpf_csum_diff(0, 0, (__be32 *)(s->hdr + l3 + 12), 8, 0); /* addresses */
+	} else {
+		r = bpf_csum_diff(0, 0, (__be32 *)(s->hdr + l3 + 8), 32, 0);
+	}
+	if (r < 0)
+		return 0;
+	sum += (__u32)r;
+	__u16 *udp = (__u16 *)(s->hdr + l4); /* l4 <= 82: inside hdr */
+	if (udp[3] == 0) /* no checksum: allowed over IPv4 only */
+		return !p->ipv6;
+	sum += bpf_htons(IPPROTO_UDP) + udp[2]; /* pseudo header: protocol, length */
+	sum += udp[0] + udp[1] + udp[2] + udp[3];
+	*(__u32 *)(s->in + (len & BUF_MASK)) = 0; /* pad to a multiple of 4 */
+	sum = csum_buf(s->in, len, sum);
+	return csum_fold(sum) == 0;
+}
+
 /* Records what the TC program needs to fill from memcached's reply. */
 static __always_inline void issue_ticket(struct scratch *s, struct pkt *p, __u16 req_id, __u32 opaque, __u64 hash,
 					 __u64 gen, __u64 epoch, __u64 now)
@@ -383,6 +418,10 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		return XDP_PASS;
 	}
 	stat_inc(STAT_GET_REQS);
+	if (!request_csum_ok(ctx, p, s, len)) {
+		stat_inc(STAT_PASS_BAD_CSUM);
+		return XDP_PASS;
+	}
 
 	struct global_state *gs = get_global();
 	if (!gs)
@@ -465,6 +504,10 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 		return XDP_PASS;
 	}
 	stat_inc(STAT_GET_REQS);
+	if (!request_csum_ok(ctx, p, s, len)) {
+		stat_inc(STAT_PASS_BAD_CSUM);
+		return XDP_PASS;
+	}
 	__u64 *k64 = (__u64 *)s->keys[0];
 	sc_copy_key(s, BUF_IN, MC_FRAME_LEN + MC_BIN_HDR_LEN, klen, 0);
 	s->key_lens[0] = klen;

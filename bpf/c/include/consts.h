@@ -107,6 +107,7 @@ enum stat_id {
 	STAT_FILL_HELD,         /* fills refused: the key (or cache) was written less than write-hold ago */
 	STAT_FILL_EXPIRED,      /* fills refused: memcached's exptime for the key has passed */
 	STAT_FILL_BUSY,         /* fills refused: another fill of the bucket was in progress */
+	STAT_PASS_BAD_CSUM,     /* a request whose IP or UDP checksum is wrong (the kernel drops it) */
 	STAT_MAX,
 };
 
