@@ -225,4 +225,3 @@ func onesSum(b []byte) uint16 {
 	}
 	return uint16(s)
 }
-
