@@ -22,27 +22,29 @@ const (
 // Settings are a deployment's tunables, written to config_map before the
 // programs are attached.
 type Settings struct {
-	Ports        []uint16      // memcached ports (UDP for GETs, TCP and UDP for mutations)
-	Entries      uint32        // cache buckets, a power of two
-	MaxValue     uint32        // largest value cached, at most MaxValueCap
-	MTU          uint32        // largest IP packet a reply may be
-	MaxAge       time.Duration // upper bound on an entry's age
-	WriteHold    time.Duration // fills refused this long after a mutation of the key
-	UnlistedAmp  uint32        // sources outside the allow-list: amplification limit, 0 = never served
-	RequireLocal bool          // serve only requests addressed to a local address (local_map)
-	Seed         uint64        // key hash seed; 0 picks a random one
+	Ports         []uint16      // memcached ports (UDP for GETs, TCP and UDP for mutations)
+	Entries       uint32        // cache buckets, a power of two
+	MaxValue      uint32        // largest value cached, at most MaxValueCap
+	MTU           uint32        // largest IP packet a reply may be
+	MaxAge        time.Duration // upper bound on an entry's age
+	WriteHold     time.Duration // fills refused this long after a mutation of the key
+	UnlistedAmp   uint32        // sources outside the allow-list: amplification limit, 0 = never served
+	RequireLocal  bool          // serve only requests addressed to a local address (local_map)
+	VerifyUDPCsum bool          // verify requests' UDP checksums (off where senders leave them partial, e.g. veth)
+	Seed          uint64        // key hash seed; 0 picks a random one
 }
 
 // DefaultSettings are the documented defaults (docs/consistency.md).
 func DefaultSettings() Settings {
 	return Settings{
-		Ports:        []uint16{11211},
-		Entries:      65536,
-		MaxValue:     1024,
-		MTU:          1500,
-		MaxAge:       60 * time.Second,
-		WriteHold:    time.Second,
-		RequireLocal: true,
+		Ports:         []uint16{11211},
+		Entries:       65536,
+		MaxValue:      1024,
+		MTU:           1500,
+		MaxAge:        60 * time.Second,
+		WriteHold:     time.Second,
+		RequireLocal:  true,
+		VerifyUDPCsum: true,
 	}
 }
 
@@ -184,13 +186,19 @@ func (c *Cache) Configure(s Settings) error {
 	if s.RequireLocal {
 		cfg.Flags |= cfgRequireLocal
 	}
+	if s.VerifyUDPCsum {
+		cfg.Flags |= cfgVerifyUDPCsum
+	}
 	if err := c.Maps.ConfigMap.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
 }
 
-const cfgRequireLocal = 1
+const (
+	cfgRequireLocal  = 1
+	cfgVerifyUDPCsum = 2
+)
 
 // Config reads back what Configure wrote.
 func (c *Cache) Config() (Settings, uint64, error) {
@@ -199,14 +207,15 @@ func (c *Cache) Config() (Settings, uint64, error) {
 		return Settings{}, 0, fmt.Errorf("read config: %w", err)
 	}
 	s := Settings{
-		Entries:      cfg.EntriesMask + 1,
-		MaxValue:     cfg.MaxValue,
-		MTU:          cfg.Mtu,
-		MaxAge:       time.Duration(cfg.MaxAgeNs),
-		WriteHold:    time.Duration(cfg.HoldNs),
-		UnlistedAmp:  cfg.UnlistedAmp,
-		RequireLocal: cfg.Flags&cfgRequireLocal != 0,
-		Seed:         cfg.Seed,
+		Entries:       cfg.EntriesMask + 1,
+		MaxValue:      cfg.MaxValue,
+		MTU:           cfg.Mtu,
+		MaxAge:        time.Duration(cfg.MaxAgeNs),
+		WriteHold:     time.Duration(cfg.HoldNs),
+		UnlistedAmp:   cfg.UnlistedAmp,
+		RequireLocal:  cfg.Flags&cfgRequireLocal != 0,
+		VerifyUDPCsum: cfg.Flags&cfgVerifyUDPCsum != 0,
+		Seed:          cfg.Seed,
 	}
 	for _, p := range cfg.Ports {
 		if p != 0 {

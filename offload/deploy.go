@@ -107,6 +107,10 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		return nil, fmt.Errorf("interface %q not found in this network namespace (ip link show lists them)", o.Iface)
 	}
 	ifindex := lk.Attrs().Index
+	if o.Settings.VerifyUDPCsum && partialChecksums(lk) {
+		o.Settings.VerifyUDPCsum = false
+		o.logf("%s is a veth: local senders leave UDP checksums to offload, so requests' UDP checksums are not verified", o.Iface)
+	}
 	if err := ensureBPFFS(filepath.Dir(o.PinRoot)); err != nil {
 		return nil, err
 	}
@@ -241,6 +245,12 @@ func dryRun(o *DeployOptions, lk netlink.Link, modes []Mode, pinDir string) (*De
 	say("attach the TC egress filler (TCX on kernels 6.6+, else clsact + cls_bpf)")
 	say("pin programs, maps and links under %s", pinDir)
 	return d, nil
+}
+
+// partialChecksums: frames from local senders on this kind of device carry
+// UDP checksums that only the pseudo-header sum is in (checksum offload).
+func partialChecksums(lk netlink.Link) bool {
+	return lk.Type() == "veth"
 }
 
 // prepareCache loads the programs and fills the allow-list and local addresses.

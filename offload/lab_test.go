@@ -1,16 +1,11 @@
 package offload
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpcache/xdpcache/internal/mclient"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 )
 
@@ -81,13 +77,10 @@ func attachPass(t *testing.T, ns netlab.NS) {
 	}
 }
 
-// mc is a tiny memcached client for the end-to-end tests.
+// mc wraps mclient for tests: failures end the test.
 type mc struct {
-	t   *testing.T
-	tcp net.Conn
-	rd  *bufio.Reader
-	udp *net.UDPConn
-	id  uint16
+	t *testing.T
+	c *mclient.Client
 }
 
 func dialMC(t *testing.T, lab *netlab.Lab, m *netlab.Memcached) *mc {
@@ -102,92 +95,39 @@ func dialMC(t *testing.T, lab *netlab.Lab, m *netlab.Memcached) *mc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tc.Close(); uc.Close() })
-	return &mc{t: t, tcp: tc, rd: bufio.NewReader(tc), udp: uc}
-}
-
-func (c *mc) line() string {
-	c.t.Helper()
-	c.tcp.SetReadDeadline(time.Now().Add(3 * time.Second))
-	l, err := c.rd.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("memcached TCP read: %v", err)
-	}
-	return strings.TrimRight(l, "\r\n")
+	return &mc{t: t, c: mclient.New(tc, uc)}
 }
 
 func (c *mc) set(key, value string) {
 	c.t.Helper()
-	fmt.Fprintf(c.tcp, "set %s 0 0 %d\r\n%s\r\n", key, len(value), value)
-	if l := c.line(); l != "STORED" {
-		c.t.Fatalf("set %s: %q", key, l)
+	if err := c.c.Set(key, value, 0); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
-// tcpGet reads one key over TCP.
 func (c *mc) tcpGet(key string) string {
 	c.t.Helper()
-	fmt.Fprintf(c.tcp, "get %s\r\n", key)
-	var v string
-	for {
-		l := c.line()
-		if l == "END" {
-			return v
-		}
-		if strings.HasPrefix(l, "VALUE ") {
-			v = c.line()
-		}
+	v, _, err := c.c.TCPGet(key)
+	if err != nil {
+		c.t.Fatal(err)
 	}
+	return v
 }
 
 func (c *mc) stats() map[string]string {
 	c.t.Helper()
-	fmt.Fprintf(c.tcp, "stats\r\n")
-	out := map[string]string{}
-	for {
-		l := c.line()
-		if l == "END" {
-			return out
-		}
-		if f := strings.Fields(l); len(f) == 3 {
-			out[f[1]] = f[2]
-		}
-	}
-}
-
-// get asks over UDP and returns the value ("" and false on a miss).
-func (c *mc) get(key string) (string, bool) {
-	c.t.Helper()
-	c.id++
-	var hdr [8]byte
-	binary.BigEndian.PutUint16(hdr[0:], c.id)
-	binary.BigEndian.PutUint16(hdr[4:], 1)
-	if _, err := c.udp.Write(append(hdr[:], "get "+key+"\r\n"...)); err != nil {
+	s, err := c.c.Stats()
+	if err != nil {
 		c.t.Fatal(err)
 	}
-	buf := make([]byte, 4096)
-	var reply []byte
-	for !bytes.HasSuffix(reply, []byte("END\r\n")) {
-		c.udp.SetReadDeadline(time.Now().Add(2 * time.Second))
-		n, err := c.udp.Read(buf)
-		if err != nil {
-			c.t.Fatalf("UDP get %s (request %d): %v", key, c.id, err)
-		}
-		if n < 8 || binary.BigEndian.Uint16(buf) != c.id {
-			continue // a late reply to an earlier request
-		}
-		reply = append(reply, buf[8:n]...)
+	return s
+}
+
+func (c *mc) get(key string) (string, bool) {
+	c.t.Helper()
+	v, ok, err := c.c.Get(key)
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	if string(reply) == "END\r\n" {
-		return "", false
-	}
-	var k string
-	var flags, size int
-	if _, err := fmt.Sscanf(string(reply), "VALUE %s %d %d\r\n", &k, &flags, &size); err != nil || k != key {
-		c.t.Fatalf("bad reply to get %s: %q", key, reply)
-	}
-	start := bytes.Index(reply, []byte("\r\n")) + 2
-	if start+size+7 != len(reply) || string(reply[start+size:]) != "\r\nEND\r\n" {
-		c.t.Fatalf("malformed reply to get %s: %q", key, reply)
-	}
-	return string(reply[start : start+size]), true
+	return v, ok
 }

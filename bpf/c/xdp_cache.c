@@ -183,7 +183,8 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
  * datagrams whose checksums are wrong; XDP runs before that check, so a
  * request is verified before it is answered. The payload is s->in[0, len);
  * s->hdr holds the headers (send_reply loads them). */
-static __always_inline int request_csum_ok(struct xdp_md *ctx, struct pkt *p, struct scratch *s, __u32 len)
+static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cfg, struct pkt *p, struct scratch *s,
+					   __u32 len)
 {
 	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & 0x7f;
 	if (bpf_xdp_load_bytes(ctx, 0, s->hdr, (p->pl_off & 0x7f) | 1) < 0)
@@ -203,6 +204,8 @@ static __always_inline int request_csum_ok(struct xdp_md *ctx, struct pkt *p, st
 	}
 	if (r < 0)
 		return 0;
+	if (!(cfg->flags & CFG_VERIFY_UDP_CSUM))
+		return 1;
 	sum += (__u32)r;
 	__u16 *udp = (__u16 *)(s->hdr + l4); /* l4 <= 82: inside hdr */
 	if (udp[3] == 0) /* no checksum: allowed over IPv4 only */
@@ -418,7 +421,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		return XDP_PASS;
 	}
 	stat_inc(STAT_GET_REQS);
-	if (!request_csum_ok(ctx, p, s, len)) {
+	if (!request_csum_ok(ctx, cfg, p, s, len)) {
 		stat_inc(STAT_PASS_BAD_CSUM);
 		return XDP_PASS;
 	}
@@ -504,7 +507,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 		return XDP_PASS;
 	}
 	stat_inc(STAT_GET_REQS);
-	if (!request_csum_ok(ctx, p, s, len)) {
+	if (!request_csum_ok(ctx, cfg, p, s, len)) {
 		stat_inc(STAT_PASS_BAD_CSUM);
 		return XDP_PASS;
 	}

@@ -2,13 +2,19 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
 	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/internal/metrics"
 	"github.com/xdpcache/xdpcache/offload"
 )
 
@@ -16,6 +22,7 @@ func runCommand() *cli.Command {
 	flags := append(settingsFlags(),
 		&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "how often to log the counters"},
 		&cli.BoolFlag{Name: "keep", Usage: "leave the deployment in place when stopped"},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on this address (e.g. :9411); empty: off"},
 	)
 	return &cli.Command{
 		Name:  "run",
@@ -28,6 +35,21 @@ func runCommand() *cli.Command {
 			}
 			if c.Duration("interval") <= 0 {
 				return cli.Exit("xdpcache run: --interval must be positive", exitUsage)
+			}
+			var srv *http.Server
+			if addr := c.String("metrics-addr"); addr != "" {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("xdpcache run: --metrics-addr %s: %v", addr, err), exitUsage)
+				}
+				reg := prometheus.NewRegistry()
+				reg.MustRegister(metrics.New(opts.PinRoot, version()))
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+				srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				go srv.Serve(ln)
+				defer srv.Close()
+				fmt.Fprintf(c.App.Writer, "metrics on http://%s/metrics\n", ln.Addr())
 			}
 			d, err := offload.Deploy(opts)
 			if err != nil {
@@ -68,4 +90,12 @@ func logCounters(c *cli.Context, pinRoot, iface string) {
 	fmt.Fprintf(c.App.Writer, "%s %s gets=%d hits=%d ratio=%.1f%% fills=%d stale_fills=%d invalidations=%d flushes=%d attached=%v\n",
 		time.Now().Format(time.RFC3339), iface, s.Get(bpf.StatGetReqs), s.Get(bpf.StatHits), 100*st.HitRatio,
 		s.Get(bpf.StatFills), s.Get(bpf.StatFillStale), s.Get(bpf.StatInvalidations), s.Get(bpf.StatFlushes), st.Attached)
+}
+
+// version is the module version this binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }

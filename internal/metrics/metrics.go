@@ -1,0 +1,111 @@
+// Package metrics exposes xdpcache's counters to Prometheus. The counters
+// live in per-CPU BPF maps; they are read and summed on every scrape.
+package metrics
+
+import (
+	"runtime"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/offload"
+)
+
+// Collector reads every deployment under a pin root on each scrape.
+type Collector struct {
+	pinRoot string
+	version string
+
+	gets, hits, fills, refused, invalidations, flushes, passes, packets *prometheus.Desc
+	mode, entries, attached, hitRatio, buildInfo                        *prometheus.Desc
+}
+
+// New returns a collector for the deployments under pinRoot.
+func New(pinRoot, version string) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("xdpcache_"+name, help, labels, nil)
+	}
+	return &Collector{
+		pinRoot:       pinRoot,
+		version:       version,
+		gets:          d("gets_total", "GET requests seen by the XDP program, by result (hit: answered in the kernel).", "iface", "result"),
+		hits:          d("hits_total", "Keys answered from the cache.", "iface"),
+		fills:         d("fills_total", "Entries written from memcached's replies.", "iface"),
+		refused:       d("fills_refused_total", "Replies not written to the cache, by reason.", "iface", "reason"),
+		invalidations: d("invalidations_total", "Keys invalidated by mutating commands.", "iface"),
+		flushes:       d("flushes_total", "Whole-cache flushes (flush_all, or a mutation whose key could not be read).", "iface"),
+		passes:        d("passes_total", "GET requests left to memcached, by reason.", "iface", "reason"),
+		packets:       d("packets_total", "Packets seen by the programs.", "iface", "hook"),
+		mode:          d("mode", "XDP mode of the deployment (1 for the mode in use).", "iface", "mode"),
+		entries:       d("entries", "Estimated cache entries that can be served now (sampled).", "iface"),
+		attached:      d("attached", "1 while xdpcache's XDP program is attached to the interface.", "iface"),
+		hitRatio:      d("hit_ratio", "Share of GET requests answered in the kernel since deployment.", "iface"),
+		buildInfo:     d("build_info", "Build information.", "version", "goversion"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.gets, c.hits, c.fills, c.refused, c.invalidations, c.flushes,
+		c.passes, c.packets, c.mode, c.entries, c.attached, c.hitRatio, c.buildInfo} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+	ifaces, _ := offload.Deployed(c.pinRoot)
+	for _, iface := range ifaces {
+		st, err := offload.ReadStatus(c.pinRoot, iface)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.gets, err)
+			continue
+		}
+		c.collect(ch, st)
+	}
+}
+
+func (c *Collector) collect(ch chan<- prometheus.Metric, st *offload.Status) {
+	i := st.Iface
+	s := st.Stats
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{i}, labels...)...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{i}, labels...)...)
+	}
+	hits, gets := s.Get(bpf.StatHits), s.Get(bpf.StatGetReqs)
+	counter(c.gets, hits, "hit")
+	counter(c.gets, gets-min(hits, gets), "miss")
+	counter(c.hits, s.Get(bpf.StatHitKeys))
+	counter(c.fills, s.Get(bpf.StatFills))
+	counter(c.invalidations, s.Get(bpf.StatInvalidations))
+	counter(c.flushes, s.Get(bpf.StatFlushes))
+	counter(c.packets, s.Get(bpf.StatXDPPackets), "xdp")
+	counter(c.packets, s.Get(bpf.StatTCPackets), "tc")
+	for id, v := range s {
+		name := bpf.StatName(bpf.Stat(id))
+		switch {
+		case strings.HasPrefix(name, "fill_"):
+			counter(c.refused, v, strings.TrimPrefix(name, "fill_"))
+		case strings.HasPrefix(name, "miss_"), strings.HasPrefix(name, "pass_"):
+			counter(c.passes, v, name)
+		}
+	}
+	for _, m := range []offload.Mode{offload.ModeOffload, offload.ModeNative, offload.ModeGeneric} {
+		v := 0.0
+		if st.Mode == m {
+			v = 1
+		}
+		gauge(c.mode, v, string(m))
+	}
+	gauge(c.entries, st.Occupancy*float64(st.Settings.Entries))
+	att := 0.0
+	if st.Attached {
+		att = 1
+	}
+	gauge(c.attached, att)
+	gauge(c.hitRatio, st.HitRatio)
+}

@@ -1,0 +1,101 @@
+package metrics
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/internal/mclient"
+	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/offload"
+)
+
+func TestScrape(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and BPF")
+	}
+	if _, err := exec.LookPath("memcached"); err != nil {
+		t.Skip("memcached not installed")
+	}
+	lab, err := netlab.New(netlab.Options{Subnet: 220})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	m, err := lab.StartMemcached(11211)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-test-metrics-%d", os.Getpid()))
+	defer os.RemoveAll(root)
+	s := bpf.DefaultSettings()
+	s.Entries, s.WriteHold = 1024, 0
+	if err := lab.Server.Do(func() error {
+		_, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: "generic", Settings: s, PinRoot: root})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, root) })
+
+	addr := netip.AddrPortFrom(m.Addr, m.Port)
+	tc, err := lab.Client.DialTCP(addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := lab.Client.DialUDP(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mclient.New(tc, uc)
+	if err := c.Set("k", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if v, ok, err := c.Get("k"); err != nil || !ok || v != "v" {
+			t.Fatalf("get: %q %v %v", v, ok, err)
+		}
+	}
+
+	col := New(root, "test")
+	if problems, err := testutil.CollectAndLint(col); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", err, problems)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	iface := lab.Server.Iface
+	for _, want := range []string{
+		fmt.Sprintf(`xdpcache_gets_total{iface=%q,result="hit"} 4`, iface),
+		fmt.Sprintf(`xdpcache_gets_total{iface=%q,result="miss"} 1`, iface),
+		fmt.Sprintf(`xdpcache_fills_total{iface=%q} 1`, iface),
+		fmt.Sprintf(`xdpcache_mode{iface=%q,mode="generic"} 1`, iface),
+		fmt.Sprintf(`xdpcache_invalidations_total{iface=%q} 1`, iface),
+		`xdpcache_build_info{goversion=`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("scrape lacks %s\n%s", want, text)
+		}
+	}
+}
