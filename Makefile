@@ -6,7 +6,7 @@ PKGS    ?= ./...
 # packages one at a time; each test cleans up after itself.
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
 
-.PHONY: all build generate check-generate test test-short fuzz bench demo vet clean
+.PHONY: all build generate check-generate test test-short fuzz check-long bench demo vet clean
 
 all: build
 
@@ -35,6 +35,10 @@ FUZZTIME ?= 10s
 fuzz:
 	for f in FuzzXDPPayload FuzzXDPFrame FuzzTCReply; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./bpf/ || exit 1; done
+
+# The consistency checker with 10M operations per XDP mode (about an hour).
+check-long:
+	$(GO) test -count=1 -timeout 6h -run TestConsistencyUnderLoad -v ./internal/consistency/ -args -ops=10000000
 
 test-short:
 	$(GO) test -short $(TESTFLAGS) $(PKGS)
