@@ -43,8 +43,11 @@ check-long:
 test-short:
 	$(GO) test -short $(TESTFLAGS) $(PKGS)
 
+# Micro (kernel ns per packet, BPF_PROG_TEST_RUN) and end to end (veth pair,
+# real memcached, mcload's engine): memcached alone vs native vs generic XDP.
 bench:
 	$(GO) test -run '^$$' -bench Report -benchtime 1x -count 1 ./bpf/
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -count 1 -timeout 20m ./internal/loadgen/
 
 demo:
 	.ci/deps

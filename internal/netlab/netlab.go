@@ -220,6 +220,9 @@ func (l *Lab) StartMemcached(port uint16, extra ...string) (*Memcached, error) {
 	}
 }
 
+// Pid is the memcached process's id (nsenter execs it in place).
+func (m *Memcached) Pid() int { return m.cmd.Process.Pid }
+
 // Stop stops this memcached.
 func (m *Memcached) Stop() {
 	if m.cmd.Process != nil {

@@ -1,0 +1,347 @@
+// Package loadgen drives memcached (with or without xdpcache in front) with
+// UDP GETs: Zipf key popularity, many requests in flight per socket, batched
+// sends and receives (sendmmsg/recvmmsg), a bounded duration, and a report of
+// throughput, latency percentiles, hit ratio and timeouts.
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Config describes a run.
+type Config struct {
+	Keys      int           // distinct keys
+	KeySize   int           // bytes per key (at least 8)
+	ValueSize int           // bytes per value
+	Zipf      float64       // popularity skew (0.99 as in BMC; 0 = uniform)
+	Binary    bool          // binary-protocol GETK instead of ASCII get
+	Sockets   int           // UDP sockets (one goroutine each)
+	Window    int           // requests in flight per socket
+	Duration  time.Duration // how long to send
+	Timeout   time.Duration // a request unanswered this long counts as a timeout
+	Seed      uint64
+	DialUDP   func() (*net.UDPConn, error)
+	DialTCP   func() (net.Conn, error) // for Populate
+}
+
+// Report is what a run measured.
+type Report struct {
+	Requests  int64         `json:"requests"`
+	Replies   int64         `json:"replies"`
+	Hits      int64         `json:"hits"`
+	Timeouts  int64         `json:"timeouts"`
+	Errors    int64         `json:"errors"` // malformed or unexpected replies
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	PerSecond float64       `json:"replies_per_second"`
+	HitRatio  float64       `json:"hit_ratio"`
+	P50       time.Duration `json:"p50_ns"`
+	P99       time.Duration `json:"p99_ns"`
+	P999      time.Duration `json:"p999_ns"`
+}
+
+func (r Report) String() string {
+	return fmt.Sprintf("%.0f replies/s, p50 %s p99 %s p999 %s, hit ratio %.1f%%, %d timeouts, %d errors (%d requests in %s)",
+		r.PerSecond, r.P50, r.P99, r.P999, 100*r.HitRatio, r.Timeouts, r.Errors, r.Requests, r.Elapsed.Round(time.Millisecond))
+}
+
+// Key is the name of key rank k, padded to size bytes.
+func Key(k, size int) string {
+	s := fmt.Sprintf("k%d:", k)
+	if len(s) < size {
+		s += strings.Repeat("x", size-len(s))
+	}
+	return s
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Keys <= 0, c.Sockets <= 0, c.Window <= 0, c.Duration <= 0:
+		return errors.New("keys, sockets, window and duration must be positive")
+	case c.KeySize < 8 || c.KeySize > 250:
+		return fmt.Errorf("key size %d: 8..250", c.KeySize)
+	case c.ValueSize < 0 || c.ValueSize > 1<<20:
+		return fmt.Errorf("value size %d: 0..1 MiB", c.ValueSize)
+	case c.Window > 30000:
+		return fmt.Errorf("window %d: at most 30000 requests in flight per socket", c.Window)
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = time.Second
+	}
+	return nil
+}
+
+// Populate stores every key over TCP, pipelined.
+func Populate(cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	conn, err := cfg.DialTCP()
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	w := bufio.NewWriterSize(conn, 1<<16)
+	rd := bufio.NewReader(conn)
+	value := strings.Repeat("v", cfg.ValueSize)
+	const batch = 256
+	for start := 0; start < cfg.Keys; start += batch {
+		n := min(batch, cfg.Keys-start)
+		for k := start; k < start+n; k++ {
+			fmt.Fprintf(w, "set %s 0 0 %d\r\n%s\r\n", Key(k, cfg.KeySize), len(value), value)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for range n {
+			l, err := rd.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("populate: %w", err)
+			}
+			if l != "STORED\r\n" {
+				return fmt.Errorf("populate: %q", l)
+			}
+		}
+	}
+	return nil
+}
+
+type batchConn interface {
+	ReadBatch([]ipv4.Message, int) (int, error)
+	WriteBatch([]ipv4.Message, int) (int, error)
+}
+
+// Run sends GETs until the duration is over and waits for what is in flight.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if err := cfg.validate(); err != nil {
+		return Report{}, err
+	}
+	zipf := NewZipf(cfg.Keys, cfg.Zipf)
+	keys := make([]string, cfg.Keys)
+	for k := range keys {
+		keys[k] = Key(k, cfg.KeySize)
+	}
+	var mu sync.Mutex
+	var total Report
+	var lats []time.Duration
+	var wg sync.WaitGroup
+	errc := make(chan error, cfg.Sockets)
+	start := time.Now()
+	for i := range cfg.Sockets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, l, err := runSocket(ctx, &cfg, i, zipf, keys)
+			if err != nil {
+				errc <- err
+				return
+			}
+			mu.Lock()
+			total.Requests += r.Requests
+			total.Replies += r.Replies
+			total.Hits += r.Hits
+			total.Timeouts += r.Timeouts
+			total.Errors += r.Errors
+			lats = append(lats, l...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		return Report{}, err
+	}
+	total.Elapsed = time.Since(start)
+	total.PerSecond = float64(total.Replies) / total.Elapsed.Seconds()
+	if total.Replies > 0 {
+		total.HitRatio = float64(total.Hits) / float64(total.Replies)
+	}
+	slices.Sort(lats)
+	pct := func(p float64) time.Duration {
+		if len(lats) == 0 {
+			return 0
+		}
+		return lats[min(int(p*float64(len(lats))), len(lats)-1)]
+	}
+	total.P50, total.P99, total.P999 = pct(0.50), pct(0.99), pct(0.999)
+	return total, nil
+}
+
+type inflight struct {
+	sent time.Time
+	key  int
+	live bool
+}
+
+func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []string) (Report, []time.Duration, error) {
+	conn, err := cfg.DialUDP()
+	if err != nil {
+		return Report{}, nil, fmt.Errorf("socket %d: %w", idx, err)
+	}
+	defer conn.Close()
+	var bc batchConn
+	if ra, ok := conn.RemoteAddr().(*net.UDPAddr); ok && ra.IP.To4() == nil {
+		bc = ipv6.NewPacketConn(conn)
+	} else {
+		bc = ipv4.NewPacketConn(conn)
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(idx)))
+	window := cfg.Window
+	slots := make([]inflight, 65536) // by request id
+	var rep Report
+	var lats []time.Duration
+	nextID := uint16(rng.Uint32())
+	inFlight := 0
+	const batch = 64
+	out := make([]ipv4.Message, batch)
+	outBufs := make([][]byte, batch)
+	for i := range out {
+		outBufs[i] = make([]byte, 0, 64+cfg.KeySize)
+	}
+	in := make([]ipv4.Message, batch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, 2048)}
+	}
+	deadline := time.Now().Add(cfg.Duration)
+	lastSweep := time.Now()
+	for {
+		now := time.Now()
+		sending := now.Before(deadline) && ctx.Err() == nil
+		if !sending && inFlight == 0 {
+			break
+		}
+		if !sending && now.After(deadline.Add(cfg.Timeout)) {
+			rep.Timeouts += int64(inFlight)
+			break
+		}
+		// Fill the window.
+		n := 0
+		for sending && inFlight < window && n < batch {
+			id := nextID
+			nextID++
+			if slots[id].live { // id space wrapped onto a lost request
+				rep.Timeouts++
+				slots[id].live = false
+				inFlight--
+			}
+			k := zipf.Next(rng)
+			b := outBufs[n][:8]
+			binary.BigEndian.PutUint16(b[0:], id)
+			binary.BigEndian.PutUint16(b[2:], 0)
+			binary.BigEndian.PutUint16(b[4:], 1)
+			binary.BigEndian.PutUint16(b[6:], 0)
+			b = appendRequest(b, cfg.Binary, keys[k], uint32(id))
+			outBufs[n] = b
+			out[n].Buffers = [][]byte{b}
+			slots[id] = inflight{sent: now, key: k, live: true}
+			inFlight++
+			n++
+		}
+		if n > 0 {
+			for sent := 0; sent < n; {
+				m, err := bc.WriteBatch(out[sent:n], 0)
+				if err != nil {
+					return rep, lats, fmt.Errorf("send: %w", err)
+				}
+				sent += m
+			}
+			rep.Requests += int64(n)
+		}
+		// Receive what has come.
+		conn.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
+		m, err := bc.ReadBatch(in, 0)
+		if err != nil {
+			var ne net.Error
+			if !(errors.As(err, &ne) && ne.Timeout()) {
+				return rep, lats, fmt.Errorf("receive: %w", err)
+			}
+			m = 0
+		}
+		rnow := time.Now()
+		for i := range m {
+			b := in[i].Buffers[0][:in[i].N]
+			if len(b) < 8 {
+				rep.Errors++
+				continue
+			}
+			id := binary.BigEndian.Uint16(b)
+			s := &slots[id]
+			if !s.live {
+				continue // late reply to a request counted as timed out
+			}
+			hit, ok := parseReply(b[8:], cfg.Binary, keys[s.key])
+			if !ok {
+				// a reply split over datagrams: count once at its end
+				if !cfg.Binary && len(b) > 8 && !strings.HasSuffix(string(b[8:]), "END\r\n") {
+					continue
+				}
+				rep.Errors++
+			}
+			s.live = false
+			inFlight--
+			rep.Replies++
+			if hit {
+				rep.Hits++
+			}
+			lats = append(lats, rnow.Sub(s.sent))
+		}
+		// Expire lost requests now and then.
+		if rnow.Sub(lastSweep) > cfg.Timeout/4 {
+			lastSweep = rnow
+			for id := range slots {
+				if slots[id].live && rnow.Sub(slots[id].sent) > cfg.Timeout {
+					slots[id].live = false
+					inFlight--
+					rep.Timeouts++
+				}
+			}
+		}
+	}
+	return rep, lats, nil
+}
+
+func appendRequest(b []byte, binaryProto bool, key string, opaque uint32) []byte {
+	if !binaryProto {
+		b = append(b, "get "...)
+		b = append(b, key...)
+		return append(b, "\r\n"...)
+	}
+	var h [24]byte
+	h[0], h[1] = 0x80, 0x0c // GETK
+	binary.BigEndian.PutUint16(h[2:], uint16(len(key)))
+	binary.BigEndian.PutUint32(h[8:], uint32(len(key)))
+	binary.BigEndian.PutUint32(h[12:], opaque)
+	return append(append(b, h[:]...), key...)
+}
+
+// parseReply: (found, well-formed).
+func parseReply(b []byte, binaryProto bool, key string) (bool, bool) {
+	if binaryProto {
+		if len(b) < 24 || b[0] != 0x81 {
+			return false, false
+		}
+		status := binary.BigEndian.Uint16(b[6:])
+		return status == 0, status == 0 || status == 1
+	}
+	s := string(b)
+	if s == "END\r\n" {
+		return false, true
+	}
+	if !strings.HasPrefix(s, "VALUE "+key+" ") || !strings.HasSuffix(s, "\r\nEND\r\n") {
+		return false, false
+	}
+	return true, true
+}

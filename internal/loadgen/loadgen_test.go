@@ -1,0 +1,80 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func TestZipf(t *testing.T) {
+	z := NewZipf(1000, 0.99)
+	r := rand.New(rand.NewPCG(1, 2))
+	counts := make([]int, 1000)
+	for range 200000 {
+		counts[z.Next(r)]++
+	}
+	if counts[0] < counts[10] || counts[10] < counts[500] {
+		t.Errorf("not skewed: %d %d %d", counts[0], counts[10], counts[500])
+	}
+	share := float64(counts[0]) / 200000
+	if want := z.TopShare(1); share < want*0.9 || share > want*1.1 {
+		t.Errorf("rank 0 share %.3f, want about %.3f", share, want)
+	}
+	u := NewZipf(10, 0)
+	if s := u.TopShare(5); s < 0.49 || s > 0.51 {
+		t.Errorf("uniform top half %.3f", s)
+	}
+}
+
+// TestAgainstMemcached runs a short load on loopback: every request is
+// answered and every key hits after Populate.
+func TestAgainstMemcached(t *testing.T) {
+	bin, err := exec.LookPath("memcached")
+	if err != nil {
+		t.Skip("memcached not installed")
+	}
+	l, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "-U", fmt.Sprint(port), "-p", fmt.Sprint(port), "-l", "127.0.0.1", "-u", "root", "-t", "2", "-m", "64")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, binary := range []bool{false, true} {
+		cfg := Config{Keys: 500, KeySize: 16, ValueSize: 32, Zipf: 0.99, Binary: binary, Sockets: 2, Window: 32,
+			Duration: 500 * time.Millisecond, Seed: 1,
+			DialUDP: func() (*net.UDPConn, error) {
+				a, _ := net.ResolveUDPAddr("udp", addr)
+				return net.DialUDP("udp", nil, a)
+			},
+			DialTCP: func() (net.Conn, error) { return net.Dial("tcp", addr) }}
+		if err := Populate(cfg); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("binary=%v: %s", binary, rep)
+		if rep.Replies == 0 || rep.HitRatio != 1 || rep.Errors != 0 {
+			t.Errorf("binary=%v: %s", binary, rep)
+		}
+	}
+}
