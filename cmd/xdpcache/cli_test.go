@@ -20,6 +20,7 @@ import (
 // runApp runs the CLI in-process and returns its exit code and output.
 func runApp(args ...string) (int, string) {
 	app := newApp()
+	app.Commands = append(app.Commands, extraCommands()...)
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out
 	code := 0
@@ -139,5 +140,23 @@ func TestRunSurvivesSIGKILL(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, lab.Server.Iface)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pins left after undeploy")
+	}
+}
+
+func TestNicdbCommand(t *testing.T) {
+	code, out := runApp("nicdb")
+	if code != 0 || !strings.Contains(out, "veth") || !strings.Contains(out, "mlx5_core") {
+		t.Errorf("nicdb: %d %q", code, out)
+	}
+	code, out = runApp("nicdb", "ena")
+	if code != 0 || !strings.Contains(out, "half the maximum") || !strings.Contains(out, "ethtool -L") {
+		t.Errorf("nicdb ena: %d %q", code, out)
+	}
+	code, out = runApp("nicdb", "--json", "veth")
+	if code != 0 || !strings.Contains(out, `"max_xdp_mtu": 3520`) {
+		t.Errorf("nicdb --json veth: %d %q", code, out)
+	}
+	if code, out = runApp("nicdb", "nosuchdriver"); code != exitNotFound || !strings.Contains(out, "nosuchdriver") {
+		t.Errorf("unknown driver: %d %q", code, out)
 	}
 }
