@@ -1,0 +1,114 @@
+package offload
+
+import (
+	"fmt"
+
+	"github.com/xdpcache/xdpcache/nicdb"
+)
+
+// PlanStep is one mode considered, in order.
+type PlanStep struct {
+	Mode   Mode   `json:"mode"`
+	Usable bool   `json:"usable"`
+	Reason string `json:"reason"`
+}
+
+// Plan is the mode deploy would choose, and why.
+type Plan struct {
+	Mode     Mode       `json:"mode"` // "" when no mode is usable
+	Steps    []PlanStep `json:"steps"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
+// DecideOptions: what the user asked for.
+type DecideOptions struct {
+	Requested string // auto, offload, native or generic
+	NoGeneric bool
+	Force     bool // a foreign program will be replaced
+	// OffloadVariant says whether this build can load its program in
+	// hardware; false until the offload variant exists.
+	OffloadVariant bool
+}
+
+const genericWarning = "generic (skb) mode: XDP runs after the kernel has built an skb, which costs most of the speed-up; it is chosen only because native mode is not available here"
+
+// Decide chooses a mode from a probe report. It is a pure function of its inputs.
+func Decide(r *Report, checks []Check, o DecideOptions) Plan {
+	kv, kerr := nicdb.ParseKernelVersion(r.Kernel.Version)
+	blocked := func(m Mode) (string, bool) {
+		for _, c := range checks {
+			if c.ID == "attached" && o.Force {
+				continue
+			}
+			if c.Blocks(m) {
+				return c.Reason + " (fix: " + c.Fix + ")", true
+			}
+		}
+		return "", false
+	}
+	step := func(m Mode) PlanStep {
+		switch m {
+		case ModeOffload:
+			hw := r.XDPFeatures.Has(XDPHWOffload)
+			src := "the device advertises hw-offload"
+			if !r.XDPFeatures.Available {
+				hw = r.NICDB != nil && kerr == nil && r.NICDB.OffloadAt(kv)
+				src = "nicdb lists hardware offload for " + r.Driver
+			}
+			if !hw {
+				return PlanStep{m, false, "the device does not offer XDP hardware offload"}
+			}
+			if !o.OffloadVariant {
+				return PlanStep{m, false, src + ", but this build has no offload-compatible program variant yet"}
+			}
+			if why, b := blocked(m); b {
+				return PlanStep{m, false, why}
+			}
+			return PlanStep{m, true, src}
+		case ModeNative:
+			ok := r.XDPFeatures.Has(XDPBasic)
+			src := "the driver supports native XDP (netdev xdp-features: basic)"
+			if !r.XDPFeatures.Available {
+				ok = r.NICDB != nil && kerr == nil && r.NICDB.NativeAt(kv)
+				src = fmt.Sprintf("nicdb: %s has native XDP on this kernel", r.Driver)
+				if !ok {
+					return PlanStep{m, false, fmt.Sprintf("the kernel does not report XDP features and nicdb does not list native XDP for %q on %s", r.Driver, r.Kernel.Version)}
+				}
+			}
+			if !ok {
+				return PlanStep{m, false, fmt.Sprintf("the %s driver has no native XDP (netdev xdp-features lacks basic)", r.Driver)}
+			}
+			if why, b := blocked(m); b {
+				return PlanStep{m, false, why}
+			}
+			return PlanStep{m, true, src}
+		default:
+			if o.NoGeneric && (o.Requested == "" || o.Requested == "auto") {
+				return PlanStep{m, false, "--no-generic: generic mode is not allowed"}
+			}
+			if why, b := blocked(m); b {
+				return PlanStep{m, false, why}
+			}
+			return PlanStep{m, true, "generic mode works on every device"}
+		}
+	}
+	var modes []Mode
+	switch o.Requested {
+	case "", "auto":
+		modes = []Mode{ModeOffload, ModeNative, ModeGeneric}
+	default:
+		modes = []Mode{Mode(o.Requested)}
+	}
+	var p Plan
+	for _, m := range modes {
+		s := step(m)
+		p.Steps = append(p.Steps, s)
+		if s.Usable && p.Mode == "" {
+			p.Mode = m
+		}
+	}
+	if p.Mode == ModeGeneric {
+		p.Warnings = append(p.Warnings, genericWarning)
+	}
+	return p
+}

@@ -1,0 +1,114 @@
+package offload
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/xdpcache/xdpcache/nicdb"
+)
+
+func testReport(t *testing.T, driver string, mut func(*Report)) (*Report, *nicdb.DB) {
+	t.Helper()
+	db, err := nicdb.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Report{Iface: "eth0", Driver: driver, MTU: 1500, Features: map[string]bool{}, CPUs: 8,
+		XDP: XDPState{Attached: "none"}, XDPFeatures: XDPFeatures{Available: true, Raw: XDPBasic | XDPRedirect},
+		Kernel:    KernelFacts{Version: "6.18.0", BTF: true, BPFFS: true, SpinLock: true, XDPLink: true, TCX: true, Memlock: -1},
+		Memcached: MemcachedFacts{Ports: []uint16{11211}, UDPListening: []uint16{11211}}}
+	if d, ok := db.Driver(driver); ok {
+		r.NICDB = &d
+	}
+	if mut != nil {
+		mut(r)
+	}
+	return r, db
+}
+
+func TestDecide(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		driver string
+		mut    func(*Report)
+		opts   DecideOptions
+		want   Mode
+		reason string // in the first unusable step's reason
+	}{
+		{"native NIC", "mlx5_core", nil, DecideOptions{}, ModeNative, "hardware offload"},
+		{"offload NIC without the variant", "nfp", func(r *Report) { r.XDPFeatures.Raw |= XDPHWOffload }, DecideOptions{}, ModeNative, "no offload-compatible program variant"},
+		{"offload NIC with the variant", "nfp", func(r *Report) { r.XDPFeatures.Raw |= XDPHWOffload }, DecideOptions{OffloadVariant: true}, ModeOffload, ""},
+		{"generic-only device", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{}, ModeGeneric, "no native XDP"},
+		{"old kernel, nicdb knows the driver", "ixgbe", func(r *Report) {
+			r.XDPFeatures = XDPFeatures{Reason: "no netdev family"}
+			r.Kernel.Version = "5.10.0-28-amd64"
+		}, DecideOptions{}, ModeNative, "does not offer"},
+		{"old kernel, driver too new", "gve", func(r *Report) {
+			r.XDPFeatures = XDPFeatures{Reason: "no netdev family"}
+			r.Kernel.Version = "5.10.0"
+		}, DecideOptions{}, ModeGeneric, "nicdb does not list native XDP"},
+		{"LRO on", "i40e", func(r *Report) { r.Features["rx-lro"] = true }, DecideOptions{}, ModeGeneric, "LRO is on"},
+		{"MTU too large", "ixgbe", func(r *Report) { r.MTU = 9000 }, DecideOptions{}, ModeGeneric, "single-page XDP limit 3050"},
+		{"MTU too large but rx-sg", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= XDPRxSG }, DecideOptions{}, ModeNative, ""},
+		{"foreign program", "mlx5_core", func(r *Report) { r.XDP = XDPState{Attached: "native", ProgID: 7} }, DecideOptions{}, "", "another XDP program"},
+		{"foreign program, --force", "mlx5_core", func(r *Report) { r.XDP = XDPState{Attached: "native", ProgID: 7} }, DecideOptions{Force: true}, ModeNative, ""},
+		{"ours attached", "mlx5_core", func(r *Report) { r.XDP = XDPState{Attached: "native", ProgID: 7}; r.Ours = true }, DecideOptions{}, ModeNative, ""},
+		{"veth peer without XDP", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Name: "peer0", SameNetns: true}
+		}, DecideOptions{}, ModeGeneric, "runs no XDP program"},
+		{"veth peer with XDP", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Name: "peer0", SameNetns: true, XDPAttached: true}
+		}, DecideOptions{}, ModeNative, ""},
+		{"explicit native unusable", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{Requested: "native"}, "", "no native XDP"},
+		{"no generic", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{NoGeneric: true}, "", "no native XDP"},
+		{"no spin lock", "mlx5_core", func(r *Report) { r.Kernel.SpinLock = false }, DecideOptions{}, "", "bpf_spin_lock"},
+		{"ena channels", "ena", func(r *Report) { r.Channels = &Channels{Combined: 8, MaxCombined: 8} }, DecideOptions{}, ModeGeneric, "half"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, db := testReport(t, tc.driver, tc.mut)
+			checks := RunChecks(r, db)
+			p := Decide(r, checks, tc.opts)
+			if p.Mode != tc.want {
+				t.Fatalf("mode %q, want %q; plan %+v", p.Mode, tc.want, p)
+			}
+			if tc.reason != "" {
+				found := false
+				for _, s := range p.Steps {
+					if !s.Usable && strings.Contains(s.Reason, tc.reason) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no step explains %q: %+v", tc.reason, p.Steps)
+				}
+			}
+			if (p.Mode == ModeGeneric) != (len(p.Warnings) > 0) {
+				t.Errorf("generic warning: mode %s, warnings %v", p.Mode, p.Warnings)
+			}
+			if tc.opts.Requested != "" && tc.opts.Requested != "auto" && len(p.Steps) != 1 {
+				t.Errorf("an explicit mode must not fall back: %+v", p.Steps)
+			}
+		})
+	}
+}
+
+func TestChecksHaveFixes(t *testing.T) {
+	r, db := testReport(t, "virtio_net", func(r *Report) {
+		r.Features["rx-lro"] = true
+		r.Features["rx-gro-hw"] = true
+		r.MTU = 9000
+		r.Channels = &Channels{Combined: 2, MaxCombined: 2}
+		r.Memcached.UDPListening = nil
+		r.Kernel = KernelFacts{Version: "5.4.0", Memlock: 65536}
+	})
+	for _, c := range RunChecks(r, db) {
+		if c.Status != Pass && c.Fix == "" {
+			t.Errorf("check %s (%s) has no fix", c.ID, c.Status)
+		}
+		if c.ID == "gro-hw" && !strings.Contains(c.Fix, "hypervisor") {
+			t.Errorf("virtio GRO_HW fix should point at the hypervisor: %q", c.Fix)
+		}
+	}
+}

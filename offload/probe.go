@@ -1,0 +1,291 @@
+package offload
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+	"github.com/safchain/ethtool"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpcache/xdpcache/nicdb"
+)
+
+// Report is everything probe learns about one interface, read-only. The
+// JSON names are a stable schema (docs/probe.md).
+type Report struct {
+	Iface         string          `json:"iface"`
+	Ifindex       int             `json:"ifindex"`
+	Driver        string          `json:"driver"`
+	DriverVersion string          `json:"driver_version"`
+	Firmware      string          `json:"firmware"`
+	BusInfo       string          `json:"bus_info"`
+	LinkType      string          `json:"link_type"`
+	MTU           int             `json:"mtu"`
+	MinMTU        int             `json:"min_mtu"`
+	MaxMTU        int             `json:"max_mtu"`
+	Master        string          `json:"master,omitempty"`
+	OperState     string          `json:"operstate"`
+	Features      map[string]bool `json:"features"`
+	Channels      *Channels       `json:"channels,omitempty"`
+	Rings         *Rings          `json:"rings,omitempty"`
+	XDP           XDPState        `json:"xdp"`
+	XDPProgName   string          `json:"xdp_prog_name,omitempty"`
+	Ours          bool            `json:"ours"` // the attached XDP program is xdpcache's
+	TCFilters     []string        `json:"tc_filters"`
+	XDPFeatures   XDPFeatures     `json:"xdp_features"`
+	Kernel        KernelFacts     `json:"kernel"`
+	Memcached     MemcachedFacts  `json:"memcached"`
+	VethPeer      *VethPeer       `json:"veth_peer,omitempty"`
+	NICDB         *nicdb.Driver   `json:"nicdb,omitempty"`
+	CPUs          int             `json:"cpus"`
+	Notes         []string        `json:"notes,omitempty"` // what could not be read
+	Checks        []Check         `json:"checks"`
+	Plan          Plan            `json:"plan"`
+}
+
+// Channels are the device's queue counts (ethtool -l).
+type Channels struct {
+	RX, TX, Combined, MaxRX, MaxTX, MaxCombined uint32
+}
+
+// Rings are the device's ring sizes (ethtool -g).
+type Rings struct {
+	RX, TX, MaxRX, MaxTX uint32
+}
+
+// KernelFacts are the running kernel's BPF capabilities.
+type KernelFacts struct {
+	Version  string `json:"version"`
+	BTF      bool   `json:"btf"`
+	BPFFS    bool   `json:"bpffs"`
+	SpinLock bool   `json:"spin_lock"`
+	XDPLink  bool   `json:"xdp_link"` // bpf_link for XDP (5.9+)
+	TCX      bool   `json:"tcx"`      // 6.6+
+	Memlock  int64  `json:"memlock"`  // RLIMIT_MEMLOCK bytes, -1 unlimited
+}
+
+// MemcachedFacts: is something listening where the cache expects memcached?
+type MemcachedFacts struct {
+	Ports        []uint16 `json:"ports"`
+	UDPListening []uint16 `json:"udp_listening"`
+}
+
+// VethPeer is the other end of a veth.
+type VethPeer struct {
+	Name        string `json:"name,omitempty"`
+	Ifindex     int    `json:"ifindex"`
+	SameNetns   bool   `json:"same_netns"`
+	XDPAttached bool   `json:"xdp_attached"`
+}
+
+// ProbeOptions tune a probe.
+type ProbeOptions struct {
+	Ports   []uint16 // memcached UDP ports; default 11211
+	PinRoot string   // where deployments are pinned (to recognise ours)
+	DB      *nicdb.DB
+}
+
+// ProbeInterface gathers facts about one interface and plans a mode.
+// It changes nothing.
+func ProbeInterface(name string, opts ProbeOptions, dopts DecideOptions) (*Report, error) {
+	lk, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("interface %q not found (ip link show lists interfaces)", name)
+	}
+	if len(opts.Ports) == 0 {
+		opts.Ports = []uint16{11211}
+	}
+	if opts.PinRoot == "" {
+		opts.PinRoot = DefaultPinRoot
+	}
+	if opts.DB == nil {
+		if opts.DB, err = nicdb.Load(); err != nil {
+			return nil, err
+		}
+	}
+	a := lk.Attrs()
+	r := &Report{Iface: name, Ifindex: a.Index, LinkType: lk.Type(), MTU: a.MTU,
+		OperState: a.OperState.String(), Features: map[string]bool{}, CPUs: runtime.NumCPU(), TCFilters: []string{}}
+	if a.MasterIndex != 0 {
+		if m, err := netlink.LinkByIndex(a.MasterIndex); err == nil {
+			r.Master = m.Attrs().Name + " (" + m.Type() + ")"
+		}
+	}
+	note := func(what string, err error) { r.Notes = append(r.Notes, what+": "+err.Error()) }
+
+	if et, err := ethtool.NewEthtool(); err != nil {
+		note("ethtool", err)
+	} else {
+		defer et.Close()
+		if di, err := et.DriverInfo(name); err != nil {
+			note("driver info", err)
+		} else {
+			r.Driver, r.DriverVersion, r.Firmware, r.BusInfo = di.Driver, di.Version, di.FwVersion, di.BusInfo
+		}
+		if fs, err := et.Features(name); err != nil {
+			note("offload features", err)
+		} else {
+			for _, f := range []string{"rx-lro", "rx-gro", "rx-gro-hw", "rx-vlan-hw-parse", "rx-checksum", "tx-checksum-ip-generic",
+				"tx-checksum-ipv4", "tx-checksum-ipv6", "rx-gro-list", "rx-udp-gro-forwarding"} {
+				if v, ok := fs[f]; ok {
+					r.Features[f] = v
+				}
+			}
+		}
+		if ch, err := et.GetChannels(name); err == nil {
+			r.Channels = &Channels{ch.RxCount, ch.TxCount, ch.CombinedCount, ch.MaxRx, ch.MaxTx, ch.MaxCombined}
+		} else if !errors.Is(err, unix.EOPNOTSUPP) {
+			note("channels", err)
+		}
+		if rg, err := et.GetRing(name); err == nil {
+			r.Rings = &Rings{rg.RxPending, rg.TxPending, rg.RxMaxPending, rg.TxMaxPending}
+		}
+	}
+	if r.Driver == "" {
+		r.Driver = lk.Type() // e.g. a bridge reports its kind
+	}
+	if d, ok := opts.DB.Driver(r.Driver); ok {
+		r.NICDB = &d
+	}
+
+	var ex linkExtras
+	if r.XDP, ex, err = queryLink(a.Index); err != nil {
+		note("XDP state", err)
+	}
+	r.MinMTU, r.MaxMTU = ex.MinMTU, ex.MaxMTU
+	if id := max(r.XDP.ProgID, r.XDP.DrvProgID, r.XDP.SkbProgID, r.XDP.HwProgID); id != 0 {
+		if p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id)); err == nil {
+			if info, err := p.Info(); err == nil {
+				r.XDPProgName = info.Name
+			}
+			p.Close()
+		}
+		if d, err := ReadDeployment(opts.PinRoot, name); err == nil && d.XDPProgID == id {
+			r.Ours = true
+		}
+	}
+	if filters, err := netlink.FilterList(lk, netlink.HANDLE_MIN_EGRESS); err == nil {
+		for _, f := range filters {
+			if bf, ok := f.(*netlink.BpfFilter); ok {
+				r.TCFilters = append(r.TCFilters, "egress cls_bpf "+bf.Name)
+			}
+		}
+	}
+	if r.XDPFeatures, err = queryXDPFeatures(a.Index); err != nil {
+		note("netdev XDP features", err)
+		r.XDPFeatures.Reason = err.Error()
+	}
+	r.Kernel = kernelFacts()
+	r.Memcached = MemcachedFacts{Ports: opts.Ports, UDPListening: udpListening(opts.Ports)}
+	if veth, ok := lk.(*netlink.Veth); ok {
+		r.VethPeer = vethPeer(veth, a)
+	}
+	r.Checks = RunChecks(r, opts.DB)
+	r.Plan = Decide(r, r.Checks, dopts)
+	return r, nil
+}
+
+// ProbeAll probes every interface of the network namespace.
+func ProbeAll(opts ProbeOptions, dopts DecideOptions) ([]*Report, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	var out []*Report
+	for _, l := range links {
+		r, err := ProbeInterface(l.Attrs().Name, opts, dopts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func vethPeer(v *netlink.Veth, a *netlink.LinkAttrs) *VethPeer {
+	p := &VethPeer{SameNetns: a.NetNsID < 0}
+	idx, err := netlink.VethPeerIndex(v)
+	if err != nil {
+		return p
+	}
+	p.Ifindex = idx
+	if !p.SameNetns {
+		return p
+	}
+	if pl, err := netlink.LinkByIndex(idx); err == nil {
+		p.Name = pl.Attrs().Name
+		if st, err := QueryXDP(idx); err == nil {
+			p.XDPAttached = st.Attached != "none"
+		}
+	}
+	return p
+}
+
+func kernelFacts() KernelFacts {
+	var k KernelFacts
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		k.Version = unix.ByteSliceToString(u.Release[:])
+	}
+	_, err := os.Stat("/sys/kernel/btf/vmlinux")
+	k.BTF = err == nil
+	var st unix.Statfs_t
+	k.BPFFS = unix.Statfs("/sys/fs/bpf", &st) == nil && uint32(st.Type) == bpffsMagic
+	k.SpinLock = features.HaveProgramHelper(ebpf.XDP, asm.FnSpinLock) == nil
+	if v, err := nicdb.ParseKernelVersion(k.Version); err == nil {
+		k.XDPLink = v.AtLeast(nicdb.KernelVersion{Major: 5, Minor: 9})
+		k.TCX = v.AtLeast(nicdb.KernelVersion{Major: 6, Minor: 6})
+	}
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_MEMLOCK, &rl) == nil {
+		if rl.Cur == unix.RLIM_INFINITY {
+			k.Memlock = -1
+		} else {
+			k.Memlock = int64(rl.Cur)
+		}
+	}
+	return k
+}
+
+// udpListening: which of ports have a UDP socket bound in this netns.
+func udpListening(ports []uint16) []uint16 {
+	bound := map[uint16]bool{}
+	// thread-self: the network namespace of this thread (probes may run on a
+	// thread switched into another namespace), not of the process.
+	for _, f := range []string{"/proc/thread-self/net/udp", "/proc/thread-self/net/udp6"} {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Scan() // header
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 2 {
+				continue
+			}
+			if i := strings.LastIndexByte(fields[1], ':'); i >= 0 {
+				if p, err := strconv.ParseUint(fields[1][i+1:], 16, 16); err == nil {
+					bound[uint16(p)] = true
+				}
+			}
+		}
+		fh.Close()
+	}
+	out := []uint16{}
+	for _, p := range ports {
+		if bound[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
