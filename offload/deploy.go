@@ -70,22 +70,48 @@ func (o *DeployOptions) logf(format string, args ...any) {
 	}
 }
 
-// candidateModes is the order deploy tries, with a reason for each mode
-// skipped outright.
-func candidateModes(o *DeployOptions) ([]Mode, error) {
+// validateMode rejects unknown modes before anything is looked at.
+func validateMode(o *DeployOptions) error {
 	switch o.Mode {
-	case "", "auto":
-		modes := []Mode{ModeNative}
-		if !o.NoGeneric {
-			modes = append(modes, ModeGeneric)
-		}
-		return modes, nil
-	case string(ModeNative), string(ModeGeneric):
-		return []Mode{Mode(o.Mode)}, nil
-	case string(ModeOffload):
-		return nil, errors.New("offload mode is not available yet in this build (xdpcache probe shows what the NIC supports); use --mode native or auto")
+	case "", "auto", string(ModeOffload), string(ModeNative), string(ModeGeneric):
+		return nil
 	}
-	return nil, fmt.Errorf("unknown mode %q: use auto, offload, native or generic", o.Mode)
+	return fmt.Errorf("unknown mode %q: use auto, offload, native or generic", o.Mode)
+}
+
+// planModes asks the probe which modes to try, in order. With auto, modes the
+// plan rules out are recorded with the reason and not tried (a veth whose peer
+// runs no XDP would swallow native-mode replies, for one). An explicit mode is
+// always tried — the kernel has the last word — unless the plan says the
+// device cannot do it at all; it never falls back.
+func planModes(o *DeployOptions) ([]Mode, []Attempt, *Report, error) {
+	rep, err := ProbeInterface(o.Iface, ProbeOptions{Ports: o.Settings.Ports, PinRoot: o.PinRoot},
+		DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var modes []Mode
+	var skipped []Attempt
+	explicit := o.Mode != "" && o.Mode != "auto"
+	for _, s := range rep.Plan.Steps {
+		switch {
+		case s.Usable:
+			modes = append(modes, s.Mode)
+		case explicit && s.Mode != ModeOffload:
+			modes = append(modes, s.Mode)
+			o.logf("probe warns about %s mode: %s (trying it as asked)", s.Mode, s.Reason)
+		default:
+			skipped = append(skipped, Attempt{Mode: s.Mode, Why: s.Reason})
+		}
+	}
+	if len(modes) == 0 {
+		var why []string
+		for _, a := range skipped {
+			why = append(why, fmt.Sprintf("%s: %s", a.Mode, a.Why))
+		}
+		return nil, skipped, rep, fmt.Errorf("could not attach XDP to %s: %s", o.Iface, strings.Join(why, "; "))
+	}
+	return modes, skipped, rep, nil
 }
 
 // Deploy loads the programs, attaches them to the interface (falling back
@@ -95,8 +121,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	if o.PinRoot == "" {
 		o.PinRoot = DefaultPinRoot
 	}
-	modes, err := candidateModes(&o)
-	if err != nil {
+	if err := validateMode(&o); err != nil {
 		return nil, err
 	}
 	if err := o.Settings.Validate(); err != nil {
@@ -105,6 +130,10 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	lk, err := netlink.LinkByName(o.Iface)
 	if err != nil {
 		return nil, fmt.Errorf("interface %q not found in this network namespace (ip link show lists them)", o.Iface)
+	}
+	modes, skipped, _, err := planModes(&o)
+	if err != nil {
+		return nil, err
 	}
 	ifindex := lk.Attrs().Index
 	if o.Settings.VerifyUDPCsum && partialChecksums(lk) {
@@ -116,7 +145,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	}
 	pinDir := filepath.Join(o.PinRoot, o.Iface)
 	if o.DryRun {
-		return dryRun(&o, lk, modes, pinDir)
+		return dryRun(&o, lk, modes, skipped, pinDir)
 	}
 	if prev, err := ReadDeployment(o.PinRoot, o.Iface); err == nil {
 		if sameDeployment(prev, &o) && stillAttached(prev) {
@@ -168,7 +197,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		return nil, err
 	}
 
-	d := &Deployment{Iface: o.Iface, Ifindex: ifindex, PinDir: pinDir, Settings: o.Settings, Allow: allow}
+	d := &Deployment{Iface: o.Iface, Ifindex: ifindex, PinDir: pinDir, Settings: o.Settings, Allow: allow, Attempts: skipped}
 	for _, m := range modes {
 		how, err := attachXDP(ifindex, cache.XDP, m, pinDir)
 		if err != nil {
@@ -209,7 +238,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 }
 
 // dryRun says what Deploy would do, changing nothing.
-func dryRun(o *DeployOptions, lk netlink.Link, modes []Mode, pinDir string) (*Deployment, error) {
+func dryRun(o *DeployOptions, lk netlink.Link, modes []Mode, skipped []Attempt, pinDir string) (*Deployment, error) {
 	d := &Deployment{Iface: o.Iface, Ifindex: lk.Attrs().Index, PinDir: pinDir, Settings: o.Settings, Allow: o.Allow}
 	if len(d.Allow) == 0 {
 		var err error
@@ -234,6 +263,9 @@ func dryRun(o *DeployOptions, lk netlink.Link, modes []Mode, pinDir string) (*De
 			return nil, fmt.Errorf("%s already has an XDP program (id %d) that xdpcache did not attach; use --force to replace it", o.Iface, x.ProgId)
 		}
 		say("remove the foreign XDP program %d (--force)", x.ProgId)
+	}
+	for _, a := range skipped {
+		say("skip %s mode: %s", a.Mode, a.Why)
 	}
 	for i, m := range modes {
 		if i == 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,13 +298,19 @@ func TestAutoFallsBackToGenericWithTheKernelsReason(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy on a bridge: %v", err)
 	}
-	if d.Mode != ModeGeneric || len(d.Attempts) != 2 || d.Attempts[0].Mode != ModeNative || d.Attempts[0].OK {
+	if d.Mode != ModeGeneric {
 		t.Fatalf("auto on a bridge: mode %s, attempts %+v", d.Mode, d.Attempts)
 	}
-	if !strings.Contains(d.Attempts[0].Why, "native") {
-		t.Errorf("the native failure does not carry the kernel's reason: %q", d.Attempts[0].Why)
+	var native *Attempt
+	for i := range d.Attempts {
+		if d.Attempts[i].Mode == ModeNative {
+			native = &d.Attempts[i]
+		}
 	}
-	t.Logf("native refused: %s", d.Attempts[0].Why)
+	if native == nil || native.OK || !strings.Contains(native.Why, "native XDP") {
+		t.Fatalf("the native step is not explained: %+v", d.Attempts)
+	}
+	t.Logf("native not used: %s", native.Why)
 	if len(d.Warnings) == 0 {
 		t.Errorf("generic mode chosen without a warning")
 	}
@@ -326,7 +333,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Plan) < 3 || !strings.Contains(d.Plan[0], "native") {
+	if len(d.Plan) < 3 || !slices.ContainsFunc(d.Plan, func(s string) bool { return strings.Contains(s, "attach XDP in native mode") }) {
 		t.Errorf("plan: %q", d.Plan)
 	}
 	assertClean(t, lab.Server, root)

@@ -150,7 +150,7 @@ func ProbeInterface(name string, opts ProbeOptions, dopts DecideOptions) (*Repor
 			r.Rings = &Rings{rg.RxPending, rg.TxPending, rg.RxMaxPending, rg.TxMaxPending}
 		}
 	}
-	if r.Driver == "" {
+	if r.Driver == "" && lk.Type() != "device" {
 		r.Driver = lk.Type() // e.g. a bridge reports its kind
 	}
 	if d, ok := opts.DB.Driver(r.Driver); ok {

@@ -3,4 +3,4 @@ package main
 import "github.com/urfave/cli/v2"
 
 // extraCommands are the commands that live in their own files (probe, nicdb).
-func extraCommands() []*cli.Command { return []*cli.Command{nicdbCommand()} }
+func extraCommands() []*cli.Command { return []*cli.Command{probeCommand(), nicdbCommand()} }
