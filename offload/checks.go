@@ -143,9 +143,21 @@ func RunChecks(r *Report, db *nicdb.DB) []Check {
 				Fix:    fmt.Sprintf("start memcached with -U %d", p)})
 		}
 	}
-	// What nicdb knows.
+	// What nicdb knows, except what the checks above measured directly.
+	measured := map[string]bool{
+		"peer-needs-xdp": r.VethPeer != nil,
+		"lro-off":        len(r.Features) > 0,
+		"gro-hw":         len(r.Features) > 0,
+		"guest-offloads": len(r.Features) > 0,
+		"half-channels":  r.Channels != nil,
+		"spare-queues":   r.Channels != nil,
+		"many-cpus":      kerr == nil,
+	}
 	if r.NICDB != nil {
 		for _, q := range r.NICDB.Quirks {
+			if measured[q.ID] {
+				continue
+			}
 			st := Warn
 			if q.Severity == nicdb.Info {
 				st = Pass

@@ -78,6 +78,17 @@ func runDemo(ctx context.Context, w io.Writer, mode string, dur time.Duration) (
 	}
 
 	pinRoot := filepath.Join("/sys/fs/bpf", "xdpcache-demo")
+	say("xdpcache probe --iface %s (in the server namespace)", lab.Server.Iface)
+	if err := lab.Server.Do(func() error {
+		r, err := offload.ProbeInterface(lab.Server.Iface, offload.ProbeOptions{PinRoot: pinRoot}, offload.DecideOptions{Requested: mode})
+		if err != nil {
+			return err
+		}
+		printReport(w, r, false)
+		return nil
+	}); err != nil {
+		return err
+	}
 	defer os.RemoveAll(pinRoot)
 	say("xdpcache deploy --iface %s --mode %s", lab.Server.Iface, mode)
 	var d *offload.Deployment
