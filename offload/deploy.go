@@ -121,6 +121,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	if o.PinRoot == "" {
 		o.PinRoot = DefaultPinRoot
 	}
+	o.PinRoot = resolvePinRoot(o.PinRoot)
 	if err := validateMode(&o); err != nil {
 		return nil, err
 	}
@@ -337,7 +338,7 @@ func canUpgradeInPlace(prev *Deployment, o *DeployOptions) bool {
 // the interface is never without a program. The old cache's contents are
 // dropped with its maps. On failure the old programs and pins come back.
 func upgradeInPlace(prev *Deployment, o *DeployOptions, lk netlink.Link) (*Deployment, error) {
-	pinDir := prev.PinDir
+	pinDir := filepath.Join(o.PinRoot, o.Iface)
 	xl, err := link.LoadPinnedLink(filepath.Join(pinDir, pinXDPLink), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open pinned XDP link: %w", err)
@@ -380,6 +381,7 @@ func upgradeInPlace(prev *Deployment, o *DeployOptions, lk netlink.Link) (*Deplo
 		return nil, fmt.Errorf("swap the TC program: %w", err)
 	}
 	d := *prev
+	d.PinDir = pinDir
 	d.Settings, d.Allow, d.Warnings = o.Settings, allow, prev.Warnings
 	d.Attempts = []Attempt{{Mode: prev.Mode, OK: true, Why: "programs swapped in place"}}
 	if err := finishRecord(o.PinRoot, &d, cache); err != nil {
@@ -394,6 +396,7 @@ func Undeploy(iface, pinRoot string) error {
 	if pinRoot == "" {
 		pinRoot = DefaultPinRoot
 	}
+	pinRoot = resolvePinRoot(pinRoot)
 	pinDir := filepath.Join(pinRoot, iface)
 	d, derr := ReadDeployment(pinRoot, iface)
 	ifindex := 0

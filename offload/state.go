@@ -54,6 +54,7 @@ func ReadDeployment(pinRoot, iface string) (*Deployment, error) {
 	if pinRoot == "" {
 		pinRoot = DefaultPinRoot
 	}
+	pinRoot = resolvePinRoot(pinRoot)
 	m, err := ebpf.LoadPinnedMap(filepath.Join(pinRoot, iface, pinMeta), nil)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -78,6 +79,7 @@ func Deployed(pinRoot string) ([]string, error) {
 	if pinRoot == "" {
 		pinRoot = DefaultPinRoot
 	}
+	pinRoot = resolvePinRoot(pinRoot)
 	ents, err := os.ReadDir(pinRoot)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -111,7 +113,10 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := bpf.LoadPinned(d.PinDir)
+	if pinRoot == "" {
+		pinRoot = DefaultPinRoot
+	}
+	c, err := bpf.LoadPinned(filepath.Join(resolvePinRoot(pinRoot), iface)) // not d.PinDir: it may have been recorded from another mount namespace
 	if err != nil {
 		return nil, err
 	}
@@ -131,10 +136,35 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 	return s, nil
 }
 
+// resolvePinRoot finds the bpffs a pin root lives on. `ip netns exec` runs
+// commands in a private mount namespace with a fresh /sys and no bpffs: a
+// bpffs mounted there would vanish with the command, and the links pinned in
+// it would detach. The host's bpffs is still reachable through the root of a
+// process outside that mount namespace.
+func resolvePinRoot(root string) string {
+	dir := filepath.Dir(root)
+	if isBPFFS(dir) {
+		return root
+	}
+	// The parent (the shell that ran ip netns exec) normally still sees the
+	// host's mounts; PID 1 always does, where we may look at it.
+	for _, pid := range []int{os.Getppid(), 1} {
+		via := fmt.Sprintf("/proc/%d/root", pid)
+		if isBPFFS(filepath.Join(via, dir)) {
+			return filepath.Join(via, root)
+		}
+	}
+	return root
+}
+
+func isBPFFS(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && uint32(st.Type) == bpffsMagic
+}
+
 // ensureBPFFS mounts bpffs at dir (normally /sys/fs/bpf) if it is not there.
 func ensureBPFFS(dir string) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err == nil && uint32(st.Type) == bpffsMagic {
+	if isBPFFS(dir) {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -160,3 +160,42 @@ func TestNicdbCommand(t *testing.T) {
 		t.Errorf("unknown driver: %d %q", code, out)
 	}
 }
+
+// TestIPNetnsExec: `ip netns exec` gives the command a private /sys without
+// bpffs; the deployment must still outlive the command and be found by
+// status and undeploy run the same way or through nsenter.
+func TestIPNetnsExec(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bin := filepath.Join(t.TempDir(), "xdpcache")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	lab, err := netlab.New(netlab.Options{Subnet: 211})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	iface := lab.Server.Iface
+	defer os.RemoveAll(filepath.Join("/sys/fs/bpf/xdpcache", iface))
+	ipx := func(args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", lab.Server.Name, bin}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := ipx("deploy", "--iface", iface, "--mode", "generic"); err != nil {
+		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	if out, err := ipx("status", "--iface", iface); err != nil || strings.Contains(out, "NOT ATTACHED") {
+		t.Fatalf("status through ip netns exec: %v\n%s", err, out)
+	}
+	if out, err := lab.Server.Command(context.Background(), bin, "status", "--iface", iface).CombinedOutput(); err != nil || strings.Contains(string(out), "NOT ATTACHED") {
+		t.Fatalf("status through nsenter: %v\n%s", err, out)
+	}
+	if out, err := ipx("undeploy", "--iface", iface); err != nil {
+		t.Fatalf("undeploy: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/bpf/xdpcache", iface)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pins left after undeploy")
+	}
+}
