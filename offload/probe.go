@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
 	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -34,6 +35,7 @@ type Report struct {
 	MaxMTU        int             `json:"max_mtu"`
 	Master        string          `json:"master,omitempty"`
 	OperState     string          `json:"operstate"`
+	Netns         string          `json:"netns"` // the network namespace's inode, net:[N]
 	Features      map[string]bool `json:"features"`
 	Channels      *Channels       `json:"channels,omitempty"`
 	Rings         *Rings          `json:"rings,omitempty"`
@@ -171,6 +173,26 @@ func ProbeInterface(name string, opts ProbeOptions, dopts DecideOptions) (*Repor
 		}
 		if d, err := ReadDeployment(opts.PinRoot, name); err == nil && d.XDPProgID == id {
 			r.Ours = true
+		}
+	}
+	if ns, err := os.Readlink("/proc/thread-self/ns/net"); err == nil {
+		r.Netns = ns
+	}
+	for _, at := range []struct {
+		name string
+		t    ebpf.AttachType
+	}{{"ingress", ebpf.AttachTCXIngress}, {"egress", ebpf.AttachTCXEgress}} {
+		if res, err := link.QueryPrograms(link.QueryOptions{Target: a.Index, Attach: at.t}); err == nil {
+			for _, pr := range res.Programs {
+				name := fmt.Sprintf("id %d", pr.ID)
+				if prog, err := ebpf.NewProgramFromID(pr.ID); err == nil {
+					if info, err := prog.Info(); err == nil {
+						name = info.Name
+					}
+					prog.Close()
+				}
+				r.TCFilters = append(r.TCFilters, "tcx "+at.name+" "+name)
+			}
 		}
 	}
 	if filters, err := netlink.FilterList(lk, netlink.HANDLE_MIN_EGRESS); err == nil {

@@ -110,6 +110,9 @@ func TestQueryXDPGeneric(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := probeIn(t, lab.Server, lab.Server.Iface, root)
+	if !slices.Contains(r.TCFilters, "tcx egress xdpcache_tc") || !strings.HasPrefix(r.Netns, "net:[") {
+		t.Errorf("tc filters %v, netns %q", r.TCFilters, r.Netns)
+	}
 	if r.XDP.Attached != "generic" || r.XDP.SkbProgID != d.XDPProgID || !r.Ours || r.XDPProgName != "xdpcache_xdp" {
 		t.Errorf("generic deployment seen as %+v (ours=%v, name %q); deployed prog %d", r.XDP, r.Ours, r.XDPProgName, d.XDPProgID)
 	}
