@@ -118,11 +118,25 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}
 	}
 	printTable(rows)
-	if err := os.MkdirAll("../../results", 0o755); err == nil {
-		if j, err := json.MarshalIndent(rows, "", "  "); err == nil {
-			os.WriteFile("../../results/end-to-end.json", j, 0o644)
-		}
+	if err := os.MkdirAll("../../results", 0o755); err != nil {
+		b.Fatal(err)
 	}
+	j, err := json.MarshalIndent(rows, "", "  ")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile("../../results/end-to-end.json", j, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var chart []ChartRow
+	for _, r := range rows {
+		chart = append(chart, ChartRow{Config: r.Config, Series: fmt.Sprintf("zipf %.2f", r.Zipf), PerSec: r.Report.PerSecond,
+			P99ms: float64(r.Report.P99.Microseconds()) / 1000})
+	}
+	if err := WriteChart("../../results/end-to-end.png", chart); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Println("results: results/end-to-end.json, results/end-to-end.png")
 }
 
 func printTable(rows []endToEndResult) {

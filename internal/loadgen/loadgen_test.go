@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -76,5 +77,17 @@ func TestAgainstMemcached(t *testing.T) {
 		if rep.Replies == 0 || rep.HitRatio != 1 || rep.Errors != 0 {
 			t.Errorf("binary=%v: %s", binary, rep)
 		}
+	}
+}
+
+func TestWriteChart(t *testing.T) {
+	path := t.TempDir() + "/c.png"
+	err := WriteChart(path, []ChartRow{{"alone", "zipf 0.99", 60000, 7}, {"native", "zipf 0.99", 180000, 6}, {"alone", "zipf 0.90", 70000, 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
+		t.Fatalf("not a PNG: %d bytes, %v", len(b), err)
 	}
 }
