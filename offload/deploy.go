@@ -132,6 +132,11 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("interface %q not found in this network namespace (ip link show lists them)", o.Iface)
 	}
+	unlock, err := lockIface(o.Iface)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	modes, skipped, _, err := planModes(&o)
 	if err != nil {
 		return nil, err
@@ -158,7 +163,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 			return upgradeInPlace(prev, &o, lk)
 		}
 		o.logf("replacing the deployment on %s", o.Iface)
-		if err := Undeploy(o.Iface, o.PinRoot); err != nil {
+		if err := undeployLocked(o.Iface, o.PinRoot); err != nil {
 			return nil, fmt.Errorf("remove the previous deployment: %w", err)
 		}
 		if lk, err = netlink.LinkByName(o.Iface); err != nil {
@@ -397,6 +402,15 @@ func Undeploy(iface, pinRoot string) error {
 		pinRoot = DefaultPinRoot
 	}
 	pinRoot = resolvePinRoot(pinRoot)
+	unlock, err := lockIface(iface)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return undeployLocked(iface, pinRoot)
+}
+
+func undeployLocked(iface, pinRoot string) error {
 	pinDir := filepath.Join(pinRoot, iface)
 	d, derr := ReadDeployment(pinRoot, iface)
 	ifindex := 0
