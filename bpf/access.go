@@ -1,8 +1,11 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/cilium/ebpf"
 )
 
 // Allow adds a source prefix to the allow-list. maxAmp limits a reply to
@@ -69,16 +72,43 @@ func v4mapped(a netip.Addr) [16]byte {
 	return b
 }
 
-// Flush empties the cache in O(1) by moving to a new epoch, exactly as
-// flush_all does from the datapath.
+// Flush empties the cache in O(1), exactly as flush_all does: it runs the
+// XDP program itself (BPF_PROG_TEST_RUN) on a TCP segment carrying
+// "flush_all", so the epoch moves atomically and fills of requests already
+// in flight are held, with no read-modify-write racing the datapath.
 func (c *Cache) Flush() error {
-	var g xdpGlobalState
-	if err := c.Maps.GlobalMap.Lookup(uint32(0), &g); err != nil {
-		return fmt.Errorf("read global state: %w", err)
+	s, _, err := c.Config()
+	if err != nil {
+		return err
 	}
-	g.Epoch++
-	if err := c.Maps.GlobalMap.Put(uint32(0), g); err != nil {
+	if len(s.Ports) == 0 {
+		return fmt.Errorf("flush: no memcached port configured")
+	}
+	ret, err := c.XDP.Run(&ebpf.RunOptions{Data: flushFrame(s.Ports[0])})
+	if err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
+	if ret != 2 { // XDP_PASS
+		return fmt.Errorf("flush: unexpected verdict %d", ret)
+	}
 	return nil
+}
+
+// flushFrame is an Ethernet/IPv4/TCP frame to port carrying "flush_all\r\n"
+// (checksums are not looked at on the mutation path).
+func flushFrame(port uint16) []byte {
+	payload := []byte("flush_all\r\n")
+	b := make([]byte, 14+20+20, 14+20+20+len(payload))
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+20+len(payload)))
+	ip[8], ip[9] = 64, 6
+	copy(ip[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
+	tcp := b[34:]
+	binary.BigEndian.PutUint16(tcp[0:], 1)
+	binary.BigEndian.PutUint16(tcp[2:], port)
+	tcp[12] = 5 << 4
+	tcp[13] = 0x18 // PSH|ACK
+	return append(b, payload...)
 }

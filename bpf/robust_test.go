@@ -176,3 +176,17 @@ func TestBadChecksumsAreNotAnswered(t *testing.T) {
 		h.getHit(f, "get", "k")
 	}
 }
+
+func TestFlushFromUserSpace(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	if n := h.statDelta(StatFlushes, func() {
+		if err := h.c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 1 {
+		t.Fatalf("flushes +%d", n)
+	}
+	h.expectMiss(f, "k")
+}

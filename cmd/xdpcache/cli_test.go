@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xdpcache/xdpcache/internal/mclient"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 )
 
@@ -197,5 +200,98 @@ func TestIPNetnsExec(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join("/sys/fs/bpf/xdpcache", iface)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pins left after undeploy")
+	}
+}
+
+// TestRunFlushesOnMemcachedRestart: a restarted memcached has lost its data;
+// `run` must flush the cache so the old values stop being served.
+func TestRunFlushesOnMemcachedRestart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := exec.LookPath("memcached"); err != nil {
+		t.Skip("memcached not installed")
+	}
+	bin := filepath.Join(t.TempDir(), "xdpcache")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	lab, err := netlab.New(netlab.Options{Subnet: 212})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	m, err := lab.StartMemcached(11211)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-restart-"+lab.Server.Iface)
+	defer os.RemoveAll(root)
+	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--mode", "generic",
+		"--pin-root", root, "--restart-poll", "200ms", "--write-hold", "10ms")
+	var out syncBuffer
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
+	waitFor(t, &out, "deployed on", 20*time.Second)
+
+	addr := netip.AddrPortFrom(m.Addr, m.Port)
+	c := dialClient(t, lab, addr)
+	if err := c.Set("k", "old", 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for range 3 {
+		if v, ok, err := c.Get("k"); err != nil || !ok || v != "old" {
+			t.Fatalf("get before restart: %q %v %v", v, ok, err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the watcher has seen the first memcached
+	m.Stop()
+	if m, err = lab.StartMemcached(11211); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &out, "memcached restarted: cache flushed", 5*time.Second)
+	if v, ok, err := c.Get("k"); err != nil || ok {
+		t.Fatalf("after memcached restarted, get k = %q, found=%v, %v: a value memcached no longer has", v, ok, err)
+	}
+}
+
+func dialClient(t *testing.T, lab *netlab.Lab, addr netip.AddrPort) *mclient.Client {
+	t.Helper()
+	tc, err := lab.Client.DialTCP(addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := lab.Client.DialUDP(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close(); uc.Close() })
+	return mclient.New(tc, uc)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func waitFor(t *testing.T, out *syncBuffer, what string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(out.String(), what) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %q; output:\n%s", d, what, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

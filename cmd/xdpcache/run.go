@@ -23,6 +23,7 @@ func runCommand() *cli.Command {
 		&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "how often to log the counters"},
 		&cli.BoolFlag{Name: "keep", Usage: "leave the deployment in place when stopped"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on this address (e.g. :9411); empty: off"},
+		&cli.DurationFlag{Name: "restart-poll", Value: time.Second, Usage: "how often to check whether memcached restarted (the cache is flushed when it did)"},
 	)
 	return &cli.Command{
 		Name:  "run",
@@ -33,8 +34,8 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("xdpcache run: "+err.Error(), exitUsage)
 			}
-			if c.Duration("interval") <= 0 {
-				return cli.Exit("xdpcache run: --interval must be positive", exitUsage)
+			if c.Duration("interval") <= 0 || c.Duration("restart-poll") <= 0 {
+				return cli.Exit("xdpcache run: --interval and --restart-poll must be positive", exitUsage)
 			}
 			var srv *http.Server
 			if addr := c.String("metrics-addr"); addr != "" {
@@ -60,8 +61,33 @@ func runCommand() *cli.Command {
 			defer stop()
 			tick := time.NewTicker(c.Duration("interval"))
 			defer tick.Stop()
+			// memcached restarting loses its data: flush the cache when it does.
+			watch, err := offload.NewRestartWatcher(d.Iface, opts.Settings.Ports)
+			if err != nil {
+				return cli.Exit("xdpcache run: "+err.Error(), exitFailed)
+			}
+			poll := time.NewTicker(c.Duration("restart-poll"))
+			defer poll.Stop()
+			unreachable := false
 			for {
 				select {
+				case <-poll.C:
+					restarted, err := watch.Check()
+					if err != nil {
+						if !unreachable {
+							fmt.Fprintf(c.App.ErrWriter, "%s %v\n", time.Now().Format(time.RFC3339), err)
+						}
+						unreachable = true
+						continue
+					}
+					unreachable = false
+					if restarted {
+						if err := offload.FlushDeployment(opts.PinRoot, d.Iface); err != nil {
+							fmt.Fprintf(c.App.ErrWriter, "%s memcached restarted; flush failed: %v\n", time.Now().Format(time.RFC3339), err)
+						} else {
+							fmt.Fprintf(c.App.Writer, "%s memcached restarted: cache flushed\n", time.Now().Format(time.RFC3339))
+						}
+					}
 				case <-ctx.Done():
 					if c.Bool("keep") {
 						fmt.Fprintf(c.App.Writer, "stopping; the deployment on %s stays (--keep)\n", d.Iface)
