@@ -125,6 +125,9 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	if err := validateMode(&o); err != nil {
 		return nil, err
 	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
 	if err := o.Settings.Validate(); err != nil {
 		return nil, err
 	}
@@ -402,6 +405,9 @@ func Undeploy(iface, pinRoot string) error {
 		pinRoot = DefaultPinRoot
 	}
 	pinRoot = resolvePinRoot(pinRoot)
+	if err := checkPrivileges(); err != nil {
+		return err
+	}
 	unlock, err := lockIface(iface)
 	if err != nil {
 		return err

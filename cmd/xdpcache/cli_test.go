@@ -295,3 +295,27 @@ func waitFor(t *testing.T, out *syncBuffer, what string, d time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestNotRoot: without privileges, deploy says so in one line and changes nothing.
+func TestNotRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop to another user")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) missing")
+	}
+	bin := filepath.Join(t.TempDir(), "xdpcache")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	os.Chmod(filepath.Dir(bin), 0o755)
+	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+		bin, "deploy", "--iface", "lo", "--pin-root", filepath.Join(t.TempDir(), "pins")).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("deploy as nobody: %v\n%s", err, out)
+	}
+	if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines > 0 || !strings.Contains(string(out), "root") {
+		t.Errorf("want one line naming the need for root, got:\n%s", out)
+	}
+}

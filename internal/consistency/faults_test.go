@@ -1,0 +1,92 @@
+package consistency
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/offload"
+)
+
+// TestDeployUndeployUnderLoad: deploying and undeploying over and over while
+// clients read and write never yields a wrong or malformed reply; misses
+// simply go to memcached.
+func TestDeployUndeployUnderLoad(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and BPF")
+	}
+	if _, err := exec.LookPath("memcached"); err != nil {
+		t.Skip("memcached not installed")
+	}
+	lab, err := netlab.New(netlab.Options{Subnet: 235})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	m, err := lab.StartMemcached(11211, "-t", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passOnPeer(t, lab.Client)
+	root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-test-churn-%d", os.Getpid()))
+	defer os.RemoveAll(root)
+	s := bpf.DefaultSettings()
+	s.Entries = 4096
+	s.WriteHold = 20 * time.Millisecond
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var cycles, served atomic.Int64
+	churn := make(chan error, 1)
+	go func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			mode := []string{"native", "generic"}[i%2]
+			err := lab.Server.Do(func() error {
+				if _, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: root}); err != nil {
+					return err
+				}
+				time.Sleep(150 * time.Millisecond)
+				if st, err := offload.ReadStatus(root, lab.Server.Iface); err == nil {
+					served.Add(int64(st.Stats.Get(bpf.StatHitKeys)))
+				}
+				return offload.Undeploy(lab.Server.Iface, root)
+			})
+			if err != nil {
+				churn <- err
+				return
+			}
+			cycles.Add(1)
+			time.Sleep(50 * time.Millisecond)
+		}
+		churn <- nil
+	}()
+	addr := netip.AddrPortFrom(m.Addr, m.Port)
+	w := Workload{Keys: 50, Writers: 2, Readers: 6, Ops: 60000, Duration: time.Minute, FlushEvery: 0,
+		WritePause: 2 * time.Millisecond, Seed: 42,
+		DialTCP: func() (net.Conn, error) { return lab.Client.DialTCP(addr, 2*time.Second) },
+		DialUDP: func() (net.Conn, error) { return lab.Client.DialUDP(addr) }}
+	h, err := w.Run(context.Background())
+	cancel()
+	if cerr := <-churn; cerr != nil {
+		t.Fatalf("deploy/undeploy: %v", cerr)
+	}
+	if err != nil {
+		t.Fatalf("clients: %v", err)
+	}
+	res := h.Check()
+	t.Logf("%s; %d deploy/undeploy cycles; reads served by XDP during them %d", res.Summary(), cycles.Load(), served.Load())
+	for _, v := range res.Violations {
+		t.Error(v)
+	}
+	if cycles.Load() < 3 || served.Load() == 0 {
+		t.Errorf("the churn did not exercise the cache: %d cycles, %d served", cycles.Load(), served.Load())
+	}
+}
