@@ -14,8 +14,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 )
 
 // benchCase is one packet shape pushed through a program.
@@ -87,14 +85,7 @@ func benchCases(tb testing.TB) (*harness, []benchCase) {
 	web.sport = 80
 	dns := f
 	dns.sport = 53
-	arp := func(*harness) []byte {
-		buf := gopacket.NewSerializeBuffer()
-		gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true},
-			&layers.Ethernet{SrcMAC: clientMAC, DstMAC: serverMAC, EthernetType: layers.EthernetTypeARP},
-			&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
-				Operation: 1, SourceHwAddress: clientMAC, SourceProtAddress: []byte{198, 18, 0, 2}, DstHwAddress: make([]byte, 6), DstProtAddress: []byte{198, 18, 0, 1}})
-		return buf.Bytes()
-	}
+	arp := func(*harness) []byte { return arpFrame() }
 	fill := func(h *harness) []byte {
 		return f.udpToClient(tb, frame(1, append(asciiItem("fill:0123456789", 0, bytes.Repeat([]byte("f"), 32), nil), "END\r\n"...)))
 	}

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 )
 
 func TestUnrelatedTrafficPasses(t *testing.T) {
@@ -14,14 +11,7 @@ func TestUnrelatedTrafficPasses(t *testing.T) {
 	f := v4flow()
 	other := f
 	other.sport = 53
-	arp := func() []byte {
-		buf := gopacket.NewSerializeBuffer()
-		gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true},
-			&layers.Ethernet{SrcMAC: clientMAC, DstMAC: serverMAC, EthernetType: layers.EthernetTypeARP},
-			&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
-				Operation: 1, SourceHwAddress: clientMAC, SourceProtAddress: []byte{198, 18, 0, 2}, DstHwAddress: make([]byte, 6), DstProtAddress: []byte{198, 18, 0, 1}})
-		return buf.Bytes()
-	}()
+	arp := arpFrame()
 	web := f
 	web.sport = 80
 	for name, pkt := range map[string][]byte{

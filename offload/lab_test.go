@@ -4,48 +4,18 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/xdpcache/xdpcache/internal/mclient"
 	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
 
-var labSubnet atomic.Int32
-
 // newLab makes a namespace pair with memcached in the server namespace, or
-// skips when the machine cannot (not root, no memcached).
-func newLab(t *testing.T) (*netlab.Lab, *netlab.Memcached) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and attaches BPF programs")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached is not installed (apt-get install memcached)")
-	}
-	lab, err := netlab.New(netlab.Options{Subnet: 100 + int(labSubnet.Add(1))%100})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
-	mc, err := lab.StartMemcached(11211)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lab, mc
-}
+// skips when the machine cannot.
+func newLab(t *testing.T) (*netlab.Lab, *netlab.Memcached) { return labtest.Start(t) }
 
 // testPinRoot keeps test deployments apart from real ones.
 func testPinRoot(t *testing.T) string {
@@ -55,25 +25,11 @@ func testPinRoot(t *testing.T) string {
 	return root
 }
 
-// attachPass gives the client's veth end an XDP_PASS program: veth delivers
-// frames sent with XDP_TX by its peer only to an end that runs XDP itself.
+// attachPass gives a veth end an XDP_PASS program (see netlab.NS.AttachXDPPass).
 func attachPass(t *testing.T, ns netlab.NS) {
 	t.Helper()
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}})
-	if err != nil {
+	if err := ns.AttachXDPPass(); err != nil {
 		t.Fatal(err)
-	}
-	defer prog.Close()
-	err = ns.Do(func() error {
-		lk, err := netlink.LinkByName(ns.Iface)
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetXdpFdWithFlags(lk, prog.FD(), unix.XDP_FLAGS_DRV_MODE)
-	})
-	if err != nil {
-		t.Fatalf("attach XDP_PASS to %s: %v", ns.Iface, err)
 	}
 }
 

@@ -13,16 +13,6 @@
 
 char _license[] SEC("license") = "GPL";
 
-static __always_inline int sport_match(struct config *cfg, __u16 port_be)
-{
-	__u16 port = bpf_ntohs(port_be);
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++)
-		if (cfg->ports[i] && cfg->ports[i] == port)
-			return 1;
-	return 0;
-}
-
 static __always_inline void ticket_key_for(struct ticket_key *tk, struct pkt *p, __u16 req_id, __u32 opaque,
 					   __u64 hash)
 {
@@ -302,7 +292,7 @@ int xdpcache_tc(struct __sk_buff *skb)
 	}
 	if (parse_pkt(data, data_end, skb->len, &p))
 		return TC_ACT_OK;
-	if (!sport_match(cfg, p.sport))
+	if (!port_match(cfg, p.sport))
 		return TC_ACT_OK;
 	stat_inc(STAT_TC_PACKETS);
 	struct scratch *s = get_scratch();

@@ -12,16 +12,6 @@
 
 char _license[] SEC("license") = "GPL";
 
-static __always_inline int port_match(struct config *cfg, __u16 port_be)
-{
-	__u16 port = bpf_ntohs(port_be);
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++)
-		if (cfg->ports[i] && cfg->ports[i] == port)
-			return 1;
-	return 0;
-}
-
 /* Source and destination rules (docs/security.md). Returns the largest reply
  * allowed for this request (in bytes of IP packet), 0 if none may be sent,
  * and sets *reason to the pass counter. */

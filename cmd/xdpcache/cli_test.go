@@ -18,6 +18,7 @@ import (
 
 	"github.com/xdpcache/xdpcache/internal/mclient"
 	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
 
 // runApp runs the CLI in-process and returns its exit code and output.
@@ -107,10 +108,7 @@ func TestRunSurvivesSIGKILL(t *testing.T) {
 	if _, err := exec.LookPath("memcached"); err != nil {
 		t.Skip("memcached not installed")
 	}
-	bin := filepath.Join(t.TempDir(), "xdpcache")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	lab, err := netlab.New(netlab.Options{Subnet: 210})
 	if err != nil {
 		t.Fatal(err)
@@ -171,10 +169,7 @@ func TestIPNetnsExec(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	bin := filepath.Join(t.TempDir(), "xdpcache")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	lab, err := netlab.New(netlab.Options{Subnet: 211})
 	if err != nil {
 		t.Fatal(err)
@@ -206,25 +201,8 @@ func TestIPNetnsExec(t *testing.T) {
 // TestRunFlushesOnMemcachedRestart: a restarted memcached has lost its data;
 // `run` must flush the cache so the old values stop being served.
 func TestRunFlushesOnMemcachedRestart(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached not installed")
-	}
-	bin := filepath.Join(t.TempDir(), "xdpcache")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	lab, err := netlab.New(netlab.Options{Subnet: 212})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lab.Close()
-	m, err := lab.StartMemcached(11211)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, m := labtest.Start(t)
+	bin := buildBinary(t)
 	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-restart-"+lab.Server.Iface)
 	defer os.RemoveAll(root)
 	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--mode", "generic",
@@ -250,7 +228,7 @@ func TestRunFlushesOnMemcachedRestart(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // the watcher has seen the first memcached
 	m.Stop()
-	if m, err = lab.StartMemcached(11211); err != nil {
+	if _, err := lab.StartMemcached(11211); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, &out, "memcached restarted: cache flushed", 5*time.Second)
@@ -304,10 +282,7 @@ func TestNotRoot(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) missing")
 	}
-	bin := filepath.Join(t.TempDir(), "xdpcache")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	os.Chmod(filepath.Dir(bin), 0o755)
 	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
 		bin, "deploy", "--iface", "lo", "--pin-root", filepath.Join(t.TempDir(), "pins")).CombinedOutput()
@@ -318,4 +293,14 @@ func TestNotRoot(t *testing.T) {
 	if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines > 0 || !strings.Contains(string(out), "root") {
 		t.Errorf("want one line naming the need for root, got:\n%s", out)
 	}
+}
+
+// buildBinary builds xdpcache for tests that run it as a separate process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "xdpcache")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -13,11 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/urfave/cli/v2"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/netlab"
@@ -73,7 +69,7 @@ func runDemo(ctx context.Context, w io.Writer, mode string, dur time.Duration) (
 	}
 
 	say("veth delivers XDP_TX replies only to a peer that runs XDP: attaching an XDP_PASS program to the client end")
-	if err := attachPassProgram(lab.Client); err != nil {
+	if err := lab.Client.AttachXDPPass(); err != nil {
 		return err
 	}
 
@@ -149,22 +145,6 @@ func atou(s string) uint64 {
 	var n uint64
 	fmt.Sscan(s, &n)
 	return n
-}
-
-func attachPassProgram(ns netlab.NS) error {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()}})
-	if err != nil {
-		return fmt.Errorf("load XDP_PASS program: %w", err)
-	}
-	defer prog.Close()
-	return ns.Do(func() error {
-		lk, err := netlink.LinkByName(ns.Iface)
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetXdpFdWithFlags(lk, prog.FD(), unix.XDP_FLAGS_DRV_MODE)
-	})
 }
 
 func memcachedStats(lab *netlab.Lab, m *netlab.Memcached) (map[string]string, error) {

@@ -7,18 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/xdpcache/xdpcache/bpf"
-	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 	"github.com/xdpcache/xdpcache/offload"
 )
 
@@ -27,28 +21,14 @@ var checkOps = flag.Int("ops", 200000, "operations per mode for TestConsistencyU
 // TestConsistencyUnderLoad runs the checker against memcached with xdpcache
 // deployed, in native and generic mode: 0 stale reads, 0 invented values.
 func TestConsistencyUnderLoad(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and BPF")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached not installed")
-	}
 	ops := *checkOps
 	if testing.Short() {
 		ops = min(ops, 20000)
 	}
-	for i, mode := range []string{"native", "generic"} {
+	for _, mode := range []string{"native", "generic"} {
 		t.Run(mode, func(t *testing.T) {
-			lab, err := netlab.New(netlab.Options{Subnet: 230 + i})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lab.Close()
-			m, err := lab.StartMemcached(11211, "-t", "4")
-			if err != nil {
-				t.Fatal(err)
-			}
-			passOnPeer(t, lab.Client)
+			lab, m := labtest.Start(t, "-t", "4")
+			labtest.PassOnClient(t, lab)
 			root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-test-check-%d-%s", os.Getpid(), mode))
 			defer os.RemoveAll(root)
 			s := bpf.DefaultSettings()
@@ -93,24 +73,5 @@ func TestConsistencyUnderLoad(t *testing.T) {
 				t.Errorf("no read was served from the cache: the check proves nothing about it")
 			}
 		})
-	}
-}
-
-// passOnPeer: veth hands XDP_TX frames only to a peer that runs XDP.
-func passOnPeer(t *testing.T, ns netlab.NS) {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prog.Close()
-	if err := ns.Do(func() error {
-		lk, err := netlink.LinkByName(ns.Iface)
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetXdpFdWithFlags(lk, prog.FD(), unix.XDP_FLAGS_DRV_MODE)
-	}); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -6,14 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xdpcache/xdpcache/bpf"
-	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 	"github.com/xdpcache/xdpcache/offload"
 )
 
@@ -21,22 +20,8 @@ import (
 // clients read and write never yields a wrong or malformed reply; misses
 // simply go to memcached.
 func TestDeployUndeployUnderLoad(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and BPF")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached not installed")
-	}
-	lab, err := netlab.New(netlab.Options{Subnet: 235})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lab.Close()
-	m, err := lab.StartMemcached(11211, "-t", "4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	passOnPeer(t, lab.Client)
+	lab, m := labtest.Start(t, "-t", "4")
+	labtest.PassOnClient(t, lab)
 	root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-test-churn-%d", os.Getpid()))
 	defer os.RemoveAll(root)
 	s := bpf.DefaultSettings()

@@ -7,20 +7,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/xdpcache/xdpcache/bpf"
-	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 	"github.com/xdpcache/xdpcache/offload"
 )
 
@@ -39,28 +33,14 @@ type endToEndResult struct {
 // for two key-popularity skews, and prints a table with ratios to plain.
 // Results also go to results/end-to-end.json.
 func BenchmarkEndToEnd(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: network namespaces and BPF")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		b.Skip("memcached not installed")
-	}
 	dur := 5 * time.Second
 	if s := os.Getenv("XDPCACHE_BENCH_SECONDS"); s != "" {
 		if n, err := strconv.Atoi(s); err == nil && n > 0 {
 			dur = time.Duration(n) * time.Second
 		}
 	}
-	lab, err := netlab.New(netlab.Options{Subnet: 240})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lab.Close()
-	m, err := lab.StartMemcached(11211, "-t", "1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	passOnPeer(b, lab.Client)
+	lab, m := labtest.Start(b, "-t", "1")
+	labtest.PassOnClient(b, lab)
 	addr := netip.AddrPortFrom(m.Addr, m.Port)
 	base := Config{Keys: 100000, KeySize: 16, ValueSize: 32, Sockets: 4, Window: 64, Duration: dur, Seed: 7,
 		DialUDP: func() (*net.UDPConn, error) { return lab.Client.DialUDP(addr) },
@@ -185,22 +165,4 @@ func machineBusy() int64 {
 		busy += n
 	}
 	return busy * int64(time.Second) / 100
-}
-
-func passOnPeer(tb testing.TB, ns netlab.NS) {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer prog.Close()
-	if err := ns.Do(func() error {
-		lk, err := netlink.LinkByName(ns.Iface)
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetXdpFdWithFlags(lk, prog.FD(), unix.XDP_FLAGS_DRV_MODE)
-	}); err != nil {
-		tb.Fatal(err)
-	}
 }

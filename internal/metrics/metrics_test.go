@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,26 +18,12 @@ import (
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/mclient"
-	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 	"github.com/xdpcache/xdpcache/offload"
 )
 
 func TestScrape(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and BPF")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached not installed")
-	}
-	lab, err := netlab.New(netlab.Options{Subnet: 220})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lab.Close()
-	m, err := lab.StartMemcached(11211)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, m := labtest.Start(t)
 	root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-test-metrics-%d", os.Getpid()))
 	defer os.RemoveAll(root)
 	s := bpf.DefaultSettings()

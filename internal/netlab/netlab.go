@@ -19,7 +19,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // NS is one network namespace of a lab.
@@ -229,4 +233,27 @@ func (m *Memcached) Stop() {
 		m.cmd.Process.Kill()
 		m.cmd.Wait()
 	}
+}
+
+// AttachXDPPass attaches a program that only returns XDP_PASS to the
+// namespace's veth end, in native mode. veth delivers frames its peer sends
+// back with XDP_TX only to an end that runs XDP itself; clients on the far
+// end of a veth need this to receive replies from a native-mode xdpcache.
+func (ns NS) AttachXDPPass() error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()}})
+	if err != nil {
+		return fmt.Errorf("load an XDP_PASS program: %w", err)
+	}
+	defer prog.Close() // the attachment holds its own reference
+	return ns.Do(func() error {
+		lk, err := netlink.LinkByName(ns.Iface)
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetXdpFdWithFlags(lk, prog.FD(), unix.XDP_FLAGS_DRV_MODE); err != nil {
+			return fmt.Errorf("attach XDP_PASS to %s: %w", ns.Iface, err)
+		}
+		return nil
+	})
 }

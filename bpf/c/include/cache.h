@@ -5,6 +5,7 @@
 #ifndef XDPCACHE_CACHE_H
 #define XDPCACHE_CACHE_H
 
+#include <bpf/bpf_endian.h>
 #include "maps.h"
 #include "text.h"
 
@@ -24,6 +25,17 @@ static __always_inline struct scratch *get_scratch(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+/* Is port (network order) one of memcached's? */
+static __always_inline int port_match(struct config *cfg, __u16 port_be)
+{
+	__u16 port = bpf_ntohs(port_be);
+#pragma unroll
+	for (int i = 0; i < MAX_PORTS; i++)
+		if (cfg->ports[i] && cfg->ports[i] == port)
+			return 1;
+	return 0;
 }
 
 static __always_inline struct item *bucket(struct config *cfg, __u64 hash)
