@@ -2,7 +2,6 @@ package offload
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,18 +39,7 @@ type mc struct {
 }
 
 func dialMC(t *testing.T, lab *netlab.Lab, m *netlab.Memcached) *mc {
-	t.Helper()
-	addr := netip.AddrPortFrom(m.Addr, m.Port)
-	tc, err := lab.Client.DialTCP(addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uc, err := lab.Client.DialUDP(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tc.Close(); uc.Close() })
-	return &mc{t: t, c: mclient.New(tc, uc)}
+	return &mc{t: t, c: labtest.Dial(t, lab, m)}
 }
 
 func (c *mc) set(key, value string) {

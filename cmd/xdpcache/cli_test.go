@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xdpcache/xdpcache/internal/mclient"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
@@ -215,8 +213,7 @@ func TestRunFlushesOnMemcachedRestart(t *testing.T) {
 	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
 	waitFor(t, &out, "deployed on", 20*time.Second)
 
-	addr := netip.AddrPortFrom(m.Addr, m.Port)
-	c := dialClient(t, lab, addr)
+	c := labtest.Dial(t, lab, m)
 	if err := c.Set("k", "old", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -235,20 +232,6 @@ func TestRunFlushesOnMemcachedRestart(t *testing.T) {
 	if v, ok, err := c.Get("k"); err != nil || ok {
 		t.Fatalf("after memcached restarted, get k = %q, found=%v, %v: a value memcached no longer has", v, ok, err)
 	}
-}
-
-func dialClient(t *testing.T, lab *netlab.Lab, addr netip.AddrPort) *mclient.Client {
-	t.Helper()
-	tc, err := lab.Client.DialTCP(addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uc, err := lab.Client.DialUDP(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tc.Close(); uc.Close() })
-	return mclient.New(tc, uc)
 }
 
 type syncBuffer struct {

@@ -5,19 +5,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/xdpcache/xdpcache/bpf"
-	"github.com/xdpcache/xdpcache/internal/mclient"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 	"github.com/xdpcache/xdpcache/offload"
 )
@@ -36,16 +33,7 @@ func TestScrape(t *testing.T) {
 	}
 	defer lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, root) })
 
-	addr := netip.AddrPortFrom(m.Addr, m.Port)
-	tc, err := lab.Client.DialTCP(addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uc, err := lab.Client.DialUDP(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := mclient.New(tc, uc)
+	c := labtest.Dial(t, lab, m)
 	if err := c.Set("k", "v", 0); err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,14 @@
 package labtest
 
 import (
+	"net/netip"
 	"os"
 	"os/exec"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/xdpcache/xdpcache/internal/mclient"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 )
 
@@ -45,4 +48,20 @@ func PassOnClient(t testing.TB, lab *netlab.Lab) {
 	if err := lab.Client.AttachXDPPass(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Dial opens a memcached client (TCP and UDP) from the client namespace.
+func Dial(t testing.TB, lab *netlab.Lab, m *netlab.Memcached) *mclient.Client {
+	t.Helper()
+	addr := netip.AddrPortFrom(m.Addr, m.Port)
+	tc, err := lab.Client.DialTCP(addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := lab.Client.DialUDP(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close(); uc.Close() })
+	return mclient.New(tc, uc)
 }
