@@ -1,6 +1,7 @@
 package nicdb
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -85,5 +86,19 @@ func TestKernelVersions(t *testing.T) {
 	}
 	if !strings.HasPrefix((KernelVersion{6, 1, 2}).String(), "6.1.2") {
 		t.Errorf("String")
+	}
+}
+
+func TestDocsUpToDate(t *testing.T) {
+	db, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("../docs/nicdb.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != db.Markdown() {
+		t.Errorf("docs/nicdb.md is out of date: run go generate ./nicdb")
 	}
 }

@@ -23,6 +23,7 @@ import (
 // Report is everything probe learns about one interface, read-only. The
 // JSON names are a stable schema (docs/probe.md).
 type Report struct {
+	Hostname      string          `json:"hostname"`
 	Iface         string          `json:"iface"`
 	Ifindex       int             `json:"ifindex"`
 	Driver        string          `json:"driver"`
@@ -115,7 +116,8 @@ func ProbeInterface(name string, opts ProbeOptions, dopts DecideOptions) (*Repor
 		}
 	}
 	a := lk.Attrs()
-	r := &Report{Iface: name, Ifindex: a.Index, LinkType: lk.Type(), MTU: a.MTU,
+	host, _ := os.Hostname()
+	r := &Report{Hostname: host, Iface: name, Ifindex: a.Index, LinkType: lk.Type(), MTU: a.MTU,
 		OperState: a.OperState.String(), Features: map[string]bool{}, CPUs: runtime.NumCPU(), TCFilters: []string{}}
 	if a.MasterIndex != 0 {
 		if m, err := netlink.LinkByIndex(a.MasterIndex); err == nil {

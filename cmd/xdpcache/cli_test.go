@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,4 +287,28 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+func TestFleetSummary(t *testing.T) {
+	dir := t.TempDir()
+	node := func(host, iface, driver, mode, why string) string {
+		return fmt.Sprintf(`{"hostname":%q,"iface":%q,"driver":%q,"kernel":{"version":"6.1.0"},"plan":{"mode":%q,"steps":[{"mode":"offload","usable":false,"reason":"no offload"},{"mode":"native","usable":%v,"reason":%q},{"mode":"generic","usable":true,"reason":"ok"}]}}`,
+			host, iface, driver, mode, mode == "native", why)
+	}
+	a := filepath.Join(dir, "a.json")
+	os.WriteFile(a, []byte("["+node("node-a", "eth0", "mlx5_core", "native", "fine")+"]"), 0o644)
+	b := filepath.Join(dir, "b.json")
+	os.WriteFile(b, []byte(node("node-b", "ens5", "virtio_net", "generic", "hardware GRO is on")+"\n"+node("node-c", "eth0", "ena", "native", "ok")), 0o644)
+	code, out := runApp("fleet-summary", a, b)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	for _, want := range []string{"node-a", "node-b", "hardware GRO is on", "generic 1, native 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _ := runApp("fleet-summary", filepath.Join(dir, "missing.json")); code != exitUsage {
+		t.Errorf("missing file: exit %d", code)
+	}
 }
