@@ -34,7 +34,7 @@ func New(pinRoot, version string) *Collector {
 		fills:         d("fills_total", "Entries written from memcached's replies.", "iface"),
 		refused:       d("fills_refused_total", "Replies not written to the cache, by reason.", "iface", "reason"),
 		invalidations: d("invalidations_total", "Keys invalidated by mutating commands.", "iface"),
-		flushes:       d("flushes_total", "Whole-cache flushes (flush_all, or a mutation whose key could not be read).", "iface"),
+		flushes:       d("flushes_total", "Whole-cache flushes, by cause (command: flush_all and the like; unreadable: a mutation whose key could not be read).", "iface", "cause"),
 		passes:        d("passes_total", "GET requests left to memcached, by reason.", "iface", "reason"),
 		packets:       d("packets_total", "Packets seen by the programs.", "iface", "hook"),
 		mode:          d("mode", "XDP mode of the deployment (1 for the mode in use).", "iface", "mode"),
@@ -82,7 +82,9 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st *offload.Status) {
 	counter(c.hits, s.Get(bpf.StatHitKeys))
 	counter(c.fills, s.Get(bpf.StatFills))
 	counter(c.invalidations, s.Get(bpf.StatInvalidations))
-	counter(c.flushes, s.Get(bpf.StatFlushes))
+	unreadable := s.Get(bpf.StatFlushUnreadable)
+	counter(c.flushes, s.Get(bpf.StatFlushes)-min(unreadable, s.Get(bpf.StatFlushes)), "command")
+	counter(c.flushes, unreadable, "unreadable")
 	counter(c.packets, s.Get(bpf.StatXDPPackets), "xdp")
 	counter(c.packets, s.Get(bpf.StatTCPackets), "tc")
 	for id, v := range s {
