@@ -283,3 +283,41 @@ func TestConcurrentFillAndInvalidate(t *testing.T) {
 	h.expectMiss(f, "k")
 	_ = binary.BigEndian
 }
+
+func TestFragmentedMutationsFlush(t *testing.T) {
+	// A mutation in a fragmented datagram cannot be read: the first fragment
+	// (which carries the port) empties the cache.
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	pkt := f.udpToServer(t, frame(1, []byte("set k 0 0 1\r\nx\r\n")))
+	pkt[14+6] |= 0x20 // IPv4 more-fragments
+	pkt[14+10], pkt[14+11] = 0, 0
+	if n := h.statDelta(StatFlushUnreadable, func() { h.xdp(pkt) }); n != 1 {
+		t.Fatalf("first IPv4 fragment: flush_unreadable +%d", n)
+	}
+	h.expectMiss(f, "k")
+
+	// IPv6: a mutation behind extension headers is still found.
+	h6 := newHarness(t, nil)
+	f6 := v6flow()
+	h6.fillASCII(f6, "k", 0, []byte("v"), nil)
+	h6.fillASCII(f6, "other", 0, []byte("o"), nil)
+	h6.xdp(withIPv6DestOpts(t, f6.tcpToServer(t, 1, []byte("delete k\r\n"))))
+	h6.expectMiss(f6, "k")
+	h6.getHit(f6, "get", "other")
+}
+
+// withIPv6DestOpts inserts an 8-byte destination-options header after the
+// IPv6 header of an Ethernet frame.
+func withIPv6DestOpts(t *testing.T, pkt []byte) []byte {
+	const ip6 = 14
+	out := append([]byte{}, pkt[:ip6+40]...)
+	next := out[ip6+6]
+	out[ip6+6] = 60
+	plen := int(out[ip6+4])<<8 | int(out[ip6+5])
+	plen += 8
+	out[ip6+4], out[ip6+5] = byte(plen>>8), byte(plen)
+	out = append(out, next, 0, 1, 4, 0, 0, 0, 0) // PadN option filling the header
+	return append(out, pkt[ip6+40:]...)
+}

@@ -630,10 +630,15 @@ int xdpcache_xdp(struct xdp_md *ctx)
 	if (!port_match(cfg, p.dport))
 		return XDP_PASS;
 	stat_inc(STAT_MC_PACKETS);
+	__u64 now = bpf_ktime_get_ns();
+	if (p.first_frag) {
+		/* A fragmented request: whatever it mutates cannot be read here. */
+		flush_cache(cfg, now, 0, 1);
+		return XDP_PASS;
+	}
 	struct scratch *s = get_scratch();
 	if (!s)
 		return XDP_PASS;
-	__u64 now = bpf_ktime_get_ns();
 	if (p.proto == IPPROTO_TCP) {
 		handle_tcp(ctx, cfg, s, &p, now);
 		return XDP_PASS;

@@ -30,7 +30,7 @@ struct pkt {
 	__u8 ipv6;
 	__u8 proto;
 	__u8 tcp_flags;
-	__u8 _pad;
+	__u8 first_frag; /* the first fragment of a datagram: headers here, payload not all */
 	__u8 saddr[16]; /* IPv4 as ::ffff:a.b.c.d */
 	__u8 daddr[16];
 };
@@ -72,6 +72,7 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 	}
 
 	p->l3_off = off;
+	p->first_frag = 0;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iph = data + off;
 		if ((void *)(iph + 1) > data_end)
@@ -81,9 +82,11 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 		__u32 ihl = iph->ihl * 4;
 		if (ihl < sizeof(*iph))
 			return -1;
-		/* Fragments: the payload is not all here. */
-		if (iph->frag_off & bpf_htons(0x3fff))
+		/* Fragments: only the first carries the L4 header. Later ones
+		 * pass; the first is reported so a mutation in it is not missed. */
+		if (iph->frag_off & bpf_htons(0x1fff))
 			return -1;
+		p->first_frag = (iph->frag_off & bpf_htons(0x2000)) != 0;
 		__u32 tot = bpf_ntohs(iph->tot_len);
 		if (tot < ihl)
 			return -1;
@@ -100,11 +103,38 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 		if (ip6->version != 6)
 			return -1;
 		p->ipv6 = 1;
-		p->proto = ip6->nexthdr; /* extension headers are not followed: such packets pass */
+		__u8 nh = ip6->nexthdr;
 		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
-		p->l4_off = off + sizeof(*ip6);
-		p->pl_len = bpf_ntohs(ip6->payload_len);
+		__u32 l4 = off + sizeof(*ip6);
+		__u32 len = bpf_ntohs(ip6->payload_len);
+		/* Follow up to three extension headers (hop-by-hop, routing,
+		 * destination options, fragment), so that a mutation behind them
+		 * is still seen. */
+#pragma unroll
+		for (int i = 0; i < 3; i++) {
+			if (nh != 0 && nh != 43 && nh != 60 && nh != 44)
+				break;
+			__u8 *eh = data + (l4 & 0xff);
+			if ((void *)(eh + 8) > data_end)
+				return -1;
+			__u32 ehlen = nh == 44 ? 8 : (eh[1] + 1) * 8;
+			if (nh == 44) {
+				if ((eh[2] << 5 | eh[3] >> 3) != 0)
+					return -1; /* not the first fragment */
+				p->first_frag = eh[3] & 1;
+			}
+			if (ehlen > len)
+				return -1;
+			nh = eh[0];
+			l4 += ehlen;
+			len -= ehlen;
+		}
+		if (l4 > 0xff)
+			return -1;
+		p->proto = nh;
+		p->l4_off = l4;
+		p->pl_len = len;
 	} else {
 		return -1;
 	}
@@ -141,6 +171,8 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 	} else {
 		return -1;
 	}
+	if (p->first_frag)
+		return 0; /* the payload continues in other fragments */
 	if (p->pl_off + p->pl_len > frame_len)
 		return -1;
 	return 0;
