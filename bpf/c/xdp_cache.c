@@ -70,11 +70,11 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	 * with 32-bit pointer arithmetic, which the verifier refuses */
 	int delta = (int)(p->pl_off + out_len) - (int)bpf_xdp_get_buff_len(ctx);
 	/* Headers (Ethernet to UDP, at most 14 + 8 + 60 + 8 bytes) are kept
-	 * aside: if the tail cannot grow (veth frames built from small skbs
+	 * aside in s->hdr: if the tail cannot grow (veth frames built from small skbs
 	 * have little tailroom), the frame grows at the front instead, into
 	 * the headroom XDP guarantees, and the headers are written back. */
-	__u32 hlen = p->pl_off & 0x7f;
-	if (hlen < sizeof(struct ethhdr) || bpf_xdp_load_bytes(ctx, 0, s->hdr, hlen) < 0)
+	__u32 hlen = p->pl_off & 0x7f; /* s->hdr was filled by admit_get */
+	if (hlen < sizeof(struct ethhdr))
 		return -1;
 	if (bpf_xdp_adjust_tail(ctx, delta)) {
 		if (delta <= 0 || bpf_xdp_adjust_head(ctx, -delta)) {
@@ -205,6 +205,18 @@ static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cf
 	*(__u32 *)(s->in + (len & BUF_MASK)) = 0; /* pad to a multiple of 4 */
 	sum = csum_buf(s->in, len, sum);
 	return csum_fold(sum) == 0;
+}
+
+/* Counts a GET and checks the kernel would accept it (see request_csum_ok),
+ * which also leaves the request's headers in s->hdr for send_reply. */
+static __always_inline int admit_get(struct xdp_md *ctx, struct config *cfg, struct pkt *p, struct scratch *s, __u32 len)
+{
+	stat_inc(STAT_GET_REQS);
+	if (!request_csum_ok(ctx, cfg, p, s, len)) {
+		stat_inc(STAT_PASS_BAD_CSUM);
+		return 0;
+	}
+	return 1;
 }
 
 /* Records what the TC program needs to fill from memcached's reply. */
@@ -410,11 +422,8 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
-	stat_inc(STAT_GET_REQS);
-	if (!request_csum_ok(ctx, cfg, p, s, len)) {
-		stat_inc(STAT_PASS_BAD_CSUM);
+	if (!admit_get(ctx, cfg, p, s, len))
 		return XDP_PASS;
-	}
 
 	struct global_state *gs = get_global();
 	if (!gs)
@@ -496,11 +505,8 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
-	stat_inc(STAT_GET_REQS);
-	if (!request_csum_ok(ctx, cfg, p, s, len)) {
-		stat_inc(STAT_PASS_BAD_CSUM);
+	if (!admit_get(ctx, cfg, p, s, len))
 		return XDP_PASS;
-	}
 	__u64 *k64 = (__u64 *)s->keys[0];
 	sc_copy_key(s, BUF_IN, MC_FRAME_LEN + MC_BIN_HDR_LEN, klen, 0);
 	s->key_lens[0] = klen;
