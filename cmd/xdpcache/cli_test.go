@@ -312,3 +312,24 @@ func TestFleetSummary(t *testing.T) {
 		t.Errorf("missing file: exit %d", code)
 	}
 }
+
+// TestDemo runs the README's first command's program, shortened.
+func TestDemo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	for _, bin := range []string{"memcached", "memcaslap"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed", bin)
+		}
+	}
+	var out bytes.Buffer
+	if err := runDemo(context.Background(), &out, "auto", time.Second); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"would use native mode", "deployed on", "verify_failed: 0", "answered in the kernel", "cleaned up"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
