@@ -30,7 +30,7 @@ type DecideOptions struct {
 	OffloadVariant bool
 }
 
-const genericWarning = "generic (skb) mode: XDP runs after the kernel has built an skb, which costs most of the speed-up; it is chosen only because native mode is not available here"
+const genericWarning = "generic (skb) mode: slower — XDP runs after the kernel has built an skb, which costs most of the speed-up; it is chosen only because native mode is not available here"
 
 // Decide chooses a mode from a probe report. It is a pure function of its inputs.
 func Decide(r *Report, checks []Check, o DecideOptions) Plan {

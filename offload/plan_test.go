@@ -55,12 +55,44 @@ func TestDecide(t *testing.T) {
 		{"ours attached", "mlx5_core", func(r *Report) { r.XDP = XDPState{Attached: "native", ProgID: 7}; r.Ours = true }, DecideOptions{}, ModeNative, ""},
 		{"veth peer without XDP", "veth", func(r *Report) {
 			r.XDPFeatures.Raw = 0x23
-			r.VethPeer = &VethPeer{Name: "peer0", SameNetns: true}
+			r.VethPeer = &VethPeer{Name: "peer0", SameNetns: true, NetnsID: -1, Checked: true}
 		}, DecideOptions{}, ModeGeneric, "runs no XDP program"},
 		{"veth peer with XDP", "veth", func(r *Report) {
 			r.XDPFeatures.Raw = 0x23
-			r.VethPeer = &VethPeer{Name: "peer0", SameNetns: true, XDPAttached: true}
+			r.VethPeer = &VethPeer{Name: "peer0", SameNetns: true, NetnsID: -1, Checked: true, XDPAttached: true, XDP: "native mode, program id 9"}
 		}, DecideOptions{}, ModeNative, ""},
+		{"veth peer in another netns, unreadable", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Ifindex: 2, NetnsID: 0}
+		}, DecideOptions{}, ModeNative, ""},
+		{"veth peer in another netns without XDP", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Name: "vethab12", Ifindex: 2, NetnsID: 0, Checked: true}
+		}, DecideOptions{}, ModeNative, ""},
+		{"veth peer without XDP, explicit generic", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Name: "peer0", SameNetns: true, NetnsID: -1, Checked: true}
+		}, DecideOptions{Requested: "generic"}, ModeGeneric, ""},
+		{"veth peer without XDP, explicit native", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Name: "peer0", SameNetns: true, NetnsID: -1, Checked: true}
+		}, DecideOptions{Requested: "native"}, "", "runs no XDP program"},
+		{"bridge port whose bridge runs XDP", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.Master = "br0 (bridge)"
+			r.Uppers = []UpperDev{{Name: "br0", Kind: "bridge", Relation: "master", XDP: XDPState{Attached: "generic", ProgID: 5, SkbProgID: 5}}}
+		}, DecideOptions{}, "", "upper device already has a program"},
+		{"bridge port, bridge without XDP", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.Master = "br0 (bridge)"
+			r.Uppers = []UpperDev{{Name: "br0", Kind: "bridge", Relation: "master", XDP: XDPState{Attached: "none"}}}
+		}, DecideOptions{}, ModeNative, ""},
+		{"old kernel, offload NIC from nicdb", "nfp", func(r *Report) {
+			r.XDPFeatures = XDPFeatures{Reason: "no netdev family"}
+			r.Kernel.Version = "5.10.0"
+		}, DecideOptions{OffloadVariant: true}, ModeOffload, ""},
+		{"explicit offload on a native NIC", "mlx5_core", nil, DecideOptions{Requested: "offload", OffloadVariant: true}, "", "does not offer XDP hardware offload"},
+		{"explicit generic with --no-generic is still generic", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{Requested: "generic", NoGeneric: true}, ModeGeneric, ""},
 		{"explicit native unusable", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{Requested: "native"}, "", "no native XDP"},
 		{"no generic", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{NoGeneric: true}, "", "no native XDP"},
 		{"no spin lock", "mlx5_core", func(r *Report) { r.Kernel.SpinLock = false }, DecideOptions{}, "", "bpf_spin_lock"},

@@ -34,7 +34,8 @@ type Report struct {
 	MTU           int             `json:"mtu"`
 	MinMTU        int             `json:"min_mtu"`
 	MaxMTU        int             `json:"max_mtu"`
-	Master        string          `json:"master,omitempty"`
+	Master        string          `json:"master,omitempty"` // "NAME (KIND)" of a bond/bridge/team this is a port of
+	Uppers        []UpperDev      `json:"uppers,omitempty"` // the master and vlan/macvlan/ipvlan devices on top
 	OperState     string          `json:"operstate"`
 	Netns         string          `json:"netns"` // the network namespace's inode, net:[N]
 	Features      map[string]bool `json:"features"`
@@ -49,7 +50,7 @@ type Report struct {
 	Memcached     MemcachedFacts  `json:"memcached"`
 	VethPeer      *VethPeer       `json:"veth_peer,omitempty"`
 	NICDB         *nicdb.Driver   `json:"nicdb,omitempty"`
-	CPUs          int             `json:"cpus"`
+	CPUs          int             `json:"cpus"`            // possible CPUs (nr_cpu_ids): what drivers size XDP TX queues by
 	Notes         []string        `json:"notes,omitempty"` // what could not be read
 	Checks        []Check         `json:"checks"`
 	Plan          Plan            `json:"plan"`
@@ -57,12 +58,30 @@ type Report struct {
 
 // Channels are the device's queue counts (ethtool -l).
 type Channels struct {
-	RX, TX, Combined, MaxRX, MaxTX, MaxCombined uint32
+	RX          uint32 `json:"rx"`
+	TX          uint32 `json:"tx"`
+	Combined    uint32 `json:"combined"`
+	MaxRX       uint32 `json:"max_rx"`
+	MaxTX       uint32 `json:"max_tx"`
+	MaxCombined uint32 `json:"max_combined"`
 }
 
 // Rings are the device's ring sizes (ethtool -g).
 type Rings struct {
-	RX, TX, MaxRX, MaxTX uint32
+	RX    uint32 `json:"rx"`
+	TX    uint32 `json:"tx"`
+	MaxRX uint32 `json:"max_rx"`
+	MaxTX uint32 `json:"max_tx"`
+}
+
+// UpperDev is a device stacked on top of the probed one. The kernel refuses
+// to attach XDP below an upper device that runs XDP itself ("Cannot attach
+// when an upper device already has a program").
+type UpperDev struct {
+	Name     string   `json:"name"`
+	Kind     string   `json:"kind"`     // bridge, bond, vlan, macvlan, ...
+	Relation string   `json:"relation"` // "master" or "upper"
+	XDP      XDPState `json:"xdp"`
 }
 
 // KernelFacts are the running kernel's BPF capabilities.
@@ -87,7 +106,10 @@ type VethPeer struct {
 	Name        string `json:"name,omitempty"`
 	Ifindex     int    `json:"ifindex"`
 	SameNetns   bool   `json:"same_netns"`
+	NetnsID     int    `json:"netns_id"` // the peer's namespace id as this namespace knows it; -1 = same namespace
+	Checked     bool   `json:"checked"`  // the peer's XDP state could be read (xdp_attached is meaningful)
 	XDPAttached bool   `json:"xdp_attached"`
+	XDP         string `json:"xdp,omitempty"` // e.g. "native mode, program id 42"
 }
 
 // ProbeOptions tune a probe.
@@ -118,13 +140,16 @@ func ProbeInterface(name string, opts ProbeOptions, dopts DecideOptions) (*Repor
 	a := lk.Attrs()
 	host, _ := os.Hostname()
 	r := &Report{Hostname: host, Iface: name, Ifindex: a.Index, LinkType: lk.Type(), MTU: a.MTU,
-		OperState: a.OperState.String(), Features: map[string]bool{}, CPUs: runtime.NumCPU(), TCFilters: []string{}}
+		OperState: a.OperState.String(), Features: map[string]bool{}, CPUs: possibleCPUs(), TCFilters: []string{}}
+	note := func(what string, err error) { r.Notes = append(r.Notes, what+": "+err.Error()) }
 	if a.MasterIndex != 0 {
 		if m, err := netlink.LinkByIndex(a.MasterIndex); err == nil {
 			r.Master = m.Attrs().Name + " (" + m.Type() + ")"
 		}
 	}
-	note := func(what string, err error) { r.Notes = append(r.Notes, what+": "+err.Error()) }
+	if r.Uppers, err = uppers(a); err != nil {
+		note("upper devices", err)
+	}
 
 	if et, err := ethtool.NewEthtool(); err != nil {
 		note("ethtool", err)
@@ -152,7 +177,9 @@ func ProbeInterface(name string, opts ProbeOptions, dopts DecideOptions) (*Repor
 		}
 		if rg, err := et.GetRing(name); err == nil {
 			r.Rings = &Rings{rg.RxPending, rg.TxPending, rg.RxMaxPending, rg.TxMaxPending}
-		}
+		} else if !errors.Is(err, unix.EOPNOTSUPP) {
+			note("rings", err)
+		} // EOPNOTSUPP (veth, bridge, lo): no rings to report, not an error
 	}
 	if r.Driver == "" && lk.Type() != "device" {
 		r.Driver = lk.Type() // e.g. a bridge reports its kind
@@ -224,10 +251,18 @@ func ProbeAll(opts ProbeOptions, dopts DecideOptions) ([]*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
+	if opts.DB == nil {
+		if opts.DB, err = nicdb.Load(); err != nil {
+			return nil, err
+		}
+	}
 	var out []*Report
 	for _, l := range links {
 		r, err := ProbeInterface(l.Attrs().Name, opts, dopts)
 		if err != nil {
+			if _, gone := netlink.LinkByIndex(l.Attrs().Index); gone != nil {
+				continue // removed while we were probing
+			}
 			return nil, err
 		}
 		out = append(out, r)
@@ -235,22 +270,96 @@ func ProbeAll(opts ProbeOptions, dopts DecideOptions) ([]*Report, error) {
 	return out, nil
 }
 
+// uppers lists the devices stacked on a: its master, and vlan/macvlan/ipvlan
+// devices whose lower device it is, each with its XDP state.
+func uppers(a *netlink.LinkAttrs) ([]UpperDev, error) {
+	var out []UpperDev
+	add := func(l netlink.Link, rel string) {
+		u := UpperDev{Name: l.Attrs().Name, Kind: l.Type(), Relation: rel, XDP: XDPState{Attached: "none"}}
+		if st, err := QueryXDP(l.Attrs().Index); err == nil {
+			u.XDP = st
+		}
+		out = append(out, u)
+	}
+	if a.MasterIndex != 0 {
+		if m, err := netlink.LinkByIndex(a.MasterIndex); err == nil {
+			add(m, "master")
+		}
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return out, err
+	}
+	for _, l := range links {
+		la := l.Attrs()
+		if la.ParentIndex != a.Index || la.Index == a.Index || la.NetNsID >= 0 {
+			continue
+		}
+		switch l.Type() {
+		case "vlan", "macvlan", "macvtap", "ipvlan", "ipvtap":
+			add(l, "upper")
+		}
+	}
+	return out, nil
+}
+
+// possibleCPUs is the kernel's nr_cpu_ids (/sys/devices/system/cpu/possible),
+// which drivers size per-CPU XDP TX queues by; runtime.NumCPU only counts the
+// CPUs this process may run on.
+func possibleCPUs() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, found := strings.Cut(part, "-")
+		l, err1 := strconv.Atoi(lo)
+		h := l
+		var err2 error
+		if found {
+			h, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || h < l {
+			return runtime.NumCPU()
+		}
+		n = max(n, h+1)
+	}
+	if n == 0 {
+		return runtime.NumCPU()
+	}
+	return n
+}
+
+// vethPeer finds the other end of a veth and whether it runs XDP. A peer in
+// another namespace is read through its namespace id (IFLA_LINK_NETNSID),
+// without entering that namespace; when that fails, Checked stays false.
 func vethPeer(v *netlink.Veth, a *netlink.LinkAttrs) *VethPeer {
-	p := &VethPeer{SameNetns: a.NetNsID < 0}
-	idx, err := netlink.VethPeerIndex(v)
+	p := &VethPeer{SameNetns: a.NetNsID < 0, NetnsID: a.NetNsID}
+	// IFLA_LINK is the peer's ifindex, in the peer's namespace.
+	idx := a.ParentIndex
+	if idx == 0 {
+		var err error
+		if idx, err = netlink.VethPeerIndex(v); err != nil {
+			return p
+		}
+	}
+	p.Ifindex = idx
+	if p.SameNetns {
+		if pl, err := netlink.LinkByIndex(idx); err == nil {
+			p.Name = pl.Attrs().Name
+		}
+	}
+	pl, err := QueryXDPInNetnsID(p.NetnsID, idx)
 	if err != nil {
 		return p
 	}
-	p.Ifindex = idx
-	if !p.SameNetns {
-		return p
+	if pl.Name != "" {
+		p.Name = pl.Name
 	}
-	if pl, err := netlink.LinkByIndex(idx); err == nil {
-		p.Name = pl.Attrs().Name
-		if st, err := QueryXDP(idx); err == nil {
-			p.XDPAttached = st.Attached != "none"
-		}
-	}
+	p.Checked = true
+	p.XDPAttached = pl.XDP.Attached != "none" && pl.XDP.Attached != ""
+	p.XDP = pl.XDP.describe()
 	return p
 }
 
