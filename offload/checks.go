@@ -162,6 +162,7 @@ func RunChecks(r *Report, db *nicdb.DB) []Check {
 		"half-channels":  r.Channels != nil,
 		"spare-queues":   r.Channels != nil,
 		"many-cpus":      kerr == nil,
+		"jumbo-mtu":      r.NICDB != nil && r.NICDB.MaxXDPMTU > 0, // the mtu check above
 	}
 	if r.NICDB != nil {
 		for _, q := range r.NICDB.Quirks {
