@@ -6,7 +6,7 @@ PKGS    ?= ./...
 # packages one at a time; each test cleans up after itself.
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
 
-.PHONY: all build generate check-generate test test-short fuzz check-long bench demo vet clean
+.PHONY: all build generate check-generate test test-short test-offload fuzz check-long bench demo vet clean
 
 all: build
 
@@ -39,6 +39,11 @@ fuzz:
 # The consistency checker with 10M operations per XDP mode (about an hour).
 check-long:
 	$(GO) test -count=1 -timeout 6h -run TestConsistencyUnderLoad -v ./internal/consistency/ -args -ops=10000000
+
+# Hardware-offload tests (TestNetdevsim*) in a QEMU guest with netdevsim; see
+# scripts/offload-lab.sh for its cache and OFFLOAD_LAB_* settings (root).
+test-offload:
+	GO=$(GO) scripts/offload-lab.sh
 
 test-short:
 	$(GO) test -short $(TESTFLAGS) $(PKGS)
