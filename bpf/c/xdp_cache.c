@@ -7,6 +7,7 @@
 #include <bpf/bpf_endian.h>
 #include "include/parse.h"
 #include "include/csum.h"
+#include "include/reply.h"
 #include "include/cache.h"
 #include "include/mutate.h"
 
@@ -87,67 +88,10 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > data_end)
+	__s64 hsum = reply_headers(data, data_end, p, out_len);
+	if (hsum < 0)
 		return XDP_DROP;
-	__u8 mac[ETH_ALEN];
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
-
-	__u32 l3 = p->l3_off & 0x1f; /* at most 14 + 2 VLAN tags */
-	__u32 l4 = p->l4_off & 0xff;
-	__u16 udp_len = sizeof(struct udphdr) + out_len;
-	__u64 sum = 0;
-
-	if (p->ipv6) {
-		struct ipv6hdr *ip6 = data + l3;
-		if ((void *)(ip6 + 1) > data_end)
-			return XDP_DROP;
-		struct in6_addr a = ip6->saddr;
-		ip6->saddr = ip6->daddr;
-		ip6->daddr = a;
-		ip6->payload_len = bpf_htons(udp_len);
-		ip6->hop_limit = 64;
-		__s64 r = bpf_csum_diff(0, 0, (__be32 *)&ip6->saddr, 32, 0);
-		if (r < 0)
-			return XDP_DROP;
-		sum += (__u32)r;
-	} else {
-		struct iphdr *iph = data + l3;
-		if ((void *)(iph + 1) > data_end)
-			return XDP_DROP;
-		__u32 ihl = (l4 - l3) & 0x3c;
-		if (ihl < sizeof(*iph) || (void *)iph + ihl > data_end)
-			return XDP_DROP;
-		__be32 a = iph->saddr;
-		iph->saddr = iph->daddr;
-		iph->daddr = a;
-		/* Incremental update (RFC 1624): only the length and TTL change;
-		 * swapping the addresses leaves the sum as it was. */
-		__u16 old_len = iph->tot_len, old_ttl = *(__u16 *)&iph->ttl;
-		iph->tot_len = bpf_htons(ihl + udp_len);
-		iph->ttl = 64;
-		__u16 chk = csum_replace2(iph->check, old_len, iph->tot_len);
-		iph->check = csum_replace2(chk, old_ttl, *(__u16 *)&iph->ttl);
-		__s64 r;
-		r = bpf_csum_diff(0, 0, (__be32 *)&iph->saddr, 8, 0);
-		if (r < 0)
-			return XDP_DROP;
-		sum += (__u32)r;
-	}
-	struct udphdr *udp = data + l4;
-	if ((void *)(udp + 1) > data_end)
-		return XDP_DROP;
-	__be16 port = udp->source;
-	udp->source = udp->dest;
-	udp->dest = port;
-	udp->len = bpf_htons(udp_len);
-	udp->check = 0;
-	/* pseudo header: addresses (above), protocol, UDP length; then the
-	 * UDP header and payload */
-	sum += bpf_htons(IPPROTO_UDP) + udp->len;
-	sum += udp->source + udp->dest + udp->len;
+	__u64 sum = hsum;
 
 	/* re-bound the length where the verifier needs it (its bounds were
 	 * lost across the helper calls above) */
@@ -161,11 +105,8 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	udp = data + l4;
-	if ((void *)(udp + 1) > data_end)
+	if (reply_set_udp_csum(data, data_end, p, sum) < 0)
 		return XDP_DROP;
-	__u16 c = csum_fold(sum);
-	udp->check = c ? c : 0xffff;
 	return XDP_TX;
 }
 

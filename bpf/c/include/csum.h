@@ -1,29 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Internet checksum helpers built on bpf_csum_diff (sizes must be multiples
+/* Host-only Internet checksum helpers built on bpf_csum_diff (sizes must be multiples
  * of 4 and at most 512 bytes per call). */
 #ifndef XDPCACHE_CSUM_H
 #define XDPCACHE_CSUM_H
 
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
-
-static __always_inline __u16 csum_fold(__u64 sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-/* Checksum after one 16-bit word changed from old to new (RFC 1624). */
-static __always_inline __u16 csum_replace2(__u16 check, __u16 old, __u16 new)
-{
-	__u32 sum = (__u16)~check + (__u16)~old + (__u32) new;
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
+#include "reply.h" /* csum_fold */
 
 /* Adds buf[0, len) to sum; buf must be zero-padded to a multiple of 4 past
  * len and at least BUF_SIZE bytes long. Four unrolled 512-byte chunks keep

@@ -1,0 +1,733 @@
+// SPDX-License-Identifier: GPL-2.0
+/* XDP ingress, hardware-offload flavor: what a SmartNIC can run (see
+ * include/offload.h for the rules). It answers single-key ASCII "get <key>"
+ * requests over UDP from items the relay wrote to the device, and invalidates
+ * on every mutating command (ASCII, meta and binary; UDP and TCP). Compared
+ * with the host flavor (xdp_cache.c) it serves less — no multi-get, gets or
+ * binary GETs, keys up to OFF_KEY_MAX, items up to OFF_ITEM_MAX — and it is
+ * coarser on writes it cannot read: up to OFF_MAX_CMDS commands per packet
+ * are read, anything beyond or unreadable flushes the whole cache. Header
+ * parsing (parse.h) and the reply's header rewrite (reply.h) are shared with
+ * the host flavor.
+ *
+ * Verifier shape: the scanners below are global (non-static, __noinline)
+ * functions. The verifier checks a global function once, on its own, and the
+ * caller sees only a scalar result; inlined, every token length would be a
+ * distinct precise state and the unrolled scans (no bpf_loop offloaded)
+ * would multiply. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#define XDPCACHE_OFFLOAD_MAPS
+#include "include/structs.h"
+#include "include/parse.h"
+#include "include/reply.h"
+#include "include/text.h"
+#include "include/offload.h"
+
+char _license[] SEC("license") = "GPL";
+
+#define OFF_MAX_CMDS 4
+/* Payload offsets are bounded by this (headers are at most 14 + 8 + 60 + 20
+ * bytes, a TCP header up to 60, then OFF_MAX_CMDS commands read). */
+#define OFF_POS_MAX 0x7ff
+
+/* oc_command results besides the next command's offset. */
+#define OC_END 0        /* the command reaches the end of the packet */
+#define OC_UNREADABLE -1 /* could not read it: flush */
+#define OC_FLUSH -2     /* flush_all */
+
+/* What the first command was, when it is a GET the program may serve. */
+struct oreq {
+	__u32 key_off;
+	__u32 key_len;
+	__u32 get; /* ASCII "get <key>\r\n", nothing else on the line */
+};
+
+static __always_inline struct ocfg *ocfg_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&ocfg_map, &zero);
+}
+
+static __always_inline int oport_match(struct ocfg *cfg, __u16 port_be)
+{
+	__u16 port = bpf_ntohs(port_be);
+#pragma unroll
+	for (int i = 0; i < MAX_PORTS; i++)
+		if (cfg->ports[i] && cfg->ports[i] == port)
+			return 1;
+	return 0;
+}
+
+/* Length of the token at pos: bytes before ' ', '\r', '\n' or end; -1 when
+ * it is longer than OFF_KEY_MAX or empty. */
+__noinline int oc_token(struct xdp_md *ctx, __u32 pos, __u32 end)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (pos > OFF_POS_MAX)
+		return -1;
+	__u8 *c = data + pos;
+#pragma unroll
+	for (int i = 0; i <= OFF_KEY_MAX; i++) {
+		if (pos + i >= end || (void *)(c + i + 1) > data_end)
+			return i ? i : -1;
+		if (is_delim(c[i]))
+			return i ? i : -1;
+	}
+	return -1;
+}
+
+/* Offset just past the '\n' ending the line that starts at pos; -1 when it
+ * does not end within OFF_LINE_MAX bytes and the packet. */
+__noinline int oc_line_end(struct xdp_md *ctx, __u32 pos, __u32 end)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (pos > OFF_POS_MAX)
+		return -1;
+	__u8 *c = data + pos;
+#pragma unroll
+	for (int i = 0; i < OFF_LINE_MAX; i++) {
+		if (pos + i >= end || (void *)(c + i + 1) > data_end)
+			return -1;
+		if (c[i] == '\n')
+			return pos + i + 1;
+	}
+	return -1;
+}
+
+/* The decimal number at pos: value | digits << 40; -1 when it is not one
+ * (or has more than 12 digits). */
+__noinline __s64 oc_number(struct xdp_md *ctx, __u32 pos, __u32 end)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (pos > OFF_POS_MAX)
+		return -1;
+	__u8 *c = data + pos;
+	__u64 v = 0;
+#pragma unroll
+	for (int i = 0; i <= 12; i++) {
+		if (pos + i >= end || (void *)(c + i + 1) > data_end || is_delim(c[i])) {
+			if (!i)
+				return -1;
+			return v | (__u64)i << 40;
+		}
+		if (c[i] < '0' || c[i] > '9')
+			return -1;
+		v = (v << 3) + (v << 1) + (c[i] - '0'); /* v * 10 without a multiply */
+	}
+	return -1;
+}
+
+/* Up to 8 bytes at pos as a little-endian word, bytes past n zero. */
+__noinline __u64 oc_word(struct xdp_md *ctx, __u32 pos, __u32 n)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (pos > OFF_POS_MAX)
+		return 0;
+	__u8 *c = data + pos;
+	__u64 w = 0;
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		if (i >= n || (void *)(c + i + 1) > data_end)
+			break;
+		w |= (__u64)c[i] << (i * 8);
+	}
+	return w;
+}
+
+/* Seeded hash of the key at [pos, pos + len), len <= OFF_KEY_MAX. */
+__noinline __u32 oc_hash(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 seed)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 h = seed ^ len;
+	if (pos > OFF_POS_MAX)
+		return 0;
+	__u8 *c = data + pos;
+#pragma unroll
+	for (int i = 0; i < OFF_KEY_MAX; i++) {
+		/* guarded, not break: clang unrolls only single-exit loops here */
+		if (i < len && (void *)(c + i + 1) <= data_end)
+			h = ohash_step(h, c[i]);
+	}
+	return ohash_final(h);
+}
+
+/* Invalidates the key at [pos, pos + len): bumps its bucket's generation
+ * (atomic add: the program never stores into map values) and, for a
+ * mutation that set an expiry time, records the generation it produced. */
+__noinline int oc_invalidate(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 ttl)
+{
+	struct ocfg *cfg = ocfg_get();
+	if (!cfg)
+		return -1;
+	__u32 b = oc_hash(ctx, pos, len, cfg->seed) & cfg->buckets_mask;
+	struct ogen *g = bpf_map_lookup_elem(&ogen_map, &b);
+	if (!g)
+		return -1;
+	__sync_fetch_and_add(&g->gen, 1);
+	if (ttl) {
+		struct ottl t = { .gen = g->gen };
+		bpf_map_update_elem(&ottl_map, &b, &t, BPF_ANY);
+	}
+	ostat_inc(STAT_INVALIDATIONS);
+	return 0;
+}
+
+static __always_inline void oflush(int unreadable)
+{
+	__u32 zero = 0;
+	struct ostate *st = bpf_map_lookup_elem(&ostate_map, &zero);
+	if (st)
+		__sync_fetch_and_add(&st->epoch, 1);
+	ostat_inc(STAT_FLUSHES);
+	if (unreadable)
+		ostat_inc(STAT_FLUSH_UNREADABLE);
+}
+
+/* The key token after a command of clen bytes at pos; invalidates it.
+ * Returns the key's length or -1. */
+static __always_inline int key_after(struct xdp_md *ctx, __u32 pos, __u32 end, __u32 *key_off)
+{
+	*key_off = pos + 1;
+	return oc_token(ctx, pos + 1, end);
+}
+
+/* A binary-protocol command at pos. */
+__noinline int oc_binary(struct xdp_md *ctx, __u32 pos, __u32 end)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (pos > OFF_POS_MAX || pos + MC_BIN_HDR_LEN > end)
+		return OC_UNREADABLE;
+	__u8 *h = data + pos;
+	if ((void *)(h + MC_BIN_HDR_LEN) > data_end)
+		return OC_UNREADABLE;
+	__u8 op = h[1];
+	__u32 klen = (__u32)h[2] << 8 | h[3];
+	__u32 extlen = h[4];
+	__u32 body = (__u32)h[8] << 24 | (__u32)h[9] << 16 | (__u32)h[10] << 8 | h[11];
+	if (body > (1U << 30) || klen + extlen > body)
+		return OC_UNREADABLE;
+	__u64 next = (__u64)pos + MC_BIN_HDR_LEN + body;
+	int ret = next < end ? (int)next : OC_END;
+
+	switch (op) {
+	case BIN_GET: case BIN_GETQ: case BIN_GETK: case BIN_GETKQ:
+	case 0x07: case 0x17:        /* QUIT, QUITQ */
+	case 0x0a: case 0x0b:        /* NOOP, VERSION */
+	case 0x10:                   /* STAT */
+		return ret;
+	case BIN_FLUSH: case BIN_FLUSHQ:
+		return OC_FLUSH;
+	case BIN_SET: case BIN_ADD: case BIN_REPLACE: case BIN_DELETE:
+	case BIN_INCR: case BIN_DECR: case BIN_APPEND: case BIN_PREPEND:
+	case BIN_SETQ: case BIN_ADDQ: case BIN_REPLACEQ: case BIN_DELETEQ:
+	case BIN_INCRQ: case BIN_DECRQ: case BIN_APPENDQ: case BIN_PREPENDQ:
+	case BIN_TOUCH: case BIN_GAT: case BIN_GATQ: case BIN_GATK: case BIN_GATKQ:
+		break;
+	default:
+		return OC_UNREADABLE;
+	}
+	if (klen == 0 || klen > OFF_KEY_MAX || pos + MC_BIN_HDR_LEN + extlen + klen > end)
+		return OC_UNREADABLE;
+	/* The expiry time is the last 4 bytes of the extras for every command
+	 * that has one (set/add/replace: 8, incr/decr: 20, touch/gat: 4). */
+	__u32 ttl = 0;
+	if (extlen >= 4) {
+		__u8 *x = h + MC_BIN_HDR_LEN + (extlen & 0x1f) - 4;
+		if ((void *)(x + 4) > data_end)
+			return OC_UNREADABLE;
+		ttl = x[0] | x[1] | x[2] | x[3];
+	}
+	if (oc_invalidate(ctx, pos + MC_BIN_HDR_LEN + extlen, klen, ttl) < 0)
+		return OC_UNREADABLE;
+	return ret;
+}
+
+/* ASCII and meta commands by their first word (at most 8 bytes) and length. */
+enum ocmd {
+	C_UNKNOWN, C_GET, C_GETS, C_STORE, C_CAS, C_KEYLINE, C_TOUCH, C_GAT,
+	C_META_SET, C_META_KEY, C_FLUSH, C_HARMLESS,
+};
+
+static __always_inline int ocmd_of(__u64 w, __u32 n)
+{
+	switch (n) {
+	case 2:
+		if (w == W2('m', 's')) return C_META_SET;
+		if (w == W2('m', 'g') || w == W2('m', 'd') || w == W2('m', 'a') || w == W2('m', 'e'))
+			return C_META_KEY;
+		if (w == W2('m', 'n')) return C_HARMLESS;
+		break;
+	case 3:
+		if (w == W3('g', 'e', 't')) return C_GET;
+		if (w == W3('s', 'e', 't') || w == W3('a', 'd', 'd')) return C_STORE;
+		if (w == W3('c', 'a', 's')) return C_CAS;
+		if (w == W3('g', 'a', 't')) return C_GAT;
+		break;
+	case 4:
+		if (w == W4('g', 'e', 't', 's')) return C_GETS;
+		if (w == W4('g', 'a', 't', 's')) return C_GAT;
+		if (w == W4('i', 'n', 'c', 'r') || w == W4('d', 'e', 'c', 'r')) return C_KEYLINE;
+		if (w == W4('q', 'u', 'i', 't')) return C_HARMLESS;
+		break;
+	case 5:
+		if (w == W5('t', 'o', 'u', 'c', 'h')) return C_TOUCH;
+		if (w == W5('s', 't', 'a', 't', 's')) return C_HARMLESS;
+		break;
+	case 6:
+		if (w == W6('d', 'e', 'l', 'e', 't', 'e')) return C_KEYLINE;
+		if (w == W6('a', 'p', 'p', 'e', 'n', 'd')) return C_STORE;
+		break;
+	case 7:
+		if (w == W7('p', 'r', 'e', 'p', 'e', 'n', 'd') || w == W7('r', 'e', 'p', 'l', 'a', 'c', 'e'))
+			return C_STORE;
+		if (w == W7('v', 'e', 'r', 's', 'i', 'o', 'n')) return C_HARMLESS;
+		break;
+	case 9:
+		if (w == W8('f', 'l', 'u', 's', 'h', '_', 'a', 'l')) return C_FLUSH;
+		if (w == W8('v', 'e', 'r', 'b', 'o', 's', 'i', 't')) return C_HARMLESS;
+		break;
+	}
+	return C_UNKNOWN;
+}
+
+/* The line's end when nothing but "\r\n" follows at pos. */
+static __always_inline int line_ends_at(struct xdp_md *ctx, __u32 pos, __u32 end)
+{
+	return oc_word(ctx, pos, 2) == W2('\r', '\n') ? (int)(pos + 2) : -1;
+}
+
+/* One ASCII or meta command at pos: invalidates what it mutates. Returns
+ * the next command's offset, OC_END, OC_UNREADABLE or OC_FLUSH. When it is a
+ * single-key "get" and r is not NULL, describes it in r. */
+__noinline int oc_ascii(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r)
+{
+	int clen = oc_token(ctx, pos, end);
+	if (clen <= 0 || clen > 9)
+		return OC_UNREADABLE;
+	int cmd = ocmd_of(oc_word(ctx, pos, clen), clen);
+	if (cmd == C_UNKNOWN)
+		return OC_UNREADABLE;
+	if (cmd == C_FLUSH)
+		return OC_FLUSH;
+	int eol = oc_line_end(ctx, pos, end);
+	if (cmd == C_HARMLESS || cmd == C_GETS)
+		return eol < 0 ? OC_UNREADABLE : (eol < end ? eol : OC_END);
+
+	__u32 at = pos + clen, key_off = 0, ttl = 1;
+	int klen;
+	if (cmd == C_GAT) {
+		/* gat <exptime> <key>: one key only, else the keys can't all be read */
+		__s64 n = oc_number(ctx, at + 1, end);
+		if (n < 0)
+			return OC_UNREADABLE;
+		at += 1 + (n >> 40);
+	}
+	klen = key_after(ctx, at, end, &key_off);
+	if (klen <= 0)
+		return OC_UNREADABLE;
+	at = key_off + klen;
+	int next = eol;
+
+	switch (cmd) {
+	case C_GET:
+		next = line_ends_at(ctx, at, end);
+		if (next < 0)
+			return eol < 0 ? OC_UNREADABLE : (eol < end ? eol : OC_END); /* several keys */
+		if (r) {
+			r->key_off = key_off;
+			r->key_len = klen;
+			r->get = 1;
+		}
+		return next < end ? next : OC_END;
+	case C_GAT:
+		if (line_ends_at(ctx, at, end) < 0)
+			return OC_UNREADABLE;
+		break;
+	case C_STORE:
+	case C_CAS:
+	case C_META_SET: {
+		/* <key> <flags> <exptime> <bytes> (cas: <cas unique>) / ms <key> <datalen> */
+		__s64 flags = 0, exp = 0, bytes;
+		if (cmd != C_META_SET) {
+			flags = oc_number(ctx, at + 1, end);
+			if (flags < 0)
+				return OC_UNREADABLE;
+			at += 1 + (flags >> 40);
+			exp = oc_number(ctx, at + 1, end);
+			if (exp < 0)
+				return OC_UNREADABLE;
+			at += 1 + (exp >> 40);
+			ttl = (exp & 0xffffffffffULL) != 0;
+		}
+		bytes = oc_number(ctx, at + 1, end);
+		if (bytes < 0 || eol < 0)
+			return OC_UNREADABLE;
+		__u64 data_end = (__u64)eol + (bytes & 0xffffffffffULL) + 2;
+		next = data_end < end ? (int)data_end : OC_END;
+		break;
+	}
+	case C_KEYLINE:
+		ttl = 0;
+		break;
+	default: /* touch, meta commands: may set an expiry time */
+		break;
+	}
+	if (cmd != C_STORE && cmd != C_CAS && cmd != C_META_SET && eol < 0)
+		return OC_UNREADABLE;
+	if (oc_invalidate(ctx, key_off, klen, ttl) < 0)
+		return OC_UNREADABLE;
+	return next < 0 ? OC_UNREADABLE : (next < end ? next : OC_END);
+}
+
+/* Reads up to OFF_MAX_CMDS commands from pos and invalidates what they
+ * mutate; flushes when one cannot be read or more follow. Fills r when the
+ * first command is a single-key GET that is alone in the packet. */
+static __always_inline void read_commands(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	int next = pos;
+#pragma unroll
+	for (int i = 0; i < OFF_MAX_CMDS; i++) {
+		__u32 at = next;
+		if (at > OFF_POS_MAX || data + at + 1 > data_end) {
+			oflush(1);
+			return;
+		}
+		__u8 first = *(__u8 *)(data + at);
+		next = first == 0x80 ? oc_binary(ctx, at, end) : oc_ascii(ctx, at, end, i == 0 ? r : 0);
+		if (next == OC_END)
+			return;
+		if (i == 0)
+			r->get = 0; /* more than one command: not served */
+		if (next < 0) {
+			oflush(next == OC_UNREADABLE);
+			return;
+		}
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+	}
+	oflush(1); /* more commands than are read */
+}
+
+/* Would the kernel accept this request (IPv4 header checksum, UDP
+ * checksum)? Requests served are short (OFF_REQ_MAX), so the sum is a
+ * bounded loop. */
+__noinline int oc_csum_ok(struct xdp_md *ctx, struct pkt *p, __u32 verify_udp)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (!p)
+		return 0;
+	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & 0xff;
+	__u64 sum = 0;
+	__u16 *w;
+	if (!p->ipv6) {
+		__u32 ihl = (l4 - l3) & 0x3c;
+		w = data + l3;
+#pragma unroll
+		for (int i = 0; i < 30; i++) {
+			if (i * 2 < ihl) {
+				if ((void *)(w + i + 1) > data_end)
+					return 0;
+				sum += w[i];
+			}
+		}
+		if (ihl < 20 || (void *)(w + 10) > data_end || csum_fold(sum))
+			return 0;
+		sum = (__u64)w[6] + w[7] + w[8] + w[9]; /* addresses */
+	} else {
+		w = data + l3 + 8;
+		if ((void *)(w + 16) > data_end)
+			return 0;
+#pragma unroll
+		for (int i = 0; i < 16; i++)
+			sum += w[i];
+	}
+	if (!verify_udp)
+		return 1;
+	__u16 *u = data + l4;
+	if ((void *)(u + 4) > data_end)
+		return 0;
+	if (u[3] == 0)
+		return !p->ipv6; /* no checksum: allowed over IPv4 only */
+	__u32 n = 8 + p->pl_len; /* UDP header + payload */
+	if (n > 8 + OFF_REQ_MAX)
+		return 0;
+	sum += bpf_htons(IPPROTO_UDP) + u[2];
+	__u8 *b = (__u8 *)u;
+#pragma unroll
+	for (int i = 0; i < 8 + OFF_REQ_MAX; i += 2) {
+		if (i >= n || (void *)(b + i + 1) > data_end)
+			continue;
+		if (i + 1 == n || (void *)(b + i + 2) > data_end)
+			sum += b[i]; /* odd length: pad with a zero byte (little-endian word) */
+		else
+			sum += *(__u16 *)(b + i);
+	}
+	return csum_fold(sum) == 0;
+}
+
+/* The address masked to prefixlen bits (IPv4 mapped: prefixlen counts the
+ * 96 bits of ::ffff:). */
+static __always_inline void mask_addr(__u8 *dst, const __u8 *src, __u32 prefixlen)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (prefixlen >= (i + 1) * 8)
+			dst[i] = src[i];
+		else if (prefixlen <= i * 8)
+			dst[i] = 0;
+		else
+			dst[i] = src[i] & (__u8)(0xff << (8 - (prefixlen - i * 8)));
+	}
+}
+
+/* Source and destination rules, as in the host flavor (docs/security.md),
+ * with the allow-list as hash entries at the configured prefix lengths.
+ * Returns the largest reply allowed (bytes of IP packet), 0 for none, and
+ * the counter to charge when the reply is larger. */
+static __always_inline __u32 oreply_budget(struct ocfg *cfg, struct pkt *p, __u32 req_ip_len, __u32 *reason)
+{
+	if (cfg->flags & CFG_REQUIRE_LOCAL) {
+		struct local_addr la;
+		__builtin_memcpy(la.addr, p->daddr, 16);
+		if (!bpf_map_lookup_elem(&olocal_map, &la)) {
+			*reason = STAT_PASS_NOT_LOCAL;
+			return 0;
+		}
+	}
+	struct allow_rule *rule = 0;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		__u32 pl = p->ipv6 ? cfg->prefix6[i] : cfg->prefix4[i]; /* bits + 1 */
+		if (!pl || rule)
+			continue;
+		struct oallow_key k = { .prefixlen = p->ipv6 ? pl - 1 : pl - 1 + 96 };
+		mask_addr(k.addr, p->saddr, k.prefixlen);
+		rule = bpf_map_lookup_elem(&oallow_map, &k);
+	}
+	__u32 amp;
+	if (rule) {
+		amp = rule->max_amp;
+	} else {
+		amp = cfg->unlisted_amp;
+		if (!amp) {
+			*reason = STAT_PASS_NOT_ALLOWED;
+			return 0;
+		}
+	}
+	__u32 budget = cfg->mtu;
+	if (amp && (__u64)amp * req_ip_len < budget)
+		budget = amp * req_ip_len;
+	*reason = STAT_PASS_AMPLIFICATION;
+	return budget;
+}
+
+/* Does the item in chunk 0 of (bucket, fill) start "VALUE <key> " for the
+ * request's key at [pos, pos + len)? */
+__noinline int oc_key_matches(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 bucket, __u32 fill)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ochunk_key ck = { .bucket = bucket, .fill = fill << OFF_FILL_SHIFT };
+	struct ochunk *c = bpf_map_lookup_elem(&ochunk_map, &ck);
+	if (!c || pos > OFF_POS_MAX || len > OFF_KEY_MAX)
+		return 0;
+	if (*(__u32 *)c->b != W4('V', 'A', 'L', 'U') || c->b[4] != 'E' || c->b[5] != ' ')
+		return 0;
+	__u8 *k = data + pos;
+#pragma unroll
+	for (int i = 0; i < OFF_KEY_MAX; i++) {
+		if (i < len && ((void *)(k + i + 1) > data_end || k[i] != c->b[6 + i]))
+			return 0;
+	}
+	return c->b[6 + (len & 0x3f)] == ' ';
+}
+
+/* Are all of the item's chunks there (the relay deletes a replaced item's
+ * chunks after publishing the new entry)? */
+__noinline int oc_chunks_present(__u32 bucket, __u32 fill, __u32 len)
+{
+#pragma unroll
+	for (int i = 1; i < OFF_MAX_CHUNKS; i++) {
+		struct ochunk_key ck = { .bucket = bucket, .fill = fill << OFF_FILL_SHIFT | i };
+		if (i * OFF_CHUNK < len && !bpf_map_lookup_elem(&ochunk_map, &ck))
+			return 0;
+	}
+	return 1;
+}
+
+/* Copies the item's bytes into the packet at pos (the frame already has its
+ * final length): whole 8-byte words from the chunks, then the last 8 bytes
+ * from the entry (overlapping the words before them), so no byte-sized
+ * tail loop is needed. Returns -1 when a chunk vanished meanwhile. */
+__noinline int oc_write_item(struct xdp_md *ctx, __u32 pos, __u32 bucket, const struct oentry *e)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (!e)
+		return -1;
+	__u32 len = e->len, fill = e->fill;
+	__u64 tail = e->tail;
+	if (pos > OFF_POS_MAX || len < 8 || len > OFF_ITEM_MAX)
+		return -1;
+	__u8 *out = data + pos;
+#pragma unroll
+	for (int i = 0; i < OFF_MAX_CHUNKS; i++) {
+		if (i * OFF_CHUNK >= len)
+			break;
+		struct ochunk_key ck = { .bucket = bucket, .fill = fill << OFF_FILL_SHIFT | i };
+		struct ochunk *c = bpf_map_lookup_elem(&ochunk_map, &ck);
+		if (!c)
+			return -1;
+#pragma unroll
+		for (int j = 0; j < OFF_CHUNK_WORDS; j++) {
+			__u32 off = i * OFF_CHUNK + j * 8;
+			if (off + 8 > len)
+				break;
+			if ((void *)(out + off + 8) > data_end)
+				return -1;
+			*(__u64 *)(out + off) = *(__u64 *)(c->b + j * 8);
+		}
+	}
+	__u8 *t = out + ((len - 8) & 0x1ff);
+	if ((void *)(t + 8) > data_end)
+		return -1;
+	*(__u64 *)t = tail;
+	return 0;
+}
+
+/* Answers a single-key GET from the device's cache, or records a ticket so
+ * the relay can fill the item from memcached's reply. */
+static __always_inline int serve_get(struct xdp_md *ctx, struct ocfg *cfg, struct pkt *p, struct oreq *r)
+{
+	ostat_inc(STAT_GET_REQS);
+	if (r->key_len > OFF_KEY_MAX) {
+		ostat_inc(STAT_MISS_TOO_BIG);
+		return XDP_PASS;
+	}
+	if (!oc_csum_ok(ctx, p, cfg->flags & CFG_VERIFY_UDP_CSUM)) {
+		ostat_inc(STAT_PASS_BAD_CSUM);
+		return XDP_PASS;
+	}
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u16 *frame = data + (p->pl_off & 0x1ff);
+	if ((void *)(frame + 4) > data_end)
+		return XDP_PASS;
+	__u16 req_id = frame[0];
+
+	__u32 hash = oc_hash(ctx, r->key_off, r->key_len, cfg->seed);
+	__u32 b = hash & cfg->buckets_mask, zero = 0;
+	struct ogen *g = bpf_map_lookup_elem(&ogen_map, &b);
+	struct ostate *st = bpf_map_lookup_elem(&ostate_map, &zero);
+	struct oentry *ep = bpf_map_lookup_elem(&oentry_map, &b);
+	if (!g || !st || !ep)
+		return XDP_PASS;
+	__u64 gen = g->gen, epoch = st->epoch;
+	struct oentry e = *ep; /* one copy: checked as a whole below */
+
+	int hit = e.len >= 8 && e.len <= OFF_ITEM_MAX && e.gen == gen && e.epoch == epoch && e.hash == hash &&
+		  e.key_len == r->key_len && e.check == oentry_check(&e) &&
+		  oc_key_matches(ctx, r->key_off, r->key_len, b, e.fill) && oc_chunks_present(b, e.fill, e.len);
+	if (!hit) {
+		struct oticket_key tk = { .port = p->sport, .req_id = req_id, .hash = hash };
+		__builtin_memcpy(tk.addr, p->saddr, 16);
+		struct oticket t = { .gen = gen, .epoch = epoch };
+		bpf_map_update_elem(&oticket_map, &tk, &t, BPF_ANY);
+		ostat_inc(STAT_MISS_ABSENT);
+		return XDP_PASS;
+	}
+
+	__u32 hdr_len = (p->pl_off - p->l3_off) & 0x1ff; /* IP + UDP headers */
+	__u32 reply_ip = hdr_len + MC_FRAME_LEN + e.len;
+	__u32 reason = 0;
+	if (reply_ip > oreply_budget(cfg, p, hdr_len + p->pl_len, &reason)) {
+		ostat_inc(reason);
+		return XDP_PASS;
+	}
+	int delta = (int)(p->pl_off + MC_FRAME_LEN + e.len) - (int)(data_end - data);
+	if (bpf_xdp_adjust_tail(ctx, delta)) {
+		ostat_inc(STAT_MISS_NO_ROOM);
+		return XDP_PASS;
+	}
+	/* From here on the packet is changed: a failure drops it (the client
+	 * retries) rather than pass a half-written request. */
+	if (oc_write_item(ctx, p->pl_off + MC_FRAME_LEN, b, &e) < 0)
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	frame = data + (p->pl_off & 0x1ff);
+	if ((void *)(frame + 4) > data_end)
+		return XDP_DROP;
+	/* frame header: request id, sequence 0 of 1, reserved 0 */
+	frame[1] = 0;
+	frame[2] = bpf_htons(1);
+	frame[3] = 0;
+	__s64 hsum = reply_headers(data, data_end, p, MC_FRAME_LEN + e.len);
+	if (hsum < 0)
+		return XDP_DROP;
+	__u64 sum = (__u64)hsum + req_id + bpf_htons(1) + e.sum;
+	if (reply_set_udp_csum(data, data_end, p, sum) < 0)
+		return XDP_DROP;
+	ostat_inc(STAT_HITS);
+	ostat_inc(STAT_HIT_KEYS);
+	return XDP_TX;
+}
+
+SEC("xdp")
+int xdpcache_offload(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct pkt p;
+
+	ostat_inc(STAT_XDP_PACKETS);
+	struct ocfg *cfg = ocfg_get();
+	if (!cfg)
+		return XDP_PASS;
+	if (parse_pkt(data, data_end, data_end - data, &p))
+		return XDP_PASS;
+	if (!oport_match(cfg, p.dport))
+		return XDP_PASS;
+	ostat_inc(STAT_MC_PACKETS);
+	if (p.first_frag) {
+		/* a fragmented request: what it mutates cannot be read here */
+		oflush(1);
+		return XDP_PASS;
+	}
+	__u32 pos = p.pl_off, end = p.pl_off + p.pl_len;
+	if (p.proto == IPPROTO_TCP) {
+		ostat_inc(STAT_TCP_SEGMENTS);
+		if (p.pl_len) {
+			struct oreq r = {};
+			read_commands(ctx, pos, end, &r);
+		}
+		return XDP_PASS;
+	}
+	__u16 *frame = data + (pos & 0x1ff);
+	if (p.pl_len <= MC_FRAME_LEN || (void *)(frame + 4) > data_end) {
+		ostat_inc(STAT_PASS_MALFORMED);
+		return XDP_PASS;
+	}
+	/* memcached answers single-datagram requests only */
+	if (frame[1] != 0 || frame[2] != bpf_htons(1)) {
+		ostat_inc(STAT_PASS_MULTI_FRAME);
+		return XDP_PASS;
+	}
+	struct oreq r = {};
+	read_commands(ctx, pos + MC_FRAME_LEN, end, &r);
+	if (r.get)
+		return serve_get(ctx, cfg, &p, &r);
+	ostat_inc(STAT_PASS_OTHER);
+	return XDP_PASS;
+}
