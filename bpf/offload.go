@@ -12,14 +12,14 @@ import (
 
 // Limits of the hardware-offload flavor (c/include/offload.h).
 const (
-	OffloadChunk     = 56  // item bytes per device map element
-	OffloadMaxChunks = 8   // chunks per item
+	OffloadChunk     = 56 // item bytes per device map element
+	OffloadMaxChunks = 8  // chunks per item
 	OffloadItemMax   = OffloadChunk * OffloadMaxChunks
-	OffloadKeyMax    = 48  // longest key served
-	OffloadElemMax   = 64  // largest device map element (key + value, each rounded up to 8)
-	offloadFillShift = 4   // chunk keys: fill id << shift | chunk index
-	offloadPrefixes  = 2   // allow-list prefix lengths per address family
-	offloadSmallMaps = 64  // allow-list and local-address entries
+	OffloadKeyMax    = 48 // longest key served
+	OffloadElemMax   = 64 // largest device map element (key + value, each rounded up to 8)
+	offloadFillShift = 4  // chunk keys: fill id << shift | chunk index
+	offloadPrefixes  = 2  // allow-list prefix lengths per address family
+	offloadSmallMaps = 64 // allow-list and local-address entries
 )
 
 // OffloadValueMax is the largest value the offload flavor can hold for a key

@@ -241,7 +241,11 @@ func TestOffloadVerdictsLikeHostFlavor(t *testing.T) {
 		pkt  func(t *testing.T) []byte
 	}{
 		{"arp", func(t *testing.T) []byte { return arpFrame() }},
-		{"tcp-80", func(t *testing.T) []byte { o := f; o.sport = 80; return o.tcpToServer(t, 1, []byte("GET / HTTP/1.1\r\n\r\n")) }},
+		{"tcp-80", func(t *testing.T) []byte {
+			o := f
+			o.sport = 80
+			return o.tcpToServer(t, 1, []byte("GET / HTTP/1.1\r\n\r\n"))
+		}},
 		{"udp-other-port", func(t *testing.T) []byte { return other.udpToServer(t, frame(1, getLine("get", "k"))) }},
 		{"udp-set", func(t *testing.T) []byte { return f.udpToServer(t, frame(2, []byte("set k 0 0 1\r\nx\r\n"))) }},
 		{"tcp-set", func(t *testing.T) []byte { return f.tcpToServer(t, 7, []byte("set k 0 0 1\r\nx\r\n")) }},
