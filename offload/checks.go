@@ -108,7 +108,7 @@ func RunChecks(r *Report, db *nicdb.DB) []Check {
 	for _, u := range r.Uppers {
 		if u.XDP.Attached != "none" && u.XDP.Attached != "" {
 			add(Check{ID: "upper-xdp", Status: Fail,
-				Reason: fmt.Sprintf("the %s %s on top of this interface runs XDP (%s): the kernel refuses XDP here (\"Cannot attach when an upper device already has a program\")", u.Kind, u.Name, u.XDP.describe()),
+				Reason: fmt.Sprintf("the %s %s on top of this interface runs XDP (%s): the kernel refuses XDP here (\"Cannot attach when an upper device already has a program\")", u.Kind, u.Name, u.XDP.Describe()),
 				Fix:    fmt.Sprintf("deploy on %s instead, or remove its program: ip link set dev %s xdp off", u.Name, u.Name)})
 		}
 	}
@@ -117,9 +117,9 @@ func RunChecks(r *Report, db *nicdb.DB) []Check {
 		if r.Ours {
 			add(Check{ID: "attached", Status: Pass, Reason: fmt.Sprintf("xdpcache is attached (%s mode): deploy upgrades it", r.XDP.Attached)})
 		} else {
-			why := fmt.Sprintf("another XDP program (%q, %s) is attached: deploy refuses to replace it", r.XDPProgName, r.XDP.describe())
+			why := fmt.Sprintf("another XDP program (%q, %s) is attached: deploy refuses to replace it", r.XDPProgName, r.XDP.Describe())
 			if strings.HasPrefix(r.XDPProgName, "xdpcache_xdp") {
-				why = fmt.Sprintf("an xdpcache program (%s) is attached but has no deployment record under the pin root (another pin root, or its pins were removed), so it cannot be upgraded in place", r.XDP.describe())
+				why = fmt.Sprintf("an xdpcache program (%s) is attached but has no deployment record under the pin root (another pin root, or its pins were removed), so it cannot be upgraded in place", r.XDP.Describe())
 			}
 			add(Check{ID: "attached", Status: Fail, Reason: why,
 				Fix: "xdpcache deploy --force replaces it, or remove it: ip link set dev " + r.Iface + " xdp off"})
@@ -182,7 +182,9 @@ func RunChecks(r *Report, db *nicdb.DB) []Check {
 // vethPeerCheck: frames a native-mode XDP program sends back with XDP_TX on a
 // veth are delivered to the peer only when the peer runs XDP; otherwise they
 // are silently lost (measured on 6.18: 0 of 10 echoes without a program on the
-// peer, 10 of 10 with an XDP_PASS program). Generic mode is not affected.
+// peer, 10 of 10 with an XDP_PASS program). That holds wherever the peer
+// lives, so a peer known to run no XDP rules native mode out; one whose state
+// cannot be read is a warning. Generic mode is not affected.
 func vethPeerCheck(p *VethPeer) Check {
 	name := p.Name
 	if name == "" {
@@ -192,26 +194,35 @@ func vethPeerCheck(p *VethPeer) Check {
 	if !p.SameNetns {
 		where = fmt.Sprintf(" (in another network namespace, id %d here)", p.NetnsID)
 	}
-	const lost = "native-mode XDP_TX replies are silently lost at a veth peer that runs no XDP program (GRO on the peer does not help, an XDP_PASS program does) — the usual case for memcached in a container"
-	fix := fmt.Sprintf("attach an XDP_PASS program to the peer, in the peer's namespace (the host, for a container): ip link set dev %s xdpdrv obj pass.o sec xdp; or deploy with --mode generic", name)
+	const dropped = "native-mode XDP_TX replies are silently dropped there (an XDP program on the peer fixes that, GRO does not) — the usual case for memcached in a container"
 	switch {
 	case !p.Checked:
 		return Check{ID: "veth-peer", Status: Warn,
-			Reason: fmt.Sprintf("the veth peer %s%s cannot be checked for an XDP program: %s", name, where, lost),
-			Fix:    fix}
+			Reason: fmt.Sprintf("the veth peer %s%s cannot be checked for an XDP program; if it runs none, %s", name, where, dropped),
+			Fix:    peerXDPFix(p, name)}
 	case p.XDPAttached:
 		return Check{ID: "veth-peer", Status: Pass,
 			Reason: fmt.Sprintf("the veth peer %s%s runs XDP (%s), so XDP_TX replies reach it", name, where, p.XDP)}
-	case p.SameNetns:
-		return Check{ID: "veth-peer", Status: Fail, Modes: []Mode{ModeNative},
-			Reason: fmt.Sprintf("the veth peer %s runs no XDP program: %s", name, lost),
-			Fix:    fix}
 	default:
-		// Seen through its namespace id. A warning, not a failure: the
-		// peer's namespace is usually managed by someone else (the
-		// container runtime), and deploy --mode auto stays on native.
-		return Check{ID: "veth-peer", Status: Warn,
-			Reason: fmt.Sprintf("the veth peer %s%s runs no XDP program: %s", name, where, lost),
-			Fix:    fix}
+		return Check{ID: "veth-peer", Status: Fail, Modes: []Mode{ModeNative},
+			Reason: fmt.Sprintf("the veth peer %s%s runs no XDP program, so %s", name, where, dropped),
+			Fix:    peerXDPFix(p, name)}
+	}
+}
+
+// peerXDPFix is the command that gives the veth peer an XDP program, run
+// where the peer lives: ip -n NAME for a named namespace, otherwise in the
+// peer's namespace (the host, for a container).
+func peerXDPFix(p *VethPeer, name string) string {
+	const prog = "xdpdrv obj pass.o sec xdp"
+	const what = "attach an XDP program to the veth peer (one that only returns XDP_PASS is enough; pass.o is any such object): "
+	const or = "; or deploy --mode generic"
+	switch {
+	case p.SameNetns:
+		return what + fmt.Sprintf("ip link set dev %s %s", name, prog) + or
+	case p.NetnsName != "":
+		return what + fmt.Sprintf("ip -n %s link set dev %s %s", p.NetnsName, name, prog) + or
+	default:
+		return what + fmt.Sprintf("ip link set dev %s %s, run in the peer's network namespace (id %d as seen from here; the host, for a container)", name, prog, p.NetnsID) + or
 	}
 }

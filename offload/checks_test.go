@@ -37,11 +37,17 @@ func TestRunChecks(t *testing.T) {
 		{"ixgbe, 96 CPUs, new kernel", "ixgbe", func(r *Report) { r.CPUs = 96 }, "cpus", Warn, nil, "lock", "nr_cpus=64"},
 		{"veth peer without XDP", "veth", func(r *Report) {
 			r.VethPeer = &VethPeer{Name: "p0", NetnsID: -1, SameNetns: true, Checked: true}
-		}, "veth-peer", Fail, []Mode{ModeNative}, "silently lost", "attach an XDP_PASS program to the peer"},
+		}, "veth-peer", Fail, []Mode{ModeNative}, "silently dropped", "ip link set dev p0 xdpdrv obj pass.o sec xdp"},
 		{"veth peer elsewhere, unreadable", "veth", func(r *Report) { r.VethPeer = &VethPeer{Ifindex: 9, NetnsID: 3} }, "veth-peer", Warn, nil,
 			"ifindex 9 (in another network namespace, id 3 here) cannot be checked", "ip link set dev ifindex 9"},
-		{"veth peer elsewhere without XDP", "veth", func(r *Report) { r.VethPeer = &VethPeer{Name: "vethc0ffee", Ifindex: 9, NetnsID: 0, Checked: true} }, "veth-peer", Warn, nil,
-			"memcached in a container", "the host, for a container"},
+		{"veth peer elsewhere without XDP (a container)", "veth", func(r *Report) { r.VethPeer = &VethPeer{Name: "vethc0ffee", Ifindex: 9, NetnsID: 0, Checked: true} }, "veth-peer", Fail, []Mode{ModeNative},
+			"vethc0ffee (in another network namespace, id 0 here) runs no XDP program", "ip link set dev vethc0ffee xdpdrv obj pass.o sec xdp, run in the peer's network namespace (id 0 as seen from here; the host, for a container)"},
+		{"veth peer in a named namespace without XDP", "veth", func(r *Report) {
+			r.VethPeer = &VethPeer{Name: "xcc1", Ifindex: 4, NetnsID: 2, NetnsName: "lab-c", Checked: true}
+		}, "veth-peer", Fail, []Mode{ModeNative}, "memcached in a container", "ip -n lab-c link set dev xcc1 xdpdrv obj pass.o sec xdp"},
+		{"veth peer elsewhere with XDP", "veth", func(r *Report) {
+			r.VethPeer = &VethPeer{Name: "xcc1", Ifindex: 4, NetnsID: 2, Checked: true, XDPAttached: true, XDP: "native mode, program id 12"}
+		}, "veth-peer", Pass, nil, "runs XDP (native mode, program id 12)", ""},
 		{"bond port", "ixgbe", func(r *Report) { r.Master = "bond0 (bond)" }, "master", Warn, nil, "port of bond0", "xdpcache probe --iface bond0"},
 		{"vlan on top runs XDP", "ixgbe", func(r *Report) {
 			r.Uppers = []UpperDev{{Name: "eth0.7", Kind: "vlan", Relation: "upper", XDP: XDPState{Attached: "generic", ProgID: 3, SkbProgID: 3}}}

@@ -194,10 +194,11 @@ func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
 func TestDeployLifecycle(t *testing.T) {
 	lab, _ := newLab(t)
+	attachPass(t, lab.Client) // native XDP_TX replies reach a veth peer only if it runs XDP
 	root := testPinRoot(t)
 	o := DeployOptions{Iface: lab.Server.Iface, Mode: "auto", Settings: testSettings(), PinRoot: root}
 
-	// auto picks native on veth
+	// auto picks native on a veth whose peer runs XDP
 	d, err := deployIn(t, lab.Server, o)
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +253,7 @@ func TestDeployLifecycle(t *testing.T) {
 func TestDeployRefusesForeignProgram(t *testing.T) {
 	lab, _ := newLab(t)
 	root := testPinRoot(t)
+	attachPass(t, lab.Client) // keeps native usable once --force replaces the server's program
 	attachPass(t, lab.Server) // someone else's XDP program
 	o := DeployOptions{Iface: lab.Server.Iface, Settings: testSettings(), PinRoot: root}
 	if _, err := deployIn(t, lab.Server, o); err == nil || !strings.Contains(err.Error(), "--force") {
@@ -261,8 +263,10 @@ func TestDeployRefusesForeignProgram(t *testing.T) {
 		t.Errorf("a refused deploy left pins")
 	}
 	o.Force = true
-	if _, err := deployIn(t, lab.Server, o); err != nil {
+	if d, err := deployIn(t, lab.Server, o); err != nil {
 		t.Fatalf("deploy --force: %v", err)
+	} else if d.Mode != ModeNative {
+		t.Errorf("deploy --force chose %s, want native (attempts %+v)", d.Mode, d.Attempts)
 	}
 	if err := lab.Server.Do(func() error { return Undeploy(lab.Server.Iface, root) }); err != nil {
 		t.Fatal(err)
@@ -272,6 +276,7 @@ func TestDeployRefusesForeignProgram(t *testing.T) {
 
 func TestDeployRollsBackWhenTCAttachFails(t *testing.T) {
 	lab, _ := newLab(t)
+	attachPass(t, lab.Client) // roll back a native attach
 	root := testPinRoot(t)
 	o := DeployOptions{Iface: lab.Server.Iface, Settings: testSettings(), PinRoot: root,
 		attachTC: func(int, *ebpf.Program, string) (string, error) { return "", errors.New("injected TC failure") }}
@@ -328,6 +333,7 @@ func TestAutoFallsBackToGenericWithTheKernelsReason(t *testing.T) {
 
 func TestDryRunChangesNothing(t *testing.T) {
 	lab, _ := newLab(t)
+	attachPass(t, lab.Client)
 	root := testPinRoot(t)
 	d, err := deployIn(t, lab.Server, DeployOptions{Iface: lab.Server.Iface, Settings: testSettings(), PinRoot: root, DryRun: true})
 	if err != nil {
@@ -337,4 +343,63 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("plan: %q", d.Plan)
 	}
 	assertClean(t, lab.Server, root)
+}
+
+// TestAutoFollowsTheVethPeersXDP: memcached's end of a veth whose peer is in
+// another namespace (a container's): while the peer runs no XDP program,
+// native-mode replies would be dropped there, so auto deploys in generic mode
+// and says why; once the peer runs XDP, auto deploys in native mode. Either
+// way the client's GETs are answered from the cache.
+func TestAutoFollowsTheVethPeersXDP(t *testing.T) {
+	lab, m := newLab(t)
+	root := testPinRoot(t)
+	o := DeployOptions{Iface: lab.Server.Iface, Mode: "auto", Settings: testSettings(), PinRoot: root}
+	c := dialMC(t, lab, m)
+	c.set("k", "v")
+	time.Sleep(100 * time.Millisecond) // past the write hold
+
+	for _, tc := range []struct {
+		name      string
+		peerXDP   bool
+		want      Mode
+		nativeWhy string // in the skipped native attempt; "" = native was used
+	}{
+		{"peer without XDP", false, ModeGeneric, "runs no XDP program"},
+		{"peer with XDP", true, ModeNative, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.peerXDP {
+				attachPass(t, lab.Client)
+			}
+			d, err := deployIn(t, lab.Server, o)
+			if err != nil {
+				t.Fatalf("deploy: %v", err)
+			}
+			defer func() {
+				if err := lab.Server.Do(func() error { return Undeploy(lab.Server.Iface, root) }); err != nil {
+					t.Errorf("undeploy: %v", err)
+				}
+			}()
+			if d.Mode != tc.want {
+				t.Fatalf("auto chose %s, want %s; attempts %+v", d.Mode, tc.want, d.Attempts)
+			}
+			if tc.nativeWhy != "" {
+				i := slices.IndexFunc(d.Attempts, func(a Attempt) bool { return a.Mode == ModeNative })
+				if i < 0 || d.Attempts[i].OK || !strings.Contains(d.Attempts[i].Why, tc.nativeWhy) ||
+					!strings.Contains(d.Attempts[i].Why, lab.Client.Iface) {
+					t.Fatalf("the native step does not say why: %+v", d.Attempts)
+				}
+				t.Logf("native not used: %s", d.Attempts[i].Why)
+			}
+			hits := statusIn(t, lab.Server, root).Stats.Get(bpf.StatHits)
+			for range 5 {
+				if v, ok := c.get("k"); !ok || v != "v" {
+					t.Fatalf("get in %s mode: %q %v", d.Mode, v, ok)
+				}
+			}
+			if got := statusIn(t, lab.Server, root).Stats.Get(bpf.StatHits) - hits; got < 4 {
+				t.Errorf("%s mode answered %d of 5 GETs from the cache, want at least 4 (the first may fill it)", d.Mode, got)
+			}
+		})
+	}
 }

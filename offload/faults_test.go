@@ -14,6 +14,7 @@ import (
 
 func TestRacingDeploys(t *testing.T) {
 	lab, _ := newLab(t)
+	attachPass(t, lab.Client) // auto picks native on a veth whose peer runs XDP
 	root := testPinRoot(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)

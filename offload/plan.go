@@ -15,9 +15,10 @@ type PlanStep struct {
 
 // Plan is the mode deploy would choose, and why.
 type Plan struct {
-	Mode     Mode       `json:"mode"` // "" when no mode is usable
-	Steps    []PlanStep `json:"steps"`
-	Warnings []string   `json:"warnings,omitempty"`
+	Requested string     `json:"requested"` // the mode asked for: auto, offload, native or generic
+	Mode      Mode       `json:"mode"`      // "" when no mode is usable
+	Steps     []PlanStep `json:"steps"`
+	Warnings  []string   `json:"warnings,omitempty"`
 }
 
 // DecideOptions: what the user asked for.
@@ -76,7 +77,11 @@ func Decide(r *Report, checks []Check, o DecideOptions) Plan {
 				}
 			}
 			if !ok {
-				return PlanStep{m, false, fmt.Sprintf("the %s driver has no native XDP (netdev xdp-features lacks basic)", r.Driver)}
+				who := "the device"
+				if r.Driver != "" {
+					who = "the " + r.Driver + " driver"
+				}
+				return PlanStep{m, false, who + " has no native XDP (netdev xdp-features lacks basic)"}
 			}
 			if why, b := blocked(m); b {
 				return PlanStep{m, false, why}
@@ -92,14 +97,15 @@ func Decide(r *Report, checks []Check, o DecideOptions) Plan {
 			return PlanStep{m, true, "generic mode works on every device"}
 		}
 	}
+	p := Plan{Requested: o.Requested}
 	var modes []Mode
 	switch o.Requested {
 	case "", "auto":
+		p.Requested = "auto"
 		modes = []Mode{ModeOffload, ModeNative, ModeGeneric}
 	default:
 		modes = []Mode{Mode(o.Requested)}
 	}
-	var p Plan
 	for _, m := range modes {
 		s := step(m)
 		p.Steps = append(p.Steps, s)

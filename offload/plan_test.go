@@ -1,6 +1,7 @@
 package offload
 
 import (
+	"cmp"
 	"strings"
 	"testing"
 
@@ -68,6 +69,18 @@ func TestDecide(t *testing.T) {
 		{"veth peer in another netns without XDP", "veth", func(r *Report) {
 			r.XDPFeatures.Raw = 0x23
 			r.VethPeer = &VethPeer{Name: "vethab12", Ifindex: 2, NetnsID: 0, Checked: true}
+		}, DecideOptions{}, ModeGeneric, "vethab12 (in another network namespace, id 0 here) runs no XDP program"},
+		{"veth peer in another netns without XDP, explicit native", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Name: "vethab12", Ifindex: 2, NetnsID: 0, Checked: true}
+		}, DecideOptions{Requested: "native"}, "", "attach an XDP program to the veth peer"},
+		{"veth peer in another netns without XDP, --no-generic", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Name: "vethab12", Ifindex: 2, NetnsID: 0, Checked: true}
+		}, DecideOptions{NoGeneric: true}, "", "runs no XDP program"},
+		{"veth peer in another netns with XDP", "veth", func(r *Report) {
+			r.XDPFeatures.Raw = 0x23
+			r.VethPeer = &VethPeer{Name: "vethab12", Ifindex: 2, NetnsID: 0, Checked: true, XDPAttached: true, XDP: "native mode, program id 9"}
 		}, DecideOptions{}, ModeNative, ""},
 		{"veth peer without XDP, explicit generic", "veth", func(r *Report) {
 			r.XDPFeatures.Raw = 0x23
@@ -121,6 +134,9 @@ func TestDecide(t *testing.T) {
 			}
 			if tc.opts.Requested != "" && tc.opts.Requested != "auto" && len(p.Steps) != 1 {
 				t.Errorf("an explicit mode must not fall back: %+v", p.Steps)
+			}
+			if want := cmp.Or(tc.opts.Requested, "auto"); p.Requested != want {
+				t.Errorf("plan.requested %q, want %q", p.Requested, want)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -106,8 +107,9 @@ type VethPeer struct {
 	Name        string `json:"name,omitempty"`
 	Ifindex     int    `json:"ifindex"`
 	SameNetns   bool   `json:"same_netns"`
-	NetnsID     int    `json:"netns_id"` // the peer's namespace id as this namespace knows it; -1 = same namespace
-	Checked     bool   `json:"checked"`  // the peer's XDP state could be read (xdp_attached is meaningful)
+	NetnsID     int    `json:"netns_id"`             // the peer's namespace id as this namespace knows it; -1 = same namespace
+	NetnsName   string `json:"netns_name,omitempty"` // the peer's namespace under /run/netns (ip -n NAME), when it has one
+	Checked     bool   `json:"checked"`              // the peer's XDP state could be read (xdp_attached is meaningful)
 	XDPAttached bool   `json:"xdp_attached"`
 	XDP         string `json:"xdp,omitempty"` // e.g. "native mode, program id 42"
 }
@@ -345,6 +347,9 @@ func vethPeer(v *netlink.Veth, a *netlink.LinkAttrs) *VethPeer {
 		}
 	}
 	p.Ifindex = idx
+	if !p.SameNetns {
+		p.NetnsName = namedNetnsWithID(p.NetnsID)
+	}
 	if p.SameNetns {
 		if pl, err := netlink.LinkByIndex(idx); err == nil {
 			p.Name = pl.Attrs().Name
@@ -359,8 +364,42 @@ func vethPeer(v *netlink.Veth, a *netlink.LinkAttrs) *VethPeer {
 	}
 	p.Checked = true
 	p.XDPAttached = pl.XDP.Attached != "none" && pl.XDP.Attached != ""
-	p.XDP = pl.XDP.describe()
+	p.XDP = pl.XDP.Describe()
 	return p
+}
+
+// namedNetnsDir is where `ip netns` keeps named network namespaces.
+const namedNetnsDir = "/run/netns"
+
+// namedNetnsWithID finds the named namespace (ip netns) that the current
+// namespace knows by namespace id nsid, or "" if none does (a container's
+// namespace is usually unnamed; from inside one, the host's is too).
+func namedNetnsWithID(nsid int) string {
+	entries, err := os.ReadDir(namedNetnsDir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if netnsIDOfFile(filepath.Join(namedNetnsDir, e.Name())) == nsid {
+			return e.Name()
+		}
+	}
+	return ""
+}
+
+// netnsIDOfFile is the id the current namespace has for the namespace bound
+// at path; -1 when it has none or path cannot be read.
+func netnsIDOfFile(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	id, err := netlink.GetNetNsIdByFd(int(f.Fd()))
+	if err != nil {
+		return -1
+	}
+	return id
 }
 
 func kernelFacts() KernelFacts {

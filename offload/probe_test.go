@@ -51,12 +51,18 @@ func TestProbeRealDevices(t *testing.T) {
 		t.Errorf("memcached -U 11211 not seen: %+v", r.Memcached)
 	}
 	// the peer is in the client namespace: read through its namespace id,
-	// no XDP there yet, a warning (native stays planned)
-	if c := checkByID(r, "veth-peer"); c == nil || c.Status != Warn || !r.VethPeer.Checked || r.VethPeer.Name != lab.Client.Iface {
-		t.Errorf("veth peer in another netns: %+v", c)
+	// no XDP there yet, so native is ruled out (its replies would be lost)
+	if c := checkByID(r, "veth-peer"); c == nil || c.Status != Fail || !r.VethPeer.Checked || r.VethPeer.Name != lab.Client.Iface ||
+		r.VethPeer.NetnsName != lab.Client.Name || !strings.Contains(c.Fix, "ip -n "+lab.Client.Name+" link set dev "+lab.Client.Iface+" xdpdrv") {
+		t.Errorf("veth peer in another netns: %+v, peer %+v", c, r.VethPeer)
 	}
-	if r.Plan.Mode != ModeNative {
-		t.Errorf("veth plan: %+v", r.Plan)
+	if r.Plan.Mode != ModeGeneric {
+		t.Errorf("veth plan with a peer without XDP: %+v", r.Plan)
+	}
+	attachPass(t, lab.Client)
+	r = probeIn(t, lab.Server, lab.Server.Iface)
+	if c := checkByID(r, "veth-peer"); c == nil || c.Status != Pass || r.Plan.Mode != ModeNative {
+		t.Errorf("veth peer in another netns with XDP: check %+v, plan %+v", c, r.Plan)
 	}
 
 	// A veth pair inside one namespace: the peer check fails until the peer runs XDP.
@@ -179,10 +185,14 @@ func TestProbeVethNamespaces(t *testing.T) {
 	if p == nil || p.SameNetns || p.NetnsID < 0 || !p.Checked || p.Name != "xvb" || p.XDPAttached {
 		t.Fatalf("veth peer in another namespace: %+v", p)
 	}
-	if c := checkByID(r, "veth-peer"); c == nil || c.Status != Warn || !strings.Contains(c.Fix, "XDP_PASS") {
+	if p.NetnsName != b.Name {
+		t.Errorf("the peer's namespace name: %q, want %q", p.NetnsName, b.Name)
+	}
+	if c := checkByID(r, "veth-peer"); c == nil || c.Status != Fail || !slices.Equal(c.Modes, []Mode{ModeNative}) ||
+		!strings.Contains(c.Fix, "ip -n "+b.Name+" link set dev xvb xdpdrv obj pass.o sec xdp") {
 		t.Errorf("veth-peer check: %+v", c)
 	}
-	if r.Plan.Mode != ModeNative || len(r.Plan.Warnings) != 0 {
+	if r.Plan.Mode != ModeGeneric || !strings.Contains(r.Plan.Steps[1].Reason, "xvb (in another network namespace") {
 		t.Errorf("veth plan: %+v", r.Plan)
 	}
 
@@ -194,6 +204,9 @@ func TestProbeVethNamespaces(t *testing.T) {
 	if c := checkByID(r, "veth-peer"); c == nil || c.Status != Pass || !r.VethPeer.XDPAttached ||
 		!strings.Contains(c.Reason, fmt.Sprint(testProgID(t, pass))) {
 		t.Errorf("peer with XDP_PASS: check %+v peer %+v", c, r.VethPeer)
+	}
+	if r.Plan.Mode != ModeNative || len(r.Plan.Warnings) != 0 {
+		t.Errorf("veth plan with XDP on the peer: %+v", r.Plan)
 	}
 
 	// Both ends in one namespace: without XDP on the peer native is ruled out.

@@ -80,8 +80,8 @@ func containsID(ids []uint32, id uint32) bool {
 	return false
 }
 
-// describe is a short human description: "native mode, program id 42".
-func (s XDPState) describe() string {
+// Describe is a short human description: "native mode, program id 42".
+func (s XDPState) Describe() string {
 	switch s.Attached {
 	case "", "none":
 		return "no XDP program"

@@ -127,7 +127,7 @@ func TestParseLinkXDP(t *testing.T) {
 			if st != tc.want || ex.MinMTU != 68 || ex.MaxMTU != 9000 || linkName(m) != "eth7" {
 				t.Errorf("got %+v %+v %q, want %+v", st, ex, linkName(m), tc.want)
 			}
-			if d := st.describe(); d != tc.describe {
+			if d := st.Describe(); d != tc.describe {
 				t.Errorf("describe: %q, want %q", d, tc.describe)
 			}
 		})

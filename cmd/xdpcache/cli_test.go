@@ -113,6 +113,9 @@ func TestRunSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lab.Close()
+	if err := lab.Client.AttachXDPPass(); err != nil { // run's auto deploy stays native
+		t.Fatal(err)
+	}
 	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-run-"+lab.Server.Iface)
 	defer os.RemoveAll(root)
 	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--pin-root", root, "--interval", "100ms")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,51 +27,102 @@ func probeCommand() *cli.Command {
 			&cli.StringFlag{Name: "pin-root", Value: offload.DefaultPinRoot, Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
-			var ports []uint16
-			for _, p := range c.UintSlice("port") {
-				if p == 0 || p > 65535 {
-					return cli.Exit(fmt.Sprintf("xdpcache probe: --port %d: ports are 1..65535", p), exitUsage)
-				}
-				ports = append(ports, uint16(p))
+			iface := c.String("iface")
+			opts, dopts, err := probeOptions(c)
+			if err != nil {
+				return cli.Exit("xdpcache probe: "+err.Error(), exitUsage)
 			}
-			switch c.String("mode") {
-			case "auto", "offload", "native", "generic":
-			default:
-				return cli.Exit(fmt.Sprintf("xdpcache probe: --mode %q: use auto, offload, native or generic", c.String("mode")), exitUsage)
+			reports, err := probeReports(iface, opts, dopts)
+			if err != nil {
+				return err
 			}
-			opts := offload.ProbeOptions{Ports: ports, PinRoot: c.String("pin-root")}
-			dopts := offload.DecideOptions{Requested: c.String("mode"), NoGeneric: c.Bool("no-generic")}
-			var reports []*offload.Report
-			if iface := c.String("iface"); iface != "" {
-				r, err := offload.ProbeInterface(iface, opts, dopts)
-				if err != nil {
-					return cli.Exit("xdpcache probe: "+err.Error(), exitNotFound)
-				}
-				reports = []*offload.Report{r}
-			} else {
-				var err error
-				if reports, err = offload.ProbeAll(opts, dopts); err != nil {
-					return cli.Exit("xdpcache probe: "+err.Error(), exitFailed)
-				}
-			}
-			if c.Bool("json") {
-				if c.String("iface") != "" {
-					printJSON(c.App.Writer, reports[0])
-				} else {
-					printJSON(c.App.Writer, reports)
-				}
-			} else {
-				color := isTerminal(c.App.Writer)
-				for _, r := range reports {
-					printReport(c.App.Writer, r, color)
-				}
-			}
-			if c.String("iface") != "" && reports[0].Plan.Mode == "" {
-				return cli.Exit(fmt.Sprintf("xdpcache probe: no XDP mode is usable on %s: %s", reports[0].Iface, firstReason(reports[0].Plan)), exitNoMode)
-			}
-			return nil
+			printReports(c, reports, iface != "")
+			return noModeExit(reports, iface != "")
 		},
 	}
+}
+
+// maxIfaceName is the longest interface name the kernel accepts (IFNAMSIZ - 1).
+const maxIfaceName = 15
+
+// probeOptions validates probe's flags and arguments.
+func probeOptions(c *cli.Context) (offload.ProbeOptions, offload.DecideOptions, error) {
+	if c.Args().Present() {
+		return offload.ProbeOptions{}, offload.DecideOptions{}, fmt.Errorf("unexpected argument %q: name the interface with --iface %s", c.Args().First(), c.Args().First())
+	}
+	if iface := c.String("iface"); c.IsSet("iface") && (iface == "" || len(iface) > maxIfaceName || strings.ContainsAny(iface, "/ \t\n")) {
+		return offload.ProbeOptions{}, offload.DecideOptions{}, fmt.Errorf("--iface %q: not an interface name (1..%d characters, no '/' or spaces; ip link show lists them)", iface, maxIfaceName)
+	}
+	var ports []uint16
+	for _, p := range c.UintSlice("port") {
+		if p == 0 || p > 65535 {
+			return offload.ProbeOptions{}, offload.DecideOptions{}, fmt.Errorf("--port %d: ports are 1..65535", p)
+		}
+		ports = append(ports, uint16(p))
+	}
+	mode := c.String("mode")
+	switch mode {
+	case "auto", "offload", "native", "generic":
+	default:
+		return offload.ProbeOptions{}, offload.DecideOptions{}, fmt.Errorf("--mode %q: use auto, offload, native or generic", mode)
+	}
+	if c.Bool("no-generic") && mode == "generic" {
+		return offload.ProbeOptions{}, offload.DecideOptions{}, errors.New("--no-generic contradicts --mode generic")
+	}
+	return offload.ProbeOptions{Ports: ports, PinRoot: c.String("pin-root")},
+		offload.DecideOptions{Requested: mode, NoGeneric: c.Bool("no-generic")}, nil
+}
+
+// probeReports probes iface, or every interface when iface is "".
+func probeReports(iface string, opts offload.ProbeOptions, dopts offload.DecideOptions) ([]*offload.Report, error) {
+	if iface == "" {
+		reports, err := offload.ProbeAll(opts, dopts)
+		if err != nil {
+			return nil, cli.Exit("xdpcache probe: "+err.Error(), exitFailed)
+		}
+		return reports, nil
+	}
+	r, err := offload.ProbeInterface(iface, opts, dopts)
+	if err != nil {
+		return nil, cli.Exit("xdpcache probe: "+err.Error(), exitNotFound)
+	}
+	return []*offload.Report{r}, nil
+}
+
+// printReports prints one report (single) or all of them, as JSON or text.
+func printReports(c *cli.Context, reports []*offload.Report, single bool) {
+	switch {
+	case c.Bool("json") && single:
+		printJSON(c.App.Writer, reports[0])
+	case c.Bool("json"):
+		printJSON(c.App.Writer, reports)
+	default:
+		color := isTerminal(c.App.Writer)
+		for _, r := range reports {
+			printReport(c.App.Writer, r, color)
+		}
+	}
+}
+
+// noModeExit is exitNoMode when no probed interface has a usable mode (for
+// --iface: that interface), with the first reason; nil otherwise.
+func noModeExit(reports []*offload.Report, single bool) error {
+	var names []string
+	for _, r := range reports {
+		if r.Plan.Mode != "" {
+			return nil
+		}
+		names = append(names, r.Iface)
+	}
+	if len(reports) == 0 {
+		return cli.Exit("xdpcache probe: no interfaces in this network namespace", exitNoMode)
+	}
+	first := reports[0]
+	if single {
+		return cli.Exit(fmt.Sprintf("xdpcache probe: no XDP mode is usable on %s: %s", first.Iface, firstReason(first.Plan)), exitNoMode)
+	}
+	return cli.Exit(fmt.Sprintf("xdpcache probe: no XDP mode is usable on any interface (%s); %s: %s",
+		strings.Join(names, ", "), first.Iface, firstReason(first.Plan)), exitNoMode)
 }
 
 func firstReason(p offload.Plan) string {
@@ -117,8 +169,18 @@ func printReport(w io.Writer, r *offload.Report, color bool) {
 	}
 	sort.Strings(feats)
 	fmt.Fprintf(w, "             offloads on: %s\n", strings.Join(feats, " "))
+	if p := r.VethPeer; p != nil {
+		fmt.Fprintf(w, "  veth peer: %s\n", describePeer(p))
+	}
+	if len(r.Uppers) > 0 {
+		fmt.Fprintf(w, "  uppers:    %s\n", describeUppers(r.Uppers))
+	}
 	if r.XDPFeatures.Available {
-		fmt.Fprintf(w, "  XDP:       %s (0x%x)", strings.Join(r.XDPFeatures.Flags, " "), r.XDPFeatures.Raw)
+		flags := strings.Join(r.XDPFeatures.Flags, " ")
+		if flags == "" {
+			flags = "none, generic mode only"
+		}
+		fmt.Fprintf(w, "  XDP:       %s (0x%x)", flags, r.XDPFeatures.Raw)
 		if r.XDPFeatures.ZCMaxSegs > 0 {
 			fmt.Fprintf(w, ", zero-copy max segments %d", r.XDPFeatures.ZCMaxSegs)
 		}
@@ -152,13 +214,60 @@ func printReport(w io.Writer, r *offload.Report, color bool) {
 		}
 		fmt.Fprintf(w, "    %s %-8s %s\n", m, s.Mode, s.Reason)
 	}
-	if r.Plan.Mode == "" {
-		fmt.Fprintf(w, "  => %s\n", paint("31", "no usable mode"))
-	} else {
-		fmt.Fprintf(w, "  => deploy --mode auto would use %s mode\n", paint("1", string(r.Plan.Mode)))
-	}
+	fmt.Fprintf(w, "  => %s\n", planVerdict(r.Plan, paint))
 	for _, warn := range r.Plan.Warnings {
 		fmt.Fprintf(w, "  %s %s\n", paint("33", "WARNING:"), warn)
 	}
 	fmt.Fprintln(w)
+}
+
+// describePeer is the veth peer's line: name, where it lives, its XDP.
+func describePeer(p *offload.VethPeer) string {
+	name := fmt.Sprintf("%s (ifindex %d)", p.Name, p.Ifindex)
+	if p.Name == "" {
+		name = fmt.Sprintf("ifindex %d", p.Ifindex)
+	}
+	where := "same network namespace"
+	switch {
+	case !p.SameNetns && p.NetnsName != "":
+		where = fmt.Sprintf("network namespace %s (id %d here)", p.NetnsName, p.NetnsID)
+	case !p.SameNetns:
+		where = fmt.Sprintf("another network namespace (id %d here)", p.NetnsID)
+	}
+	xdp := "XDP unknown (its state could not be read)"
+	switch {
+	case p.Checked && p.XDPAttached:
+		xdp = "XDP " + p.XDP
+	case p.Checked:
+		xdp = "no XDP program"
+	}
+	return fmt.Sprintf("%s, %s: %s", name, where, xdp)
+}
+
+// describeUppers lists the devices stacked on the interface with their XDP.
+func describeUppers(uppers []offload.UpperDev) string {
+	parts := make([]string, 0, len(uppers))
+	for _, u := range uppers {
+		parts = append(parts, fmt.Sprintf("%s (%s, %s): %s", u.Name, u.Kind, u.Relation, u.XDP.Describe()))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// planVerdict is the plan's last line, worded for the mode asked for: what
+// auto would choose, or whether the requested mode is possible.
+func planVerdict(p offload.Plan, paint func(code, s string) string) string {
+	requested := p.Requested
+	if requested == "" {
+		requested = "auto"
+	}
+	if requested == "auto" {
+		if p.Mode == "" {
+			return "auto: " + paint("31", "no usable mode")
+		}
+		return fmt.Sprintf("deploy --mode auto would use %s mode", paint("1", string(p.Mode)))
+	}
+	if p.Mode == "" {
+		return fmt.Sprintf("%s: %s because %s", requested, paint("31", "not possible"), firstReason(p))
+	}
+	return fmt.Sprintf("%s: deploy --mode %s would attach in %s mode", requested, requested, paint("1", string(p.Mode)))
 }
