@@ -30,11 +30,14 @@ vet:
 test: vet
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
-# Each fuzz target for a bounded time (BPF programs through BPF_PROG_TEST_RUN; root).
+# Each fuzz target for a bounded time: the BPF programs through
+# BPF_PROG_TEST_RUN (root), then mcproto's reply parsers.
 FUZZTIME ?= 10s
 fuzz:
 	for f in FuzzXDPPayload FuzzXDPFrame FuzzTCReply; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./bpf/ || exit 1; done
+	for f in FuzzParseGetReply FuzzParseBinPacket; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/mcproto/ || exit 1; done
 
 # The consistency checker with 10M operations per XDP mode (about an hour).
 check-long:

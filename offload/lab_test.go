@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpcache/xdpcache/internal/mclient"
+	"github.com/xdpcache/xdpcache/internal/mcproto"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
@@ -32,10 +32,10 @@ func attachPass(t *testing.T, ns netlab.NS) {
 	}
 }
 
-// mc wraps mclient for tests: failures end the test.
+// mc wraps a lab's memcached client for tests: failures end the test.
 type mc struct {
 	t *testing.T
-	c *mclient.Client
+	c labtest.Client
 }
 
 func dialMC(t *testing.T, lab *netlab.Lab, m *netlab.Memcached) *mc {
@@ -44,34 +44,45 @@ func dialMC(t *testing.T, lab *netlab.Lab, m *netlab.Memcached) *mc {
 
 func (c *mc) set(key, value string) {
 	c.t.Helper()
-	if err := c.c.Set(key, value, 0); err != nil {
+	if err := c.c.TCP.Set(key, 0, 0, []byte(value)); err != nil {
 		c.t.Fatal(err)
 	}
 }
 
+// tcpGet reads key from memcached itself ("" on a miss).
 func (c *mc) tcpGet(key string) string {
 	c.t.Helper()
-	v, _, err := c.c.TCPGet(key)
+	items, err := c.c.TCP.Get(key)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	v, _ := value(items)
 	return v
 }
 
 func (c *mc) stats() map[string]string {
 	c.t.Helper()
-	s, err := c.c.Stats()
+	s, err := c.c.TCP.Stats()
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return s
 }
 
+// get reads key over UDP, where the cache may answer.
 func (c *mc) get(key string) (string, bool) {
 	c.t.Helper()
-	v, ok, err := c.c.Get(key)
+	items, err := c.c.UDP.Get(key)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return v, ok
+	return value(items)
+}
+
+// value is the value of a one-key get's reply, and whether it was a hit.
+func value(items []mcproto.Item) (string, bool) {
+	if len(items) == 0 {
+		return "", false
+	}
+	return string(items[0].Value), true
 }

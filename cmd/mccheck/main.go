@@ -27,7 +27,8 @@ func main() {
 	flushEvery := flag.Int("flush-every", 500, "writer 0 sends flush_all every N of its operations (0: never)")
 	pause := flag.Duration("write-pause", 2*time.Millisecond, "pause between a writer's operations")
 	flag.Parse()
-	if _, err := net.ResolveUDPAddr("udp", *server); err != nil {
+	udpAddr, err := net.ResolveUDPAddr("udp", *server)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "mccheck: --server %q: %v\n", *server, err)
 		os.Exit(2)
 	}
@@ -35,7 +36,7 @@ func main() {
 		Keys: *keys, Writers: *writers, Readers: *readers, Ops: *ops, Duration: *dur, FlushEvery: *flushEvery,
 		WritePause: *pause, Seed: uint64(time.Now().UnixNano()),
 		DialTCP: func() (net.Conn, error) { return net.DialTimeout("tcp", *server, 2*time.Second) },
-		DialUDP: func() (net.Conn, error) { return net.Dial("udp", *server) },
+		DialUDP: func() (*net.UDPConn, error) { return net.DialUDP("udp", nil, udpAddr) },
 	}
 	h, err := w.Run(context.Background())
 	if err != nil {

@@ -218,13 +218,13 @@ func TestRunFlushesOnMemcachedRestart(t *testing.T) {
 	waitFor(t, &out, "deployed on", 20*time.Second)
 
 	c := labtest.Dial(t, lab, m)
-	if err := c.Set("k", "old", 0); err != nil {
+	if err := c.TCP.Set("k", 0, 0, []byte("old")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
 	for range 3 {
-		if v, ok, err := c.Get("k"); err != nil || !ok || v != "old" {
-			t.Fatalf("get before restart: %q %v %v", v, ok, err)
+		if items, err := c.UDP.Get("k"); err != nil || len(items) != 1 || string(items[0].Value) != "old" {
+			t.Fatalf("get before restart: %+v %v", items, err)
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // the watcher has seen the first memcached
@@ -233,8 +233,8 @@ func TestRunFlushesOnMemcachedRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, &out, "memcached restarted: cache flushed", 5*time.Second)
-	if v, ok, err := c.Get("k"); err != nil || ok {
-		t.Fatalf("after memcached restarted, get k = %q, found=%v, %v: a value memcached no longer has", v, ok, err)
+	if items, err := c.UDP.Get("k"); err != nil || len(items) != 0 {
+		t.Fatalf("after memcached restarted, get k = %+v, %v: a value memcached no longer has", items, err)
 	}
 }
 

@@ -47,7 +47,7 @@ func TestConsistencyUnderLoad(t *testing.T) {
 				Keys: 100, Writers: 4, Readers: 8, Ops: ops, Duration: time.Duration(ops/2000+60) * time.Second, FlushEvery: 500,
 				WritePause: 2 * time.Millisecond, Seed: uint64(time.Now().UnixNano()),
 				DialTCP: func() (net.Conn, error) { return lab.Client.DialTCP(addr, 2*time.Second) },
-				DialUDP: func() (net.Conn, error) { return lab.Client.DialUDP(addr) },
+				DialUDP: func() (*net.UDPConn, error) { return lab.Client.DialUDP(addr) },
 			}
 			h, err := w.Run(context.Background())
 			if err != nil {

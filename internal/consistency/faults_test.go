@@ -28,11 +28,16 @@ func TestDeployUndeployUnderLoad(t *testing.T) {
 	s.Entries = 4096
 	s.WriteHold = 20 * time.Millisecond
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// The load runs as long as the churn (however fast the clients are),
+	// capped by the workload's duration.
+	const wantCycles = 5
+	ctx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
 	var cycles, served atomic.Int64
 	churn := make(chan error, 1)
 	go func() {
-		for i := 0; ctx.Err() == nil; i++ {
+		defer stopLoad()
+		for i := range wantCycles {
 			mode := []string{"native", "generic"}[i%2]
 			err := lab.Server.Do(func() error {
 				if _, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: root}); err != nil {
@@ -54,12 +59,11 @@ func TestDeployUndeployUnderLoad(t *testing.T) {
 		churn <- nil
 	}()
 	addr := netip.AddrPortFrom(m.Addr, m.Port)
-	w := Workload{Keys: 50, Writers: 2, Readers: 6, Ops: 60000, Duration: time.Minute, FlushEvery: 0,
+	w := Workload{Keys: 50, Writers: 2, Readers: 6, Duration: time.Minute, FlushEvery: 0,
 		WritePause: 2 * time.Millisecond, Seed: 42,
 		DialTCP: func() (net.Conn, error) { return lab.Client.DialTCP(addr, 2*time.Second) },
-		DialUDP: func() (net.Conn, error) { return lab.Client.DialUDP(addr) }}
-	h, err := w.Run(context.Background())
-	cancel()
+		DialUDP: func() (*net.UDPConn, error) { return lab.Client.DialUDP(addr) }}
+	h, err := w.Run(ctx)
 	if cerr := <-churn; cerr != nil {
 		t.Fatalf("deploy/undeploy: %v", cerr)
 	}
@@ -71,7 +75,7 @@ func TestDeployUndeployUnderLoad(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Error(v)
 	}
-	if cycles.Load() < 3 || served.Load() == 0 {
+	if cycles.Load() < wantCycles || served.Load() == 0 {
 		t.Errorf("the churn did not exercise the cache: %d cycles, %d served", cycles.Load(), served.Load())
 	}
 }

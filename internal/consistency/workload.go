@@ -2,6 +2,7 @@ package consistency
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -10,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/xdpcache/xdpcache/internal/mclient"
+	"github.com/xdpcache/xdpcache/internal/mcproto"
 )
 
 // Workload drives concurrent writers (TCP, ASCII and binary) and readers
@@ -25,8 +26,15 @@ type Workload struct {
 	WritePause time.Duration // pause between a writer's operations (keeps keys readable from the cache)
 	Seed       uint64
 	DialTCP    func() (net.Conn, error)
-	DialUDP    func() (net.Conn, error)
+	DialUDP    func() (*net.UDPConn, error)
 }
+
+// Client timeouts: writers wait for memcached; a reader's UDP request may
+// be lost, and the reader moves on.
+const (
+	writeTimeout = 2 * time.Second
+	readTimeout  = 500 * time.Millisecond
+)
 
 // Run executes the workload and returns its history.
 func (w Workload) Run(ctx context.Context) (*History, error) {
@@ -84,7 +92,7 @@ func (w Workload) writer(id int, h *History, more func() bool) error {
 		return err
 	}
 	defer bc.Close()
-	c, bin := mclient.New(tc, nil), mclient.New(bc, nil)
+	c, bin := mcproto.NewTCPClient(tc, writeTimeout), mcproto.NewTCPClient(bc, writeTimeout)
 	r := rand.New(rand.NewPCG(w.Seed, uint64(id)))
 	name := "w" + strconv.Itoa(id)
 	seq := 0
@@ -96,12 +104,8 @@ func (w Workload) writer(id int, h *History, more func() bool) error {
 		k := w.key(r)
 		start := time.Now()
 		if id == 0 && w.FlushEvery > 0 && n%w.FlushEvery == w.FlushEvery-1 {
-			l, err := c.Do("flush_all")
-			if err != nil {
+			if err := c.FlushAll(); err != nil {
 				return err
-			}
-			if l != "OK" {
-				return fmt.Errorf("flush_all: %s", l)
 			}
 			h.Add(Op{Kind: Flush, Start: start, End: time.Now(), Client: name})
 			continue
@@ -109,83 +113,75 @@ func (w Workload) writer(id int, h *History, more func() bool) error {
 		switch p := r.IntN(100); {
 		case p < 35: // set
 			v := val(k)
-			if err := c.Set(k, v, 0); err != nil {
+			if err := c.Set(k, 0, 0, []byte(v)); err != nil {
 				return err
 			}
 			h.Add(Op{Kind: Write, Key: k, Value: v, Start: start, End: time.Now(), Client: name})
 		case p < 42: // set with a short exptime
 			v := val(k)
-			if err := c.Set(k, v, 2); err != nil {
+			if err := c.Set(k, 0, 2, []byte(v)); err != nil {
 				return err
 			}
 			h.Add(Op{Kind: Write, Key: k, Value: v, Exptime: 2 * time.Second, Start: start, End: time.Now(), Client: name})
 		case p < 50: // set noreply: no acknowledgement, so no end
 			v := val(k)
-			if _, err := fmt.Fprintf(tc, "set %s 0 0 %d noreply\r\n%s\r\n", k, len(v), v); err != nil {
+			if err := c.Store("set", k, 0, 0, []byte(v), 0, true); err != nil {
 				return err
 			}
 			h.Add(Op{Kind: Write, Key: k, Value: v, Start: start, Client: name})
 		case p < 60: // gets + cas
-			_, cas, found, err := c.Gets(k)
+			items, err := c.Gets(k)
 			if err != nil {
 				return err
 			}
-			if !found {
+			if len(items) == 0 {
 				continue
 			}
 			v := val(k)
 			start = time.Now()
-			l, err := c.Do(fmt.Sprintf("cas %s 0 0 %d %d\r\n%s", k, len(v), cas, v))
-			if err != nil {
+			err = c.Store("cas", k, 0, 0, []byte(v), items[0].CAS, false)
+			switch {
+			case err == nil:
+				h.Add(Op{Kind: Write, Key: k, Value: v, Start: start, End: time.Now(), Client: name})
+			case errors.Is(err, mcproto.ErrExists), errors.Is(err, mcproto.ErrNotFound):
+				// another writer got there first: nothing written
+			default:
 				return err
-			}
-			op := Op{Kind: Write, Key: k, Value: v, Start: start, Client: name}
-			if l == "STORED" {
-				op.End = time.Now()
-			} else if l != "EXISTS" && l != "NOT_FOUND" {
-				return fmt.Errorf("cas: %s", l)
-			}
-			if l == "STORED" {
-				h.Add(op)
 			}
 		case p < 70: // delete
-			l, err := c.Do("delete " + k)
-			if err != nil {
+			if err := c.Delete(k); err != nil && !errors.Is(err, mcproto.ErrNotFound) {
 				return err
-			}
-			if l != "DELETED" && l != "NOT_FOUND" {
-				return fmt.Errorf("delete: %s", l)
 			}
 			h.Add(Op{Kind: Delete, Key: k, Start: start, End: time.Now(), Client: name})
 		case p < 80: // a pipelined batch of three sets
-			var cmds []string
+			var reqs [][]byte
 			var ops []Op
 			for range 3 {
 				k := w.key(r)
 				v := val(k)
-				cmds = append(cmds, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v))
+				reqs = append(reqs, mcproto.AppendStorage(nil, "set", k, 0, 0, []byte(v), 0, false))
 				ops = append(ops, Op{Kind: Write, Key: k, Value: v, Start: start, Client: name})
 			}
-			replies, err := c.Pipeline(cmds...)
+			replies, err := c.Pipeline(reqs...)
 			if err != nil {
 				return err
 			}
 			end := time.Now()
 			for i, l := range replies {
-				if l != "STORED" {
-					return fmt.Errorf("pipelined set: %s", l)
+				if err := mcproto.ParseStatusLine(l, "STORED"); err != nil {
+					return fmt.Errorf("pipelined set %s: %w", ops[i].Key, err)
 				}
 				ops[i].End = end
 				h.Add(ops[i])
 			}
 		case p < 90: // binary SET
 			v := val(k)
-			if err := bin.BinSet(k, v, 0); err != nil {
+			if err := bin.BinSet(k, 0, 0, []byte(v)); err != nil {
 				return err
 			}
 			h.Add(Op{Kind: Write, Key: k, Value: v, Start: start, End: time.Now(), Client: name + "b"})
 		default: // binary DELETE
-			if err := bin.BinDelete(k); err != nil {
+			if err := bin.BinDelete(k); err != nil && !errors.Is(err, mcproto.ErrNotFound) {
 				return err
 			}
 			h.Add(Op{Kind: Delete, Key: k, Start: start, End: time.Now(), Client: name + "b"})
@@ -200,8 +196,7 @@ func (w Workload) reader(id int, h *History, more func() bool) error {
 		return err
 	}
 	defer uc.Close()
-	c := mclient.New(nil, uc)
-	c.Timeout = 500 * time.Millisecond
+	c := mcproto.NewUDPClient(uc, readTimeout)
 	r := rand.New(rand.NewPCG(w.Seed^0xabcdef, uint64(id)))
 	name := "r" + strconv.Itoa(id)
 	timeouts := 0
@@ -210,17 +205,21 @@ func (w Workload) reader(id int, h *History, more func() bool) error {
 		switch p := r.IntN(100); {
 		case p < 70:
 			k := w.key(r)
-			v, found, err := c.Get(k)
+			items, err := c.Get(k)
 			if err != nil {
 				if timeouts++; timeouts > 50 {
 					return fmt.Errorf("too many UDP timeouts: %w", err)
 				}
 				continue
 			}
-			h.Add(Op{Kind: Read, Key: k, Value: v, Found: found, Start: start, End: time.Now(), Client: name})
+			op := Op{Kind: Read, Key: k, Start: start, End: time.Now(), Client: name}
+			if len(items) > 0 {
+				op.Value, op.Found = string(items[0].Value), true
+			}
+			h.Add(op)
 		case p < 85:
 			keys := []string{w.key(r), w.key(r), w.key(r)}
-			got, err := c.GetMulti(keys...)
+			items, err := c.Get(keys...)
 			if err != nil {
 				if timeouts++; timeouts > 50 {
 					return fmt.Errorf("too many UDP timeouts: %w", err)
@@ -228,24 +227,35 @@ func (w Workload) reader(id int, h *History, more func() bool) error {
 				continue
 			}
 			end := time.Now()
+			got := make(map[string]string, len(items))
+			for _, it := range items {
+				got[it.Key] = string(it.Value)
+			}
 			for _, k := range keys {
 				v, found := got[k]
 				h.Add(Op{Kind: Read, Key: k, Value: v, Found: found, Start: start, End: end, Client: name})
 			}
 		default:
 			k := w.key(r)
-			op := byte(0x00)
+			opcode := mcproto.OpGet
 			if r.IntN(2) == 0 {
-				op = 0x0c
+				opcode = mcproto.OpGetK
 			}
-			v, found, err := c.BinGet(op, k, uint32(r.Uint32()))
+			p, err := c.BinGet(opcode, k, r.Uint32())
+			if err == nil && p.Header.Status != mcproto.StatusKeyNotFound {
+				err = p.Err()
+			}
 			if err != nil {
 				if timeouts++; timeouts > 50 {
 					return fmt.Errorf("too many UDP timeouts: %w", err)
 				}
 				continue
 			}
-			h.Add(Op{Kind: Read, Key: k, Value: v, Found: found, Start: start, End: time.Now(), Client: name + "b"})
+			op := Op{Kind: Read, Key: k, Start: start, End: time.Now(), Client: name + "b"}
+			if p.Header.Status == mcproto.StatusOK {
+				op.Value, op.Found = string(p.Value), true
+			}
+			h.Add(op)
 		}
 	}
 	return nil

@@ -34,12 +34,12 @@ func TestScrape(t *testing.T) {
 	defer lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, root) })
 
 	c := labtest.Dial(t, lab, m)
-	if err := c.Set("k", "v", 0); err != nil {
+	if err := c.TCP.Set("k", 0, 0, []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
-		if v, ok, err := c.Get("k"); err != nil || !ok || v != "v" {
-			t.Fatalf("get: %q %v %v", v, ok, err)
+		if items, err := c.UDP.Get("k"); err != nil || len(items) != 1 || string(items[0].Value) != "v" {
+			t.Fatalf("get: %+v %v", items, err)
 		}
 	}
 

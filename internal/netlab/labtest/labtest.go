@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpcache/xdpcache/internal/mclient"
+	"github.com/xdpcache/xdpcache/internal/mcproto"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 )
 
@@ -50,18 +50,27 @@ func PassOnClient(t testing.TB, lab *netlab.Lab) {
 	}
 }
 
+// Client talks to the lab's memcached from the client namespace: ASCII
+// over TCP (sets, stats) and over UDP (gets the cache may answer).
+type Client struct {
+	TCP *mcproto.TCPClient
+	UDP *mcproto.UDPClient
+}
+
 // Dial opens a memcached client (TCP and UDP) from the client namespace.
-func Dial(t testing.TB, lab *netlab.Lab, m *netlab.Memcached) *mclient.Client {
+func Dial(t testing.TB, lab *netlab.Lab, m *netlab.Memcached) Client {
 	t.Helper()
+	const timeout = 2 * time.Second
 	addr := netip.AddrPortFrom(m.Addr, m.Port)
-	tc, err := lab.Client.DialTCP(addr, 2*time.Second)
+	tc, err := lab.Client.DialTCP(addr, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	uc, err := lab.Client.DialUDP(addr)
 	if err != nil {
+		tc.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tc.Close(); uc.Close() })
-	return mclient.New(tc, uc)
+	return Client{TCP: mcproto.NewTCPClient(tc, timeout), UDP: mcproto.NewUDPClient(uc, timeout)}
 }
