@@ -86,7 +86,7 @@ func validateMode(o *DeployOptions) error {
 // device cannot do it at all; it never falls back.
 func planModes(o *DeployOptions) ([]Mode, []Attempt, *Report, error) {
 	rep, err := ProbeInterface(o.Iface, ProbeOptions{Ports: o.Settings.Ports, PinRoot: o.PinRoot},
-		DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force})
+		DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force, Entries: o.Settings.Entries})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -140,7 +140,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		return nil, err
 	}
 	defer unlock()
-	modes, skipped, _, err := planModes(&o)
+	modes, skipped, rep, err := planModes(&o)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +184,18 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		}
 	}
 
+	if modes[0] == ModeOffload {
+		d, err := deployOffload(&o, lk, rep, pinDir)
+		if err == nil {
+			d.Attempts = append(skipped, d.Attempts...)
+			return d, nil
+		}
+		o.logf("offload mode failed: %v", err)
+		skipped = append(skipped, Attempt{Mode: ModeOffload, Why: err.Error()})
+		if modes = modes[1:]; len(modes) == 0 {
+			return nil, fmt.Errorf("could not attach XDP to %s: %w", o.Iface, err)
+		}
+	}
 	cache, allow, err := prepareCache(&o, lk)
 	if err != nil {
 		return nil, err
@@ -323,11 +335,16 @@ func prepareCache(o *DeployOptions, lk netlink.Link) (*bpf.Cache, []netip.Prefix
 }
 
 func finishRecord(pinRoot string, d *Deployment, cache *bpf.Cache) error {
+	d.XDPProgID = progID(cache.XDP)
+	d.TCProgID = progID(cache.TC)
+	return finishRecordIDs(pinRoot, d)
+}
+
+// finishRecordIDs writes the record of d, whose program ids are set.
+func finishRecordIDs(pinRoot string, d *Deployment) error {
 	if xt, tt, err := bpf.ProgramTags(); err == nil {
 		d.ProgTags = xt + "/" + tt
 	}
-	d.XDPProgID = progID(cache.XDP)
-	d.TCProgID = progID(cache.TC)
 	d.DeployedAt = time.Now().UTC().Truncate(time.Second)
 	os.Remove(filepath.Join(pinRoot, d.Iface, pinMeta))
 	return writeDeployment(pinRoot, d)
@@ -336,7 +353,7 @@ func finishRecord(pinRoot string, d *Deployment, cache *bpf.Cache) error {
 // canUpgradeInPlace: both attachments are bpf_links (which can swap their
 // program atomically) and the mode stays.
 func canUpgradeInPlace(prev *Deployment, o *DeployOptions) bool {
-	if prev.XDPAttach != "link" || prev.TCAttach != "tcx" || !stillAttached(prev) {
+	if prev.Mode == ModeOffload || prev.XDPAttach != "link" || prev.TCAttach != "tcx" || !stillAttached(prev) {
 		return false
 	}
 	return o.Mode == "" || o.Mode == "auto" && !(o.NoGeneric && prev.Mode == ModeGeneric) || Mode(o.Mode) == prev.Mode

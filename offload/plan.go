@@ -26,9 +26,9 @@ type DecideOptions struct {
 	Requested string // auto, offload, native or generic
 	NoGeneric bool
 	Force     bool // a foreign program will be replaced
-	// OffloadVariant says whether this build can load its program in
-	// hardware; false until the offload variant exists.
-	OffloadVariant bool
+	// Entries is the cache size asked for: offload needs device maps that
+	// large (0: not checked).
+	Entries uint32
 }
 
 const genericWarning = "generic (skb) mode: slower — XDP runs after the kernel has built an skb, which costs most of the speed-up; it is chosen only because native mode is not available here"
@@ -50,22 +50,7 @@ func Decide(r *Report, checks []Check, o DecideOptions) Plan {
 	step := func(m Mode) PlanStep {
 		switch m {
 		case ModeOffload:
-			hw := r.XDPFeatures.Has(XDPHWOffload)
-			src := "the device advertises hw-offload"
-			if !r.XDPFeatures.Available {
-				hw = r.NICDB != nil && kerr == nil && r.NICDB.OffloadAt(kv)
-				src = "nicdb lists hardware offload for " + r.Driver
-			}
-			if !hw {
-				return PlanStep{m, false, "the device does not offer XDP hardware offload"}
-			}
-			if !o.OffloadVariant {
-				return PlanStep{m, false, src + ", but this build has no offload-compatible program variant yet"}
-			}
-			if why, b := blocked(m); b {
-				return PlanStep{m, false, why}
-			}
-			return PlanStep{m, true, src}
+			return offloadStep(r, o, kv, kerr == nil, blocked)
 		case ModeNative:
 			ok := r.XDPFeatures.Has(XDPBasic)
 			src := "the driver supports native XDP (netdev xdp-features: basic)"
@@ -117,4 +102,34 @@ func Decide(r *Report, checks []Check, o DecideOptions) Plan {
 		p.Warnings = append(p.Warnings, genericWarning)
 	}
 	return p
+}
+
+// offloadStep: offload needs a device that holds offloaded maps (measured
+// by the probe when it could; else what the kernel or nicdb says) as large
+// as the cache asked for.
+func offloadStep(r *Report, o DecideOptions, kv nicdb.KernelVersion, kvOK bool, blocked func(Mode) (string, bool)) PlanStep {
+	m := ModeOffload
+	advertised := r.XDPFeatures.Has(XDPHWOffload)
+	src := "the device advertises hw-offload"
+	if !r.XDPFeatures.Available {
+		advertised = r.NICDB != nil && kvOK && r.NICDB.OffloadAt(kv)
+		src = "nicdb lists hardware offload for " + r.Driver
+	}
+	d := r.Offload
+	switch {
+	case d != nil && d.Maps:
+		src = fmt.Sprintf("the device holds offloaded maps (measured: %d entries of %d bytes)", d.MaxEntries, d.ElemBytes)
+	case d != nil && advertised:
+		return PlanStep{m, false, src + ", but it refused an offloaded map: " + d.Reason}
+	case !advertised:
+		return PlanStep{m, false, "the device does not offer XDP hardware offload"}
+	}
+	if d != nil && d.MaxEntries > 0 && o.Entries > d.MaxEntries {
+		return PlanStep{m, false, fmt.Sprintf("%d cache entries do not fit the device's maps (at most %d measured): use --entries %d or less for offload",
+			o.Entries, d.MaxEntries, d.MaxEntries)}
+	}
+	if why, b := blocked(m); b {
+		return PlanStep{m, false, why}
+	}
+	return PlanStep{m, true, src}
 }

@@ -37,8 +37,17 @@ func TestDecide(t *testing.T) {
 		reason string // in the first unusable step's reason
 	}{
 		{"native NIC", "mlx5_core", nil, DecideOptions{}, ModeNative, "hardware offload"},
-		{"offload NIC without the variant", "nfp", func(r *Report) { r.XDPFeatures.Raw |= XDPHWOffload }, DecideOptions{}, ModeNative, "no offload-compatible program variant"},
-		{"offload NIC with the variant", "nfp", func(r *Report) { r.XDPFeatures.Raw |= XDPHWOffload }, DecideOptions{OffloadVariant: true}, ModeOffload, ""},
+		{"offload NIC that refuses maps", "nfp", func(r *Report) {
+			r.XDPFeatures.Raw |= XDPHWOffload
+			r.Offload = &DeviceOffload{Reason: "EOPNOTSUPP"}
+		}, DecideOptions{}, ModeNative, "refused an offloaded map: EOPNOTSUPP"},
+		{"offload NIC", "nfp", func(r *Report) { r.XDPFeatures.Raw |= XDPHWOffload }, DecideOptions{}, ModeOffload, ""},
+		{"offload measured, cache fits", "netdevsim", func(r *Report) {
+			r.Offload = &DeviceOffload{Maps: true, MaxEntries: 2, ElemBytes: 64}
+		}, DecideOptions{Entries: 2}, ModeOffload, ""},
+		{"offload measured, cache too large", "netdevsim", func(r *Report) {
+			r.Offload = &DeviceOffload{Maps: true, MaxEntries: 2, ElemBytes: 64}
+		}, DecideOptions{Entries: 65536}, ModeNative, "65536 cache entries do not fit the device's maps (at most 2 measured)"},
 		{"generic-only device", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{}, ModeGeneric, "no native XDP"},
 		{"old kernel, nicdb knows the driver", "ixgbe", func(r *Report) {
 			r.XDPFeatures = XDPFeatures{Reason: "no netdev family"}
@@ -103,8 +112,8 @@ func TestDecide(t *testing.T) {
 		{"old kernel, offload NIC from nicdb", "nfp", func(r *Report) {
 			r.XDPFeatures = XDPFeatures{Reason: "no netdev family"}
 			r.Kernel.Version = "5.10.0"
-		}, DecideOptions{OffloadVariant: true}, ModeOffload, ""},
-		{"explicit offload on a native NIC", "mlx5_core", nil, DecideOptions{Requested: "offload", OffloadVariant: true}, "", "does not offer XDP hardware offload"},
+		}, DecideOptions{}, ModeOffload, ""},
+		{"explicit offload on a native NIC", "mlx5_core", nil, DecideOptions{Requested: "offload"}, "", "does not offer XDP hardware offload"},
 		{"explicit generic with --no-generic is still generic", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{Requested: "generic", NoGeneric: true}, ModeGeneric, ""},
 		{"explicit native unusable", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{Requested: "native"}, "", "no native XDP"},
 		{"no generic", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{NoGeneric: true}, "", "no native XDP"},

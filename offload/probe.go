@@ -50,6 +50,7 @@ type Report struct {
 	Kernel        KernelFacts     `json:"kernel"`
 	Memcached     MemcachedFacts  `json:"memcached"`
 	VethPeer      *VethPeer       `json:"veth_peer,omitempty"`
+	Offload       *DeviceOffload  `json:"offload,omitempty"` // measured map offload (nil: not probed)
 	NICDB         *nicdb.Driver   `json:"nicdb,omitempty"`
 	CPUs          int             `json:"cpus"`            // possible CPUs (nr_cpu_ids): what drivers size XDP TX queues by
 	Notes         []string        `json:"notes,omitempty"` // what could not be read
@@ -241,6 +242,10 @@ func ProbeInterface(name string, opts ProbeOptions, dopts DecideOptions) (*Repor
 	r.Memcached = MemcachedFacts{Ports: opts.Ports, UDPListening: udpListening(opts.Ports)}
 	if veth, ok := lk.(*netlink.Veth); ok {
 		r.VethPeer = vethPeer(veth, a)
+	}
+	if os.Geteuid() == 0 {
+		o := probeDeviceOffload(a.Index)
+		r.Offload = &o
 	}
 	r.Checks = RunChecks(r, opts.DB)
 	r.Plan = Decide(r, r.Checks, dopts)

@@ -107,7 +107,16 @@ func FlushDeployment(pinRoot, iface string) error {
 	if pinRoot == "" {
 		pinRoot = DefaultPinRoot
 	}
-	c, err := bpf.LoadPinned(resolvePinRoot(pinRoot) + "/" + iface)
+	dir := resolvePinRoot(pinRoot) + "/" + iface
+	if d, err := ReadDeployment(pinRoot, iface); err == nil && d.Mode == ModeOffload {
+		c, err := bpf.LoadPinnedOffload(dir, uint32(d.Settings.Seed), d.Settings.Entries)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Flush()
+	}
+	c, err := bpf.LoadPinned(dir)
 	if err != nil {
 		return err
 	}

@@ -116,18 +116,30 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 	if pinRoot == "" {
 		pinRoot = DefaultPinRoot
 	}
-	c, err := bpf.LoadPinned(filepath.Join(resolvePinRoot(pinRoot), iface)) // not d.PinDir: it may have been recorded from another mount namespace
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	st, err := c.Stats()
-	if err != nil {
-		return nil, err
-	}
-	occ, err := c.Occupancy(4096)
-	if err != nil {
-		return nil, err
+	dir := filepath.Join(resolvePinRoot(pinRoot), iface) // not d.PinDir: it may have been recorded from another mount namespace
+	var st bpf.Stats
+	var occ float64
+	if d.Mode == ModeOffload {
+		c, err := bpf.LoadPinnedOffload(dir, uint32(d.Settings.Seed), d.Settings.Entries)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		if st, err = c.Stats(); err != nil {
+			return nil, err
+		}
+	} else {
+		c, err := bpf.LoadPinned(dir)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		if st, err = c.Stats(); err != nil {
+			return nil, err
+		}
+		if occ, err = c.Occupancy(4096); err != nil {
+			return nil, err
+		}
 	}
 	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ}
 	if g := st.Get(bpf.StatGetReqs); g > 0 {
@@ -200,16 +212,5 @@ func connectedPrefixes(lk netlink.Link) ([]netip.Prefix, error) {
 
 // addLocalAddrs records every address of this network namespace.
 func addLocalAddrs(c *bpf.Cache) error {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return fmt.Errorf("list local addresses: %w", err)
-	}
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			if err := c.AddLocal(ip); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return forLocalAddrs(c.AddLocal)
 }

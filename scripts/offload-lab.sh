@@ -105,6 +105,21 @@ build_kernel_files() {
   rm -rf "$b"
 }
 
+# extra_modules leaves the qdisc/classifier modules TC attachment needs on
+# kernels without TCX (6.1: clsact + cls_bpf) in $K, taken from the kernel
+# image package.
+EXTRA_MODS=(net/sched/sch_ingress.ko net/sched/cls_bpf.ko)
+extra_modules() {
+  local m missing=()
+  for m in "${EXTRA_MODS[@]}"; do [ -s "$K/$(basename "$m")" ] || missing+=("./lib/modules/$KABI/kernel/$m"); done
+  ((${#missing[@]})) || return 0
+  fetch_debs
+  local x=$K/extract; rm -rf "$x"; mkdir -p "$x"
+  dpkg-deb --fsys-tarfile "$K"/dl/linux-image-"$KABI"_*.deb | tar -x -C "$x" "${missing[@]}"
+  for m in "${missing[@]}"; do cp "$x/$m" "$K/$(basename "$m")"; done
+  rm -rf "$x"
+}
+
 # build_tests writes one static test binary per package to $W/root/tests/<name>/,
 # with the package's testdata next to it (go test runs binaries in the package dir).
 build_tests() {
@@ -136,6 +151,7 @@ build_initramfs() {
   mkdir -p "$r"/{bin,proc,sys,dev,run,tmp,modules}
   cp /bin/busybox "$r/bin/"
   cp "$K/psample.ko" "$K/netdevsim.ko" "$r/modules/"
+  for m in "${EXTRA_MODS[@]}"; do cp "$K/$(basename "$m")" "$r/modules/"; done
   copy_with_libs /usr/sbin/ip
   copy_with_libs /usr/sbin/bpftool
   printf 'RUN=%q\n' "$RUN" >"$r/lab.env"
@@ -153,6 +169,7 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tmpfs run /run
 mount -t tmpfs tmp /tmp
 insmod /modules/psample.ko && insmod /modules/netdevsim.ko || echo "OFFLAB: insmod failed"
+insmod /modules/sch_ingress.ko; insmod /modules/cls_bpf.ko # TC without TCX (kernels before 6.6)
 echo "OFFLAB: kernel $(uname -r)"
 for t in /tests/*/*.test; do
   (cd "$(dirname "$t")" && "$t" -test.run "$RUN" -test.v -test.count=1 -test.timeout=10m)
@@ -192,6 +209,7 @@ KABI=$(kernel_abi)
 K=$CACHE/$KABI
 mkdir -p "$K"
 build_kernel_files
+extra_modules
 W=$(mktemp -d /tmp/offload-lab.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 build_tests

@@ -301,7 +301,7 @@ int xdpcache_tc(struct __sk_buff *skb)
 	__u32 len = p.pl_len;
 	if (len < MC_FRAME_LEN + 5 || len > BUF_SIZE)
 		return TC_ACT_OK; /* too short for an item, or a large (GSO) TCP burst */
-	if (bpf_skb_load_bytes(skb, p.pl_off, s->in, len) < 0)
+	if (bpf_skb_load_bytes(skb, p.pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return TC_ACT_OK;
 	__u64 now = bpf_ktime_get_ns();
 	if (p.proto == IPPROTO_TCP) {

@@ -82,7 +82,7 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 			stat_inc(STAT_MISS_NO_ROOM);
 			return -2;
 		}
-		if (bpf_xdp_store_bytes(ctx, 0, s->hdr, hlen) < 0)
+		if (bpf_xdp_store_bytes(ctx, 0, s->hdr, SIZE_1_TO(hlen, 128)) < 0)
 			return XDP_DROP;
 	}
 	data = (void *)(long)ctx->data;
@@ -99,7 +99,7 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	asm volatile("" : "+r"(n));
 	if (n < MC_FRAME_LEN)
 		return XDP_DROP;
-	if (bpf_xdp_store_bytes(ctx, p->pl_off, s->out, n) < 0)
+	if (bpf_xdp_store_bytes(ctx, p->pl_off, s->out, SIZE_1_TO(n, BUF_SIZE)) < 0)
 		return XDP_DROP;
 	sum = csum_buf(s->out, out_len, sum);
 
@@ -218,6 +218,12 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 {
 	if (!s || !cfg || !p)
 		return -1;
+	/* Kernels before 6.2 take map keys and values only from the stack or
+	 * map values, not from the plain memory a global function's argument
+	 * points to: reach the same scratch element through a map-value pointer. */
+	s = get_scratch();
+	if (!s)
+		return -1;
 	int tcp = p->proto == IPPROTO_TCP;
 	__u16 req_id = tcp ? 0 : *(__u16 *)s->in;
 	s->tk.tcp_seq = p->tcp_ack; /* where the reply must start in the server's stream */
@@ -245,7 +251,7 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 	__u32 len = p->pl_len;
 	if (len < 6 || len > BUF_SIZE)
 		return 0;
-	if (bpf_xdp_load_bytes(ctx, p->pl_off, s->in, len) < 0)
+	if (bpf_xdp_load_bytes(ctx, p->pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return 0;
 	__u64 w = load8(s->in, BUF_MASK, 0);
 	__u32 start;
@@ -537,7 +543,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
-	if (bpf_xdp_load_bytes(ctx, p->pl_off, s->in, len) < 0)
+	if (bpf_xdp_load_bytes(ctx, p->pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return XDP_PASS;
 	/* frame header: sequence 0 of 1, i.e. a single-datagram request */
 	if (*(__u16 *)(s->in + 2) != 0 || *(__u16 *)(s->in + 4) != bpf_htons(1)) {

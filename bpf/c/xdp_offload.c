@@ -32,6 +32,12 @@ char _license[] SEC("license") = "GPL";
  * bytes, a TCP header up to 60, then OFF_MAX_CMDS commands read). */
 #define OFF_POS_MAX 0x7ff
 
+/* Bounds a packet offset in the very register the access uses. A plain
+ * "if (pos > OFF_POS_MAX)" is not enough for kernels before 6.x (the check
+ * may land on another copy of the value, whose bound the verifier does not
+ * carry over), and clang drops a mask it can prove redundant. */
+#define POS_BOUND(pos) ({ __u64 __p = (pos); asm volatile("%0 &= 0x7ff" : "+r"(__p)); __p; })
+
 /* oc_command results besides the next command's offset. */
 #define OC_END 0        /* the command reaches the end of the packet */
 #define OC_UNREADABLE -1 /* could not read it: flush */
@@ -68,7 +74,7 @@ __noinline int oc_token(struct xdp_md *ctx, __u32 pos, __u32 end)
 	void *data_end = (void *)(long)ctx->data_end;
 	if (pos > OFF_POS_MAX)
 		return -1;
-	__u8 *c = data + pos;
+	__u8 *c = data + POS_BOUND(pos);
 #pragma unroll
 	for (int i = 0; i <= OFF_KEY_MAX; i++) {
 		if (pos + i >= end || (void *)(c + i + 1) > data_end)
@@ -87,7 +93,7 @@ __noinline int oc_line_end(struct xdp_md *ctx, __u32 pos, __u32 end)
 	void *data_end = (void *)(long)ctx->data_end;
 	if (pos > OFF_POS_MAX)
 		return -1;
-	__u8 *c = data + pos;
+	__u8 *c = data + POS_BOUND(pos);
 #pragma unroll
 	for (int i = 0; i < OFF_LINE_MAX; i++) {
 		if (pos + i >= end || (void *)(c + i + 1) > data_end)
@@ -106,7 +112,7 @@ __noinline __s64 oc_number(struct xdp_md *ctx, __u32 pos, __u32 end)
 	void *data_end = (void *)(long)ctx->data_end;
 	if (pos > OFF_POS_MAX)
 		return -1;
-	__u8 *c = data + pos;
+	__u8 *c = data + POS_BOUND(pos);
 	__u64 v = 0;
 #pragma unroll
 	for (int i = 0; i <= 12; i++) {
@@ -129,7 +135,7 @@ __noinline __u64 oc_word(struct xdp_md *ctx, __u32 pos, __u32 n)
 	void *data_end = (void *)(long)ctx->data_end;
 	if (pos > OFF_POS_MAX)
 		return 0;
-	__u8 *c = data + pos;
+	__u8 *c = data + POS_BOUND(pos);
 	__u64 w = 0;
 #pragma unroll
 	for (int i = 0; i < 8; i++) {
@@ -148,7 +154,7 @@ __noinline __u32 oc_hash(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 seed)
 	__u32 h = seed ^ len;
 	if (pos > OFF_POS_MAX)
 		return 0;
-	__u8 *c = data + pos;
+	__u8 *c = data + POS_BOUND(pos);
 #pragma unroll
 	for (int i = 0; i < OFF_KEY_MAX; i++) {
 		/* guarded, not break: clang unrolls only single-exit loops here */
@@ -205,7 +211,7 @@ __noinline int oc_binary(struct xdp_md *ctx, __u32 pos, __u32 end)
 	void *data_end = (void *)(long)ctx->data_end;
 	if (pos > OFF_POS_MAX || pos + MC_BIN_HDR_LEN > end)
 		return OC_UNREADABLE;
-	__u8 *h = data + pos;
+	__u8 *h = data + POS_BOUND(pos);
 	if ((void *)(h + MC_BIN_HDR_LEN) > data_end)
 		return OC_UNREADABLE;
 	__u8 op = h[1];
@@ -398,11 +404,12 @@ static __always_inline void read_commands(struct xdp_md *ctx, __u32 pos, __u32 e
 #pragma unroll
 	for (int i = 0; i < OFF_MAX_CMDS; i++) {
 		__u32 at = next;
-		if (at > OFF_POS_MAX || data + at + 1 > data_end) {
+		__u8 *c = data + POS_BOUND(at);
+		if (at > OFF_POS_MAX || (void *)(c + 1) > data_end) {
 			oflush(1);
 			return;
 		}
-		__u8 first = *(__u8 *)(data + at);
+		__u8 first = *c;
 		next = first == 0x80 ? oc_binary(ctx, at, end) : oc_ascii(ctx, at, end, i == 0 ? r : 0);
 		if (next == OC_END)
 			return;
@@ -544,7 +551,7 @@ __noinline int oc_key_matches(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 bu
 		return 0;
 	if (*(__u32 *)c->b != W4('V', 'A', 'L', 'U') || c->b[4] != 'E' || c->b[5] != ' ')
 		return 0;
-	__u8 *k = data + pos;
+	__u8 *k = data + POS_BOUND(pos);
 #pragma unroll
 	for (int i = 0; i < OFF_KEY_MAX; i++) {
 		if (i < len && ((void *)(k + i + 1) > data_end || k[i] != c->b[6 + i]))
@@ -580,7 +587,7 @@ __noinline int oc_write_item(struct xdp_md *ctx, __u32 pos, __u32 bucket, const 
 	__u64 tail = e->tail;
 	if (pos > OFF_POS_MAX || len < 8 || len > OFF_ITEM_MAX)
 		return -1;
-	__u8 *out = data + pos;
+	__u8 *out = data + POS_BOUND(pos);
 #pragma unroll
 	for (int i = 0; i < OFF_MAX_CHUNKS; i++) {
 		if (i * OFF_CHUNK >= len)

@@ -66,6 +66,19 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("xdpcache run: "+err.Error(), exitFailed)
 			}
+			var relay *offload.Relay
+			if d.Mode == offload.ModeOffload {
+				if relay, err = offload.OpenRelay(opts.PinRoot, d.Iface); err != nil {
+					return cli.Exit("xdpcache run: start the relay: "+err.Error(), exitFailed)
+				}
+				defer relay.Close()
+				go func() {
+					if err := relay.Run(ctx); err != nil {
+						fmt.Fprintf(c.App.ErrWriter, "%s relay stopped: %v\n", time.Now().Format(time.RFC3339), err)
+					}
+				}()
+				fmt.Fprintf(c.App.Writer, "relay: writing fills to the device's maps\n")
+			}
 			poll := time.NewTicker(c.Duration("restart-poll"))
 			defer poll.Stop()
 			unreachable := false
@@ -100,6 +113,12 @@ func runCommand() *cli.Command {
 					return nil
 				case <-tick.C:
 					logCounters(c, opts.PinRoot, d.Iface)
+					if relay != nil {
+						rs := relay.Stats()
+						fmt.Fprintf(c.App.Writer, "%s %s relay filled=%d stale=%d ttl=%d no_ticket=%d too_big=%d malformed=%d errors=%d items=%d\n",
+							time.Now().Format(time.RFC3339), d.Iface, rs.Results["filled"], rs.Results["stale"], rs.Results["ttl"],
+							rs.Results["no_ticket"], rs.Results["too_big"], rs.Results["malformed"], rs.Errors, rs.Items)
+					}
 				}
 			}
 		},

@@ -27,6 +27,12 @@
 #define WIN_SIZE 512 /* window for scanning long payloads */
 #define WIN_MASK (WIN_SIZE - 1)
 
+/* A helper's size argument n, known to be in [1, pow2], in a form every
+ * verifier bounds: kernels before 6.x do not learn "n != 0" from a compare
+ * (so n's minimum stays 0), but they do follow the arithmetic. */
+#define SIZE_1_TO(n, pow2) ({ __u64 __n = (n); asm volatile("" : "+r"(__n)); /* hide n's range from clang */ \
+				   ((__n - 1) & ((pow2) - 1)) + 1; })
+
 /* Request limits for serving from XDP. */
 #define MAX_GET_KEYS 16
 #define MAX_PORTS 4

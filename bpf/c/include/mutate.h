@@ -115,7 +115,7 @@ __noinline int sc_load_win(struct xdp_md *ctx, struct scratch *s, __u32 off, __u
 	asm volatile("" : "+r"(n)); /* keep the 64-bit bounds checks */
 	if (n < 1 || n > WIN_SIZE)
 		return -1;
-	return bpf_xdp_load_bytes(ctx, off, s->win, n);
+	return bpf_xdp_load_bytes(ctx, off, s->win, SIZE_1_TO(n, WIN_SIZE));
 }
 
 struct scan_ctx {

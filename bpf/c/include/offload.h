@@ -40,6 +40,10 @@
 #define OFF_TOKEN_MAX 16
 /* GET requests summed for the checksum check: frame header + "get " + key + "\r\n" */
 #define OFF_REQ_MAX (MC_FRAME_LEN + 4 + OFF_KEY_MAX + 2)
+/* Room for item bytes in a fill record: a power of two, so the copy size
+ * can be bounded by a mask (SIZE_1_TO); items larger than OFF_ITEM_MAX are
+ * not handed over. */
+#define OFF_RECORD_PAYLOAD 512
 /* Fill ids: chunk keys carry fill_id << OFF_FILL_SHIFT | chunk index. */
 #define OFF_FILL_SHIFT 4
 
@@ -125,7 +129,7 @@ struct fill_record {
 	__u16 port;    /* network order */
 	__u16 req_id;  /* network order */
 	__u32 len;     /* item bytes in payload */
-	__u8 payload[OFF_ITEM_MAX];
+	__u8 payload[OFF_RECORD_PAYLOAD];
 };
 
 /* Host side: TC relay settings (one element). */
