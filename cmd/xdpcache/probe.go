@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/offload"
 )
 
@@ -187,6 +188,14 @@ func printReport(w io.Writer, r *offload.Report, color bool) {
 		fmt.Fprintln(w)
 	} else {
 		fmt.Fprintf(w, "  XDP:       unknown to the kernel: %s\n", r.XDPFeatures.Reason)
+	}
+	if o := r.Offload; o != nil {
+		if o.Maps {
+			fmt.Fprintf(w, "  offload:   device maps of %d entries of %d bytes accepted (largest tried that fit); items up to %d bytes\n",
+				o.MaxEntries, o.ElemBytes, bpf.OffloadItemMax)
+		} else {
+			fmt.Fprintf(w, "  offload:   no device maps: %s\n", o.Reason)
+		}
 	}
 	attached := r.XDP.Attached
 	if r.XDPProgName != "" {
