@@ -41,6 +41,6 @@ func BenchmarkOffloadRelayFill(b *testing.B) {
 // relayMapOps counts the map operations of one successful fill that
 // replaces an item of the same size (see OffloadStore.Fill).
 func relayMapOps(n int) int {
-	const fixed = 7 // ticket lookup + delete, ttl, gen, epoch, old entry lookups; entry update
+	const fixed = 7              // ticket lookup + delete, ttl, gen, epoch, old entry lookups; entry update
 	return fixed + 2*chunksOf(n) // new chunks written, old chunks deleted
 }
