@@ -79,6 +79,11 @@ func benchCases(tb testing.TB) (*harness, []benchCase) {
 	h.xdp(f.udpToServer(tb, frame(id, binReq(0x0c, "bin:0123456789ab", nil, nil, 9))))
 	h.tc(f.udpToClient(tb, frame(id, binResp(0x0c, "bin:0123456789ab", 0, bytes.Repeat([]byte("x"), 32), 9, 1))))
 
+	// the offload flavor, built for the host, on the same request
+	oh := newOffHarness(tb, nil)
+	oh.fill(f, key16, 0, bytes.Repeat([]byte("v"), 32))
+	offXDP := func(*harness) *ebpf.Program { return oh.c.XDP }
+
 	xdp := func(h *harness) *ebpf.Program { return h.c.XDP }
 	tc := func(h *harness) *ebpf.Program { return h.c.TC }
 	web := f
@@ -94,6 +99,8 @@ func benchCases(tb testing.TB) (*harness, []benchCase) {
 		{"unrelated UDP to port 53", xdp, func(*harness) []byte { return dns.udpToServer(tb, []byte("dns query")) }, false},
 		{"unrelated ARP", xdp, arp, false},
 		{"GET hit, 16 B key, 32 B value", xdp, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", key16))) }, true},
+		{"GET hit, offload flavor on the host", offXDP, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", key16))) }, true},
+		{"GET miss, offload flavor on the host", offXDP, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", "absent:01234567"))) }, false},
 		{"GET hit, 1 KiB value", xdp, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", big))) }, true},
 		{"GET miss", xdp, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", "absent:01234567"))) }, false},
 		{"10-key multi-get, all hit", xdp, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", keys...))) }, true},
