@@ -15,6 +15,7 @@ type DeviceOffload struct {
 	Maps       bool   `json:"maps"`                  // the device accepts offloaded maps
 	MaxEntries uint32 `json:"max_entries,omitempty"` // largest map (of those tried) it accepted
 	ElemBytes  int    `json:"elem_bytes,omitempty"`  // element size tried (key + value)
+	ItemBytes  int    `json:"item_bytes,omitempty"`  // largest item (memcached's whole reply) the offload flavor keeps
 	Reason     string `json:"reason,omitempty"`      // why not
 }
 
@@ -43,7 +44,7 @@ func probeDeviceOffload(ifindex int) DeviceOffload {
 			continue
 		}
 		m.Close()
-		return DeviceOffload{Maps: true, MaxEntries: n, ElemBytes: int(spec.KeySize + spec.ValueSize)}
+		return DeviceOffload{Maps: true, MaxEntries: n, ElemBytes: int(spec.KeySize + spec.ValueSize), ItemBytes: bpf.OffloadItemMax}
 	}
 	return DeviceOffload{Reason: fmt.Sprintf("%v", last)}
 }

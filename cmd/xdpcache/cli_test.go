@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vishvananda/netlink"
 
 	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
@@ -81,6 +82,24 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("output %q does not mention %q", out, tc.want)
 			}
 		})
+	}
+}
+
+// --mode offload on a device that cannot hold offloaded maps fails with the
+// reason and changes nothing.
+func TestOffloadModeOnPlainDevice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	code, out := runApp("deploy", "--iface", "lo", "--mode", "offload", "--pin-root", t.TempDir()+"/xdpcache")
+	if code != exitNoMode {
+		t.Errorf("exit %d, want %d; output %q", code, exitNoMode, out)
+	}
+	if !strings.Contains(out, "does not offer XDP hardware offload") {
+		t.Errorf("output %q does not say why", out)
+	}
+	if lk, err := netlink.LinkByName("lo"); err == nil && lk.Attrs().Xdp != nil && lk.Attrs().Xdp.Attached {
+		t.Errorf("something was attached to lo: %+v", lk.Attrs().Xdp)
 	}
 }
 

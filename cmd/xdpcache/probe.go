@@ -11,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/offload"
 )
 
@@ -192,7 +191,7 @@ func printReport(w io.Writer, r *offload.Report, color bool) {
 	if o := r.Offload; o != nil {
 		if o.Maps {
 			fmt.Fprintf(w, "  offload:   device maps of %d entries of %d bytes accepted (largest tried that fit); items up to %d bytes\n",
-				o.MaxEntries, o.ElemBytes, bpf.OffloadItemMax)
+				o.MaxEntries, o.ElemBytes, o.ItemBytes)
 		} else {
 			fmt.Fprintf(w, "  offload:   no device maps: %s\n", o.Reason)
 		}
