@@ -292,7 +292,7 @@ int xdpcache_tc(struct __sk_buff *skb)
 	}
 	if (parse_pkt(data, data_end, skb->len, &p))
 		return TC_ACT_OK;
-	if (p.first_frag || !port_match(cfg, p.sport))
+	if (p.first_frag || !port_match(cfg, p.sport) || parse_addrs(data, data_end, &p))
 		return TC_ACT_OK;
 	stat_inc(STAT_TC_PACKETS);
 	struct scratch *s = get_scratch();

@@ -74,7 +74,7 @@ int xdpcache_tc_relay(struct __sk_buff *skb)
 	for (int i = 0; i < MAX_PORTS; i++)
 		if (cfg->ports[i] && cfg->ports[i] == sport)
 			ours = 1;
-	if (!ours)
+	if (!ours || parse_addrs(data, data_end, &p))
 		return TC_ACT_OK;
 	rstat_inc(RELAY_SEEN);
 	/* frame header (8) + at least "VALUE k 0 0\r\n\r\nEND\r\n" */

@@ -580,7 +580,7 @@ int xdpcache_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (parse_pkt(data, data_end, data_end - data, &p))
 		return XDP_PASS;
-	if (!port_match(cfg, p.dport))
+	if (!port_match(cfg, p.dport) || parse_addrs(data, data_end, &p))
 		return XDP_PASS;
 	stat_inc(STAT_MC_PACKETS);
 	__u64 now = bpf_ktime_get_ns();

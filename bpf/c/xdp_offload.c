@@ -704,7 +704,7 @@ int xdpcache_offload(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (parse_pkt(data, data_end, data_end - data, &p))
 		return XDP_PASS;
-	if (!oport_match(cfg, p.dport))
+	if (!oport_match(cfg, p.dport) || parse_addrs(data, data_end, &p))
 		return XDP_PASS;
 	ostat_inc(STAT_MC_PACKETS);
 	if (p.first_frag) {

@@ -44,7 +44,8 @@ static __always_inline void map_v4(__u8 *dst, __be32 a)
 }
 
 /* Returns 0 when p describes a UDP or TCP packet whose headers lie inside
- * [data, data_end) and whose payload lies inside the first frame_len bytes. */
+ * [data, data_end) and whose payload lies inside the first frame_len bytes.
+ * The addresses are left to parse_addrs. */
 static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len, struct pkt *p)
 {
 	struct ethhdr *eth = data;
@@ -92,8 +93,6 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 			return -1;
 		p->ipv6 = 0;
 		p->proto = iph->protocol;
-		map_v4(p->saddr, iph->saddr);
-		map_v4(p->daddr, iph->daddr);
 		p->l4_off = off + ihl;
 		p->pl_len = tot - ihl; /* L4 header + payload for now */
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -104,8 +103,6 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 			return -1;
 		p->ipv6 = 1;
 		__u8 nh = ip6->nexthdr;
-		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
-		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
 		__u32 l4 = off + sizeof(*ip6);
 		__u32 len = bpf_ntohs(ip6->payload_len);
 		/* Follow up to three extension headers (hop-by-hop, routing,
@@ -175,6 +172,27 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 		return 0; /* the payload continues in other fragments */
 	if (p->pl_off + p->pl_len > frame_len)
 		return -1;
+	return 0;
+}
+
+/* Fills p->saddr and p->daddr. Kept out of parse_pkt: most packets are not
+ * memcached's and are passed on after the port check, without the copies. */
+static __always_inline int parse_addrs(void *data, void *data_end, struct pkt *p)
+{
+	void *l3 = data + (p->l3_off & 0x1f);
+	if (p->ipv6) {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+	} else {
+		struct iphdr *iph = l3;
+		if ((void *)(iph + 1) > data_end)
+			return -1;
+		map_v4(p->saddr, iph->saddr);
+		map_v4(p->daddr, iph->daddr);
+	}
 	return 0;
 }
 
