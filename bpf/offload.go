@@ -289,21 +289,16 @@ func (c *OffloadCache) AddLocalOffload(addr netip.Addr) error {
 // Close releases this process's references (pinned objects stay).
 func (c *OffloadCache) Close() error {
 	var errs []error
-	for _, cl := range []interface{ Close() error }{c.XDP, c.TC, c.Ring, c.RelayCfg, c.RelayStats} {
-		if cl != nil && !isNilCloser(cl) {
-			errs = append(errs, cl.Close())
+	for _, p := range []*ebpf.Program{c.XDP, c.TC} {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	for _, m := range []*ebpf.Map{c.Ring, c.RelayCfg, c.RelayStats} {
+		if m != nil {
+			errs = append(errs, m.Close())
 		}
 	}
 	errs = append(errs, c.Maps.Close())
 	return errors.Join(errs...)
-}
-
-func isNilCloser(c interface{ Close() error }) bool {
-	switch v := c.(type) {
-	case *ebpf.Program:
-		return v == nil
-	case *ebpf.Map:
-		return v == nil
-	}
-	return false
 }

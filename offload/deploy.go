@@ -205,9 +205,10 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		return nil, fmt.Errorf("create %s: %w", pinDir, err)
 	}
 	ok := false
+	var attached Mode // set once XDP is on: a netlink attachment has no pin to drop
 	defer func() {
 		if !ok {
-			detachXDP(ifindex, pinDir, "")
+			detachXDP(ifindex, pinDir, attached)
 			detachTC(ifindex, pinDir)
 			bpf.Unpin(pinDir)
 			os.Remove(filepath.Join(pinDir, pinMeta))
@@ -226,7 +227,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 			o.logf("%s mode failed: %v", m, err)
 			continue
 		}
-		d.Mode, d.XDPAttach = m, how
+		d.Mode, d.XDPAttach, attached = m, how, m
 		d.Attempts = append(d.Attempts, Attempt{Mode: m, OK: true, Why: "attached"})
 		break
 	}

@@ -47,9 +47,10 @@ func deployOffload(o *DeployOptions, lk netlink.Link, rep *Report, pinDir string
 		return nil, fmt.Errorf("create %s: %w", pinDir, err)
 	}
 	ok := false
+	var attached Mode // set once XDP is on: a netlink attachment has no pin to drop
 	defer func() {
 		if !ok {
-			detachXDP(ifindex, pinDir, "")
+			detachXDP(ifindex, pinDir, attached)
 			detachTC(ifindex, pinDir)
 			bpf.Unpin(pinDir)
 			os.Remove(filepath.Join(pinDir, pinMeta))
@@ -63,6 +64,7 @@ func deployOffload(o *DeployOptions, lk netlink.Link, rep *Report, pinDir string
 	if err != nil {
 		return nil, err
 	}
+	attached = ModeOffload
 	if got, err := attachedMode(ifindex); err != nil || got != ModeOffload {
 		return nil, fmt.Errorf("asked for offload mode but the kernel reports %q (%v)", got, err)
 	}
