@@ -208,11 +208,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	var attached Mode // set once XDP is on: a netlink attachment has no pin to drop
 	defer func() {
 		if !ok {
-			detachXDP(ifindex, pinDir, attached)
-			detachTC(ifindex, pinDir)
-			bpf.Unpin(pinDir)
-			os.Remove(filepath.Join(pinDir, pinMeta))
-			os.Remove(pinDir)
+			removeAttempt(ifindex, pinDir, attached)
 		}
 	}()
 	if err := cache.Pin(pinDir); err != nil {
@@ -257,6 +253,16 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	}
 	ok = true
 	return d, nil
+}
+
+// removeAttempt undoes a deployment that failed halfway: whatever it
+// attached (XDP in mode attached, if any; TC) and pinned.
+func removeAttempt(ifindex int, pinDir string, attached Mode) {
+	detachXDP(ifindex, pinDir, attached)
+	detachTC(ifindex, pinDir)
+	bpf.Unpin(pinDir)
+	os.Remove(filepath.Join(pinDir, pinMeta))
+	os.Remove(pinDir)
 }
 
 // dryRun says what Deploy would do, changing nothing.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 
@@ -50,11 +49,7 @@ func deployOffload(o *DeployOptions, lk netlink.Link, rep *Report, pinDir string
 	var attached Mode // set once XDP is on: a netlink attachment has no pin to drop
 	defer func() {
 		if !ok {
-			detachXDP(ifindex, pinDir, attached)
-			detachTC(ifindex, pinDir)
-			bpf.Unpin(pinDir)
-			os.Remove(filepath.Join(pinDir, pinMeta))
-			os.Remove(pinDir)
+			removeAttempt(ifindex, pinDir, attached)
 		}
 	}()
 	if err := c.Pin(pinDir); err != nil {

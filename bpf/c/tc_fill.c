@@ -282,14 +282,8 @@ int xdpcache_tc(struct __sk_buff *skb)
 	struct config *cfg = get_config();
 	if (!cfg)
 		return TC_ACT_OK;
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	if (data + 128 > data_end && skb->len > data_end - data) {
-		/* headers may sit in paged data: pull what the parser needs */
-		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
+	void *data, *data_end;
+	TC_PULL_HEADERS(skb, data, data_end);
 	if (parse_pkt(data, data_end, skb->len, &p))
 		return TC_ACT_OK;
 	if (p.first_frag || !port_match(cfg, p.sport) || parse_addrs(data, data_end, &p))

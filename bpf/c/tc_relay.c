@@ -59,22 +59,11 @@ int xdpcache_tc_relay(struct __sk_buff *skb)
 	struct relay_cfg *cfg = bpf_map_lookup_elem(&relay_cfg_map, &zero);
 	if (!cfg)
 		return TC_ACT_OK;
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	if (data + 128 > data_end && skb->len > data_end - data) {
-		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
+	void *data, *data_end;
+	TC_PULL_HEADERS(skb, data, data_end);
 	if (parse_pkt(data, data_end, skb->len, &p) || p.first_frag || p.proto != IPPROTO_UDP)
 		return TC_ACT_OK;
-	__u16 sport = bpf_ntohs(p.sport);
-	int ours = 0;
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++)
-		if (cfg->ports[i] && cfg->ports[i] == sport)
-			ours = 1;
-	if (!ours || parse_addrs(data, data_end, &p))
+	if (!port_in(cfg->ports, p.sport) || parse_addrs(data, data_end, &p))
 		return TC_ACT_OK;
 	rstat_inc(RELAY_SEEN);
 	/* frame header (8) + at least "VALUE k 0 0\r\n\r\nEND\r\n" */

@@ -56,16 +56,6 @@ static __always_inline struct ocfg *ocfg_get(void)
 	return bpf_map_lookup_elem(&ocfg_map, &zero);
 }
 
-static __always_inline int oport_match(struct ocfg *cfg, __u16 port_be)
-{
-	__u16 port = bpf_ntohs(port_be);
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++)
-		if (cfg->ports[i] && cfg->ports[i] == port)
-			return 1;
-	return 0;
-}
-
 /* Length of the token at pos: bytes before ' ', '\r', '\n' or end; -1 when
  * it is longer than OFF_KEY_MAX or empty. */
 __noinline int oc_token(struct xdp_md *ctx, __u32 pos, __u32 end)
@@ -704,7 +694,7 @@ int xdpcache_offload(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (parse_pkt(data, data_end, data_end - data, &p))
 		return XDP_PASS;
-	if (!oport_match(cfg, p.dport) || parse_addrs(data, data_end, &p))
+	if (!port_in(cfg->ports, p.dport) || parse_addrs(data, data_end, &p))
 		return XDP_PASS;
 	ostat_inc(STAT_MC_PACKETS);
 	if (p.first_frag) {

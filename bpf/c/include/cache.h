@@ -30,12 +30,7 @@ static __always_inline struct scratch *get_scratch(void)
 /* Is port (network order) one of memcached's? */
 static __always_inline int port_match(struct config *cfg, __u16 port_be)
 {
-	__u16 port = bpf_ntohs(port_be);
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++)
-		if (cfg->ports[i] && cfg->ports[i] == port)
-			return 1;
-	return 0;
+	return port_in(cfg->ports, port_be);
 }
 
 static __always_inline struct item *bucket(struct config *cfg, __u64 hash)

@@ -196,6 +196,30 @@ static __always_inline int parse_addrs(void *data, void *data_end, struct pkt *p
 	return 0;
 }
 
+/* Is port (network order) one of ports (host order, 0 = unused slot)? */
+static __always_inline int port_in(const __u16 ports[MAX_PORTS], __u16 port_be)
+{
+	__u16 port = bpf_ntohs(port_be);
+#pragma unroll
+	for (int i = 0; i < MAX_PORTS; i++)
+		if (ports[i] && ports[i] == port)
+			return 1;
+	return 0;
+}
+
+/* TC: makes sure the first bytes the parser reads are in the linear part of
+ * the skb (headers may sit in paged data), and sets data and data_end. */
+#define TC_PULL_HEADERS(skb, data, data_end)                                              \
+	do {                                                                              \
+		data = (void *)(long)(skb)->data;                                         \
+		data_end = (void *)(long)(skb)->data_end;                                 \
+		if (data + 128 > data_end && (skb)->len > data_end - data) {              \
+			bpf_skb_pull_data(skb, (skb)->len < 128 ? (skb)->len : 128);      \
+			data = (void *)(long)(skb)->data;                                 \
+			data_end = (void *)(long)(skb)->data_end;                         \
+		}                                                                         \
+	} while (0)
+
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
 #define TCPF_RST 0x04
