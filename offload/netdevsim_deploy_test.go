@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/internal/netlab/nsimtest"
 )
 
 // offloadSettings fit netdevsim: maps of at most 2 entries.
@@ -227,7 +228,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // The guest runs Debian 12's own kernel (6.1), whose verifier is older than
 // the host's: both flavors must load there too (on the host, not offloaded).
 func TestNetdevsimGuestKernelLoadsBothFlavors(t *testing.T) {
-	requireNetdevsim(t)
+	nsimtest.Require(t)
 	s := bpf.DefaultSettings()
 	s.Entries = 1024
 	c, err := bpf.Load(s)

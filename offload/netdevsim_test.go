@@ -9,12 +9,9 @@ package offload
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -22,118 +19,16 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpcache/xdpcache/internal/netlab/nsimtest"
 )
-
-const netdevsimBus = "/sys/bus/netdevsim"
-
-// netdevsim is one simulated device with one port (its netdev).
-type netdevsim struct {
-	id      int
-	ifname  string
-	ifindex int
-	removed bool
-}
 
 // newNetdevsim creates a netdevsim device whose single port is up, removed
 // when the test ends; it returns the port's name and ifindex.
 func newNetdevsim(t *testing.T) (ifname string, ifindex int) {
 	t.Helper()
-	d := createNetdevsim(t)
-	return d.ifname, d.ifindex
-}
-
-// requireNetdevsim skips the test without netdevsim, or fails it when the
-// harness said netdevsim is there (XDPCACHE_REQUIRE_NETDEVSIM=1).
-func requireNetdevsim(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(netdevsimBus); err != nil {
-		if os.Getenv("XDPCACHE_REQUIRE_NETDEVSIM") == "1" {
-			t.Fatalf("XDPCACHE_REQUIRE_NETDEVSIM=1 but no netdevsim: %v", err)
-		}
-		t.Skip("no netdevsim: run make test-offload")
-	}
-}
-
-func createNetdevsim(t *testing.T) *netdevsim {
-	t.Helper()
-	requireNetdevsim(t)
-	d := &netdevsim{}
-	var err error
-	// The id is the first free one; another creator may take it between the
-	// check and the write, so try the next few.
-	for id := 1; id < 1000; id++ {
-		if _, serr := os.Stat(netdevsimDir(id)); serr == nil {
-			continue
-		}
-		err = os.WriteFile(filepath.Join(netdevsimBus, "new_device"), []byte(fmt.Sprintf("%d 1", id)), 0)
-		if err == nil {
-			d.id = id
-			break
-		}
-		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOSPC) && !errors.Is(err, unix.EBUSY) {
-			t.Fatalf("create netdevsim device %d: %v", id, err)
-		}
-	}
-	if d.id == 0 {
-		t.Fatalf("create a netdevsim device: no free id: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.remove(); err != nil {
-			t.Errorf("remove netdevsim device %d: %v", d.id, err)
-		}
-	})
-	d.ifname = d.waitForPort(t)
-	l, err := netlink.LinkByName(d.ifname)
-	if err != nil {
-		t.Fatalf("netdevsim port %s: %v", d.ifname, err)
-	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		t.Fatalf("set %s up: %v", d.ifname, err)
-	}
-	d.ifindex = l.Attrs().Index
-	return d
-}
-
-func netdevsimDir(id int) string {
-	return filepath.Join(netdevsimBus, "devices", fmt.Sprintf("netdevsim%d", id))
-}
-
-// waitForPort returns the name of the device's netdev, which the driver may
-// register shortly after new_device returns.
-func (d *netdevsim) waitForPort(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(netdevsimDir(d.id), "net")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ents, err := os.ReadDir(dir)
-		if err == nil && len(ents) == 1 {
-			return ents[0].Name()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("netdevsim%d has no single netdev in %s after 5 s (%d entries, %v)", d.id, dir, len(ents), err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// remove deletes the device (and so its port) once.
-func (d *netdevsim) remove() error {
-	if d.removed {
-		return nil
-	}
-	d.removed = true
-	return os.WriteFile(filepath.Join(netdevsimBus, "del_device"), []byte(fmt.Sprint(d.id)), 0)
-}
-
-// setPortKnob writes one of netdevsim's debugfs switches of port 0 (e.g.
-// bpf_map_accept), which make the driver refuse what it would accept.
-func (d *netdevsim) setPortKnob(t *testing.T, knob string, on bool) {
-	t.Helper()
-	p := fmt.Sprintf("/sys/kernel/debug/netdevsim/netdevsim%d/ports/0/%s", d.id, knob)
-	v := map[bool]string{true: "Y", false: "N"}[on]
-	if err := os.WriteFile(p, []byte(v), 0); err != nil {
-		t.Fatalf("netdevsim knob: %v", err)
-	}
+	d := nsimtest.New(t)
+	return d.Ifname, d.Ifindex
 }
 
 // verdictMapSpec is the map the verdict program reads: key 0 → 1 means drop.
@@ -294,19 +189,19 @@ func TestNetdevsimDeviceMapRefused(t *testing.T) {
 		{"3-entry hash", verdictMapSpec(ebpf.Hash, 3), false, unix.ENOMEM, `"verdict" (Hash, 3 entries) on ifindex %[1]d: the device has no room for it`},
 		{"map offload off", verdictMapSpec(ebpf.Hash, 2), true, unix.EOPNOTSUPP, `"verdict" (Hash, 2 entries) on ifindex %[1]d: device %[2]s does not offload maps`},
 	}
-	requireNetdevsim(t)
+	nsimtest.Require(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := createNetdevsim(t)
+			d := nsimtest.New(t)
 			if tt.noMaps {
-				d.setPortKnob(t, "bpf_map_accept", false)
+				d.SetPortKnob(t, "bpf_map_accept", false)
 			}
-			m, err := NewDeviceMap(tt.spec, d.ifindex)
+			m, err := NewDeviceMap(tt.spec, d.Ifindex)
 			if err == nil {
 				m.Close()
 				t.Fatalf("netdevsim accepted %v", tt.spec)
 			}
-			want := fmt.Sprintf(tt.message, d.ifindex, d.ifname)
+			want := fmt.Sprintf(tt.message, d.Ifindex, d.Ifname)
 			if !strings.Contains(err.Error(), want) || !errors.Is(err, tt.errno) {
 				t.Errorf("error %q, want it to say %q and wrap %v", err, want, tt.errno)
 			}
@@ -419,12 +314,12 @@ func TestNetdevsimXDPOffloadRefused(t *testing.T) {
 // When the device goes, its maps and programs stay as fds but lose the
 // device: the kernel answers ENODEV.
 func TestNetdevsimDeviceRemoved(t *testing.T) {
-	d := createNetdevsim(t)
-	prog, m := mustLoadVerdict(t, d.ifindex)
+	d := nsimtest.New(t)
+	prog, m := mustLoadVerdict(t, d.Ifindex)
 	if err := m.Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.remove(); err != nil {
+	if err := d.Remove(); err != nil {
 		t.Fatal(err)
 	}
 	if dev, err := MapDevice(m); !errors.Is(err, unix.ENODEV) {

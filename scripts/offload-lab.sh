@@ -11,7 +11,7 @@
 #
 # Environment:
 #   OFFLOAD_LAB_CACHE    cache dir (default /var/cache/xdpcache/offload-lab)
-#   OFFLOAD_LAB_PKGS     Go packages whose tests run in the guest (default ./offload)
+#   OFFLOAD_LAB_PKGS     Go packages whose tests run in the guest (default ./offload ./cmd/xdpcache)
 #   OFFLOAD_LAB_RUN      -test.run pattern (default ^TestNetdevsim)
 #   OFFLOAD_LAB_TIMEOUT  seconds for boot + tests before the guest counts as hung (default 600)
 #   OFFLOAD_LAB_KABI     kernel ABI to use, e.g. 6.1.0-56-amd64 (default: linux-image-amd64's)
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 CACHE=${OFFLOAD_LAB_CACHE:-/var/cache/xdpcache/offload-lab}
-PKGS=${OFFLOAD_LAB_PKGS:-./offload}
+PKGS=${OFFLOAD_LAB_PKGS:-./offload ./cmd/xdpcache}
 RUN=${OFFLOAD_LAB_RUN:-^TestNetdevsim}
 TIMEOUT=${OFFLOAD_LAB_TIMEOUT:-600}
 GO=${GO:-go}
