@@ -208,7 +208,7 @@ func TestNetdevsimRelayWritesDevice(t *testing.T) {
 	if !bytes.HasPrefix(item, bytes.TrimRight(chunk.B[:], "\x00")) || !bytes.HasPrefix(chunk.B[:], item[:min(len(item), len(chunk.B))]) {
 		t.Errorf("chunk 0 %q is not the item's start %q", chunk.B, item)
 	}
-	if s := relay.Stats(); s.Results["filled"] != 1 || s.Errors != 0 {
+	if s := relay.Stats(); s.Results["filled"] != 1 || s.Errors != 0 || s.Sent != 1 || s.Seen != 1 {
 		t.Errorf("relay stats %+v", s)
 	}
 	// the ticket was used: a second copy of the reply fills nothing

@@ -37,6 +37,9 @@ type RelayStats struct {
 	Errors    uint64            `json:"errors"`  // device map operations that failed
 	LastError string            `json:"last_error,omitempty"`
 	Items     int               `json:"items"` // items written and not yet evicted
+	// The TC program's counters: replies seen, handed over, dropped for a
+	// full ring, too large for the device.
+	Seen, Sent, RingFull, TooBig uint64
 }
 
 // OpenRelay opens the relay of a pinned offload deployment on iface. It
@@ -167,6 +170,14 @@ func (r *Relay) Stats() RelayStats {
 	}
 	if r.lastErr != nil {
 		s.LastError = r.lastErr.Error()
+	}
+	for i, dst := range []*uint64{&s.Seen, &s.Sent, &s.RingFull, &s.TooBig} {
+		var per []uint64
+		if err := r.cache.RelayStats.Lookup(uint32(i), &per); err == nil {
+			for _, v := range per {
+				*dst += v
+			}
+		}
 	}
 	return s
 }

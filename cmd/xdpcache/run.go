@@ -115,9 +115,9 @@ func runCommand() *cli.Command {
 					logCounters(c, opts.PinRoot, d.Iface)
 					if relay != nil {
 						rs := relay.Stats()
-						fmt.Fprintf(c.App.Writer, "%s %s relay filled=%d stale=%d ttl=%d no_ticket=%d too_big=%d malformed=%d errors=%d items=%d\n",
-							time.Now().Format(time.RFC3339), d.Iface, rs.Results["filled"], rs.Results["stale"], rs.Results["ttl"],
-							rs.Results["no_ticket"], rs.Results["too_big"], rs.Results["malformed"], rs.Errors, rs.Items)
+						fmt.Fprintf(c.App.Writer, "%s %s relay replies=%d handed_over=%d ring_full=%d filled=%d stale=%d ttl=%d no_ticket=%d too_big=%d malformed=%d errors=%d items=%d\n",
+							time.Now().Format(time.RFC3339), d.Iface, rs.Seen, rs.Sent, rs.RingFull, rs.Results["filled"], rs.Results["stale"], rs.Results["ttl"],
+							rs.Results["no_ticket"], rs.Results["too_big"]+rs.TooBig, rs.Results["malformed"], rs.Errors, rs.Items)
 					}
 				}
 			}
