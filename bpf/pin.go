@@ -18,7 +18,7 @@ const (
 
 func (m *Maps) all() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
-		"allow4_map": m.Allow4Map, "allow6_map": m.Allow6Map, "cache_map": m.CacheMap,
+		"ack_map": m.AckMap, "allow4_map": m.Allow4Map, "allow6_map": m.Allow6Map, "cache_map": m.CacheMap,
 		"config_map": m.ConfigMap, "expiry_map": m.ExpiryMap, "flow_map": m.FlowMap,
 		"global_map": m.GlobalMap, "local_map": m.LocalMap, "reply_map": m.ReplyMap,
 		"scratch_map": m.ScratchMap, "stats_map": m.StatsMap, "ticket_map": m.TicketMap,
@@ -57,7 +57,7 @@ func LoadPinned(dir string) (*Cache, error) {
 	}
 	m := &c.Maps
 	for name, dst := range map[string]**ebpf.Map{
-		"allow4_map": &m.Allow4Map, "allow6_map": &m.Allow6Map, "cache_map": &m.CacheMap,
+		"ack_map": &m.AckMap, "allow4_map": &m.Allow4Map, "allow6_map": &m.Allow6Map, "cache_map": &m.CacheMap,
 		"config_map": &m.ConfigMap, "expiry_map": &m.ExpiryMap, "flow_map": &m.FlowMap,
 		"global_map": &m.GlobalMap, "local_map": &m.LocalMap, "reply_map": &m.ReplyMap,
 		"scratch_map": &m.ScratchMap, "stats_map": &m.StatsMap, "ticket_map": &m.TicketMap,

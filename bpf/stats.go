@@ -38,6 +38,8 @@ const (
 	StatFillExpired       = xdpStatIdSTAT_FILL_EXPIRED
 	StatFillBusy          = xdpStatIdSTAT_FILL_BUSY
 	StatPassBadCsum       = xdpStatIdSTAT_PASS_BAD_CSUM
+	StatAckInvalidations  = xdpStatIdSTAT_ACK_INVALIDATIONS
+	StatAckFlushes        = xdpStatIdSTAT_ACK_FLUSHES
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
 
@@ -69,7 +71,7 @@ var statNames = [...]string{
 	"pass_malformed", "pass_too_many_keys", "pass_other",
 	"invalidations", "flushes", "flush_unreadable", "tcp_segments",
 	"fills", "fill_stale", "fill_no_ticket", "fill_too_big", "fill_malformed", "tc_packets", "miss_no_room",
-	"fill_held", "fill_expired", "fill_busy", "pass_bad_csum",
+	"fill_held", "fill_expired", "fill_busy", "pass_bad_csum", "ack_invalidations", "ack_flushes",
 }
 
 // StatName is the counter's name as status and metrics show it.

@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type tcAckLog struct {
+	_       structs.HostLayout
+	Next    uint32
+	Pad     uint32
+	FlushNs uint64
+	Hash    [8]uint64
+	SeenNs  [8]uint64
+}
+
 type tcAllowKey4 struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -114,28 +123,34 @@ type tcReplyState struct {
 }
 
 type tcScratch struct {
-	_         structs.HostLayout
-	In        [2064]uint8
-	Out       [2064]uint8
-	Keys      [16][256]uint8
-	Hashes    [16]uint64
-	KeyLens   [16]uint16
-	Win       [528]uint8
-	Key       [264]uint8
-	Hdr       [136]uint8
-	Tkey      tcTicketKey
-	Tk        tcTicket
-	Q_epoch   uint64
-	Q_now     uint64
-	Q_cas     uint64
-	Q_wantCas uint32
-	Q_out     uint32
-	Q_limit   uint32
-	Q_vlen    uint32
-	Num       int64
-	InvExp    int64
-	InvKnown  uint32
-	Pad       uint32
+	_          structs.HostLayout
+	In         [2064]uint8
+	Out        [2064]uint8
+	Keys       [16][256]uint8
+	Hashes     [16]uint64
+	KeyLens    [16]uint16
+	Win        [528]uint8
+	Key        [264]uint8
+	Hdr        [136]uint8
+	Tkey       tcTicketKey
+	Tk         tcTicket
+	Q_epoch    uint64
+	Q_now      uint64
+	Q_cas      uint64
+	Q_wantCas  uint32
+	Q_out      uint32
+	Q_limit    uint32
+	Q_vlen     uint32
+	Num        int64
+	InvExp     int64
+	InvKnown   uint32
+	InvLogged  uint32
+	InvLog     [8]uint64
+	InvLogging uint32
+	_          [4]byte
+	AckZero    tcAckLog
+	Pad2       uint32
+	_          [4]byte
 }
 
 type tcStatId uint32
@@ -172,7 +187,9 @@ const (
 	tcStatIdSTAT_FILL_EXPIRED       tcStatId = 28
 	tcStatIdSTAT_FILL_BUSY          tcStatId = 29
 	tcStatIdSTAT_PASS_BAD_CSUM      tcStatId = 30
-	tcStatIdSTAT_MAX                tcStatId = 31
+	tcStatIdSTAT_ACK_INVALIDATIONS  tcStatId = 31
+	tcStatIdSTAT_ACK_FLUSHES        tcStatId = 32
+	tcStatIdSTAT_MAX                tcStatId = 33
 )
 
 type tcTicket struct {
@@ -201,6 +218,7 @@ type tcTicketKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	tcMapAckMap      = "ack_map"
 	tcMapAllow4Map   = "allow4_map"
 	tcMapAllow6Map   = "allow6_map"
 	tcMapCacheMap    = "cache_map"
@@ -265,6 +283,7 @@ type tcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcMapSpecs struct {
+	AckMap     *ebpf.MapSpec `ebpf:"ack_map"`
 	Allow4Map  *ebpf.MapSpec `ebpf:"allow4_map"`
 	Allow6Map  *ebpf.MapSpec `ebpf:"allow6_map"`
 	CacheMap   *ebpf.MapSpec `ebpf:"cache_map"`
@@ -305,6 +324,7 @@ func (o *tcObjects) Close() error {
 //
 // It can be passed to loadTcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcMaps struct {
+	AckMap     *ebpf.Map `ebpf:"ack_map"`
 	Allow4Map  *ebpf.Map `ebpf:"allow4_map"`
 	Allow6Map  *ebpf.Map `ebpf:"allow6_map"`
 	CacheMap   *ebpf.Map `ebpf:"cache_map"`
@@ -321,6 +341,7 @@ type tcMaps struct {
 
 func (m *tcMaps) Close() error {
 	return _TcClose(
+		m.AckMap,
 		m.Allow4Map,
 		m.Allow6Map,
 		m.CacheMap,

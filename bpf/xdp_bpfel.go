@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type xdpAckLog struct {
+	_       structs.HostLayout
+	Next    uint32
+	Pad     uint32
+	FlushNs uint64
+	Hash    [8]uint64
+	SeenNs  [8]uint64
+}
+
 type xdpAllowKey4 struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -114,28 +123,34 @@ type xdpReplyState struct {
 }
 
 type xdpScratch struct {
-	_         structs.HostLayout
-	In        [2064]uint8
-	Out       [2064]uint8
-	Keys      [16][256]uint8
-	Hashes    [16]uint64
-	KeyLens   [16]uint16
-	Win       [528]uint8
-	Key       [264]uint8
-	Hdr       [136]uint8
-	Tkey      xdpTicketKey
-	Tk        xdpTicket
-	Q_epoch   uint64
-	Q_now     uint64
-	Q_cas     uint64
-	Q_wantCas uint32
-	Q_out     uint32
-	Q_limit   uint32
-	Q_vlen    uint32
-	Num       int64
-	InvExp    int64
-	InvKnown  uint32
-	Pad       uint32
+	_          structs.HostLayout
+	In         [2064]uint8
+	Out        [2064]uint8
+	Keys       [16][256]uint8
+	Hashes     [16]uint64
+	KeyLens    [16]uint16
+	Win        [528]uint8
+	Key        [264]uint8
+	Hdr        [136]uint8
+	Tkey       xdpTicketKey
+	Tk         xdpTicket
+	Q_epoch    uint64
+	Q_now      uint64
+	Q_cas      uint64
+	Q_wantCas  uint32
+	Q_out      uint32
+	Q_limit    uint32
+	Q_vlen     uint32
+	Num        int64
+	InvExp     int64
+	InvKnown   uint32
+	InvLogged  uint32
+	InvLog     [8]uint64
+	InvLogging uint32
+	_          [4]byte
+	AckZero    xdpAckLog
+	Pad2       uint32
+	_          [4]byte
 }
 
 type xdpStatId uint32
@@ -172,7 +187,9 @@ const (
 	xdpStatIdSTAT_FILL_EXPIRED       xdpStatId = 28
 	xdpStatIdSTAT_FILL_BUSY          xdpStatId = 29
 	xdpStatIdSTAT_PASS_BAD_CSUM      xdpStatId = 30
-	xdpStatIdSTAT_MAX                xdpStatId = 31
+	xdpStatIdSTAT_ACK_INVALIDATIONS  xdpStatId = 31
+	xdpStatIdSTAT_ACK_FLUSHES        xdpStatId = 32
+	xdpStatIdSTAT_MAX                xdpStatId = 33
 )
 
 type xdpTicket struct {
@@ -201,6 +218,7 @@ type xdpTicketKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	xdpMapAckMap       = "ack_map"
 	xdpMapAllow4Map    = "allow4_map"
 	xdpMapAllow6Map    = "allow6_map"
 	xdpMapCacheMap     = "cache_map"
@@ -265,6 +283,7 @@ type xdpProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpMapSpecs struct {
+	AckMap     *ebpf.MapSpec `ebpf:"ack_map"`
 	Allow4Map  *ebpf.MapSpec `ebpf:"allow4_map"`
 	Allow6Map  *ebpf.MapSpec `ebpf:"allow6_map"`
 	CacheMap   *ebpf.MapSpec `ebpf:"cache_map"`
@@ -305,6 +324,7 @@ func (o *xdpObjects) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpMaps struct {
+	AckMap     *ebpf.Map `ebpf:"ack_map"`
 	Allow4Map  *ebpf.Map `ebpf:"allow4_map"`
 	Allow6Map  *ebpf.Map `ebpf:"allow6_map"`
 	CacheMap   *ebpf.Map `ebpf:"cache_map"`
@@ -321,6 +341,7 @@ type xdpMaps struct {
 
 func (m *xdpMaps) Close() error {
 	return _XdpClose(
+		m.AckMap,
 		m.Allow4Map,
 		m.Allow6Map,
 		m.CacheMap,

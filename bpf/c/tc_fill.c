@@ -10,6 +10,7 @@
 #include <bpf/bpf_endian.h>
 #include "include/parse.h"
 #include "include/cache.h"
+#include "include/ack.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -289,6 +290,10 @@ int xdpcache_tc(struct __sk_buff *skb)
 	if (p.first_frag || !port_match(cfg, p.sport) || parse_addrs(data, data_end, &p))
 		return TC_ACT_OK;
 	stat_inc(STAT_TC_PACKETS);
+	__u64 now = bpf_ktime_get_ns();
+	/* rule A first: any reply on a writer's connection, GSO bursts included */
+	if (p.proto == IPPROTO_TCP && p.pl_len)
+		ack_invalidate(cfg, &p, now);
 	struct scratch *s = get_scratch();
 	if (!s)
 		return TC_ACT_OK;
@@ -297,7 +302,6 @@ int xdpcache_tc(struct __sk_buff *skb)
 		return TC_ACT_OK; /* too short for an item, or a large (GSO) TCP burst */
 	if (bpf_skb_load_bytes(skb, p.pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return TC_ACT_OK;
-	__u64 now = bpf_ktime_get_ns();
 	if (p.proto == IPPROTO_TCP) {
 		fill_tcp(cfg, s, &p, len, now);
 		return TC_ACT_OK;

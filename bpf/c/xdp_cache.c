@@ -10,6 +10,7 @@
 #include "include/reply.h"
 #include "include/cache.h"
 #include "include/mutate.h"
+#include "include/ack.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -274,9 +275,9 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 }
 
 /* TCP segment to memcached: follow binary flows by sequence number, scan
- * everything else as ASCII. Always passes the segment on. */
-static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
-				       __u64 now)
+ * everything else as ASCII. */
+static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
+				     __u64 now)
 {
 	struct flow_key fk = {};
 	__builtin_memcpy(fk.saddr, p->saddr, 16);
@@ -328,6 +329,23 @@ static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, s
 out:
 	if (closing && fs)
 		bpf_map_delete_elem(&flow_map, &fk);
+}
+
+/* Scans a TCP segment and logs what it mutated for rule A (ack.h). Always
+ * passes the segment on. */
+static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
+				       __u64 now)
+{
+	struct global_state *g = get_global();
+	__u64 epoch = g ? g->epoch : 0;
+	s->inv_logged = 0;
+	s->inv_logging = 1;
+	scan_tcp(ctx, cfg, s, p, now);
+	s->inv_logging = 0;
+	struct flow_key fk = {};
+	flow_key_in(&fk, p);
+	/* a flush by another CPU meanwhile is counted too: one extra flush */
+	ack_log_record(s, &fk, g && g->epoch != epoch, now);
 }
 
 struct get_ctx {

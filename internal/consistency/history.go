@@ -56,6 +56,20 @@ func (h *History) Len() int {
 	return len(h.ops)
 }
 
+// SlowerThan counts the acknowledged mutations (writes, deletes, flushes)
+// that took longer than d from being sent to being acknowledged.
+func (h *History) SlowerThan(d time.Duration) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, op := range h.ops {
+		if op.Kind != Read && !op.End.IsZero() && op.End.Sub(op.Start) > d {
+			n++
+		}
+	}
+	return n
+}
+
 // Value encodes (key, writer, sequence) so every written value is unique
 // and names its write.
 func Value(key, writer string, seq int) string {
@@ -66,21 +80,38 @@ func Value(key, writer string, seq int) string {
 type Violation struct {
 	Read   Op
 	Reason string
-	Around []Op // the key's writes around the read
+	Wrote  *Op  // the write whose value the read returned (nil: none)
+	Later  *Op  // stale: the mutation acknowledged before the read that began after Wrote ended
+	Around []Op // the key's mutations (and flushes) overlapping [Wrote.Start, Read.End]
 }
 
 func (v Violation) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: read of %q sent %s returned %q (found=%v)\n", v.Reason, v.Read.Key,
-		v.Read.Start.Format("15:04:05.000000"), v.Read.Value, v.Read.Found)
+	fmt.Fprintf(&b, "%s: read of %q by %s, %s, returned %q (found=%v)\n", v.Reason, v.Read.Key, v.Read.Client,
+		span(v.Read), v.Read.Value, v.Read.Found)
+	if v.Wrote != nil {
+		fmt.Fprintf(&b, "  value written:  %s\n", describe(*v.Wrote))
+	}
+	if v.Later != nil {
+		fmt.Fprintf(&b, "  superseded by:  %s\n", describe(*v.Later))
+	}
 	for _, w := range v.Around {
-		end := "no ack"
-		if !w.End.IsZero() {
-			end = w.End.Format("15:04:05.000000")
-		}
-		fmt.Fprintf(&b, "    %s %-7s %q %s .. %s\n", w.Client, kindName(w.Kind), w.Value, w.Start.Format("15:04:05.000000"), end)
+		fmt.Fprintf(&b, "    overlapping:  %s\n", describe(w))
 	}
 	return b.String()
+}
+
+// span is an operation's interval and how long it took.
+func span(op Op) string {
+	if op.End.IsZero() {
+		return op.Start.Format("15:04:05.000000") + " .. no ack"
+	}
+	return fmt.Sprintf("%s .. %s (%v)", op.Start.Format("15:04:05.000000"), op.End.Format("15:04:05.000000"),
+		op.End.Sub(op.Start).Round(time.Microsecond))
+}
+
+func describe(op Op) string {
+	return fmt.Sprintf("%s %-6s %q %s", op.Client, kindName(op.Kind), op.Value, span(op))
 }
 
 func kindName(k Kind) string {
@@ -107,7 +138,7 @@ func (h *History) Check() Result {
 	ops := append([]Op(nil), h.ops...)
 	h.mu.Unlock()
 
-	// Writes (incl. deletes) per key, and flushes, in order of start.
+	// Mutations per key (writes, deletes; flushes are added below).
 	byKey := map[string][]Op{}
 	var flushes []Op
 	writeOf := map[string]Op{} // value -> its write
@@ -122,6 +153,15 @@ func (h *History) Check() Result {
 			flushes = append(flushes, op)
 		}
 	}
+	for k, ms := range byKey {
+		byKey[k] = append(ms[:len(ms):len(ms)], flushes...)
+	}
+	mutationsOf := func(key string) []Op {
+		if ms, ok := byKey[key]; ok {
+			return ms
+		}
+		return flushes
+	}
 	res := Result{Ops: len(ops)}
 	report := func(v Violation) {
 		if len(res.Violations) < 20 {
@@ -133,59 +173,67 @@ func (h *History) Check() Result {
 			continue
 		}
 		res.Reads++
-		if r.Found {
-			res.Hits++
-		}
-		// The newest mutation of the key acknowledged before the read was sent.
-		var last *Op
-		for i := range byKey[r.Key] {
-			w := &byKey[r.Key][i]
-			if !w.End.IsZero() && w.End.Before(r.Start) && (last == nil || w.End.After(last.End)) {
-				last = w
-			}
-		}
-		for i := range flushes {
-			f := &flushes[i]
-			if !f.End.IsZero() && f.End.Before(r.Start) && (last == nil || f.End.After(last.End)) {
-				last = f
-			}
-		}
 		if !r.Found {
 			continue // a miss is memcached's answer; never stale
 		}
+		res.Hits++
+		mutations := mutationsOf(r.Key)
 		w, ok := writeOf[r.Value]
 		if !ok || w.Key != r.Key {
 			res.Invented++
-			report(Violation{Read: r, Reason: "invented value", Around: around(byKey[r.Key], r)})
+			report(Violation{Read: r, Reason: "invented value", Around: overlapping(mutations, r.Start.Add(-time.Second), r)})
 			continue
 		}
-		// Stale: the value's write completed before the last acknowledged
-		// mutation began, so that mutation certainly came after it.
-		if last != nil && last.Value != w.Value && !w.End.IsZero() && w.End.Before(last.Start) {
+		if later := supersededBy(mutations, w, r); later != nil {
 			res.Stale++
-			report(Violation{Read: r, Reason: "stale value", Around: around(byKey[r.Key], r)})
+			report(Violation{Read: r, Reason: "stale value", Wrote: &w, Later: later, Around: overlapping(mutations, w.Start, r)})
 			continue
 		}
 		// Expired: the value's write had an exptime that had surely passed.
 		if w.Exptime > 0 && !w.End.IsZero() && r.Start.After(w.End.Add(w.Exptime+ExpiryMargin)) {
 			res.Expired++
-			report(Violation{Read: r, Reason: "served after expiry", Around: around(byKey[r.Key], r)})
+			report(Violation{Read: r, Reason: "served after expiry", Wrote: &w, Around: overlapping(mutations, w.Start, r)})
 		}
 	}
 	return res
 }
 
-// around returns the writes of a key that overlap the second before the read.
-func around(ws []Op, r Op) []Op {
-	var out []Op
-	for _, w := range ws {
-		if w.Start.Before(r.Start) && w.Start.After(r.Start.Add(-time.Second)) {
-			out = append(out, w)
+// supersededBy returns a mutation (of the key, or a flush) that certainly
+// took effect after w and before r was sent: it began after w was
+// acknowledged and was acknowledged before r began. It picks the one that
+// began last. nil if there is none, or if w was never acknowledged (noreply,
+// timeout): then w may have taken effect at any time.
+func supersededBy(mutations []Op, w Op, r Op) *Op {
+	if w.End.IsZero() {
+		return nil
+	}
+	var later *Op
+	for i := range mutations {
+		m := &mutations[i]
+		if m.End.IsZero() || !m.End.Before(r.Start) || !m.Start.After(w.End) {
+			continue
+		}
+		if later == nil || m.Start.After(later.Start) {
+			later = m
 		}
 	}
+	return later
+}
+
+// overlapping returns the mutations whose interval meets [from, r.End],
+// in order of start (at most the last 12). An unacknowledged one counts
+// from its start on.
+func overlapping(mutations []Op, from time.Time, r Op) []Op {
+	var out []Op
+	for _, m := range mutations {
+		if m.Start.After(r.End) || (!m.End.IsZero() && m.End.Before(from)) {
+			continue
+		}
+		out = append(out, m)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
-	if len(out) > 10 {
-		out = out[len(out)-10:]
+	if len(out) > 12 {
+		out = out[len(out)-12:]
 	}
 	return out
 }

@@ -52,8 +52,9 @@ static __always_inline void raise_to(__u64 *slot, __u64 v)
 }
 
 /* Rule I (invalidate): a mutation seen on ingress bumps the bucket's
- * generation, drops the item and holds fills of the bucket for hold_ns. */
-static __always_inline void invalidate_hash(struct config *cfg, __u64 hash, __u64 now)
+ * generation, drops the item and holds fills of the bucket for hold_ns
+ * (hold_ns == 0: no hold; rule A repeats the invalidation later). */
+static __always_inline void invalidate_bucket(struct config *cfg, __u64 hash, __u64 hold_ns, __u64 now)
 {
 	struct item *it = bucket(cfg, hash);
 	if (!it)
@@ -62,9 +63,14 @@ static __always_inline void invalidate_hash(struct config *cfg, __u64 hash, __u6
 	it->gen++;
 	it->version++;
 	it->valid = 0;
-	if (it->hold_until_ns < now + cfg->hold_ns)
-		it->hold_until_ns = now + cfg->hold_ns;
+	if (hold_ns && it->hold_until_ns < now + hold_ns)
+		it->hold_until_ns = now + hold_ns;
 	bpf_spin_unlock(&it->lock);
+}
+
+static __always_inline void invalidate_hash(struct config *cfg, __u64 hash, __u64 now)
+{
+	invalidate_bucket(cfg, hash, cfg->hold_ns, now);
 	stat_inc(STAT_INVALIDATIONS);
 }
 
@@ -119,6 +125,12 @@ __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, _
 	__u64 h = key_hash(s->key, len, cfg->seed);
 	invalidate_hash(cfg, h, now);
 	note_expiry(cfg, h, s->inv_known, s->inv_exp, now);
+	if (s->inv_logging) {
+		/* rule A: the TCP flow's reply will invalidate the key again */
+		if (s->inv_logged < ACK_SLOTS)
+			s->inv_log[s->inv_logged & (ACK_SLOTS - 1)] = h;
+		s->inv_logged++;
+	}
 	return 0;
 }
 

@@ -36,6 +36,7 @@
 /* Request limits for serving from XDP. */
 #define MAX_GET_KEYS 16
 #define MAX_PORTS 4
+#define ACK_SLOTS 8 /* mutations per TCP flow awaiting their acknowledgement (power of two) */
 #define MAX_SCAN_STEPS 256 /* windows/commands scanned per packet */
 
 /* memcached UDP frame header. */
@@ -116,6 +117,8 @@ enum stat_id {
 	STAT_FILL_EXPIRED,      /* fills refused: memcached's exptime for the key has passed */
 	STAT_FILL_BUSY,         /* fills refused: another fill of the bucket was in progress */
 	STAT_PASS_BAD_CSUM,     /* a request whose IP or UDP checksum is wrong (the kernel drops it) */
+	STAT_ACK_INVALIDATIONS, /* keys invalidated again as memcached's reply on the writer's flow left */
+	STAT_ACK_FLUSHES,       /* flushes repeated as memcached's reply on the flushing flow left */
 	STAT_MAX,
 };
 

@@ -113,6 +113,20 @@ struct flow_state {
 	__u32 state;
 };
 
+/* Mutations XDP saw on one TCP flow (keyed like flow_map, client to server)
+ * whose acknowledgement may still be ahead: the TC program invalidates them
+ * again when memcached's next reply on the flow leaves, and empties the log
+ * (rule A in docs/consistency.md). A slot is live while seen_ns != 0. Updated with
+ * atomics (LRU maps take no spin lock); a race costs at most an extra
+ * invalidation or flush. */
+struct ack_log {
+	__u32 next;       /* slot the next mutation goes to (modulo ACK_SLOTS) */
+	__u32 _pad;
+	__u64 flush_ns;   /* a flush seen on the flow, not yet repeated by a reply; 0: none */
+	__u64 hash[ACK_SLOTS];
+	__u64 seen_ns[ACK_SLOTS];
+};
+
 /* Mutation-time expiry knowledge per key hash: deadline of the item memcached
  * holds now (0: no exptime). Absent: unknown, config.max_age_ns bounds it. */
 struct expiry {
@@ -161,7 +175,12 @@ struct scratch {
 	__s64 num;     /* sc_num's result */
 	__s64 inv_exp; /* sc_invalidate's exptime ... */
 	__u32 inv_known; /* ... and whether the command carried one */
-	__u32 _pad;
+	__u32 inv_logged; /* keys sc_invalidate noted in inv_log (may exceed ACK_SLOTS) */
+	__u64 inv_log[ACK_SLOTS]; /* their hashes, for the flow's ack_log */
+	__u32 inv_logging; /* sc_invalidate notes keys (a TCP segment is scanned) */
+	struct ack_log ack_zero; /* never written: a new flow's ack_log (kept off the stack,
+				  * whose 512 bytes the call chain to it nearly fills) */
+	__u32 _pad2;
 };
 
 #endif
