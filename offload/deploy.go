@@ -201,16 +201,11 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 		return nil, err
 	}
 	defer cache.Close()
-	if err := os.MkdirAll(pinDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", pinDir, err)
+	att, err := beginAttempt(ifindex, pinDir)
+	if err != nil {
+		return nil, err
 	}
-	ok := false
-	var attached Mode // set once XDP is on: a netlink attachment has no pin to drop
-	defer func() {
-		if !ok {
-			removeAttempt(ifindex, pinDir, attached)
-		}
-	}()
+	defer att.rollback()
 	if err := cache.Pin(pinDir); err != nil {
 		return nil, err
 	}
@@ -223,7 +218,7 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 			o.logf("%s mode failed: %v", m, err)
 			continue
 		}
-		d.Mode, d.XDPAttach, attached = m, how, m
+		d.Mode, d.XDPAttach, att.attached = m, how, m
 		d.Attempts = append(d.Attempts, Attempt{Mode: m, OK: true, Why: "attached"})
 		break
 	}
@@ -251,18 +246,37 @@ func Deploy(o DeployOptions) (*Deployment, error) {
 	if err := finishRecord(o.PinRoot, d, cache); err != nil {
 		return nil, err
 	}
-	ok = true
+	att.done()
 	return d, nil
 }
 
-// removeAttempt undoes a deployment that failed halfway: whatever it
-// attached (XDP in mode attached, if any; TC) and pinned.
-func removeAttempt(ifindex int, pinDir string, attached Mode) {
-	detachXDP(ifindex, pinDir, attached)
-	detachTC(ifindex, pinDir)
-	bpf.Unpin(pinDir)
-	os.Remove(filepath.Join(pinDir, pinMeta))
-	os.Remove(pinDir)
+// attempt is one deployment in progress: unless done is called, rollback
+// removes whatever it attached (XDP in mode attached, if any; TC) and pinned.
+type attempt struct {
+	ifindex  int
+	pinDir   string
+	attached Mode // set once XDP is on: a netlink attachment has no pin to drop
+	ok       bool
+}
+
+func beginAttempt(ifindex int, pinDir string) (*attempt, error) {
+	if err := os.MkdirAll(pinDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", pinDir, err)
+	}
+	return &attempt{ifindex: ifindex, pinDir: pinDir}, nil
+}
+
+func (a *attempt) done() { a.ok = true }
+
+func (a *attempt) rollback() {
+	if a.ok {
+		return
+	}
+	detachXDP(a.ifindex, a.pinDir, a.attached)
+	detachTC(a.ifindex, a.pinDir)
+	bpf.Unpin(a.pinDir)
+	os.Remove(filepath.Join(a.pinDir, pinMeta))
+	os.Remove(a.pinDir)
 }
 
 // dryRun says what Deploy would do, changing nothing.

@@ -3,7 +3,6 @@ package offload
 import (
 	"fmt"
 	"net/netip"
-	"os"
 
 	"github.com/vishvananda/netlink"
 
@@ -42,16 +41,11 @@ func deployOffload(o *DeployOptions, lk netlink.Link, rep *Report, pinDir string
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(pinDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", pinDir, err)
+	att, err := beginAttempt(ifindex, pinDir)
+	if err != nil {
+		return nil, err
 	}
-	ok := false
-	var attached Mode // set once XDP is on: a netlink attachment has no pin to drop
-	defer func() {
-		if !ok {
-			removeAttempt(ifindex, pinDir, attached)
-		}
-	}()
+	defer att.rollback()
 	if err := c.Pin(pinDir); err != nil {
 		return nil, err
 	}
@@ -59,7 +53,7 @@ func deployOffload(o *DeployOptions, lk netlink.Link, rep *Report, pinDir string
 	if err != nil {
 		return nil, err
 	}
-	attached = ModeOffload
+	att.attached = ModeOffload
 	if got, err := attachedMode(ifindex); err != nil || got != ModeOffload {
 		return nil, fmt.Errorf("asked for offload mode but the kernel reports %q (%v)", got, err)
 	}
@@ -79,7 +73,7 @@ func deployOffload(o *DeployOptions, lk netlink.Link, rep *Report, pinDir string
 	if err := finishRecordIDs(o.PinRoot, d); err != nil {
 		return nil, err
 	}
-	ok = true
+	att.done()
 	return d, nil
 }
 
