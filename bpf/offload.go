@@ -22,13 +22,6 @@ const (
 	offloadSmallMaps = 64 // allow-list and local-address entries
 )
 
-// OffloadValueMax is the largest value the offload flavor can hold for a key
-// of keyLen bytes: the item is memcached's whole reply ("VALUE <key>
-// <flags> <bytes>\r\n<data>\r\nEND\r\n") and must fit OffloadItemMax.
-func OffloadValueMax(keyLen int) int {
-	return OffloadItemMax - len("VALUE ") - keyLen - len(" 4294967295 1024\r\n") - len("\r\nEND\r\n")
-}
-
 // OffloadKeyHash is the offload programs' key hash (ohash_* in offload.h):
 // a seeded one-at-a-time hash with adds and shifts only.
 func OffloadKeyHash(key []byte, seed uint32) uint32 {

@@ -277,14 +277,9 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 /* TCP segment to memcached: follow binary flows by sequence number, scan
  * everything else as ASCII. */
 static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
-				     __u64 now)
+				     struct flow_key *fk, __u64 now)
 {
-	struct flow_key fk = {};
-	__builtin_memcpy(fk.saddr, p->saddr, 16);
-	__builtin_memcpy(fk.daddr, p->daddr, 16);
-	fk.sport = p->sport;
-	fk.dport = p->dport;
-	struct flow_state *fs = bpf_map_lookup_elem(&flow_map, &fk);
+	struct flow_state *fs = bpf_map_lookup_elem(&flow_map, fk);
 	int closing = p->tcp_flags & (TCPF_FIN | TCPF_RST);
 
 	if (p->pl_len == 0)
@@ -321,14 +316,14 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 			.state = next < 0 ? FLOW_UNSYNCED : FLOW_BINARY,
 		};
 		if (!closing)
-			bpf_map_update_elem(&flow_map, &fk, &nfs, BPF_ANY);
+			bpf_map_update_elem(&flow_map, fk, &nfs, BPF_ANY);
 		return;
 	}
 	if (!tcp_get_tickets(ctx, cfg, s, p, now))
 		scan_ascii(ctx, cfg, s, now, p->pl_off, 0, p->pl_len);
 out:
 	if (closing && fs)
-		bpf_map_delete_elem(&flow_map, &fk);
+		bpf_map_delete_elem(&flow_map, fk);
 }
 
 /* Scans a TCP segment and logs what it mutated for rule A (ack.h). Always
@@ -338,12 +333,12 @@ static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, s
 {
 	struct global_state *g = get_global();
 	__u64 epoch = g ? g->epoch : 0;
+	struct flow_key fk = {};
+	flow_key_in(&fk, p); /* one key for flow_map and ack_map */
 	s->inv_logged = 0;
 	s->inv_logging = 1;
-	scan_tcp(ctx, cfg, s, p, now);
+	scan_tcp(ctx, cfg, s, p, &fk, now);
 	s->inv_logging = 0;
-	struct flow_key fk = {};
-	flow_key_in(&fk, p);
 	/* a flush by another CPU meanwhile is counted too: one extra flush */
 	ack_log_record(s, &fk, g && g->epoch != epoch, now);
 }

@@ -186,14 +186,6 @@ static __always_inline void oflush(int unreadable)
 		ostat_inc(STAT_FLUSH_UNREADABLE);
 }
 
-/* The key token after a command of clen bytes at pos; invalidates it.
- * Returns the key's length or -1. */
-static __always_inline int key_after(struct xdp_md *ctx, __u32 pos, __u32 end, __u32 *key_off)
-{
-	*key_off = pos + 1;
-	return oc_token(ctx, pos + 1, end);
-}
-
 /* A binary-protocol command at pos. */
 __noinline int oc_binary(struct xdp_md *ctx, __u32 pos, __u32 end)
 {
@@ -326,7 +318,8 @@ __noinline int oc_ascii(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r
 			return OC_UNREADABLE;
 		at += 1 + (n >> 40);
 	}
-	klen = key_after(ctx, at, end, &key_off);
+	key_off = at + 1;
+	klen = oc_token(ctx, key_off, end);
 	if (klen <= 0)
 		return OC_UNREADABLE;
 	at = key_off + klen;
