@@ -26,6 +26,7 @@ func main() {
 	sockets := flag.Int("sockets", 4, "UDP sockets")
 	window := flag.Int("window", 64, "requests in flight per socket")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
+	rate := flag.Float64("rate", 0, "requests per second over all sockets, on a fixed schedule (0: as fast as the window allows);\ncompare latencies of two set-ups at the same rate")
 	populate := flag.Bool("populate", true, "store every key over TCP first")
 	jsonOut := flag.Bool("json", false, "print the report as JSON")
 	flag.Parse()
@@ -35,9 +36,13 @@ func main() {
 		os.Exit(2)
 	}
 	cfg := loadgen.Config{Keys: *keys, KeySize: *keySize, ValueSize: *valueSize, Zipf: *zipf, Binary: *binary,
-		Sockets: *sockets, Window: *window, Duration: *duration, Seed: uint64(time.Now().UnixNano()),
+		Sockets: *sockets, Window: *window, Rate: *rate, Duration: *duration, Seed: uint64(time.Now().UnixNano()),
 		DialUDP: func() (*net.UDPConn, error) { return net.DialUDP("udp", nil, addr) },
 		DialTCP: func() (net.Conn, error) { return net.DialTimeout("tcp", *server, 2*time.Second) }}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "mcload: %v\n", err)
+		os.Exit(2)
+	}
 	if *populate {
 		if err := loadgen.Populate(cfg); err != nil {
 			fmt.Fprintf(os.Stderr, "mcload: populate: %v\n", err)

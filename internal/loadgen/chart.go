@@ -22,34 +22,47 @@ type ChartRow struct {
 
 // WriteChart draws throughput and p99 latency by configuration side by side
 // into a PNG file.
+//
+// A row shows in a panel only where it has that panel's figure (PerSec or
+// P99ms above zero), so throughput and latency may come from different runs
+// (e.g. latency measured at a fixed rate).
 func WriteChart(path string, rows []ChartRow) error {
-	var configs, series []string
+	var configs []string
 	seen := map[string]bool{}
 	for _, r := range rows {
-		if !seen["c"+r.Config] {
-			seen["c"+r.Config] = true
+		if !seen[r.Config] {
+			seen[r.Config] = true
 			configs = append(configs, r.Config)
 		}
-		if !seen["s"+r.Series] {
-			seen["s"+r.Series] = true
-			series = append(series, r.Series)
+	}
+	seriesOf := func(f func(ChartRow) float64) []string {
+		var series []string
+		seen := map[string]bool{}
+		for _, r := range rows {
+			if f(r) > 0 && !seen[r.Series] {
+				seen[r.Series] = true
+				series = append(series, r.Series)
+			}
 		}
+		return series
 	}
 	value := func(cfg, ser string, f func(ChartRow) float64) float64 {
 		for _, r := range rows {
-			if r.Config == cfg && r.Series == ser {
+			if r.Config == cfg && r.Series == ser && f(r) > 0 {
 				return f(r)
 			}
 		}
 		return 0
 	}
-	palette := []color.Color{color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255}}
+	palette := []color.Color{color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255},
+		color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255}}
 	panel := func(title, ylabel string, f func(ChartRow) float64) (*plot.Plot, error) {
 		p := plot.New()
 		p.Title.Text = title
 		p.Y.Label.Text = ylabel
 		p.NominalX(configs...)
-		w := vg.Points(18)
+		w := vg.Points(14)
+		series := seriesOf(f)
 		for i, s := range series {
 			vals := make(plotter.Values, len(configs))
 			for j, c := range configs {
@@ -75,7 +88,7 @@ func WriteChart(path string, rows []ChartRow) error {
 	if err != nil {
 		return err
 	}
-	img := vgimg.New(vg.Points(900), vg.Points(360))
+	img := vgimg.New(vg.Points(1000), vg.Points(420))
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Points(20), PadY: vg.Points(10), PadTop: vg.Points(10), PadBottom: vg.Points(10), PadLeft: vg.Points(10), PadRight: vg.Points(10)}
 	canvases := plot.Align([][]*plot.Plot{{tp, lat}}, tiles, dc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 	"github.com/xdpcache/xdpcache/offload"
 	"golang.org/x/sys/unix"
@@ -22,20 +24,34 @@ import (
 
 // endToEndResult is one row of the end-to-end comparison.
 type endToEndResult struct {
+	Workload     string  `json:"workload"`
 	Config       string  `json:"config"`
 	Zipf         float64 `json:"zipf"`
+	Keys         int     `json:"keys"`
+	Buckets      uint32  `json:"cache_buckets"`
+	Rate         float64 `json:"offered_rate,omitempty"` // fixed-rate (latency) rows: requests/s offered
 	Report       Report  `json:"report"`
-	XDPHitRatio  float64 `json:"xdp_hit_ratio"`
+	XDPHitRatio  float64 `json:"xdp_hit_ratio"` // over the measured window only
 	MemcachedCPU float64 `json:"memcached_cpu_ns_per_reply"`
 	BPFCPU       float64 `json:"bpf_cpu_ns_per_reply"` // time inside the XDP and TC programs
 	ServerCPU    float64 `json:"server_cpu_ns_per_reply"`
 	MachineCPU   float64 `json:"machine_cpu_ns_per_reply"`
 }
 
+// workload is a key population and a cache size.
+type workload struct {
+	name    string
+	keys    int
+	zipf    float64
+	buckets uint32
+}
+
 // BenchmarkEndToEnd compares, in one run and on one veth pair, plain
-// memcached with memcached behind xdpcache in native and in generic mode,
-// for two key-popularity skews, and prints a table with ratios to plain.
-// Results also go to results/end-to-end.json.
+// memcached with memcached behind xdpcache in native and in generic mode:
+// throughput (as many requests in flight as the client keeps) for several
+// hit ratios, then latency at one fixed request rate that plain memcached
+// sustains. It prints the tables with ratios to plain memcached and writes
+// results/end-to-end.json and results/end-to-end.png.
 func BenchmarkEndToEnd(b *testing.B) {
 	dur := 5 * time.Second
 	if s := os.Getenv("XDPCACHE_BENCH_SECONDS"); s != "" {
@@ -49,7 +65,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	base := Config{Keys: 100000, KeySize: 16, ValueSize: 32, Sockets: 4, Window: 64, Duration: dur, Seed: 7,
 		DialUDP: func() (*net.UDPConn, error) { return lab.Client.DialUDP(addr) },
 		DialTCP: func() (net.Conn, error) { return lab.Client.DialTCP(addr, 2*time.Second) }}
-	if err := Populate(base); err != nil {
+	if err := Populate(base); err != nil { // every workload's keys are among these
 		b.Fatal(err)
 	}
 	// Kernel statistics of BPF programs' run time (kernel.bpf_stats_enabled)
@@ -58,76 +74,89 @@ func BenchmarkEndToEnd(b *testing.B) {
 		defer st.Close()
 	}
 	root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-bench-%d", os.Getpid()))
-	bpfTime := func() time.Duration {
-		c, err := bpf.LoadPinned(filepath.Join(root, lab.Server.Iface))
-		if err != nil {
-			return 0
-		}
-		defer c.Close()
-		var total time.Duration
-		for _, p := range []*ebpf.Program{c.XDP, c.TC} {
-			if s, err := p.Stats(); err == nil {
-				total += s.Runtime
-			}
-		}
-		return total
-	}
 	defer os.RemoveAll(root)
-	var rows []endToEndResult
-	for _, zipf := range []float64{0.99, 0.9} {
-		for _, mode := range []string{"memcached alone", "native", "generic"} {
-			cfg := base
-			cfg.Zipf = zipf
-			if mode != "memcached alone" {
-				s := bpf.DefaultSettings()
-				s.Entries = 1 << 17
-				if err := lab.Server.Do(func() error {
-					_, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: root})
-					return err
-				}); err != nil {
-					b.Fatal(err)
-				}
-				// warm the cache for a moment, as a long-running deployment would be
-				warm := cfg
-				warm.Duration = dur / 5
-				if _, err := Run(context.Background(), warm); err != nil {
-					b.Fatal(err)
-				}
-			}
-			mc0, _ := procCPU(m.Pid())
-			sys0, bpf0 := machineBusy(), bpfTime()
-			rep, err := Run(context.Background(), cfg)
-			if err != nil {
+	run := func(w workload, mode string, rate float64) endToEndResult {
+		cfg := base
+		cfg.Keys, cfg.Zipf, cfg.Rate = w.keys, w.zipf, rate
+		row := endToEndResult{Workload: w.name, Config: mode, Zipf: w.zipf, Keys: w.keys, Buckets: w.buckets, Rate: rate}
+		var meter *cacheMeter
+		if mode != "memcached alone" {
+			s := bpf.DefaultSettings()
+			s.Entries = w.buckets
+			if err := lab.Server.Do(func() error {
+				_, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: root})
+				return err
+			}); err != nil {
 				b.Fatal(err)
 			}
-			mc1, _ := procCPU(m.Pid())
-			sys1, bpf1 := machineBusy(), bpfTime()
-			row := endToEndResult{Config: mode, Zipf: zipf, Report: rep}
-			if rep.Replies > 0 {
-				n := float64(rep.Replies)
-				row.MemcachedCPU = float64(mc1-mc0) / n
-				row.BPFCPU = float64(bpf1-bpf0) / n
-				row.ServerCPU = row.MemcachedCPU + row.BPFCPU
-				row.MachineCPU = float64(sys1-sys0) / n
-			}
-			if mode != "memcached alone" {
-				var st *offload.Status
-				lab.Server.Do(func() error { st, err = offload.ReadStatus(root, lab.Server.Iface); return err })
-				if err == nil && st.Stats.Get(bpf.StatGetReqs) > 0 {
-					row.XDPHitRatio = st.HitRatio
-				}
+			defer func() {
 				if err := lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, root) }); err != nil {
 					b.Fatal(err)
 				}
+			}()
+			// Warm the cache, as a long-running deployment would be: the
+			// first GET of every key misses.
+			warm := cfg
+			warm.Duration, warm.Rate = dur/2, 0
+			if _, err := Run(context.Background(), warm); err != nil {
+				b.Fatal(err)
 			}
-			rows = append(rows, row)
+			meter = &cacheMeter{lab: lab, root: root}
+		}
+		mc0, _ := procCPU(m.Pid())
+		sys0 := machineBusy()
+		c0 := meter.read(b)
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mc1, _ := procCPU(m.Pid())
+		sys1 := machineBusy()
+		c1 := meter.read(b)
+		row.Report = rep
+		if rep.Replies > 0 {
+			n := float64(rep.Replies)
+			row.MemcachedCPU = float64(mc1-mc0) / n
+			row.BPFCPU = float64(c1.bpfTime-c0.bpfTime) / n
+			row.ServerCPU = row.MemcachedCPU + row.BPFCPU
+			row.MachineCPU = float64(sys1-sys0) / n
+		}
+		if gets := c1.gets - c0.gets; gets > 0 {
+			row.XDPHitRatio = float64(c1.hits-c0.hits) / float64(gets)
+		}
+		return row
+	}
+	configs := []string{"memcached alone", "native", "generic"}
+	workloads := []workload{
+		{"zipf 0.99, 100k keys, 2^18 buckets", 100000, 0.99, 1 << 18},
+		{"zipf 0.99, 100k keys, 2^14 buckets", 100000, 0.99, 1 << 14},
+		{"zipf 0.90, 100k keys, 2^18 buckets", 100000, 0.90, 1 << 18},
+		{"zipf 0.99, 1k keys (all cached)", 1000, 0.99, 1 << 18},
+	}
+	var rows []endToEndResult
+	for _, w := range workloads {
+		for _, mode := range configs {
+			rows = append(rows, run(w, mode, 0))
 		}
 	}
-	printTable(rows)
+	// Latency at the same offered load for all three: half of what plain
+	// memcached managed on the first workload, so none of them saturates.
+	rate := math.Round(rows[0].Report.PerSecond/2/1000) * 1000
+	var latency []endToEndResult
+	if rate > 0 {
+		for _, mode := range configs {
+			latency = append(latency, run(workloads[0], mode, rate))
+		}
+	}
+	printTable(rows, base.Sockets, base.Window)
+	printLatency(latency)
 	if err := os.MkdirAll("../../results", 0o755); err != nil {
 		b.Fatal(err)
 	}
-	j, err := json.MarshalIndent(rows, "", "  ")
+	j, err := json.MarshalIndent(struct {
+		Throughput []endToEndResult `json:"throughput"`
+		Latency    []endToEndResult `json:"latency_at_fixed_rate"`
+	}{rows, latency}, "", "  ")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +165,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	var chart []ChartRow
 	for _, r := range rows {
-		chart = append(chart, ChartRow{Config: r.Config, Series: fmt.Sprintf("zipf %.2f", r.Zipf), PerSec: r.Report.PerSecond,
+		chart = append(chart, ChartRow{Config: r.Config, Series: r.Workload, PerSec: r.Report.PerSecond})
+	}
+	for _, r := range latency {
+		chart = append(chart, ChartRow{Config: r.Config, Series: fmt.Sprintf("%s, %.0f req/s", r.Workload, r.Rate),
 			P99ms: float64(r.Report.P99.Microseconds()) / 1000})
 	}
 	if err := WriteChart("../../results/end-to-end.png", chart); err != nil {
@@ -145,23 +177,81 @@ func BenchmarkEndToEnd(b *testing.B) {
 	fmt.Println("results: results/end-to-end.json, results/end-to-end.png")
 }
 
-func printTable(rows []endToEndResult) {
-	fmt.Printf("\n%-16s %5s %12s %8s %10s %10s %9s %13s %10s %11s %12s\n", "config", "zipf", "replies/s", "vs alone", "p50", "p99", "XDP hits",
-		"memcached CPU", "BPF CPU", "server CPU", "machine CPU")
-	var alone float64
+// cacheMeter reads a deployment's counters; a nil meter reads zeros.
+type cacheMeter struct {
+	lab  *netlab.Lab
+	root string
+}
+
+type cacheCounters struct {
+	bpfTime    time.Duration // inside the XDP and TC programs
+	gets, hits uint64
+}
+
+func (cm *cacheMeter) read(b *testing.B) cacheCounters {
+	var c cacheCounters
+	if cm == nil {
+		return c
+	}
+	pinned, err := bpf.LoadPinned(filepath.Join(cm.root, cm.lab.Server.Iface))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pinned.Close()
+	for _, p := range []*ebpf.Program{pinned.XDP, pinned.TC} {
+		if s, err := p.Stats(); err == nil {
+			c.bpfTime += s.Runtime
+		}
+	}
+	st, err := pinned.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.gets, c.hits = st.Get(bpf.StatGetReqs), st.Get(bpf.StatHits)
+	return c
+}
+
+func printTable(rows []endToEndResult, sockets, window int) {
+	fmt.Printf("\nThroughput: %d sockets x %d requests in flight, as fast as replies come back\n", sockets, window)
+	fmt.Printf("%-36s %-16s %10s %8s %10s %10s %9s %13s %10s %11s %12s\n", "workload", "config", "replies/s", "vs alone", "p50", "p99",
+		"XDP hits", "memcached CPU", "BPF CPU", "server CPU", "machine CPU")
+	var alone endToEndResult
 	for _, r := range rows {
 		if r.Config == "memcached alone" {
-			alone = r.Report.PerSecond
+			alone = r
 		}
 		ratio := "1.00x"
-		if r.Config != "memcached alone" && alone > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.Report.PerSecond/alone)
+		if r.Config != "memcached alone" && alone.Report.PerSecond > 0 {
+			ratio = fmt.Sprintf("%.2fx", r.Report.PerSecond/alone.Report.PerSecond)
 		}
-		fmt.Printf("%-16s %5.2f %12.0f %8s %10s %10s %8.1f%% %10.0f ns %7.0f ns %8.0f ns %9.0f ns\n", r.Config, r.Zipf, r.Report.PerSecond, ratio,
+		fmt.Printf("%-36s %-16s %10.0f %8s %10s %10s %8.1f%% %10.0f ns %7.0f ns %8.0f ns %9.0f ns\n", r.Workload, r.Config, r.Report.PerSecond, ratio,
 			r.Report.P50.Round(time.Microsecond), r.Report.P99.Round(time.Microsecond), 100*r.XDPHitRatio, r.MemcachedCPU, r.BPFCPU, r.ServerCPU, r.MachineCPU)
 	}
 	fmt.Println("CPU columns, per reply: memcached = its user+system time; BPF = time inside xdpcache's programs (bpf_stats);")
 	fmt.Println("server = memcached + BPF; machine = all busy CPU (client and both veth ends included).")
+	fmt.Println("XDP hits: share of GETs answered by XDP during the measured window (after a warm-up).")
+	fmt.Println("\nServer CPU per reply, plain memcached / xdpcache (how much less the server works per GET):")
+	for _, r := range rows {
+		if r.Config == "memcached alone" {
+			alone = r
+			continue
+		}
+		if r.ServerCPU > 0 {
+			fmt.Printf("%-36s %-16s %5.1fx at %.1f%% XDP hits\n", r.Workload, r.Config, alone.ServerCPU/r.ServerCPU, 100*r.XDPHitRatio)
+		}
+	}
+}
+
+func printLatency(rows []endToEndResult) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Printf("\nLatency at a fixed rate of %.0f requests/s (%s), from when each request was due:\n", rows[0].Rate, rows[0].Workload)
+	fmt.Printf("%-16s %10s %10s %10s %10s %9s %9s\n", "config", "replies/s", "p50", "p99", "p999", "XDP hits", "timeouts")
+	for _, r := range rows {
+		fmt.Printf("%-16s %10.0f %10s %10s %10s %8.1f%% %9d\n", r.Config, r.Report.PerSecond, r.Report.P50.Round(time.Microsecond),
+			r.Report.P99.Round(time.Microsecond), r.Report.P999.Round(time.Microsecond), 100*r.XDPHitRatio, r.Report.Timeouts)
+	}
 }
 
 // procCPU is a process's user+system CPU time in ns.

@@ -30,6 +30,7 @@ type Config struct {
 	Binary    bool          // binary-protocol GETK instead of ASCII get
 	Sockets   int           // UDP sockets (one goroutine each)
 	Window    int           // requests in flight per socket
+	Rate      float64       // requests per second over all sockets; 0: as fast as the window allows
 	Duration  time.Duration // how long to send
 	Timeout   time.Duration // a request unanswered this long counts as a timeout
 	Seed      uint64
@@ -44,6 +45,7 @@ type Report struct {
 	Hits      int64         `json:"hits"`
 	Timeouts  int64         `json:"timeouts"`
 	Errors    int64         `json:"errors"` // malformed or unexpected replies
+	Late      int64         `json:"late"`   // fixed rate: requests held back by a full window (latency counted from when they were due)
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	PerSecond float64       `json:"replies_per_second"`
 	HitRatio  float64       `json:"hit_ratio"`
@@ -53,8 +55,12 @@ type Report struct {
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("%.0f replies/s, p50 %s p99 %s p999 %s, hit ratio %.1f%%, %d timeouts, %d errors (%d requests in %s)",
-		r.PerSecond, r.P50, r.P99, r.P999, 100*r.HitRatio, r.Timeouts, r.Errors, r.Requests, r.Elapsed.Round(time.Millisecond))
+	late := ""
+	if r.Late > 0 {
+		late = fmt.Sprintf(", %d held back by a full window", r.Late)
+	}
+	return fmt.Sprintf("%.0f replies/s, p50 %s p99 %s p999 %s, hit ratio %.1f%%, %d timeouts, %d errors (%d requests in %s%s)",
+		r.PerSecond, r.P50, r.P99, r.P999, 100*r.HitRatio, r.Timeouts, r.Errors, r.Requests, r.Elapsed.Round(time.Millisecond), late)
 }
 
 // Key is the name of key rank k, padded to size bytes.
@@ -66,7 +72,8 @@ func Key(k, size int) string {
 	return s
 }
 
-func (c *Config) validate() error {
+// Validate reports the first setting a run cannot use, and fills in defaults.
+func (c *Config) Validate() error {
 	switch {
 	case c.Keys <= 0, c.Sockets <= 0, c.Window <= 0, c.Duration <= 0:
 		return errors.New("keys, sockets, window and duration must be positive")
@@ -76,6 +83,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("value size %d: 0..1 MiB", c.ValueSize)
 	case c.Window > 30000:
 		return fmt.Errorf("window %d: at most 30000 requests in flight per socket", c.Window)
+	case c.Rate < 0:
+		return fmt.Errorf("rate %g: must not be negative", c.Rate)
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = time.Second
@@ -85,7 +94,7 @@ func (c *Config) validate() error {
 
 // Populate stores every key over TCP, pipelined.
 func Populate(cfg Config) error {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	conn, err := cfg.DialTCP()
@@ -126,7 +135,7 @@ type batchConn interface {
 
 // Run sends GETs until the duration is over and waits for what is in flight.
 func Run(ctx context.Context, cfg Config) (Report, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
 	zipf := NewZipf(cfg.Keys, cfg.Zipf)
@@ -155,6 +164,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			total.Hits += r.Hits
 			total.Timeouts += r.Timeouts
 			total.Errors += r.Errors
+			total.Late += r.Late
 			lats = append(lats, l...)
 			mu.Unlock()
 		}()
@@ -215,8 +225,23 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 	for i := range in {
 		in[i].Buffers = [][]byte{make([]byte, 2048)}
 	}
-	deadline := time.Now().Add(cfg.Duration)
-	lastSweep := time.Now()
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	lastSweep := start
+	// Fixed rate: request i of this socket is due at start + i*interval.
+	// A request held back because the window was full counts its latency
+	// from when it was due, so a server that falls behind is not flattered
+	// by the client waiting for it (coordinated omission); others count from
+	// when they went out, so the client's own timer slack is not blamed on
+	// the server.
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(cfg.Sockets) / cfg.Rate)
+		// spread the sockets' schedules over one interval
+		start = start.Add(interval * time.Duration(idx) / time.Duration(cfg.Sockets))
+	}
+	due := start
+	held := false // a due request waited for the window
 	for {
 		now := time.Now()
 		sending := now.Before(deadline) && ctx.Err() == nil
@@ -229,7 +254,18 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 		}
 		// Fill the window.
 		n := 0
-		for sending && inFlight < window && n < batch {
+		if interval > 0 && inFlight >= window && !due.After(now) {
+			held = true
+		}
+		for sending && inFlight < window && n < batch && (interval == 0 || !due.After(now)) {
+			sent := now
+			if interval > 0 {
+				if held {
+					sent = due
+					rep.Late++
+				}
+				due = due.Add(interval)
+			}
 			id := nextID
 			nextID++
 			if slots[id].live { // id space wrapped onto a lost request
@@ -246,9 +282,12 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 			b = appendRequest(b, cfg.Binary, keys[k], uint32(id))
 			outBufs[n] = b
 			out[n].Buffers = [][]byte{b}
-			slots[id] = inflight{sent: now, key: k, live: true}
+			slots[id] = inflight{sent: sent, key: k, live: true}
 			inFlight++
 			n++
+		}
+		if held && due.After(now) {
+			held = false // caught up
 		}
 		if n > 0 {
 			for sent := 0; sent < n; {
@@ -260,8 +299,12 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 			}
 			rep.Requests += int64(n)
 		}
-		// Receive what has come.
-		conn.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
+		// Receive what has come, until the next request is due.
+		wait := 2 * time.Millisecond
+		if interval > 0 && inFlight < window {
+			wait = min(wait, max(time.Until(due), 20*time.Microsecond))
+		}
+		conn.SetReadDeadline(time.Now().Add(wait))
 		m, err := bc.ReadBatch(in, 0)
 		if err != nil {
 			var ne net.Error

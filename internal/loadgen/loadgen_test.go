@@ -58,9 +58,18 @@ func TestAgainstMemcached(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, binary := range []bool{false, true} {
-		cfg := Config{Keys: 500, KeySize: 16, ValueSize: 32, Zipf: 0.99, Binary: binary, Sockets: 2, Window: 32,
-			Duration: 500 * time.Millisecond, Seed: 1,
+	for _, tc := range []struct {
+		name   string
+		binary bool
+		rate   float64
+	}{
+		{"ascii", false, 0},
+		{"binary", true, 0},
+		// paced: about rate*duration requests, not as many as the window allows
+		{"ascii-fixed-rate", false, 2000},
+	} {
+		cfg := Config{Keys: 500, KeySize: 16, ValueSize: 32, Zipf: 0.99, Binary: tc.binary, Sockets: 2, Window: 32,
+			Rate: tc.rate, Duration: time.Second, Seed: 1,
 			DialUDP: func() (*net.UDPConn, error) {
 				a, _ := net.ResolveUDPAddr("udp", addr)
 				return net.DialUDP("udp", nil, a)
@@ -73,9 +82,18 @@ func TestAgainstMemcached(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("binary=%v: %s", binary, rep)
+		t.Logf("%s: %s", tc.name, rep)
 		if rep.Replies == 0 || rep.HitRatio != 1 || rep.Errors != 0 {
-			t.Errorf("binary=%v: %s", binary, rep)
+			t.Errorf("%s: %s", tc.name, rep)
+		}
+		if tc.rate > 0 {
+			// Pacing, not speed: the client sends on a schedule, so the
+			// count is the schedule's whatever the machine does (it can
+			// only fall short, by the requests due after the deadline).
+			want := tc.rate * cfg.Duration.Seconds()
+			if float64(rep.Requests) > want*1.02 || float64(rep.Requests) < want*0.8 {
+				t.Errorf("%s: %d requests, want about %.0f", tc.name, rep.Requests, want)
+			}
 		}
 	}
 }

@@ -1,0 +1,110 @@
+package bpf
+
+import (
+	"bytes"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestConcurrentReadsSeeWholeItems races GET hits on two threads against
+// fills of other values into the same bucket on a third. Hits copy an item's
+// bytes outside the bucket lock and keep the copy only if the bucket's
+// version did not move (struct item in structs.h). Every value is one letter
+// repeated; a reply mixing letters, or with a length or flags from another
+// fill, is a torn read. (Removing the version check makes this fail.)
+func TestConcurrentReadsSeeWholeItems(t *testing.T) {
+	const (
+		vlen   = 1000 // long copies widen the window a torn read needs
+		rounds = 8000
+	)
+	h := newHarness(t, func(s *Settings) { s.Entries = 2 })
+	f := v4flow()
+	// Two items that differ in every byte, in their lengths and in
+	// their flags; a fill alternates between them.
+	type fillPkts struct{ invalidate, get, reply []byte }
+	items := [2][]byte{
+		asciiItem("k", 1, bytes.Repeat([]byte("a"), vlen), nil),
+		asciiItem("k", 22, bytes.Repeat([]byte("b"), vlen-9), nil),
+	}
+	var fills [64]fillPkts
+	for i := range fills {
+		id := uint16(1000 + i)
+		fills[i] = fillPkts{
+			invalidate: f.tcpToServer(t, uint32(i), []byte("delete k\r\n")),
+			get:        f.udpToServer(t, frame(id, getLine("get", "k"))),
+			reply:      f.udpToClient(t, frame(id, append(items[i%2], "END\r\n"...))),
+		}
+	}
+	readPkt := f.udpToServer(t, frame(7, getLine("get", "k")))
+	var whole [2][]byte
+	for i := range whole {
+		whole[i] = append(frame(7, items[i]), "END\r\n"...)
+	}
+
+	var stop atomic.Bool
+	var hits, torn atomic.Int64
+	var firstTorn atomic.Value
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			for !stop.Load() {
+				ret, out, err := runProg(h.c.XDP, readPkt)
+				if err != nil {
+					errc <- err
+					return
+				}
+				if ret != xdpTX {
+					continue
+				}
+				hits.Add(1)
+				if !bytes.HasSuffix(out, whole[0]) && !bytes.HasSuffix(out, whole[1]) {
+					torn.Add(1)
+					firstTorn.CompareAndSwap(nil, string(out))
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer stop.Store(true)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for i := range rounds {
+			p := fills[i%len(fills)]
+			for _, pkt := range [][]byte{p.invalidate, p.get} {
+				if _, _, err := runProg(h.c.XDP, pkt); err != nil {
+					errc <- err
+					return
+				}
+			}
+			if _, _, err := runProg(h.c.TC, p.reply); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	filled := h.stats().Get(StatFills)
+	t.Logf("%d fills, %d hits, %d torn", filled, hits.Load(), torn.Load())
+	if filled < rounds/2 {
+		t.Fatalf("only %d of %d fills took: the race was not exercised; stats %v", filled, rounds, h.stats().Named())
+	}
+	if hits.Load() == 0 {
+		t.Fatal("no GET hit while fills ran: the race was not exercised")
+	}
+	if n := torn.Load(); n > 0 {
+		t.Fatalf("%d torn replies, first:\n%q", n, firstTorn.Load())
+	}
+}
