@@ -7,3 +7,4 @@ package bpf
 //go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" tc c/tc_fill.c -- -I/usr/include/x86_64-linux-gnu
 //go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -type ocfg -type ostate -type ogen -type oentry -type ochunk_key -type ochunk -type oticket_key -type oticket -type ottl -type oallow_key xdpoff c/xdp_offload.c -- -I/usr/include/x86_64-linux-gnu
 //go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -type relay_cfg tcrelay c/tc_relay.c -- -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -type tap_cfg replytap c/reply_tap.c -- -I/usr/include/x86_64-linux-gnu

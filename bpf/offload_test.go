@@ -521,4 +521,3 @@ func TestOffloadKeyHashMatchesProgram(t *testing.T) {
 	}
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/xdpcache/xdpcache/bpf"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
@@ -36,6 +38,11 @@ type Config struct {
 	Seed      uint64
 	DialUDP   func() (*net.UDPConn, error)
 	DialTCP   func() (net.Conn, error) // for Populate
+	// Tap, if set, receives the replies instead of the sockets: its XDP
+	// program, attached to the client's interface, summarises each reply
+	// and drops it, so the client spends no CPU on the receive stack. Replies
+	// are then classified (hit, miss, other) but their keys not checked.
+	Tap *bpf.ReplyTap
 }
 
 // Report is what a run measured.
@@ -194,6 +201,7 @@ type inflight struct {
 	sent time.Time
 	key  int
 	live bool
+	kind bpf.TapKind // reply tap: what the reply's first datagram said
 }
 
 func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []string) (Report, []time.Duration, error) {
@@ -210,6 +218,17 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(idx)))
 	window := cfg.Window
+	var tap *bpf.TapReader
+	if cfg.Tap != nil {
+		la, ok := conn.LocalAddr().(*net.UDPAddr)
+		if !ok {
+			return Report{}, nil, fmt.Errorf("socket %d: local address %v", idx, conn.LocalAddr())
+		}
+		if tap, err = cfg.Tap.Open(uint16(la.Port)); err != nil {
+			return Report{}, nil, fmt.Errorf("socket %d: %w", idx, err)
+		}
+		defer tap.Close()
+	}
 	slots := make([]inflight, 65536) // by request id
 	var rep Report
 	var lats []time.Duration
@@ -304,33 +323,15 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 		if interval > 0 && inFlight < window {
 			wait = min(wait, max(time.Until(due), 20*time.Microsecond))
 		}
-		conn.SetReadDeadline(time.Now().Add(wait))
-		m, err := bc.ReadBatch(in, 0)
-		if err != nil {
-			var ne net.Error
-			if !(errors.As(err, &ne) && ne.Timeout()) {
-				return rep, lats, fmt.Errorf("receive: %w", err)
-			}
-			m = 0
-		}
-		rnow := time.Now()
-		for i := range m {
-			b := in[i].Buffers[0][:in[i].N]
-			if len(b) < 8 {
-				rep.Errors++
-				continue
-			}
-			id := binary.BigEndian.Uint16(b)
+		// complete settles request id's reply; a late reply to a request
+		// already counted as timed out is ignored.
+		var rnow time.Time
+		complete := func(id uint16, hit, ok bool) {
 			s := &slots[id]
 			if !s.live {
-				continue // late reply to a request counted as timed out
+				return
 			}
-			hit, ok := parseReply(b[8:], cfg.Binary, keys[s.key])
 			if !ok {
-				// a reply split over datagrams: count once at its end
-				if !cfg.Binary && len(b) > 8 && !strings.HasSuffix(string(b[8:]), "END\r\n") {
-					continue
-				}
 				rep.Errors++
 			}
 			s.live = false
@@ -340,6 +341,52 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 				rep.Hits++
 			}
 			lats = append(lats, rnow.Sub(s.sent))
+		}
+		if tap != nil {
+			if err := receiveTap(tap, time.Now().Add(wait), batch*4, func(r bpf.TapRecord) {
+				rnow = time.Now()
+				s := &slots[r.ReqID]
+				if r.Seq == 0 {
+					s.kind = r.Kind
+				}
+				if r.Total > 0 && r.Seq+1 < r.Total {
+					return // a reply split over datagrams: count once at its end
+				}
+				complete(r.ReqID, s.kind == bpf.TapHit, s.kind != bpf.TapOther)
+			}); err != nil {
+				return rep, lats, err
+			}
+			if rnow.IsZero() {
+				rnow = time.Now()
+			}
+		} else {
+			conn.SetReadDeadline(time.Now().Add(wait))
+			m, err := bc.ReadBatch(in, 0)
+			if err != nil {
+				var ne net.Error
+				if !(errors.As(err, &ne) && ne.Timeout()) {
+					return rep, lats, fmt.Errorf("receive: %w", err)
+				}
+				m = 0
+			}
+			rnow = time.Now()
+			for i := range m {
+				b := in[i].Buffers[0][:in[i].N]
+				if len(b) < 8 {
+					rep.Errors++
+					continue
+				}
+				id := binary.BigEndian.Uint16(b)
+				if !slots[id].live {
+					continue
+				}
+				hit, ok := parseReply(b[8:], cfg.Binary, keys[slots[id].key])
+				// a reply split over datagrams: count once at its end
+				if !ok && !cfg.Binary && len(b) > 8 && !strings.HasSuffix(string(b[8:]), "END\r\n") {
+					continue
+				}
+				complete(id, hit, ok)
+			}
 		}
 		// Expire lost requests now and then.
 		if rnow.Sub(lastSweep) > cfg.Timeout/4 {
@@ -354,6 +401,22 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 		}
 	}
 	return rep, lats, nil
+}
+
+// receiveTap hands fn the records waiting on the socket's reply tap, at most
+// max, waiting until deadline for the first.
+func receiveTap(tap *bpf.TapReader, deadline time.Time, max int, fn func(bpf.TapRecord)) error {
+	for n := 0; n < max && (n == 0 || tap.Pending()); n++ {
+		r, err := tap.Read(deadline)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("receive (reply tap): %w", err)
+		}
+		fn(r)
+	}
+	return nil
 }
 
 func appendRequest(b []byte, binaryProto bool, key string, opaque uint32) []byte {

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
 
 func TestZipf(t *testing.T) {
@@ -107,5 +111,59 @@ func TestWriteChart(t *testing.T) {
 	b, err := os.ReadFile(path)
 	if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
 		t.Fatalf("not a PNG: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestReplyTapMatchesSockets runs the same schedule of GETs (same seed,
+// fixed rate) against memcached in a namespace pair twice: receiving through
+// the sockets, then through the reply tap on the client's veth end. Half the
+// keys are absent, so both hits and misses are classified; the two runs
+// must agree, and the tap must lose nothing.
+func TestReplyTapMatchesSockets(t *testing.T) {
+	lab, m := labtest.Start(t)
+	addr := netip.AddrPortFrom(m.Addr, m.Port)
+	tap, err := bpf.LoadReplyTap(m.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tap.Close()
+	labtest.PassOnClient(t, lab)
+	cfg := Config{Keys: 500, KeySize: 16, ValueSize: 32, Zipf: 0.99, Sockets: 2, Window: 32, Seed: 3,
+		Rate: 4000, Duration: time.Second,
+		DialUDP: func() (*net.UDPConn, error) { return lab.Client.DialUDP(addr) },
+		DialTCP: func() (net.Conn, error) { return lab.Client.DialTCP(addr, 2*time.Second) }}
+	if err := Populate(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Keys = 1000 // keys 500..999 are absent
+	for _, binary := range []bool{false, true} {
+		cfg := cfg
+		cfg.Binary = binary
+		viaSockets, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.Client.AttachXDP(tap.Program()); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Tap = tap
+		viaTap, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		labtest.PassOnClient(t, lab)
+		t.Logf("binary=%v sockets: %s", binary, viaSockets)
+		t.Logf("binary=%v tap:     %s", binary, viaTap)
+		for _, r := range []Report{viaSockets, viaTap} {
+			if r.Replies < r.Requests*9/10 || r.Errors != 0 || r.HitRatio <= 0.5 || r.HitRatio >= 1 {
+				t.Errorf("binary=%v: %s", binary, r)
+			}
+		}
+		if d := viaTap.HitRatio - viaSockets.HitRatio; d > 0.03 || d < -0.03 {
+			t.Errorf("binary=%v: hit ratio %.3f through the tap, %.3f through the sockets", binary, viaTap.HitRatio, viaSockets.HitRatio)
+		}
+	}
+	if lost, err := tap.Lost(); err != nil || lost != 0 {
+		t.Errorf("tap lost %d replies (%v)", lost, err)
 	}
 }

@@ -238,7 +238,8 @@ func (m *Memcached) Stop() {
 // AttachXDPPass attaches a program that only returns XDP_PASS to the
 // namespace's veth end, in native mode. veth delivers frames its peer sends
 // back with XDP_TX only to an end that runs XDP itself; clients on the far
-// end of a veth need this to receive replies from a native-mode xdpcache.
+// end of a veth need this (or another XDP program, see AttachXDP) to receive
+// replies from a native-mode xdpcache.
 func (ns NS) AttachXDPPass() error {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()}})
@@ -246,13 +247,19 @@ func (ns NS) AttachXDPPass() error {
 		return fmt.Errorf("load an XDP_PASS program: %w", err)
 	}
 	defer prog.Close() // the attachment holds its own reference
+	return ns.AttachXDP(prog)
+}
+
+// AttachXDP attaches prog to the namespace's veth end in native mode,
+// replacing what is there.
+func (ns NS) AttachXDP(prog *ebpf.Program) error {
 	return ns.Do(func() error {
 		lk, err := netlink.LinkByName(ns.Iface)
 		if err != nil {
 			return err
 		}
 		if err := netlink.LinkSetXdpFdWithFlags(lk, prog.FD(), unix.XDP_FLAGS_DRV_MODE); err != nil {
-			return fmt.Errorf("attach XDP_PASS to %s: %w", ns.Iface, err)
+			return fmt.Errorf("attach XDP to %s: %w", ns.Iface, err)
 		}
 		return nil
 	})
