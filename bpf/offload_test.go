@@ -520,4 +520,3 @@ func TestOffloadKeyHashMatchesProgram(t *testing.T) {
 		}
 	}
 }
-
