@@ -25,6 +25,9 @@ type Check struct {
 	Reason string      `json:"reason"`
 	Fix    string      `json:"fix,omitempty"`
 	Modes  []Mode      `json:"modes,omitempty"`
+	// Silent: the kernel would accept the attach, and the cache would then
+	// lose what it sends, so asking for the mode explicitly does not help.
+	Silent bool `json:"silent,omitempty"`
 }
 
 // Blocks reports whether this check rules mode m out.
@@ -204,7 +207,7 @@ func vethPeerCheck(p *VethPeer) Check {
 		return Check{ID: "veth-peer", Status: Pass,
 			Reason: fmt.Sprintf("the veth peer %s%s runs XDP (%s), so XDP_TX replies reach it", name, where, p.XDP)}
 	default:
-		return Check{ID: "veth-peer", Status: Fail, Modes: []Mode{ModeNative},
+		return Check{ID: "veth-peer", Status: Fail, Modes: []Mode{ModeNative}, Silent: true,
 			Reason: fmt.Sprintf("the veth peer %s%s runs no XDP program, so %s", name, where, dropped),
 			Fix:    peerXDPFix(p, name)}
 	}

@@ -97,7 +97,9 @@ func planModes(o *DeployOptions) ([]Mode, []Attempt, *Report, error) {
 		switch {
 		case s.Usable:
 			modes = append(modes, s.Mode)
-		case explicit && s.Mode != ModeOffload:
+		case explicit && s.Mode != ModeOffload && !s.Final:
+			// The probe may be wrong (an old nicdb entry, a driver that
+			// reports less than it does): try what was asked for.
 			modes = append(modes, s.Mode)
 			o.logf("probe warns about %s mode: %s (trying it as asked)", s.Mode, s.Reason)
 		default:

@@ -403,3 +403,22 @@ func TestAutoFollowsTheVethPeersXDP(t *testing.T) {
 		})
 	}
 }
+
+// TestExplicitNativeRefusedWhenThePeerDropsReplies: asked for native mode by
+// name on a veth whose peer runs no XDP program, deploy refuses — the kernel
+// would accept the attach and every reply the cache sends would be lost —
+// says how to fix it, and leaves nothing behind.
+func TestExplicitNativeRefusedWhenThePeerDropsReplies(t *testing.T) {
+	lab, _ := newLab(t)
+	root := testPinRoot(t)
+	_, err := deployIn(t, lab.Server, DeployOptions{Iface: lab.Server.Iface, Mode: "native", Settings: testSettings(), PinRoot: root})
+	if err == nil {
+		t.Fatal("native mode attached although the veth peer runs no XDP program")
+	}
+	for _, want := range []string{"runs no XDP program", lab.Client.Iface, "--mode generic"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	assertClean(t, lab.Server, root)
+}

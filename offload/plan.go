@@ -2,6 +2,7 @@ package offload
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/xdpcache/xdpcache/nicdb"
 )
@@ -11,6 +12,9 @@ type PlanStep struct {
 	Mode   Mode   `json:"mode"`
 	Usable bool   `json:"usable"`
 	Reason string `json:"reason"`
+	// Final: not usable even when asked for by name (a check found the
+	// attach would succeed and the cache then lose its replies).
+	Final bool `json:"final,omitempty"`
 }
 
 // Plan is the mode deploy would choose, and why.
@@ -47,6 +51,9 @@ func Decide(r *Report, checks []Check, o DecideOptions) Plan {
 		}
 		return "", false
 	}
+	silent := func(m Mode) bool {
+		return slices.ContainsFunc(checks, func(c Check) bool { return c.Silent && c.Blocks(m) })
+	}
 	step := func(m Mode) PlanStep {
 		switch m {
 		case ModeOffload:
@@ -58,7 +65,7 @@ func Decide(r *Report, checks []Check, o DecideOptions) Plan {
 				ok = r.NICDB != nil && kerr == nil && r.NICDB.NativeAt(kv)
 				src = fmt.Sprintf("nicdb: %s has native XDP on this kernel", r.Driver)
 				if !ok {
-					return PlanStep{m, false, fmt.Sprintf("the kernel does not report XDP features and nicdb does not list native XDP for %q on %s", r.Driver, r.Kernel.Version)}
+					return PlanStep{Mode: m, Usable: false, Reason: fmt.Sprintf("the kernel does not report XDP features and nicdb does not list native XDP for %q on %s", r.Driver, r.Kernel.Version)}
 				}
 			}
 			if !ok {
@@ -66,20 +73,20 @@ func Decide(r *Report, checks []Check, o DecideOptions) Plan {
 				if r.Driver != "" {
 					who = "the " + r.Driver + " driver"
 				}
-				return PlanStep{m, false, who + " has no native XDP (netdev xdp-features lacks basic)"}
+				return PlanStep{Mode: m, Usable: false, Reason: who + " has no native XDP (netdev xdp-features lacks basic)"}
 			}
 			if why, b := blocked(m); b {
-				return PlanStep{m, false, why}
+				return PlanStep{Mode: m, Reason: why, Final: silent(m)}
 			}
-			return PlanStep{m, true, src}
+			return PlanStep{Mode: m, Usable: true, Reason: src}
 		default:
 			if o.NoGeneric && (o.Requested == "" || o.Requested == "auto") {
-				return PlanStep{m, false, "--no-generic: generic mode is not allowed"}
+				return PlanStep{Mode: m, Usable: false, Reason: "--no-generic: generic mode is not allowed"}
 			}
 			if why, b := blocked(m); b {
-				return PlanStep{m, false, why}
+				return PlanStep{Mode: m, Reason: why, Final: silent(m)}
 			}
-			return PlanStep{m, true, "generic mode works on every device"}
+			return PlanStep{Mode: m, Usable: true, Reason: "generic mode works on every device"}
 		}
 	}
 	p := Plan{Requested: o.Requested}
@@ -120,16 +127,16 @@ func offloadStep(r *Report, o DecideOptions, kv nicdb.KernelVersion, kvOK bool, 
 	case d != nil && d.Maps:
 		src = fmt.Sprintf("the device holds offloaded maps (measured: %d entries of %d bytes)", d.MaxEntries, d.ElemBytes)
 	case d != nil && advertised:
-		return PlanStep{m, false, src + ", but it refused an offloaded map: " + d.Reason}
+		return PlanStep{Mode: m, Usable: false, Reason: src + ", but it refused an offloaded map: " + d.Reason}
 	case !advertised:
-		return PlanStep{m, false, "the device does not offer XDP hardware offload"}
+		return PlanStep{Mode: m, Usable: false, Reason: "the device does not offer XDP hardware offload"}
 	}
 	if d != nil && d.MaxEntries > 0 && o.Entries > d.MaxEntries {
-		return PlanStep{m, false, fmt.Sprintf("%d cache entries do not fit the device's maps (at most %d measured): use --entries %d or less for offload",
+		return PlanStep{Mode: m, Usable: false, Reason: fmt.Sprintf("%d cache entries do not fit the device's maps (at most %d measured): use --entries %d or less for offload",
 			o.Entries, d.MaxEntries, d.MaxEntries)}
 	}
 	if why, b := blocked(m); b {
-		return PlanStep{m, false, why}
+		return PlanStep{Mode: m, Usable: false, Reason: why}
 	}
-	return PlanStep{m, true, src}
+	return PlanStep{Mode: m, Usable: true, Reason: src}
 }
