@@ -10,6 +10,7 @@
 #include <bpf/bpf_endian.h>
 #include "include/structs.h"
 #include "include/parse.h"
+#include "include/counters.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -70,19 +71,7 @@ struct {
 	__array(values, struct tap_ring);
 } tap_rings SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, TAP_STAT_MAX);
-} tap_stats SEC(".maps");
-
-static __always_inline void tap_count(__u32 id)
-{
-	__u64 *v = bpf_map_lookup_elem(&tap_stats, &id);
-	if (v)
-		*v += 1;
-}
+PERCPU_COUNTERS(tap_stats, TAP_STAT_MAX, tap_count)
 
 /* The reply's kind from the first len payload bytes after the frame header
  * (len from the IP header: short frames may be padded). */

@@ -13,6 +13,7 @@
 #include "include/parse.h"
 #include "include/text.h"
 #include "include/offload.h"
+#include "include/counters.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -37,19 +38,7 @@ enum relay_stat {
 	RELAY_STAT_MAX,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, RELAY_STAT_MAX);
-} relay_stats SEC(".maps");
-
-static __always_inline void rstat_inc(__u32 id)
-{
-	__u64 *v = bpf_map_lookup_elem(&relay_stats, &id);
-	if (v)
-		*v += 1;
-}
+PERCPU_COUNTERS(relay_stats, RELAY_STAT_MAX, rstat_inc)
 
 SEC("tc")
 int xdpcache_tc_relay(struct __sk_buff *skb)
