@@ -43,6 +43,8 @@ type TapRecord struct {
 
 const tapRecordSize = 8 // struct tap_record
 
+const tapStatRingFull = uint32(1) // enum tap_stat: TAP_RING_FULL
+
 // tapMaxSockets is tap_rings' and tap_ports' size.
 const tapMaxSockets = 256
 
@@ -73,7 +75,7 @@ func (t *ReplyTap) Close() error { return t.objs.Close() }
 // Lost is how many replies were dropped because a socket's ring was full.
 func (t *ReplyTap) Lost() (uint64, error) {
 	var per []uint64
-	if err := t.objs.TapStats.Lookup(uint32(1), &per); err != nil { // TAP_RING_FULL
+	if err := t.objs.TapStats.Lookup(tapStatRingFull, &per); err != nil {
 		return 0, fmt.Errorf("reply tap stats: %w", err)
 	}
 	var n uint64

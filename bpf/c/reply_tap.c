@@ -118,11 +118,10 @@ int reply_tap(struct xdp_md *ctx)
 		.req_id = (fh[0] << 8) | fh[1],
 		.seq = (fh[2] << 8) | fh[3],
 		.total = (fh[4] << 8) | fh[5],
-		.kind = reply_kind(fh + 8, data_end, p.pl_len - 8),
 	};
 	/* Only the first datagram of a reply starts with VALUE/END/a header. */
-	if (rec.seq != 0)
-		rec.kind = TAP_OTHER;
+	if (rec.seq == 0)
+		rec.kind = reply_kind(fh + 8, data_end, p.pl_len - 8);
 	if (bpf_ringbuf_output(ring, &rec, sizeof(rec), 0)) {
 		tap_count(TAP_RING_FULL);
 		return XDP_DROP; /* the load generator counts it as lost */

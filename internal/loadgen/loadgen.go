@@ -261,6 +261,36 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 	}
 	due := start
 	held := false // a due request waited for the window
+	// complete settles request id's reply, received at rnow; a late reply
+	// to a request already counted as timed out is ignored.
+	var rnow time.Time
+	complete := func(id uint16, hit, ok bool) {
+		s := &slots[id]
+		if !s.live {
+			return
+		}
+		if !ok {
+			rep.Errors++
+		}
+		s.live = false
+		inFlight--
+		rep.Replies++
+		if hit {
+			rep.Hits++
+		}
+		lats = append(lats, rnow.Sub(s.sent))
+	}
+	onRecord := func(r bpf.TapRecord) { // a reply tap's record
+		rnow = time.Now()
+		s := &slots[r.ReqID]
+		if r.Seq == 0 {
+			s.kind = r.Kind
+		}
+		if r.Total > 0 && r.Seq+1 < r.Total {
+			return // a reply split over datagrams: count once at its end
+		}
+		complete(r.ReqID, s.kind == bpf.TapHit, s.kind != bpf.TapOther)
+	}
 	for {
 		now := time.Now()
 		sending := now.Before(deadline) && ctx.Err() == nil
@@ -323,37 +353,9 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 		if interval > 0 && inFlight < window {
 			wait = min(wait, max(time.Until(due), 20*time.Microsecond))
 		}
-		// complete settles request id's reply; a late reply to a request
-		// already counted as timed out is ignored.
-		var rnow time.Time
-		complete := func(id uint16, hit, ok bool) {
-			s := &slots[id]
-			if !s.live {
-				return
-			}
-			if !ok {
-				rep.Errors++
-			}
-			s.live = false
-			inFlight--
-			rep.Replies++
-			if hit {
-				rep.Hits++
-			}
-			lats = append(lats, rnow.Sub(s.sent))
-		}
 		if tap != nil {
-			if err := receiveTap(tap, time.Now().Add(wait), batch*4, func(r bpf.TapRecord) {
-				rnow = time.Now()
-				s := &slots[r.ReqID]
-				if r.Seq == 0 {
-					s.kind = r.Kind
-				}
-				if r.Total > 0 && r.Seq+1 < r.Total {
-					return // a reply split over datagrams: count once at its end
-				}
-				complete(r.ReqID, s.kind == bpf.TapHit, s.kind != bpf.TapOther)
-			}); err != nil {
+			rnow = time.Time{}
+			if err := receiveTap(tap, time.Now().Add(wait), batch*4, onRecord); err != nil {
 				return rep, lats, err
 			}
 			if rnow.IsZero() {
