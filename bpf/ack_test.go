@@ -44,7 +44,7 @@ func TestAckInvalidates(t *testing.T) {
 			h := newHarness(t, nil) // WriteHold 0: only rule A protects
 			reader, writer := v4flow(), v4flow()
 			writer.cport++
-			h.xdp(writer.tcpToServer(t, 1, tc.mutation))
+			h.tcp(writer, 1, tc.mutation)
 			h.fillASCII(reader, "k", 0, []byte("old"), nil) // memcached answered before applying
 			h.getHit(reader, "get", "k")
 
@@ -73,7 +73,7 @@ func TestAckInvalidatesOnlyTheWritersFlow(t *testing.T) {
 	reader, writer, other := v4flow(), v4flow(), v4flow()
 	writer.cport++
 	other.cport += 2
-	h.xdp(writer.tcpToServer(t, 1, []byte("set k 0 0 3\r\nnew\r\n")))
+	h.tcp(writer, 1, []byte("set k 0 0 3\r\nnew\r\n"))
 	h.tc(other.tcpToClient(t, 1, []byte("STORED\r\n")))
 	h.tc(writer.tcpToClient(t, 1, []byte("STORED\r\n"))) // the acknowledgement
 	h.fillASCII(reader, "k", 0, []byte("new"), nil)
@@ -90,6 +90,7 @@ func TestAckLogFull(t *testing.T) {
 	reader, writer := v4flow(), v4flow()
 	writer.cport++
 	seq := uint32(1)
+	h.conn(writer, seq)
 	for i := range ackSlots + 1 {
 		cmd := []byte("delete k" + string(rune('a'+i)) + "\r\n")
 		h.xdp(writer.tcpToServer(t, seq, cmd))

@@ -108,7 +108,9 @@ func benchCases(tb testing.TB) (*harness, []benchCase) {
 			return f.udpToServer(tb, frame(7, binReq(0x0c, "bin:0123456789ab", nil, nil, 1)))
 		}, true},
 		{"TCP SET invalidation", xdp, func(*harness) []byte {
-			return f.tcpToServer(tb, 1, []byte("set other:0123456 0 0 32\r\n"+strings.Repeat("s", 32)+"\r\n"))
+			// SYN with data (TCP Fast Open): every run starts the
+			// connection afresh and reads the command
+			return f.tcpSyn(tb, 0, []byte("set other:0123456 0 0 32\r\n"+strings.Repeat("s", 32)+"\r\n"))
 		}, false},
 		{"TC egress fill (no ticket)", tc, fill, false},
 	}

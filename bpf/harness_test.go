@@ -51,6 +51,21 @@ func newHarness(t testing.TB, mod func(*Settings)) *harness {
 
 func (h *harness) nextID() uint16 { h.reqID++; return h.reqID }
 
+// conn opens a TCP connection as XDP sees it (a SYN): its first byte will
+// have sequence number seq. XDP reads a connection's commands only from its
+// start (mutate.h).
+func (h *harness) conn(f flow, seq uint32) {
+	h.t.Helper()
+	h.xdp(f.tcpSyn(h.t, seq-1, nil))
+}
+
+// tcp opens a connection and sends its first segment.
+func (h *harness) tcp(f flow, seq uint32, payload []byte) (uint32, []byte) {
+	h.t.Helper()
+	h.conn(f, seq)
+	return h.xdp(f.tcpToServer(h.t, seq, payload))
+}
+
 func (h *harness) xdp(pkt []byte) (uint32, []byte) {
 	h.t.Helper()
 	ret, out, err := runProg(h.c.XDP, pkt)

@@ -1,8 +1,10 @@
 package bpf
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,6 +47,7 @@ func TestASCIIMutationsInvalidate(t *testing.T) {
 				payload := []byte(fmt.Sprintf(c.line, "victim"))
 				var pkt []byte
 				if proto == "tcp" {
+					h.conn(f, 1000)
 					pkt = f.tcpToServer(t, 1000, payload)
 				} else {
 					pkt = f.udpToServer(t, frame(h.nextID(), payload))
@@ -64,7 +67,7 @@ func TestReadsDoNotInvalidate(t *testing.T) {
 	f := v4flow()
 	h.fillASCII(f, "k", 0, []byte("v"), nil)
 	for _, line := range []string{"get k\r\n", "gets k\r\n", "mg k v\r\n", "stats\r\n", "version\r\n"} {
-		h.xdp(f.tcpToServer(t, 1, []byte(line)))
+		h.tcp(f, 1, []byte(line))
 	}
 	h.getHit(f, "get", "k")
 }
@@ -76,7 +79,7 @@ func TestFlushAll(t *testing.T) {
 			f := v4flow()
 			h.fillASCII(f, "a", 0, []byte("1"), nil)
 			h.fillASCII(f, "b", 0, []byte("2"), nil)
-			if n := h.statDelta(StatFlushes, func() { h.xdp(f.tcpToServer(t, 5, []byte(line))) }); n != 1 {
+			if n := h.statDelta(StatFlushes, func() { h.tcp(f, 5, []byte(line)) }); n != 1 {
 				t.Fatalf("flushes +%d", n)
 			}
 			h.expectMiss(f, "a")
@@ -86,7 +89,7 @@ func TestFlushAll(t *testing.T) {
 	// A delayed flush also refuses fills until its time has passed.
 	h := newHarness(t, nil)
 	f := v4flow()
-	h.xdp(f.tcpToServer(t, 5, []byte("flush_all 30\r\n")))
+	h.tcp(f, 5, []byte("flush_all 30\r\n"))
 	id := h.nextID()
 	h.getMiss(f, id, "get", "late")
 	if n := h.statDelta(StatFillHeld, func() {
@@ -96,25 +99,67 @@ func TestFlushAll(t *testing.T) {
 	}
 }
 
-func TestUnreadableMutationFlushes(t *testing.T) {
-	for _, tail := range []string{"delete vic", "set vic", "se", "flush_a", "gat 10 a ", "incr"} {
-		t.Run(tail, func(t *testing.T) {
+// TestCommandSplitAcrossSegments: a command line cut by a segment end is
+// read whole once its rest arrives (memcached runs it only then), so the key
+// is invalidated precisely, without a flush.
+func TestCommandSplitAcrossSegments(t *testing.T) {
+	for _, tc := range []struct{ head, tail string }{
+		{"get x\r\ndelete vic", "tim\r\n"},
+		{"get x\r\nset vic", "tim 0 0 1\r\nx\r\n"},
+		{"se", "t victim 0 0 1\r\nx\r\n"},
+		{"gat 10 a ", "victim\r\n"},
+		{"incr", " victim 1\r\n"},
+		{"mg victim v", " T30\r\n"},
+		{"set victim 0 0 1\r", "\nx\r\n"},
+	} {
+		t.Run(tc.head, func(t *testing.T) {
 			h := newHarness(t, nil)
 			f := v4flow()
+			h.fillASCII(f, "victim", 0, []byte("v"), nil)
 			h.fillASCII(f, "k", 0, []byte("v"), nil)
-			// the segment ends inside a mutating command: its key is in the next segment
-			if n := h.statDelta(StatFlushUnreadable, func() { h.xdp(f.tcpToServer(t, 1, []byte("get x\r\n"+tail))) }); n != 1 {
-				t.Fatalf("flush_unreadable +%d", n)
+			h.tcp(f, 1, []byte(tc.head))
+			h.getHit(f, "get", "victim") // nothing complete yet: memcached has not run it
+			if n := h.statDelta(StatFlushes, func() { h.xdp(f.tcpToServer(t, 1+uint32(len(tc.head)), []byte(tc.tail))) }); n != 0 {
+				t.Fatalf("flushes +%d, want a precise invalidation", n)
 			}
-			h.expectMiss(f, "k")
+			h.expectMiss(f, "victim")
+			h.getHit(f, "get", "k")
 		})
 	}
-	// Continuation segments (value bytes) that do not look like commands are harmless.
+	// Data blocks that look like commands are data: nothing is invalidated.
 	h := newHarness(t, nil)
 	f := v4flow()
 	h.fillASCII(f, "k", 0, []byte("v"), nil)
-	h.xdp(f.tcpToServer(t, 1, []byte("xxxxxxxxxxxxxxxxx\r\n")))
+	h.tcp(f, 1, []byte("set other 0 0 10\r\ndelete k\r\n\r\n"))
 	h.getHit(f, "get", "k")
+}
+
+// TestUnknownConnectionsConservative: a connection whose start XDP never saw
+// (opened before the deployment) cannot be read exactly: a binary or
+// unknown one flushes on every segment, an ASCII one that lost bytes has
+// every line read and data lengths ignored.
+func TestUnknownConnectionsConservative(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	if n := h.statDelta(StatFlushUnsynced, func() { h.xdp(f.tcpToServer(t, 1, []byte("xxxxxxxxxxxxxxxxx\r\n"))) }); n != 1 {
+		t.Fatalf("segment of an unknown connection: flush_unsynced +%d", n)
+	}
+	h.expectMiss(f, "k")
+
+	// An ASCII connection that skips bytes: lines are still read, a set's
+	// length no longer trusted.
+	h2 := newHarness(t, nil)
+	g := v4flow()
+	h2.fillASCII(g, "victim", 0, []byte("v"), nil)
+	h2.fillASCII(g, "k", 0, []byte("v"), nil)
+	h2.tcp(g, 1, []byte("get x\r\n"))
+	h2.xdp(g.tcpToServer(t, 100, []byte("get y\r\n"))) // 92 bytes missed: flush
+	h2.fillASCII(g, "k", 0, []byte("v"), nil)
+	h2.fillASCII(g, "victim", 0, []byte("v"), nil)
+	h2.xdp(g.tcpToServer(t, 107, []byte("set z 0 0 10\r\ndelete victim\r\n")))
+	h2.expectMiss(g, "victim")
+	h2.getHit(g, "get", "k")
 }
 
 func TestBinaryMutationsInvalidate(t *testing.T) {
@@ -146,7 +191,7 @@ func TestBinaryMutationsInvalidate(t *testing.T) {
 				if proto == "udp" {
 					h.xdp(f.udpToServer(t, frame(h.nextID(), req)))
 				} else {
-					h.xdp(f.tcpToServer(t, 77, req))
+					h.tcp(f, 77, req)
 				}
 				h.expectMiss(f, "victim")
 				h.getHit(f, "get", "bystander")
@@ -167,6 +212,7 @@ func TestBinaryTCPFollowsLargeValues(t *testing.T) {
 	}
 	stream := append(binReq(0x01, "big", make([]byte, 8), value, 1), binReq(0x04, "victim", nil, nil, 2)...)
 	seq := uint32(5000)
+	h.conn(f, seq)
 	for off := 0; off < len(stream); off += 1400 {
 		end := min(off+1400, len(stream))
 		h.xdp(f.tcpToServer(t, seq+uint32(off), stream[off:end]))
@@ -188,7 +234,7 @@ func TestStaleFillRefused(t *testing.T) {
 	// (a) GET passes, then a SET arrives, then memcached's (old) reply leaves.
 	id := h.nextID()
 	h.getMiss(f, id, "get", "k")
-	h.xdp(f.tcpToServer(t, 1, []byte("set k 0 0 3\r\nnew\r\n")))
+	h.tcp(f, 1, []byte("set k 0 0 3\r\nnew\r\n"))
 	if n := h.statDelta(StatFillStale, func() {
 		h.tc(f.udpToClient(t, frame(id, append(asciiItem("k", 0, []byte("old"), nil), "END\r\n"...))))
 	}); n != 1 {
@@ -209,7 +255,7 @@ func TestWriteHold(t *testing.T) {
 	f := v4flow()
 	// (b) SET arrives, then a GET: memcached may still answer the GET first
 	// with the old value, so fills are held.
-	h.xdp(f.tcpToServer(t, 1, []byte("set k 0 0 3\r\nnew\r\n")))
+	h.tcp(f, 1, []byte("set k 0 0 3\r\nnew\r\n"))
 	id := h.nextID()
 	h.getMiss(f, id, "get", "k")
 	if n := h.statDelta(StatFillHeld, func() {
@@ -234,7 +280,7 @@ func TestExpiry(t *testing.T) {
 
 	// An exptime in the past (negative) means memcached holds nothing: no fill.
 	h2 := newHarness(t, nil)
-	h2.xdp(f.tcpToServer(t, 1, []byte("set gone 0 -1 1\r\nx\r\n")))
+	h2.tcp(f, 1, []byte("set gone 0 -1 1\r\nx\r\n"))
 	id := h2.nextID()
 	h2.getMiss(f, id, "get", "gone")
 	if n := h2.statDelta(StatFills, func() {
@@ -243,7 +289,7 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("filled an item whose exptime had passed")
 	}
 	// A relative exptime bounds the entry (taken a second early).
-	h2.xdp(f.tcpToServer(t, 1, []byte("set soon 0 2 1\r\nx\r\n")))
+	h2.tcp(f, 1, []byte("set soon 0 2 1\r\nx\r\n"))
 	h2.fillASCII(f, "soon", 0, []byte("x"), nil)
 	h2.getHit(f, "get", "soon")
 	time.Sleep(1100 * time.Millisecond)
@@ -279,7 +325,7 @@ func TestConcurrentFillAndInvalidate(t *testing.T) {
 		}
 	}
 	<-done
-	h.xdp(f.tcpToServer(t, 1, []byte("delete k\r\n")))
+	h.tcp(f, 1, []byte("delete k\r\n"))
 	h.expectMiss(f, "k")
 	_ = binary.BigEndian
 }
@@ -303,6 +349,7 @@ func TestFragmentedMutationsFlush(t *testing.T) {
 	f6 := v6flow()
 	h6.fillASCII(f6, "k", 0, []byte("v"), nil)
 	h6.fillASCII(f6, "other", 0, []byte("o"), nil)
+	h6.xdp(withIPv6DestOpts(t, f6.tcpSyn(t, 0, nil)))
 	h6.xdp(withIPv6DestOpts(t, f6.tcpToServer(t, 1, []byte("delete k\r\n"))))
 	h6.expectMiss(f6, "k")
 	h6.getHit(f6, "get", "other")
@@ -320,4 +367,63 @@ func withIPv6DestOpts(t *testing.T, pkt []byte) []byte {
 	out[ip6+4], out[ip6+5] = byte(plen>>8), byte(plen)
 	out = append(out, next, 0, 1, 4, 0, 0, 0, 0) // PadN option filling the header
 	return append(out, pkt[ip6+40:]...)
+}
+
+// TestLineBoundariesAsMemcached: where a command ends and the next begins is
+// memcached's decision (proto_text.c): a line it refuses reads no data block,
+// one it accepts reads exactly <bytes>+2, numbers follow strtol's rules and
+// are cut to 32 bits. Each stream is followed by "delete victim" that XDP
+// must find (or, for the bytes memcached takes as data, must not act on).
+func TestLineBoundariesAsMemcached(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stream string
+		stale  bool // victim's delete is data to memcached: victim stays cached
+	}{
+		{"too many tokens: ERROR, no data", "set k 0 0 10 x y\r\ndelete victim\r\n", false},
+		{"bad length: CLIENT_ERROR, no data", "set k 0 0 10x\r\ndelete victim\r\n", false},
+		{"bad cas unique: no data", "cas k 0 0 3 abc\r\ndelete victim\r\n", false},
+		{"negative length: no data", "set k 0 0 -1\r\ndelete victim\r\n", false},
+		{"key too long: no data", "set " + strings.Repeat("a", 251) + " 0 0 14\r\ndelete victim\r\n", false},
+		{"plus sign accepted", "set k +0 0 13\r\ndelete victim\r\n", true},
+		{"tab after a number accepted", "set k 0 0 13\t\r\ndelete victim\r\n", true},
+		{"length cut to 32 bits", "set k 0 0 4294967309\r\ndelete victim\r\n", true},
+		{"any 6th token is noreply's place", "set k 0 0 13 whatever\r\ndelete victim\r\n", true},
+		{"NUL ends the line for the tokenizer", "set k 0 0 13\x00 junk\r\ndelete victim\r\n", true},
+		{"meta set, error after the length swallows", "ms k 13 T1 T2\r\ndelete victim\r\n", true},
+		{"meta set, too many flags reads no data", "ms k 13" + strings.Repeat(" q", 18) + "\r\ndelete victim\r\n", false},
+		{"lone LF ends a line", "set k 0 0 1\nx\r\ndelete victim\n", false},
+		{"data with protocol bytes", "set k 0 0 16\r\n\x80\x01\x00\x03set z 0 0 99\r\n\r\ndelete victim\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			f := v4flow()
+			h.fillASCII(f, "victim", 0, []byte("v"), nil)
+			h.tcp(f, 1, []byte(tc.stream))
+			if tc.stale {
+				h.getHit(f, "get", "victim")
+			} else {
+				h.expectMiss(f, "victim")
+			}
+			if n := h.stats().Get(StatFlushes); n != 0 {
+				t.Errorf("%d flushes: the stream is readable exactly", n)
+			}
+		})
+	}
+}
+
+// TestBinaryLookingASCIIValue: a segment of an ASCII connection that starts
+// with 0x80 (the middle of a value) is value bytes, not a binary header.
+func TestBinaryLookingASCIIValue(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "victim", 0, []byte("v"), nil)
+	value := append([]byte{0x80, 0x01, 0x00, 0x05}, bytes.Repeat([]byte{0}, 28)...)
+	h.tcp(f, 1, []byte("set pickle 0 0 36\r\nabcd"))
+	seq := uint32(1 + len("set pickle 0 0 36\r\nabcd"))
+	h.xdp(f.tcpToServer(t, seq, append(value, "\r\ndelete victim\r\n"...)))
+	h.expectMiss(f, "victim")
+	if n := h.stats().Get(StatFlushes); n != 0 {
+		t.Errorf("%d flushes", n)
+	}
 }

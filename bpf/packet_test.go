@@ -127,6 +127,12 @@ func (f flow) tcpToServerAck(t testing.TB, seq, ack uint32, payload []byte) []by
 	return f.build(t, true, &layers.TCP{SrcPort: layers.TCPPort(f.cport), DstPort: layers.TCPPort(f.sport), Seq: seq, Ack: ack, ACK: true, PSH: true, Window: 512}, payload)
 }
 
+// tcpSyn is a client's SYN to memcached: the connection's first byte will
+// have sequence number isn+1. With a payload it carries data (TCP Fast Open).
+func (f flow) tcpSyn(t testing.TB, isn uint32, payload []byte) []byte {
+	return f.build(t, true, &layers.TCP{SrcPort: layers.TCPPort(f.cport), DstPort: layers.TCPPort(f.sport), Seq: isn, SYN: true, Window: 512}, payload)
+}
+
 // tcpToClient is memcached's TCP segment back to the client.
 func (f flow) tcpToClient(t testing.TB, seq uint32, payload []byte) []byte {
 	return f.build(t, false, &layers.TCP{SrcPort: layers.TCPPort(f.sport), DstPort: layers.TCPPort(f.cport), Seq: seq, Ack: 1, ACK: true, PSH: true, Window: 512}, payload)

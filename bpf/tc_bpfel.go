@@ -69,9 +69,15 @@ type tcFlowKey struct {
 }
 
 type tcFlowState struct {
-	_          structs.HostLayout
-	NextHdrSeq uint32
-	State      uint32
+	_        structs.HostLayout
+	NextSeq  uint32
+	Skip     uint32
+	CarryLen uint16
+	Proto    uint8
+	Sync     uint8
+	Mode     uint8
+	Pad      [7]uint8
+	Carry    [512]uint8
 }
 
 type tcGlobalState struct {
@@ -129,7 +135,7 @@ type tcScratch struct {
 	Keys       [16][256]uint8
 	Hashes     [16]uint64
 	KeyLens    [16]uint16
-	Win        [528]uint8
+	Win        [1040]uint8
 	Key        [264]uint8
 	Hdr        [136]uint8
 	Tkey       tcTicketKey
@@ -147,10 +153,27 @@ type tcScratch struct {
 	InvLogged  uint32
 	InvLog     [8]uint64
 	InvLogging uint32
+	TokOff     [24]uint16
+	TokLen     [24]uint16
+	Ntok       uint32
+	MoreTok    uint32
 	_          [4]byte
-	AckZero    tcAckLog
-	Pad2       uint32
-	_          [4]byte
+	NumU       uint64
+	Mf         struct {
+		_      structs.HostLayout
+		Bits   uint64
+		Ttl    int64
+		HasTtl uint32
+		T_tok  uint32
+		N_tok  uint32
+		Mode   uint8
+		Pad    [3]uint8
+	}
+	UdpFs    tcFlowState
+	FlowZero tcFlowState
+	AckZero  tcAckLog
+	Pad2     uint32
+	_        [4]byte
 }
 
 type tcStatId uint32
@@ -189,7 +212,10 @@ const (
 	tcStatIdSTAT_PASS_BAD_CSUM      tcStatId = 30
 	tcStatIdSTAT_ACK_INVALIDATIONS  tcStatId = 31
 	tcStatIdSTAT_ACK_FLUSHES        tcStatId = 32
-	tcStatIdSTAT_MAX                tcStatId = 33
+	tcStatIdSTAT_FLOWS_NEW          tcStatId = 33
+	tcStatIdSTAT_FLOWS_UNSYNCED     tcStatId = 34
+	tcStatIdSTAT_FLUSH_UNSYNCED     tcStatId = 35
+	tcStatIdSTAT_MAX                tcStatId = 36
 )
 
 type tcTicket struct {

@@ -69,9 +69,15 @@ type xdpFlowKey struct {
 }
 
 type xdpFlowState struct {
-	_          structs.HostLayout
-	NextHdrSeq uint32
-	State      uint32
+	_        structs.HostLayout
+	NextSeq  uint32
+	Skip     uint32
+	CarryLen uint16
+	Proto    uint8
+	Sync     uint8
+	Mode     uint8
+	Pad      [7]uint8
+	Carry    [512]uint8
 }
 
 type xdpGlobalState struct {
@@ -129,7 +135,7 @@ type xdpScratch struct {
 	Keys       [16][256]uint8
 	Hashes     [16]uint64
 	KeyLens    [16]uint16
-	Win        [528]uint8
+	Win        [1040]uint8
 	Key        [264]uint8
 	Hdr        [136]uint8
 	Tkey       xdpTicketKey
@@ -147,10 +153,27 @@ type xdpScratch struct {
 	InvLogged  uint32
 	InvLog     [8]uint64
 	InvLogging uint32
+	TokOff     [24]uint16
+	TokLen     [24]uint16
+	Ntok       uint32
+	MoreTok    uint32
 	_          [4]byte
-	AckZero    xdpAckLog
-	Pad2       uint32
-	_          [4]byte
+	NumU       uint64
+	Mf         struct {
+		_      structs.HostLayout
+		Bits   uint64
+		Ttl    int64
+		HasTtl uint32
+		T_tok  uint32
+		N_tok  uint32
+		Mode   uint8
+		Pad    [3]uint8
+	}
+	UdpFs    xdpFlowState
+	FlowZero xdpFlowState
+	AckZero  xdpAckLog
+	Pad2     uint32
+	_        [4]byte
 }
 
 type xdpStatId uint32
@@ -189,7 +212,10 @@ const (
 	xdpStatIdSTAT_PASS_BAD_CSUM      xdpStatId = 30
 	xdpStatIdSTAT_ACK_INVALIDATIONS  xdpStatId = 31
 	xdpStatIdSTAT_ACK_FLUSHES        xdpStatId = 32
-	xdpStatIdSTAT_MAX                xdpStatId = 33
+	xdpStatIdSTAT_FLOWS_NEW          xdpStatId = 33
+	xdpStatIdSTAT_FLOWS_UNSYNCED     xdpStatId = 34
+	xdpStatIdSTAT_FLUSH_UNSYNCED     xdpStatId = 35
+	xdpStatIdSTAT_MAX                xdpStatId = 36
 )
 
 type xdpTicket struct {

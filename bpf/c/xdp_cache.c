@@ -274,53 +274,125 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 	return 1;
 }
 
-/* TCP segment to memcached: follow binary flows by sequence number, scan
- * everything else as ASCII. */
+/* Reads a segment of a connection whose positions cannot be trusted
+ * (FLOW_UNSYNCED). An ASCII connection has every line from the segment's
+ * first byte on read for mutations (data lengths ignored, so data that looks
+ * like commands costs only invalidations); anything else flushes. */
+static __always_inline void scan_unsynced(struct xdp_md *ctx, struct config *cfg, struct scratch *s,
+					  struct flow_state *fs, struct pkt *p, __u32 from, int contiguous, __u64 now)
+{
+	if (fs->proto != FLOW_PROTO_ASCII || !contiguous) {
+		/* unknown protocol, binary (headers can no longer be found),
+		 * or the segment may start inside a line whose start we
+		 * missed */
+		fs->carry_len = 0;
+		fs->mode = FLOW_AT_COMMAND;
+		flush_cache(cfg, now, 0, 1);
+		stat_inc(STAT_FLUSH_UNSYNCED);
+		return;
+	}
+	fs->skip = 0;
+	s->q_now = now;
+	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(p->pl_off, from, p->pl_len, 0)) < 0) {
+		fs->carry_len = 0;
+		fs->mode = FLOW_AT_COMMAND;
+		flush_cache(cfg, now, 0, 1);
+		stat_inc(STAT_FLUSH_UNSYNCED);
+	}
+}
+
+/* TCP segment to memcached: the connection is followed from its SYN in
+ * sequence order (mutate.h). */
 static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
 				     struct flow_key *fk, __u64 now)
 {
-	struct flow_state *fs = bpf_map_lookup_elem(&flow_map, fk);
+	struct flow_state *fs;
+	__u32 seq = p->tcp_seq;
 	int closing = p->tcp_flags & (TCPF_FIN | TCPF_RST);
 
+	if (p->tcp_flags & TCPF_SYN) {
+		/* a new connection: its first byte has sequence number seq + 1
+		 * (data on a SYN too: TCP Fast Open) */
+		if (bpf_map_update_elem(&flow_map, fk, &s->flow_zero, BPF_ANY) == 0)
+			stat_inc(STAT_FLOWS_NEW);
+		seq++;
+		fs = bpf_map_lookup_elem(&flow_map, fk);
+		if (fs)
+			fs->next_seq = seq;
+	} else {
+		fs = bpf_map_lookup_elem(&flow_map, fk);
+	}
 	if (p->pl_len == 0)
 		goto out;
 	stat_inc(STAT_TCP_SEGMENTS);
-	if (fs) {
-		if (fs->state == FLOW_UNSYNCED) {
-			flush_cache(cfg, now, 0, 1);
-			goto out;
-		}
-		__s32 d = (__s32)(fs->next_hdr_seq - p->tcp_seq);
-		if (d < 0) {
-			/* the segment starts after a header we never saw */
-			flush_cache(cfg, now, 0, 1);
-			fs->state = FLOW_UNSYNCED;
-			goto out;
-		}
-		if ((__u32)d >= p->pl_len)
-			goto out; /* all value bytes of a request already seen */
-		long next = scan_binary(ctx, cfg, s, now, p->pl_off, d, p->pl_len, 1);
-		if (next < 0)
-			fs->state = FLOW_UNSYNCED;
-		else
-			fs->next_hdr_seq = p->tcp_seq + (__u32)next;
+	if (p->pl_len > 0xffff && fs) {
+		/* larger than we read (BIG TCP): lose track */
+		fs->sync = FLOW_UNSYNCED;
+		fs->next_seq = seq + p->pl_len;
+		flush_cache(cfg, now, 0, 1);
+		stat_inc(STAT_FLUSH_UNSYNCED);
 		goto out;
 	}
-	__u8 first = 0;
-	if (bpf_xdp_load_bytes(ctx, p->pl_off, &first, 1) < 0)
-		goto out;
-	if (first == 0x80) {
-		long next = scan_binary(ctx, cfg, s, now, p->pl_off, 0, p->pl_len, 1);
-		struct flow_state nfs = {
-			.next_hdr_seq = next < 0 ? 0 : p->tcp_seq + (__u32)next,
-			.state = next < 0 ? FLOW_UNSYNCED : FLOW_BINARY,
-		};
-		if (!closing)
-			bpf_map_update_elem(&flow_map, fk, &nfs, BPF_ANY);
-		return;
+	if (!fs) {
+		/* a connection whose start we never saw: its protocol and
+		 * where its commands start are unknown */
+		if (bpf_map_update_elem(&flow_map, fk, &s->flow_zero, BPF_NOEXIST) == 0)
+			stat_inc(STAT_FLOWS_UNSYNCED);
+		fs = bpf_map_lookup_elem(&flow_map, fk);
+		if (!fs) {
+			flush_cache(cfg, now, 0, 1);
+			stat_inc(STAT_FLUSH_UNSYNCED);
+			goto out;
+		}
+		fs->sync = FLOW_UNSYNCED;
+		fs->next_seq = seq;
 	}
-	if (!tcp_get_tickets(ctx, cfg, s, p, now))
-		scan_ascii(ctx, cfg, s, now, p->pl_off, 0, p->pl_len);
+	__s32 d = (__s32)(seq - fs->next_seq);
+	if (d > 0 && fs->sync == FLOW_SYNCED) {
+		/* bytes before this segment were not seen (lost or
+		 * reordered): from here on the connection is read
+		 * conservatively */
+		fs->sync = FLOW_UNSYNCED;
+		stat_inc(STAT_FLOWS_UNSYNCED);
+	}
+	if (fs->sync == FLOW_UNSYNCED) {
+		/* only a segment that starts where the last one ended can be
+		 * read line by line; one before it may fill a hole rather
+		 * than repeat what was seen */
+		scan_unsynced(ctx, cfg, s, fs, p, 0, d == 0, now);
+		if (d >= 0)
+			fs->next_seq = seq + p->pl_len;
+		goto out;
+	}
+	__u32 from = 0;
+	if (d < 0) {
+		/* a retransmission of bytes already read (nothing was
+		 * skipped on this connection): read only the new ones */
+		if ((__u32)(-d) >= p->pl_len)
+			goto out;
+		from = (__u32)(-d);
+	}
+	if (fs->proto == FLOW_PROTO_UNKNOWN) {
+		__u8 first = 0;
+		if (bpf_xdp_load_bytes(ctx, p->pl_off + from, &first, 1) < 0)
+			goto out;
+		fs->proto = first == 0x80 ? FLOW_PROTO_BINARY : FLOW_PROTO_ASCII;
+	}
+	if (fs->proto == FLOW_PROTO_ASCII && from == 0 && !fs->skip && !fs->carry_len &&
+	    fs->mode == FLOW_AT_COMMAND)
+		tcp_get_tickets(ctx, cfg, s, p, now);
+	s->q_now = now;
+	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(p->pl_off, from, p->pl_len, 0)) < 0) {
+		/* a line or request that cannot be followed exactly */
+		fs->sync = FLOW_UNSYNCED;
+		fs->skip = 0;
+		fs->carry_len = 0;
+		fs->mode = FLOW_AT_COMMAND;
+		flush_cache(cfg, now, 0, 1);
+		stat_inc(STAT_FLOWS_UNSYNCED);
+		stat_inc(STAT_FLUSH_UNSYNCED);
+	}
+	fs->next_seq = seq + p->pl_len;
 out:
 	if (closing && fs)
 		bpf_map_delete_elem(&flow_map, fk);
@@ -378,7 +450,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 	__u32 nkeys = n & 0xff, pos = (__u32)n >> 8;
 	if (pos != len) {
 		/* more commands follow in the datagram: leave it to memcached */
-		scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -440,7 +512,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 
 malformed:
 	stat_inc(STAT_PASS_MALFORMED);
-	scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+	scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 	return XDP_PASS;
 }
 
@@ -461,7 +533,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	if (!bin_is_get(op) || elen != 0 || klen == 0 || klen > KEY_MAX || body != klen ||
 	    MC_FRAME_LEN + MC_BIN_HDR_LEN + klen != len) {
 		/* not a single GET: invalidate what it mutates */
-		scan_binary(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len, 0);
+		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -550,9 +622,9 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		__u8 first = 0;
 		bpf_xdp_load_bytes(ctx, p->pl_off + MC_FRAME_LEN, &first, 1);
 		if (first == 0x80)
-			scan_binary(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len, 0);
+			scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 		else
-			scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+			scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -575,7 +647,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		return udp_ascii_get(ctx, cfg, s, p, len, 0, now);
 	if (len >= MC_FRAME_LEN + 6 && (w & MASKN(5)) == W5('g', 'e', 't', 's', ' '))
 		return udp_ascii_get(ctx, cfg, s, p, len, 1, now);
-	scan_ascii(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+	scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 	stat_inc(STAT_PASS_OTHER);
 	return XDP_PASS;
 }

@@ -91,14 +91,28 @@ static __always_inline __u64 exptime_deadline(struct config *cfg, __s64 exptime,
 	return mono > (__s64)now ? (__u64)mono : now;
 }
 
-/* Records what memcached will hold for this key after the mutation:
- * known_exp says the command carried an exptime. Commands that keep the
- * item's exptime (incr, append, ...) leave the record as it is. */
-static __always_inline void note_expiry(struct config *cfg, __u64 hash, int known_exp, __s64 exptime, __u64 now)
+/* How a command bears on the key's exptime (note_expiry). */
+#define EXP_NONE 0  /* keeps the item's exptime (incr, append, delete, ...) */
+#define EXP_SET 1   /* the item memcached holds afterwards, if any, has this exptime */
+#define EXP_MAYBE 2 /* this exptime, or the one it had: only if the command applies
+		     * (add, replace, cas, vivify on a miss, ...) */
+
+/* Records what memcached will hold for this key after the mutation. With
+ * EXP_MAYBE the earlier of the two deadlines is kept, an unknown one
+ * counting as max_age from now: a failed add must not lengthen the life of
+ * the item it left alone. */
+static __always_inline void note_expiry(struct config *cfg, __u64 hash, int kind, __s64 exptime, __u64 now)
 {
-	if (!known_exp)
+	if (kind == EXP_NONE)
 		return;
 	struct expiry e = { .deadline_ns = exptime_deadline(cfg, exptime, now) };
+	if (kind == EXP_MAYBE) {
+		struct expiry *old = bpf_map_lookup_elem(&expiry_map, &hash);
+		__u64 cur = old ? old->deadline_ns : now + cfg->max_age_ns;
+		/* 0 is "never": the other one is earlier */
+		if (cur && (!e.deadline_ns || cur < e.deadline_ns))
+			e.deadline_ns = cur;
+	}
 	bpf_map_update_elem(&expiry_map, &hash, &e, BPF_ANY);
 }
 
@@ -117,7 +131,7 @@ static __always_inline void flush_cache(struct config *cfg, __u64 now, __u64 del
 }
 
 /* Invalidates the key in s->key[0, len) (zero-padded); s->inv_known and
- * s->inv_exp carry the command's exptime. Global: see text.h. */
+ * s->inv_exp carry the command's exptime (EXP_*). Global: see text.h. */
 __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, __u64 now)
 {
 	if (!s || !cfg)
@@ -135,9 +149,9 @@ __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, _
 }
 
 static __always_inline void invalidate_key(struct scratch *s, struct config *cfg, __u32 len, __u64 now,
-					   int known_exp, __s64 exptime)
+					   int exp_kind, __s64 exptime)
 {
-	s->inv_known = known_exp;
+	s->inv_known = exp_kind;
 	s->inv_exp = exptime;
 	sc_invalidate(s, cfg, len, now);
 }

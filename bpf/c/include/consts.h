@@ -38,6 +38,8 @@
 #define MAX_PORTS 4
 #define ACK_SLOTS 8 /* mutations per TCP flow awaiting their acknowledgement (power of two) */
 #define MAX_SCAN_STEPS 256 /* windows/commands scanned per packet */
+#define MAX_TOKENS 24 /* memcached's tokenizer: 23 tokens and the rest of the line (proto_text.c) */
+#define MFLAG_MAX_OPT_LENGTH 20 /* meta commands: more tokens are an error */
 
 /* memcached UDP frame header. */
 #define MC_FRAME_LEN 8
@@ -119,6 +121,9 @@ enum stat_id {
 	STAT_PASS_BAD_CSUM,     /* a request whose IP or UDP checksum is wrong (the kernel drops it) */
 	STAT_ACK_INVALIDATIONS, /* keys invalidated again as memcached's reply on the writer's flow left */
 	STAT_ACK_FLUSHES,       /* flushes repeated as memcached's reply on the flushing flow left */
+	STAT_FLOWS_NEW,         /* TCP connections followed from their SYN */
+	STAT_FLOWS_UNSYNCED,    /* connections read conservatively: start never seen, or bytes missed */
+	STAT_FLUSH_UNSYNCED,    /* flushes because a segment of such a connection could not be read exactly */
 	STAT_MAX,
 };
 

@@ -1,111 +1,516 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Finding mutating commands in request payloads (UDP datagrams and TCP
- * segments) and invalidating what they touch.
+/* Reading memcached's command stream as memcached reads it, and invalidating
+ * what each command changes.
  *
- * ASCII: stateless. Every command line begins either at the start of a
- * segment or right after a '\n' inside one, so each such position is parsed.
- * A line cut off at the end of a segment whose verb is (or may become) a
- * mutating one, or whose key is cut, flushes the whole cache: the rest of
- * the key is in a segment we will see only after memcached may have acted.
- * Data blocks of storage commands are skipped when they end inside the
- * segment; a block that runs past the end makes the next segment start
- * mid-data, where extra matches can only cause extra invalidations.
+ * memcached (1.6, proto_text.c / proto_bin.c) picks a TCP connection's
+ * protocol once, from its first byte, then reads it as a byte stream: an
+ * ASCII command is a line up to '\n' (one '\r' before it dropped, cut at
+ * its first NUL), split into tokens on ' ' only, numbers parsed with
+ * strtol's rules; a storage command that parses is followed by exactly
+ * <bytes> + 2 bytes of data, whatever happens to it; a line that does not
+ * parse is followed by none. A binary request is a 24-byte header and its
+ * body. Where the next command starts therefore depends on every earlier
+ * byte of the connection, so each connection is followed from its SYN
+ * (flow_map): its protocol, the sequence number of the next byte, the data
+ * still to pass, and a command line cut by a segment end (kept until the
+ * rest arrives).
  *
- * Binary: requests are walked header to header; for TCP the sequence number
- * of the next header is kept per flow (flow_map), so the tail of a large
- * value is never misread as a header. Losing track flushes the cache. */
+ * Where this cannot be exact, the cache is flushed (counted), never guessed:
+ * a connection whose start was never seen (opened before the deployment, or
+ * its state evicted) or that skipped bytes (a segment beyond the next
+ * expected byte) is read conservatively from then on (FLOW_UNSYNCED): every
+ * segment of a binary (or unknown-protocol) connection flushes; an ASCII
+ * one has every line read for mutations without trusting data lengths, and
+ * flushes where a line could not be seen whole. A UDP datagram is a stream
+ * of its own that starts and ends with it. */
 #ifndef XDPCACHE_MUTATE_H
 #define XDPCACHE_MUTATE_H
 
 #include "cache.h"
 
-enum verb_kind {
-	VERB_NONE = 0,
-	VERB_STORE,      /* set add replace cas: key flags exptime bytes ... + data */
-	VERB_STORE_KEEP, /* append prepend: exptime ignored by memcached, + data */
-	VERB_KEY,        /* delete incr decr md ma: key */
-	VERB_TOUCH,      /* touch key exptime */
-	VERB_GAT,        /* gat gats exptime key... */
-	VERB_MS,         /* ms key datalen flags... (+ data; T<ttl> flag) */
-	VERB_MG,         /* mg key flags...: mutates only with T/N/E flags */
-	VERB_FLUSH,      /* flush_all [delay] */
-	VERB_SHUTDOWN,   /* shutdown: memcached loses everything */
-	VERB_PREFIX,     /* cut off: could still become a mutating verb */
-};
+/* ------------------------------------------------------------------ */
+/* memcached's tokenizer and number parsing over the line in s->win.   */
 
-/* Classifies the verb of length n whose first 8 bytes are w. */
-static __always_inline int classify_verb(__u64 w, int n, int complete)
+/* Offset of the first non-space byte at or after off in win[0, len), or len.
+ * Global: see text.h. */
+__noinline int sc_skip_sp(struct scratch *s, __u32 off, __u32 len)
 {
-	w &= MASKN(n > 8 ? 8 : n);
-	if (!complete) {
-		/* Partial token at the end of a segment: is it a prefix of a
-		 * mutating verb? (all of ours are at most 9 chars; 8 suffice) */
-		static const __u64 verbs[] = {
-			W3('s', 'e', 't'), W3('a', 'd', 'd'), W7('r', 'e', 'p', 'l', 'a', 'c', 'e'),
-			W6('a', 'p', 'p', 'e', 'n', 'd'), W7('p', 'r', 'e', 'p', 'e', 'n', 'd'),
-			W3('c', 'a', 's'), W6('d', 'e', 'l', 'e', 't', 'e'), W4('i', 'n', 'c', 'r'),
-			W4('d', 'e', 'c', 'r'), W5('t', 'o', 'u', 'c', 'h'), W4('g', 'a', 't', 's'),
-			W2('m', 's'), W2('m', 'd'), W2('m', 'a'), W2('m', 'g'),
-			W8('f', 'l', 'u', 's', 'h', '_', 'a', 'l'), W8('s', 'h', 'u', 't', 'd', 'o', 'w', 'n'),
-		};
-		if (n == 0)
-			return VERB_PREFIX;
-		if (n > 8)
-			return VERB_NONE;
-#pragma unroll
-		for (int i = 0; i < (int)(sizeof(verbs) / sizeof(verbs[0])); i++)
-			if ((verbs[i] & MASKN(n)) == w)
-				return VERB_PREFIX;
-		return VERB_NONE;
+	if (!s)
+		return 0;
+	for (__u32 i = 0; i < WIN_SIZE; i++) {
+		__u32 o = off + i;
+		if (o >= len || AT(s->win, WIN_MASK, o) != ' ')
+			return o;
 	}
-	switch (n) {
-	case 2:
-		if (w == W2('m', 's'))
-			return VERB_MS;
-		if (w == W2('m', 'd') || w == W2('m', 'a'))
-			return VERB_KEY;
-		if (w == W2('m', 'g'))
-			return VERB_MG;
-		return VERB_NONE;
-	case 3:
-		if (w == W3('s', 'e', 't') || w == W3('a', 'd', 'd') || w == W3('c', 'a', 's'))
-			return VERB_STORE;
-		if (w == W3('g', 'a', 't'))
-			return VERB_GAT;
-		return VERB_NONE;
-	case 4:
-		if (w == W4('i', 'n', 'c', 'r') || w == W4('d', 'e', 'c', 'r'))
-			return VERB_KEY;
-		if (w == W4('g', 'a', 't', 's'))
-			return VERB_GAT;
-		return VERB_NONE;
-	case 5:
-		return w == W5('t', 'o', 'u', 'c', 'h') ? VERB_TOUCH : VERB_NONE;
-	case 6:
-		if (w == W6('d', 'e', 'l', 'e', 't', 'e'))
-			return VERB_KEY;
-		if (w == W6('a', 'p', 'p', 'e', 'n', 'd'))
-			return VERB_STORE_KEEP;
-		return VERB_NONE;
-	case 7:
-		if (w == W7('r', 'e', 'p', 'l', 'a', 'c', 'e'))
-			return VERB_STORE;
-		if (w == W7('p', 'r', 'e', 'p', 'e', 'n', 'd'))
-			return VERB_STORE_KEEP;
-		return VERB_NONE;
-	case 8:
-		return w == W8('s', 'h', 'u', 't', 'd', 'o', 'w', 'n') ? VERB_SHUTDOWN : VERB_NONE;
-	case 9:
-		/* "flush_all": the first 8 bytes, the 9th checked by the caller */
-		return w == W8('f', 'l', 'u', 's', 'h', '_', 'a', 'l') ? VERB_FLUSH : VERB_NONE;
-	}
-	return VERB_NONE;
+	return len;
 }
 
-/* Loads payload bytes into s->win. Global so that the size, which the
- * verifier must know exactly at a helper call, is exact only in here: in the
- * scan loops the offsets then stay imprecise and their states converge. */
-__noinline int sc_load_win(struct xdp_md *ctx, struct scratch *s, __u32 off, __u32 len)
+/* End of the token at off in win[0, len): the next space, or len. */
+__noinline int sc_tok_end(struct scratch *s, __u32 off, __u32 len)
+{
+	if (!s)
+		return 0;
+	for (__u32 i = 0; i < WIN_SIZE; i++) {
+		__u32 o = off + i;
+		if (o >= len || AT(s->win, WIN_MASK, o) == ' ')
+			return o;
+	}
+	return len;
+}
+
+/* tokenize_command(): up to MAX_TOKENS - 1 tokens of win[0, len), split on
+ * ' ' only (runs of spaces are one separator). more_tok: something follows
+ * the last one, which memcached leaves for later. */
+__noinline int sc_tokenize(struct scratch *s, __u32 len)
+{
+	if (!s)
+		return 0;
+	__u32 off = 0, n = 0;
+	s->more_tok = 0;
+	for (int t = 0; t < MAX_TOKENS - 1; t++) {
+		off = sc_skip_sp(s, off, len);
+		if (off >= len || off >= WIN_SIZE)
+			break;
+		__u32 e = sc_tok_end(s, off, len);
+		s->tok_off[t] = off;
+		s->tok_len[t] = e - off;
+		n++;
+		off = e;
+	}
+	if (n == MAX_TOKENS - 1 && sc_skip_sp(s, off, len) < len)
+		s->more_tok = 1;
+	s->ntok = n;
+	return n;
+}
+
+#define NUM_BAD 0    /* memcached refuses it */
+#define NUM_OK 1     /* memcached accepts it: s->num (strtol) / s->num_u (strtoul) */
+#define NUM_UNSURE 2 /* beyond what is followed here (very long digit runs) */
+
+static __always_inline int is_cspace(__u8 c)
+{
+	return c >= '\t' && c <= '\r'; /* isspace() but ' ', which ends tokens */
+}
+
+/* The start of a number at win[off, off+len) as strtol() finds it: white
+ * space skipped, then a sign. Returns the offset of the first digit, | 0x100
+ * when negative, | 0x200 when beyond what is followed here. Global, so that
+ * the digit loop after it starts from one state, not one per prefix. */
+__noinline int sc_num_prefix(struct scratch *s, __u32 off, __u32 len)
+{
+	if (!s)
+		return 0x200;
+	__u32 i = 0;
+	for (int k = 0; k < 16; k++) {
+		if (i >= len || !is_cspace(AT(s->win, WIN_MASK, off + i)))
+			break;
+		i++;
+	}
+	if (i < len && is_cspace(AT(s->win, WIN_MASK, off + i)))
+		return 0x200;
+	__u8 c = i < len ? AT(s->win, WIN_MASK, off + i) : 0;
+	if (c == '-')
+		return (i + 1) | 0x100;
+	if (c == '+')
+		return i + 1;
+	return i;
+}
+
+/* safe_strtol / safe_strtoul / safe_strtoull (util.c) over win[off, off+len):
+ * leading white space, a sign, digits, then the end or white space;
+ * strtol's 64-bit range (ERANGE refused). The callers truncate to 32 bits
+ * where memcached stores into an int32_t / uint32_t. Global: see text.h. */
+__noinline int sc_strto(struct scratch *s, __u32 off, __u32 len, __u32 is_signed)
+{
+	if (!s || len > WIN_SIZE)
+		return NUM_BAD;
+	int pre = sc_num_prefix(s, off, len);
+	if (pre & 0x200)
+		return NUM_UNSURE;
+	int neg = (pre >> 8) & 1;
+	__u32 i = pre & 0xff;
+	/* 20 digits at most (leading zeros included): a longer run is
+	 * followed no further. Without overflow below 10^20 > 2^64, so the
+	 * range checks come after. */
+	__u64 v = 0;
+	__u32 digits = 0;
+	for (int k = 0; k < 20; k++) {
+		__u8 c = i < len ? AT(s->win, WIN_MASK, off + i) : 0;
+		if (c < '0' || c > '9')
+			break;
+		if (v > 1844674407370955161ULL || (v == 1844674407370955161ULL && c > '5'))
+			return NUM_BAD; /* ERANGE */
+		v = v * 10 + (c - '0');
+		digits++;
+		i++;
+	}
+	__u8 next = i < len ? AT(s->win, WIN_MASK, off + i) : 0;
+	if (next >= '0' && next <= '9')
+		return NUM_UNSURE;
+	if (!digits)
+		return NUM_BAD; /* no digits: str == endptr */
+	if (i < len && !is_cspace(next))
+		return NUM_BAD; /* endptr neither white space nor the end */
+	if (is_signed) {
+		if ((!neg && v > 0x7fffffffffffffffULL) || (neg && v > 0x8000000000000000ULL))
+			return NUM_BAD;
+		s->num = neg ? (__s64)(0 - v) : (__s64)v;
+		return NUM_OK;
+	}
+	__u64 u = neg ? 0 - v : v;
+	/* "negative" only refused when it reads as one: a '-' before a
+	 * magnitude above 2^63 wraps to a small number (and is accepted) */
+	if ((__s64)u < 0) {
+		if (neg)
+			return NUM_BAD;
+		if (i < len)
+			return NUM_UNSURE; /* strchr(str, '-') would look at the rest */
+	}
+	s->num_u = u;
+	return NUM_OK;
+}
+
+static __always_inline int tok_is(struct scratch *s, __u32 t, __u64 word, __u32 n)
+{
+	t &= MAX_TOKENS - 1;
+	return s->tok_len[t] == n && (load8(s->win, WIN_MASK, s->tok_off[t]) & MASKN(n)) == word;
+}
+
+/* ------------------------------------------------------------------ */
+/* What a command changes.                                            */
+
+/* Invalidates the key that is token t (at most KEY_MAX bytes). */
+static __always_inline void inval_token(struct scratch *s, struct config *cfg, __u32 t, __u64 now, int exp_kind,
+					__s64 exptime)
+{
+	t &= MAX_TOKENS - 1;
+	__u32 kl = s->tok_len[t];
+	if (kl == 0 || kl > KEY_MAX)
+		return;
+	sc_copy_key(s, BUF_WIN, s->tok_off[t], kl, KEY_SLOT);
+	invalidate_key(s, cfg, kl, now, exp_kind, exptime);
+}
+
+/* An exptime token: NUM_OK, or "unreadable" (-1: the record says expired,
+ * so the key is not filled until its next readable write). */
+static __always_inline __s64 exptime_of(struct scratch *s, __u32 off, __u32 len)
+{
+	int r = sc_strto(s, off, len, 1);
+	return r == NUM_OK ? (__s64)(__s32)s->num : -1;
+}
+
+/* First characters of meta flags tokens[from, ntok): a bit per flag, bit 63
+ * for a repeated or non-ASCII one (memcached refuses the command). */
+static __always_inline __u64 meta_flag_bit(__u8 c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return 1ULL << (c - 'A');
+	if (c >= 'a' && c <= 'z')
+		return 1ULL << (26 + c - 'a');
+	return 1ULL << 62; /* any other byte: an unknown flag */
+}
+#define MF(c) (((c) >= 'a') ? (1ULL << (26 + (c) - 'a')) : (1ULL << ((c) - 'A')))
+#define MF_BAD (1ULL << 63)
+
+struct flags_ctx {
+	struct scratch *s;
+	__u32 from;
+};
+
+static long meta_flag_step(__u32 i, void *data)
+{
+	struct flags_ctx *fc = data;
+	struct scratch *s = fc->s;
+	__u32 t = i + fc->from;
+	if (t >= s->ntok || t >= MAX_TOKENS - 1)
+		return 1;
+	struct meta_flags *mf = &s->mf;
+	__u32 off = s->tok_off[t & (MAX_TOKENS - 1)];
+	__u8 c = AT(s->win, WIN_MASK, off);
+	__u64 b = c >= 127 ? MF_BAD : meta_flag_bit(c);
+	if (mf->bits & b)
+		b = MF_BAD;
+	mf->bits |= b;
+	if (c == 'T')
+		mf->t_tok = t;
+	else if (c == 'N')
+		mf->n_tok = t;
+	else if (c == 'M' && s->tok_len[t & (MAX_TOKENS - 1)] == 2)
+		mf->mode = AT(s->win, WIN_MASK, off + 1);
+	return 0;
+}
+
+/* Reads the meta flags tokens[from, ntok) into s->mf (a loop callback:
+ * checked once, not once per token). Global: see text.h. */
+__noinline int sc_meta_flags(struct scratch *s, __u32 from)
+{
+	if (!s)
+		return 0;
+	struct meta_flags *mf = &s->mf;
+	mf->bits = 0;
+	mf->t_tok = 0;
+	mf->n_tok = 0;
+	mf->mode = 0;
+	struct flags_ctx fc = { .s = s, .from = from };
+	bpf_loop(MAX_TOKENS, meta_flag_step, &fc, 0);
+	__u32 tt = mf->t_tok & (MAX_TOKENS - 1), nt = mf->n_tok & (MAX_TOKENS - 1);
+	mf->has_ttl = tt || nt;
+	__s64 ttl = 0x7fffffffffffffffLL;
+	if (tt)
+		ttl = exptime_of(s, s->tok_off[tt] + 1, s->tok_len[tt] - 1);
+	if (nt) {
+		__s64 e = exptime_of(s, s->tok_off[nt] + 1, s->tok_len[nt] - 1);
+		if (e < ttl)
+			ttl = e;
+	}
+	mf->ttl = mf->has_ttl ? ttl : 0;
+	return 0;
+}
+
+/* Flags that only read: mg with nothing else changes nothing. */
+#define MF_READ_ONLY (MF('b') | MF('k') | MF('s') | MF('t') | MF('c') | MF('f') | MF('v') | MF('h') | MF('l') | \
+		      MF('O') | MF('q') | MF('u') | MF('P') | MF('L'))
+
+/* A meta command's key (token 1): with the b flag it is base64, decoded by
+ * memcached; not followed here, so the whole cache goes. */
+static __always_inline void meta_inval(struct scratch *s, struct config *cfg, __u64 now, int exp_kind, __s64 exptime)
+{
+	if (s->mf.bits & MF('b')) {
+		flush_cache(cfg, now, 0, 1);
+		return;
+	}
+	inval_token(s, cfg, 1, now, exp_kind, exptime);
+}
+
+#define LINE_UNSURE (-1) /* what follows the line cannot be told: stop trusting positions */
+
+/* One ASCII command line, s->win[0, lf) ('\n' excluded), as
+ * process_command_ascii() reads it. Invalidates what it may change and
+ * returns the data bytes memcached reads after it (0: none), or LINE_UNSURE.
+ * Global: see text.h. */
+__noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, __u64 now)
+{
+	if (!s || !cfg || lf > WIN_SIZE)
+		return LINE_UNSURE;
+	__u32 len = lf;
+	if (len > 1 && AT(s->win, WIN_MASK, len - 1) == '\r')
+		len--;
+	/* strlen(): the line ends at its first NUL */
+	for (__u32 i = 0; i < WIN_SIZE; i++) {
+		if (i >= len)
+			break;
+		if (AT(s->win, WIN_MASK, i) == 0) {
+			len = i;
+			break;
+		}
+	}
+	__u32 n = sc_tokenize(s, len);
+	if (n < 1 || s->tok_len[0] < 2)
+		return 0; /* ERROR */
+	__u32 vl = s->tok_len[0];
+	__u64 w = load8(s->win, WIN_MASK, s->tok_off[0]);
+	__u8 c0 = w & 0xff;
+
+	if (vl == 2 && c0 == 'm') {
+		__u8 c1 = (w >> 8) & 0xff;
+		if (c1 != 'g' && c1 != 's' && c1 != 'd' && c1 != 'a')
+			return 0; /* mn, me, or ERROR */
+		/* WANT_TOKENS_MIN(3), key length, MFLAG_MAX_OPT_LENGTH */
+		if (n < 2 || s->tok_len[1] > KEY_MAX || n + 1 > MFLAG_MAX_OPT_LENGTH)
+			return 0;
+		struct meta_flags *mf = &s->mf;
+		if (c1 == 's') {
+			if (n == 2)
+				return 0; /* no datalen */
+			int r = sc_strto(s, s->tok_off[2], s->tok_len[2], 1);
+			if (r == NUM_UNSURE)
+				return LINE_UNSURE;
+			__s32 vlen = (__s32)s->num;
+			if (r == NUM_BAD || vlen < 0 || vlen > 0x7fffffff - 2)
+				return 0;
+			/* From here memcached reads vlen + 2 bytes, stored or
+			 * swallowed after an error in the flags. */
+			sc_meta_flags(s, 3);
+			int kind = EXP_NONE;
+			__s64 e = mf->has_ttl ? mf->ttl : 0; /* no T: stored without exptime */
+			__u8 mode = mf->mode;
+			if (mode == 'A' || mode == 'P')
+				kind = EXP_NONE; /* append/prepend keep the item's */
+			else if ((mode == 0 || mode == 'S') && !(mf->bits & (MF('C') | MF('I'))))
+				kind = EXP_SET;
+			else
+				kind = EXP_MAYBE; /* add, replace, cas: only if it applies */
+			meta_inval(s, cfg, now, kind, e);
+			return (__s64)vlen + 2;
+		}
+		sc_meta_flags(s, 2);
+		if (c1 == 'g' && !(mf->bits & ~MF_READ_ONLY))
+			return 0;
+		/* mg with N/T/E/...; md; ma: the TTL a T or N flag gives
+		 * applies only in some cases */
+		meta_inval(s, cfg, now, mf->has_ttl ? EXP_MAYBE : EXP_NONE, mf->ttl);
+		return 0;
+	}
+
+	int store = 0, cas = 0, exp_kind = EXP_NONE;
+	switch (vl) {
+	case 3:
+		if ((w & MASKN(3)) == W3('s', 'e', 't')) {
+			store = 1;
+			exp_kind = EXP_SET;
+		} else if ((w & MASKN(3)) == W3('a', 'd', 'd')) {
+			store = 1;
+			exp_kind = EXP_MAYBE;
+		} else if ((w & MASKN(3)) == W3('c', 'a', 's')) {
+			store = 1;
+			cas = 1;
+			exp_kind = EXP_MAYBE;
+		} else if ((w & MASKN(3)) == W3('g', 'a', 't')) {
+			goto gat;
+		}
+		break;
+	case 4:
+		if ((w & MASKN(4)) == W4('i', 'n', 'c', 'r') || (w & MASKN(4)) == W4('d', 'e', 'c', 'r')) {
+			if (n == 3 || n == 4) /* WANT_TOKENS_OR(4, 5) */
+				inval_token(s, cfg, 1, now, EXP_NONE, 0);
+			return 0;
+		}
+		if ((w & MASKN(4)) == W4('g', 'a', 't', 's'))
+			goto gat;
+		break;
+	case 5:
+		if ((w & MASKN(5)) == W5('t', 'o', 'u', 'c', 'h')) {
+			if (n != 3 && n != 4)
+				return 0;
+			int r = sc_strto(s, s->tok_off[2], s->tok_len[2], 1);
+			if (r == NUM_BAD)
+				return 0; /* CLIENT_ERROR invalid exptime argument */
+			inval_token(s, cfg, 1, now, EXP_SET, r == NUM_OK ? (__s64)(__s32)s->num : -1);
+		}
+		return 0;
+	case 6:
+		if ((w & MASKN(6)) == W6('d', 'e', 'l', 'e', 't', 'e')) {
+			if (n >= 2 && n <= 4) /* WANT_TOKENS(3, 5) */
+				inval_token(s, cfg, 1, now, EXP_NONE, 0);
+			return 0;
+		}
+		if ((w & MASKN(6)) == W6('a', 'p', 'p', 'e', 'n', 'd'))
+			store = 1;
+		break;
+	case 7:
+		if ((w & MASKN(7)) == W7('r', 'e', 'p', 'l', 'a', 'c', 'e')) {
+			store = 1;
+			exp_kind = EXP_MAYBE;
+		} else if ((w & MASKN(7)) == W7('p', 'r', 'e', 'p', 'e', 'n', 'd')) {
+			store = 1;
+		}
+		break;
+	case 8:
+		if (w == W8('s', 'h', 'u', 't', 'd', 'o', 'w', 'n'))
+			flush_cache(cfg, now, 0, 0);
+		return 0;
+	case 9:
+		if (w == W8('f', 'l', 'u', 's', 'h', '_', 'a', 'l') && AT(s->win, WIN_MASK, s->tok_off[0] + 8) == 'l' &&
+		    n <= 3) {
+			/* flush_all [delay] [noreply]: memcached drops items at
+			 * now + delay (absolute times as exptime). Flush now and
+			 * refuse fills until then. */
+			__u64 hold = 0;
+			if (n >= 2 && sc_strto(s, s->tok_off[1], s->tok_len[1], 1) == NUM_OK && (__s32)s->num > 0) {
+				__u64 d = exptime_deadline(cfg, (__s32)s->num, now);
+				hold = d > now ? d - now + 2 * NSEC : 0;
+			}
+			flush_cache(cfg, now, hold, 0);
+		}
+		return 0;
+	}
+	if (!store)
+		return 0;
+
+	/* set/add/replace/append/prepend <key> <flags> <exptime> <bytes>
+	 * [noreply]; cas ... <bytes> <cas unique> [noreply] */
+	__u32 want = cas ? 6 : 5;
+	if (n != want && n != want + 1)
+		return 0; /* ERROR: no data block read */
+	if (s->tok_len[1] > KEY_MAX)
+		return 0;
+	int r = sc_strto(s, s->tok_off[2], s->tok_len[2], 0);
+	if (r != NUM_OK)
+		return r == NUM_BAD ? 0 : LINE_UNSURE;
+	r = sc_strto(s, s->tok_off[3], s->tok_len[3], 1);
+	if (r != NUM_OK)
+		return r == NUM_BAD ? 0 : LINE_UNSURE;
+	__s64 exptime = (__s32)s->num;
+	r = sc_strto(s, s->tok_off[4], s->tok_len[4], 1);
+	if (r != NUM_OK)
+		return r == NUM_BAD ? 0 : LINE_UNSURE;
+	__s32 vlen = (__s32)s->num;
+	if (cas) {
+		r = sc_strto(s, s->tok_off[5], s->tok_len[5], 0);
+		if (r != NUM_OK)
+			return r == NUM_BAD ? 0 : LINE_UNSURE;
+	}
+	if (vlen < 0 || vlen > 0x7fffffff - 2)
+		return 0;
+	/* memcached reads vlen + 2 bytes now: stored, refused (not stored,
+	 * exists), or swallowed (too large: a set then deletes the key) */
+	inval_token(s, cfg, 1, now, exp_kind, exptime);
+	return (__s64)vlen + 2;
+
+gat:
+	/* gat|gats <exptime> <key>*: every key listed is touched */
+	if (n < 2)
+		return 0;
+	r = sc_strto(s, s->tok_off[1], s->tok_len[1], 1);
+	if (r == NUM_BAD)
+		return 0; /* CLIENT_ERROR invalid exptime argument */
+	exptime = r == NUM_OK ? (__s64)(__s32)s->num : -1;
+	for (int t = 2; t < MAX_TOKENS - 1; t++) {
+		if (t >= (int)n)
+			break;
+		if (s->tok_len[t] > KEY_MAX)
+			return 0; /* memcached stops at a key too long */
+		inval_token(s, cfg, t, now, EXP_SET, exptime);
+	}
+	if (s->more_tok) /* memcached goes on with the rest of the line */
+		flush_cache(cfg, now, 0, 1);
+	return 0;
+}
+
+/* A line longer than the window: the first WIN_SIZE bytes are in s->win.
+ * Returns LINE_UNSURE when its data block cannot be told; flushes when it may
+ * change keys beyond the window. Global: see text.h. */
+__noinline int sc_long_line(struct scratch *s, struct config *cfg, __u64 now)
+{
+	if (!s || !cfg)
+		return LINE_UNSURE;
+	__u32 n = sc_tokenize(s, WIN_SIZE);
+	if (n < 1)
+		return 0; /* 512 spaces: no command yet; say unsure-free ERROR */
+	__u32 vl = s->tok_len[0];
+	__u64 w = load8(s->win, WIN_MASK, s->tok_off[0]) & MASKN(vl > 8 ? 8 : vl);
+	if (n == 1 && s->tok_off[0] + vl >= WIN_SIZE)
+		return 0; /* a verb longer than any: ERROR */
+	if ((vl == 3 && w == W3('g', 'e', 't')) || (vl == 4 && w == W4('g', 'e', 't', 's')) ||
+	    (vl == 4 && w == W4('b', 'g', 'e', 't')))
+		return 0;
+	if ((vl == 3 && (w == W3('s', 'e', 't') || w == W3('a', 'd', 'd') || w == W3('c', 'a', 's'))) ||
+	    (vl == 6 && w == W6('a', 'p', 'p', 'e', 'n', 'd')) ||
+	    (vl == 7 && (w == W7('r', 'e', 'p', 'l', 'a', 'c', 'e') || w == W7('p', 'r', 'e', 'p', 'e', 'n', 'd'))) ||
+	    (vl == 2 && w == W2('m', 's')))
+		return LINE_UNSURE;
+	/* anything else may change keys we cannot all read, but reads no data */
+	flush_cache(cfg, now, 0, 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The stream engine: TCP segments (per connection) and UDP datagrams. */
+
+/* Loads n payload bytes at packet offset off into s->win[at, at + n).
+ * Global so that the size, which the verifier must know exactly at a helper
+ * call, is exact only in here. */
+__noinline int sc_load_win(struct xdp_md *ctx, struct scratch *s, __u32 off, __u32 at, __u32 len)
 {
 	__u64 n = len;
 	if (!s)
@@ -115,243 +520,52 @@ __noinline int sc_load_win(struct xdp_md *ctx, struct scratch *s, __u32 off, __u
 	asm volatile("" : "+r"(n)); /* keep the 64-bit bounds checks */
 	if (n < 1 || n > WIN_SIZE)
 		return -1;
-	return bpf_xdp_load_bytes(ctx, off, s->win, SIZE_1_TO(n, WIN_SIZE));
+	return bpf_xdp_load_bytes(ctx, off, s->win + (at & WIN_MASK), SIZE_1_TO(n, WIN_SIZE));
 }
 
-struct scan_ctx {
-	struct xdp_md *ctx;
-	struct config *cfg;
-	struct scratch *s;
-	__u64 now;
-	__u32 base;      /* packet offset of the payload */
-	__u32 end;       /* payload length */
-	__u32 pos;       /* current offset into the payload */
-	__u32 line_start;/* pos is the start of a line */
-};
-
-/* Parses the command at the start of the window (wlen bytes, at_end: the
- * window reaches the end of the payload). Returns the data block length to
- * skip after the line (0 if none). */
-__noinline __u32 sc_ascii_command(struct scratch *s, struct config *cfg, __u32 wlen, int at_end, __u64 now)
-{
-	if (!s || !cfg)
-		return 0;
-	struct {
-		struct config *cfg;
-		__u64 now;
-	} cc = { cfg, now }, *c = &cc;
-	__u8 *w = s->win;
-	__u32 p = sc_spaces(s, BUF_WIN, 0, wlen);
-	int vl = sc_token(s, BUF_WIN, p, wlen);
-	int complete = vl >= 0;
-	if (!complete) {
-		if (!at_end)
-			return 0; /* a line longer than the window is no command of ours */
-		vl = wlen - p;
-	}
-	if (vl < 0 || vl > WIN_SIZE)
-		return 0;
-	int kind = classify_verb(load8(w, WIN_MASK, p), vl, complete);
-	if (kind == VERB_NONE)
-		return 0;
-	if (kind == VERB_PREFIX) {
-		flush_cache(c->cfg, c->now, 0, 1);
-		return 0;
-	}
-	if (kind == VERB_FLUSH && AT(w, WIN_MASK, p + 8) != 'l')
-		return 0;
-	p = sc_spaces(s, BUF_WIN, p + vl, wlen);
-
-	if (kind == VERB_FLUSH || kind == VERB_SHUTDOWN) {
-		if (kind == VERB_FLUSH && sc_num(s, BUF_WIN, p, wlen) > 0 && s->num > 0) {
-			/* flush_all <delay>: memcached drops items at now+delay
-			 * (absolute times as exptime). Flush now and refuse fills
-			 * until then. */
-			__u64 d = exptime_deadline(c->cfg, s->num, c->now);
-			flush_cache(c->cfg, c->now, d > c->now ? d - c->now + 2 * NSEC : 0, 0);
-		} else {
-			flush_cache(c->cfg, c->now, 0, 0);
-		}
-		return 0;
-	}
-
-	__s64 exptime = 0;
-	int known_exp = 0;
-	int n;
-	if (kind == VERB_GAT) {
-		n = sc_num(s, BUF_WIN, p, wlen);
-		if (n <= 0) {
-			if (at_end) /* keys cut off */
-				flush_cache(c->cfg, c->now, 0, 1);
-			return 0;
-		}
-		exptime = s->num;
-		known_exp = 1;
-		p = sc_spaces(s, BUF_WIN, p + n, wlen);
-		/* gat/gats touch every key listed. */
-		for (int i = 0; i < MAX_GET_KEYS; i++) {
-			if (p >= wlen) {
-				if (at_end) /* more keys may follow in the next segment */
-					flush_cache(c->cfg, c->now, 0, 1);
-				return 0;
-			}
-			if (AT(w, WIN_MASK, p) == '\r' || AT(w, WIN_MASK, p) == '\n')
-				return 0;
-			int kl = sc_key(s, BUF_WIN, p, wlen, KEY_SLOT);
-			if (kl <= 0 || kl > KEY_MAX) {
-				flush_cache(c->cfg, c->now, 0, 1);
-				return 0;
-			}
-			invalidate_key(s, c->cfg, kl, c->now, known_exp, exptime);
-			p = sc_spaces(s, BUF_WIN, p + kl, wlen);
-		}
-		/* more keys than we follow: the rest are unknown */
-		flush_cache(c->cfg, c->now, 0, 1);
-		return 0;
-	}
-
-	int kl = sc_key(s, BUF_WIN, p, wlen, KEY_SLOT);
-	if (kl <= 0 || kl > KEY_MAX) {
-		/* Key cut off by the segment end, or too long / missing: memcached
-		 * may still apply something we cannot name. */
-		if (kl < 0 || kl > KEY_MAX || at_end)
-			flush_cache(c->cfg, c->now, 0, 1);
-		return 0;
-	}
-	p += kl;
-	__u32 skip = 0;
-	switch (kind) {
-	case VERB_STORE:
-	case VERB_STORE_KEEP:
-		/* flags exptime bytes */
-		p = sc_spaces(s, BUF_WIN, p, wlen);
-		n = sc_num(s, BUF_WIN, p, wlen);
-		p = sc_spaces(s, BUF_WIN, p + n, wlen);
-		n = sc_num(s, BUF_WIN, p, wlen);
-		if (kind == VERB_STORE) {
-			known_exp = 1;
-			/* unreadable exptime: never fill until the next mutation */
-			exptime = n > 0 ? s->num : -1;
-		}
-		p = sc_spaces(s, BUF_WIN, p + n, wlen);
-		n = sc_num(s, BUF_WIN, p, wlen);
-		if (n > 0 && s->num >= 0 && s->num < (1 << 30))
-			skip = s->num + 2;
-		break;
-	case VERB_TOUCH:
-		p = sc_spaces(s, BUF_WIN, p, wlen);
-		n = sc_num(s, BUF_WIN, p, wlen);
-		known_exp = 1;
-		exptime = n > 0 ? s->num : -1;
-		break;
-	case VERB_MS:
-	case VERB_MG: {
-		/* ms <key> <datalen> <flags>*: T<ttl> sets the exptime.
-		 * mg <key> <flags>*: mutates with T (touch), N (vivify), E (cas). */
-		int mutates = kind == VERB_MS;
-		if (kind == VERB_MS) {
-			p = sc_spaces(s, BUF_WIN, p, wlen);
-			n = sc_num(s, BUF_WIN, p, wlen);
-			if (n > 0 && s->num >= 0 && s->num < (1 << 30))
-				skip = s->num + 2;
-			p += n;
-			known_exp = 1; /* no T flag: no exptime */
-		}
-		for (int i = 0; i < 16; i++) {
-			p = sc_spaces(s, BUF_WIN, p, wlen);
-			if (p >= wlen)
-				break;
-			__u8 f = AT(w, WIN_MASK, p);
-			if (f == '\r' || f == '\n')
-				break;
-			if (f == 'T' || f == 'N') {
-				mutates = 1;
-				known_exp = 1;
-				exptime = sc_num(s, BUF_WIN, p + 1, wlen) > 0 ? s->num : -1;
-			} else if (f == 'E' || f == 'I') {
-				mutates = 1;
-			}
-			int tl = sc_token(s, BUF_WIN, p, wlen);
-			if (tl <= 0)
-				break;
-			p += tl;
-		}
-		if (!mutates)
-			return 0;
-		break;
-	}
-	default:
-		break;
-	}
-	invalidate_key(s, c->cfg, kl, c->now, known_exp, exptime);
-	return skip;
-}
-
-/* Offset of the first '\n' in s->win[0, wlen), or -1. */
-__noinline int sc_find_lf(struct scratch *s, __u32 wlen)
+/* Offset of the first '\n' in s->win[from, to), or -1. */
+__noinline int sc_find_lf(struct scratch *s, __u32 from, __u32 to)
 {
 	if (!s)
 		return -1;
-	for (__u32 i = 0; i < WIN_SIZE; i++) {
-		if (i >= wlen)
+	for (__u32 i = 0; i < 2 * WIN_SIZE; i++) {
+		__u32 o = from + i;
+		if (o >= to)
 			return -1;
-		if (s->win[i] == '\n')
-			return i;
+		if (s->win[o & (2 * WIN_SIZE - 1)] == '\n')
+			return o;
 	}
 	return -1;
 }
 
-static long ascii_step(__u32 idx, void *data)
+/* Copies a cut command line between the flow and s->win (save: win to flow). */
+__noinline int sc_carry(struct scratch *s, struct flow_state *fs, __u32 n, __u32 save)
 {
-	struct scan_ctx *c = data;
-	if (c->pos >= c->end)
-		return 1;
-	__u32 wlen = c->end - c->pos;
-	int at_end = 1;
-	if (wlen > WIN_SIZE) {
-		wlen = WIN_SIZE;
-		at_end = 0;
-	}
-	if (wlen == 0 || sc_load_win(c->ctx, c->s, c->base + c->pos, wlen) < 0)
-		return 1;
-	__u32 skip = 0;
-	if (c->line_start)
-		skip = sc_ascii_command(c->s, c->cfg, wlen, at_end, c->now);
-	int lf = sc_find_lf(c->s, wlen);
-	if (lf < 0) {
-		c->pos += wlen;
-		c->line_start = 0;
-		return 0;
-	}
-	c->pos += lf + 1 + skip;
-	c->line_start = 1;
-	return 0;
-}
-
-/* Scans payload bytes [from, end) of the packet for ASCII mutations.
- * Global: checked once, not at every call site. s->q_now is the time. */
-__noinline int sc_scan_ascii(struct xdp_md *ctx, struct scratch *s, struct config *cfg, __u32 base, __u32 range)
-{
-	if (!s || !cfg)
+	if (!s || !fs)
 		return -1;
-	struct scan_ctx c = {
-		.ctx = ctx, .cfg = cfg, .s = s, .now = s->q_now, .base = base,
-		.pos = range & 0xffff, .end = range >> 16, .line_start = 1,
-	};
-	bpf_loop(MAX_SCAN_STEPS, ascii_step, &c, 0);
-	if (c.pos < c.end) /* more commands than we scan: be safe */
-		flush_cache(cfg, c.now, 0, 1);
+	for (__u32 i = 0; i < WIN_SIZE / 8; i++) {
+		if (i * 8 >= n)
+			break;
+		if (save)
+			((__u64 *)fs->carry)[i] = ((__u64 *)s->win)[i];
+		else
+			((__u64 *)s->win)[i] = ((__u64 *)fs->carry)[i];
+	}
 	return 0;
 }
 
-static __always_inline void scan_ascii(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
-				       __u32 base, __u32 from, __u32 end)
-{
-	s->q_now = now;
-	if (end > 0xffff) /* the scan covers 64 KiB at most */
-		end = 0xffff;
-	sc_scan_ascii(ctx, s, cfg, base, from | (end << 16));
-}
+struct stream_ctx {
+	struct xdp_md *ctx;
+	struct config *cfg;
+	struct scratch *s;
+	struct flow_state *fs;
+	__u64 now;
+	__u32 base;  /* packet offset of the payload */
+	__u32 pos;   /* current offset into the payload */
+	__u32 end;   /* payload length */
+	__u32 udp;   /* a datagram: nothing continues after its end */
+	__u32 lost;  /* positions could no longer be trusted */
+};
 
 static __always_inline int bin_mutating(__u8 op)
 {
@@ -365,112 +579,213 @@ static __always_inline int bin_mutating(__u8 op)
 	return 0;
 }
 
-struct bin_ctx {
-	struct scan_ctx sc;
-	__u32 desync; /* lost track of header boundaries */
-};
-
-static long binary_step(__u32 idx, void *data)
+/* One binary request whose header (and as much of its body as the packet
+ * holds) is in s->win[0, have). Invalidates what it changes; returns its
+ * length (header + body), or -1 when it is no request memcached would take
+ * (memcached closes such a connection). Global: see text.h. */
+__noinline long sc_binary_request(struct scratch *s, struct config *cfg, __u32 have, __u64 now)
 {
-	struct bin_ctx *b = data;
-	struct scan_ctx *c = &b->sc;
-	if (c->pos >= c->end)
-		return 1;
-	__u32 wlen = c->end - c->pos;
-	if (wlen > WIN_SIZE)
-		wlen = WIN_SIZE;
-	if (wlen < MC_BIN_HDR_LEN) {
-		/* header cut by the segment end: we cannot know where the
-		 * next one starts */
-		b->desync = 1;
-		return 1;
-	}
-	__u8 *w = c->s->win;
-	if (sc_load_win(c->ctx, c->s, c->base + c->pos, wlen) < 0) {
-		b->desync = 1;
-		return 1;
-	}
-	if (w[0] != 0x80) {
-		b->desync = 1;
-		return 1;
-	}
+	if (!s || !cfg || have < MC_BIN_HDR_LEN)
+		return -1;
+	__u8 *w = s->win;
+	if (w[0] != 0x80)
+		return -1;
 	__u8 op = w[1];
 	__u32 klen = ((__u32)w[2] << 8) | w[3];
 	__u32 elen = w[4];
 	__u32 body = ((__u32)w[8] << 24) | ((__u32)w[9] << 16) | ((__u32)w[10] << 8) | w[11];
-	if (elen + klen > body) {
-		b->desync = 1;
-		return 1;
-	}
+	if (elen + klen > body)
+		return -1;
 	if (op == BIN_FLUSH || op == BIN_FLUSHQ) {
 		__u64 delay = 0;
-		if (elen >= 4 && wlen >= MC_BIN_HDR_LEN + 4) {
-			__s64 e = ((__u32)w[24] << 24) | ((__u32)w[25] << 16) | ((__u32)w[26] << 8) | w[27];
-			__u64 d = exptime_deadline(c->cfg, e, c->now);
-			delay = d > c->now ? d - c->now + 2 * NSEC : 0;
+		if (elen >= 4 && have >= MC_BIN_HDR_LEN + 4) {
+			__s64 e = (__s32)(((__u32)w[24] << 24) | ((__u32)w[25] << 16) | ((__u32)w[26] << 8) | w[27]);
+			__u64 d = exptime_deadline(cfg, e, now);
+			delay = d > now ? d - now + 2 * NSEC : 0;
 		}
-		flush_cache(c->cfg, c->now, delay, 0);
+		flush_cache(cfg, now, delay, 0);
 	} else if (bin_mutating(op)) {
 		__u32 koff = MC_BIN_HDR_LEN + elen;
-		if (klen == 0 || klen > KEY_MAX || koff + klen > wlen) {
-			flush_cache(c->cfg, c->now, 0, 1);
+		if (klen == 0 || klen > KEY_MAX || koff + klen > have || koff + klen > WIN_SIZE) {
+			flush_cache(cfg, now, 0, 1);
 		} else {
-			sc_copy_key(c->s, BUF_WIN, koff, klen, KEY_SLOT);
+			sc_copy_key(s, BUF_WIN, koff, klen, KEY_SLOT);
 			/* exptime: in extras after flags for SET/ADD/REPLACE(Q),
-			 * first for TOUCH/GAT*, after delta+initial for INCR/DECR. */
-			int known = 0;
+			 * first for TOUCH/GAT*, after delta+initial for INCR/DECR
+			 * (used only when the key is created there). */
+			int kind = EXP_NONE;
 			__u32 eoff = 0;
+			int has_cas = *(__u64 *)(w + 16) != 0;
 			switch (op) {
-			case BIN_SET: case BIN_ADD: case BIN_REPLACE: case BIN_SETQ: case BIN_ADDQ: case BIN_REPLACEQ:
-				known = elen >= 8; eoff = 4; break;
+			case BIN_SET: case BIN_SETQ:
+				kind = elen >= 8 ? (has_cas ? EXP_MAYBE : EXP_SET) : EXP_NONE; eoff = 4; break;
+			case BIN_ADD: case BIN_REPLACE: case BIN_ADDQ: case BIN_REPLACEQ:
+				kind = elen >= 8 ? EXP_MAYBE : EXP_NONE; eoff = 4; break;
 			case BIN_TOUCH: case BIN_GAT: case BIN_GATQ: case BIN_GATK: case BIN_GATKQ:
-				known = elen >= 4; eoff = 0; break;
+				kind = elen >= 4 ? EXP_SET : EXP_NONE; eoff = 0; break;
 			case BIN_INCR: case BIN_DECR: case BIN_INCRQ: case BIN_DECRQ:
-				known = elen >= 20; eoff = 16; break;
+				kind = elen >= 20 ? EXP_MAYBE : EXP_NONE; eoff = 16; break;
 			}
 			__s64 e = 0;
-			if (known) {
+			if (kind != EXP_NONE) {
 				__u32 o = MC_BIN_HDR_LEN + eoff;
 				e = (__s32)(((__u32)AT(w, WIN_MASK, o) << 24) | ((__u32)AT(w, WIN_MASK, o + 1) << 16) |
 					    ((__u32)AT(w, WIN_MASK, o + 2) << 8) | AT(w, WIN_MASK, o + 3));
+				if ((op == BIN_INCR || op == BIN_DECR || op == BIN_INCRQ || op == BIN_DECRQ) &&
+				    (__u32)e == 0xffffffff)
+					kind = EXP_NONE; /* "never create" */
 			}
-			invalidate_key(c->s, c->cfg, klen, c->now, known, e);
+			invalidate_key(s, cfg, klen, now, kind, e);
 		}
 	}
-	c->pos += MC_BIN_HDR_LEN + body;
+	return MC_BIN_HDR_LEN + (long)body;
+}
+
+/* One step of the engine: passes data, reads one command, or stops (1). */
+static long stream_step(__u32 idx, void *data)
+{
+	struct stream_ctx *c = data;
+	struct flow_state *fs = c->fs;
+	struct scratch *s = c->s;
+	if (c->pos >= c->end)
+		return 1;
+	__u32 avail = c->end - c->pos;
+	if (fs->skip) {
+		__u32 n = fs->skip < avail ? fs->skip : avail;
+		c->pos += n;
+		fs->skip -= n;
+		return 0;
+	}
+	__u32 carry = fs->carry_len;
+	if (carry >= WIN_SIZE) {
+		c->lost = 1;
+		return 1;
+	}
+	__u32 n = WIN_SIZE - carry;
+	if (n > avail)
+		n = avail;
+	if (carry)
+		sc_carry(s, fs, carry, 0);
+	if (sc_load_win(c->ctx, s, c->base + c->pos, carry, n) < 0) {
+		c->lost = 1;
+		return 1;
+	}
+	__u32 have = carry + n;
+
+	if (fs->proto == FLOW_PROTO_BINARY) {
+		if (have < MC_BIN_HDR_LEN) {
+			if (c->udp)
+				return 1; /* memcached drops a cut header */
+			sc_carry(s, fs, have, 1);
+			fs->carry_len = have;
+			c->pos += n;
+			return 1;
+		}
+		long len = sc_binary_request(s, c->cfg, have, c->now);
+		fs->carry_len = 0;
+		if (len < 0) {
+			c->lost = 1;
+			return 1;
+		}
+		/* the request began carry bytes before pos */
+		fs->skip = (__u32)len - carry;
+		return 0;
+	}
+
+	if (fs->mode == FLOW_LONG_LINE) {
+		int lf = sc_find_lf(s, 0, have);
+		if (lf < 0) {
+			c->pos += n;
+			return 0;
+		}
+		c->pos += lf + 1;
+		fs->mode = FLOW_AT_COMMAND;
+		return 0;
+	}
+	int lf = sc_find_lf(s, carry, have);
+	if (lf < 0) {
+		if (have >= WIN_SIZE) {
+			/* a line longer than the window */
+			if (sc_long_line(s, c->cfg, c->now) < 0)
+				c->lost = 1;
+			fs->mode = FLOW_LONG_LINE;
+			fs->carry_len = 0;
+			c->pos += n;
+			return c->lost;
+		}
+		if (c->udp) {
+			/* memcached drops the cut line with the datagram; read
+			 * it anyway, it costs at most an invalidation */
+			sc_ascii_line(s, c->cfg, have, c->now);
+			c->pos += n;
+			return 1;
+		}
+		/* the line goes on in the next segment */
+		sc_carry(s, fs, have, 1);
+		fs->carry_len = have;
+		c->pos += n;
+		return 1;
+	}
+	__s64 skip = sc_ascii_line(s, c->cfg, lf, c->now);
+	fs->carry_len = 0;
+	c->pos += lf - carry + 1;
+	if (skip < 0) {
+		c->lost = 1;
+		return 1;
+	}
+	if (fs->sync == FLOW_SYNCED)
+		fs->skip = skip > 0xffffffffLL ? 0xffffffff : (__u32)skip;
 	return 0;
 }
 
-/* Walks binary requests from payload offset from. Returns the offset of the
- * next header (>= end when the last request runs past the payload), or -1
- * after losing track. Over TCP the caller must then flush: what follows may
- * be a mutation we cannot see. A UDP datagram is complete: memcached drops
- * what it cannot parse there, so nothing unseen can follow. Global, as above. */
-__noinline long sc_scan_binary(struct xdp_md *ctx, struct scratch *s, struct config *cfg, __u32 base, __u32 range)
+#define STREAM_STEPS 1024 /* commands and data blocks read per packet */
+
+/* Reads payload bytes [from, end) of the packet into the stream fs. Returns
+ * 0, or -1 when positions can no longer be trusted (the caller flushes and
+ * marks the flow unsynced). range: STREAM_RANGE (five arguments at most).
+ * Global: checked once. s->q_now is the time. */
+#define STREAM_RANGE(base, from, end, udp) \
+	((__u64)(from) | ((__u64)(end) << 16) | ((__u64)(base) << 32) | ((__u64)(udp) << 48))
+
+__noinline int sc_stream(struct xdp_md *ctx, struct scratch *s, struct config *cfg, struct flow_state *fs,
+			 __u64 range)
 {
-	if (!s || !cfg)
+	if (!s || !cfg || !fs)
 		return -1;
-	__u32 end = range >> 16;
-	struct bin_ctx b = {
-		.sc = { .ctx = ctx, .cfg = cfg, .s = s, .now = s->q_now, .base = base, .end = end,
-			.pos = range & 0xffff },
+	struct stream_ctx c = {
+		.ctx = ctx, .cfg = cfg, .s = s, .fs = fs, .now = s->q_now, .base = (range >> 32) & 0xffff,
+		.pos = range & 0xffff, .end = (range >> 16) & 0xffff, .udp = (range >> 48) & 1,
 	};
-	bpf_loop(MAX_SCAN_STEPS, binary_step, &b, 0);
-	if (b.desync || b.sc.pos < end)
+	bpf_loop(STREAM_STEPS, stream_step, &c, 0);
+	if (c.lost || c.pos < c.end)
 		return -1;
-	return b.sc.pos;
+	return 0;
 }
 
-static __always_inline long scan_binary(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
-					__u32 base, __u32 from, __u32 end, int tcp)
+/* A UDP datagram's payload [from, end) (after the frame header): memcached
+ * reads it as a stream of its own, protocol by its first byte. */
+static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
+				     __u32 base, __u32 from, __u32 end)
 {
-	s->q_now = now;
-	long next = -1;
-	if (end <= 0xffff && from <= 0xffff)
-		next = sc_scan_binary(ctx, s, cfg, base, from | (end << 16));
-	if (next < 0 && tcp)
+	if (end > 0xffff) {
+		/* larger than we read */
 		flush_cache(cfg, now, 0, 1);
-	return next;
+		return;
+	}
+	if (from >= end)
+		return;
+	__u8 first = 0;
+	if (bpf_xdp_load_bytes(ctx, base + from, &first, 1) < 0)
+		return;
+	struct flow_state *fs = &s->udp_fs;
+	fs->skip = 0;
+	fs->carry_len = 0;
+	fs->mode = FLOW_AT_COMMAND;
+	fs->sync = FLOW_SYNCED;
+	fs->proto = first == 0x80 ? FLOW_PROTO_BINARY : FLOW_PROTO_ASCII;
+	s->q_now = now;
+	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(base, from, end, 1)) < 0 && fs->proto == FLOW_PROTO_ASCII)
+		flush_cache(cfg, now, 0, 1); /* more commands than we read, or an unsure line */
 }
 
 #endif

@@ -95,8 +95,7 @@ struct reply_state {
 	__u32 _pad;
 };
 
-/* TCP flows that speak the binary protocol: where the next request header
- * starts, so segments carrying the tail of a large value are not misread. */
+/* A TCP connection to memcached, client to server. */
 struct flow_key {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -105,12 +104,33 @@ struct flow_key {
 	__u32 _pad;
 };
 
-#define FLOW_BINARY 1
-#define FLOW_UNSYNCED 2 /* lost track: every segment flushes the cache */
+/* flow_state.proto: memcached picks a connection's protocol once, from its
+ * first byte (0x80: binary, anything else: ASCII). */
+#define FLOW_PROTO_UNKNOWN 0 /* the connection's first byte was never seen */
+#define FLOW_PROTO_ASCII 1
+#define FLOW_PROTO_BINARY 2
 
+/* flow_state.sync */
+#define FLOW_SYNCED 0   /* next_seq is where memcached's parser stands */
+#define FLOW_UNSYNCED 1 /* bytes were missed: read conservatively (docs/consistency.md) */
+
+/* flow_state.mode */
+#define FLOW_AT_COMMAND 0 /* the next byte starts (or carry[] begins) a command */
+#define FLOW_LONG_LINE 1  /* inside a line longer than the window: skip to its '\n' */
+
+/* Where memcached's command parser stands on one TCP connection, followed
+ * from its SYN byte by byte (segments in sequence order), so that every
+ * command line and data block is read as memcached reads it. A command line
+ * cut by a segment end is kept in carry[] until the rest arrives. */
 struct flow_state {
-	__u32 next_hdr_seq;
-	__u32 state;
+	__u32 next_seq;  /* sequence number of the next byte not yet read */
+	__u32 skip;      /* data block (ASCII) or request body (binary) bytes still to pass */
+	__u16 carry_len; /* bytes of a cut command line / binary header in carry */
+	__u8 proto;      /* FLOW_PROTO_* */
+	__u8 sync;       /* FLOW_SYNCED / FLOW_UNSYNCED */
+	__u8 mode;       /* FLOW_AT_COMMAND / FLOW_LONG_LINE */
+	__u8 _pad[7];
+	__u8 carry[WIN_SIZE];
 };
 
 /* Mutations XDP saw on one TCP flow (keyed like flow_map, client to server)
@@ -150,6 +170,18 @@ struct local_addr {
 	__u8 addr[16];
 };
 
+/* Meta command flags (mutate.h): a bit per flag letter (bit 63: a repeated
+ * or unknown byte), the T and N tokens, the M mode. */
+struct meta_flags {
+	__u64 bits;
+	__s64 ttl;     /* the smaller exptime a T or N flag gives */
+	__u32 has_ttl;
+	__u32 t_tok;
+	__u32 n_tok;
+	__u8 mode;
+	__u8 _pad[3];
+};
+
 /* Per-CPU scratch: requests are copied here so parsing works on a map value
  * with masked offsets instead of packet pointers, and replies are assembled
  * here before one bpf_xdp_store_bytes. */
@@ -159,7 +191,7 @@ struct scratch {
 	__u8 keys[MAX_GET_KEYS][KEY_BUF];
 	__u64 hashes[MAX_GET_KEYS];
 	__u16 key_lens[MAX_GET_KEYS];
-	__u8 win[WIN_SIZE + 16];
+	__u8 win[2 * WIN_SIZE + 16]; /* a command line: carry, then packet bytes */
 	__u8 key[KEY_BUF + 8];
 	__u8 hdr[128 + 8]; /* the request's headers while the frame is resized */
 	struct ticket_key tkey;
@@ -178,6 +210,14 @@ struct scratch {
 	__u32 inv_logged; /* keys sc_invalidate noted in inv_log (may exceed ACK_SLOTS) */
 	__u64 inv_log[ACK_SLOTS]; /* their hashes, for the flow's ack_log */
 	__u32 inv_logging; /* sc_invalidate notes keys (a TCP segment is scanned) */
+	__u16 tok_off[MAX_TOKENS]; /* tokens of the line in win (memcached's tokenizer) */
+	__u16 tok_len[MAX_TOKENS];
+	__u32 ntok;        /* tokens found, at most MAX_TOKENS - 1 (memcached's cap) */
+	__u32 more_tok;    /* the line has more tokens than memcached tokenizes at once */
+	__u64 num_u;       /* sc_strto's result, as memcached's strtoul/strtoull see it */
+	struct meta_flags mf;
+	struct flow_state udp_fs; /* a UDP datagram's stream (it starts and ends with the datagram) */
+	struct flow_state flow_zero; /* never written: a new flow's state */
 	struct ack_log ack_zero; /* never written: a new flow's ack_log (kept off the stack,
 				  * whose 512 bytes the call chain to it nearly fills) */
 	__u32 _pad2;
