@@ -95,7 +95,9 @@ func (c *Cache) Flush() error {
 }
 
 // flushFrame is an Ethernet/IPv4/TCP frame to port carrying "flush_all\r\n"
-// (checksums are not looked at on the mutation path).
+// on a SYN (data on a SYN, as TCP Fast Open sends it: the program reads it as
+// a new connection's first command; checksums are not looked at on the
+// mutation path). FIN too, so no connection state is left behind.
 func flushFrame(port uint16) []byte {
 	payload := []byte("flush_all\r\n")
 	b := make([]byte, 14+20+20, 14+20+20+len(payload))
@@ -109,6 +111,6 @@ func flushFrame(port uint16) []byte {
 	binary.BigEndian.PutUint16(tcp[0:], 1)
 	binary.BigEndian.PutUint16(tcp[2:], port)
 	tcp[12] = 5 << 4
-	tcp[13] = 0x18 // PSH|ACK
+	tcp[13] = 0x03 // SYN|FIN
 	return append(b, payload...)
 }

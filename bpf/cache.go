@@ -32,6 +32,10 @@ type Settings struct {
 	RequireLocal  bool          // serve only requests addressed to a local address (local_map)
 	VerifyUDPCsum bool          // verify requests' UDP checksums (off where senders leave them partial, e.g. veth)
 	Seed          uint64        // key hash seed; 0 picks a random one
+	// Protocol is memcached's -B setting: "auto" (or empty: each TCP
+	// connection's first byte decides, memcached's default), "ascii" or
+	// "binary". XDP must read connections as memcached does.
+	Protocol string
 }
 
 // DefaultSettings are the documented defaults (docs/consistency.md).
@@ -72,6 +76,11 @@ func (s Settings) Validate() error {
 	}
 	if s.WriteHold < 0 {
 		return fmt.Errorf("write hold must not be negative, got %s", s.WriteHold)
+	}
+	switch s.Protocol {
+	case "", "auto", "ascii", "binary":
+	default:
+		return fmt.Errorf("memcached protocol must be auto, ascii or binary (its -B setting), got %q", s.Protocol)
 	}
 	return nil
 }
@@ -189,6 +198,12 @@ func (c *Cache) Configure(s Settings) error {
 	if s.VerifyUDPCsum {
 		cfg.Flags |= cfgVerifyUDPCsum
 	}
+	switch s.Protocol {
+	case "ascii":
+		cfg.Flags |= cfgProtoASCII
+	case "binary":
+		cfg.Flags |= cfgProtoBinary
+	}
 	if err := c.Maps.ConfigMap.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
@@ -198,6 +213,8 @@ func (c *Cache) Configure(s Settings) error {
 const (
 	cfgRequireLocal  = 1
 	cfgVerifyUDPCsum = 2
+	cfgProtoASCII    = 4
+	cfgProtoBinary   = 8
 )
 
 // Config reads back what Configure wrote.
@@ -216,6 +233,13 @@ func (c *Cache) Config() (Settings, uint64, error) {
 		RequireLocal:  cfg.Flags&cfgRequireLocal != 0,
 		VerifyUDPCsum: cfg.Flags&cfgVerifyUDPCsum != 0,
 		Seed:          cfg.Seed,
+		Protocol:      "auto",
+	}
+	switch {
+	case cfg.Flags&cfgProtoASCII != 0:
+		s.Protocol = "ascii"
+	case cfg.Flags&cfgProtoBinary != 0:
+		s.Protocol = "binary"
 	}
 	for _, p := range cfg.Ports {
 		if p != 0 {

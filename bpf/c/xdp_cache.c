@@ -377,6 +377,10 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 		if (bpf_xdp_load_bytes(ctx, p->pl_off + from, &first, 1) < 0)
 			goto out;
 		fs->proto = first == 0x80 ? FLOW_PROTO_BINARY : FLOW_PROTO_ASCII;
+		if (cfg->flags & CFG_PROTO_ASCII)
+			fs->proto = FLOW_PROTO_ASCII;
+		else if (cfg->flags & CFG_PROTO_BINARY)
+			fs->proto = FLOW_PROTO_BINARY;
 	}
 	if (fs->proto == FLOW_PROTO_ASCII && from == 0 && !fs->skip && !fs->carry_len &&
 	    fs->mode == FLOW_AT_COMMAND)

@@ -81,6 +81,8 @@
 #define CFG_REQUIRE_LOCAL 1 /* serve only requests addressed to local_addrs */
 #define CFG_VERIFY_UDP_CSUM 2 /* verify a request's UDP checksum before answering it; off
 			       * where local senders leave it partial (veth: checksum offload) */
+#define CFG_PROTO_ASCII 4  /* memcached -B ascii: every TCP connection speaks ASCII */
+#define CFG_PROTO_BINARY 8 /* memcached -B binary (neither: -B auto, by the first byte) */
 
 /* memcached treats exptime above 30 days as an absolute unix time. */
 #define REL_EXPTIME_MAX (60 * 60 * 24 * 30)
