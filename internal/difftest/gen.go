@@ -79,7 +79,7 @@ func NewGen(seed uint64) *Gen {
 	return &Gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
-func (g *Gen) n(n int) int          { return g.r.IntN(n) }
+func (g *Gen) n(n int) int           { return g.r.IntN(n) }
 func (g *Gen) chance(p float64) bool { return g.r.Float64() < p }
 
 func pick[T any](g *Gen, xs ...T) T { return xs[g.r.IntN(len(xs))] }
