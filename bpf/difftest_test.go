@@ -2,7 +2,6 @@ package bpf
 
 import (
 	"flag"
-	"os"
 	"testing"
 	"time"
 
@@ -11,9 +10,9 @@ import (
 
 var (
 	diffSeed   = flag.Uint64("diff.seed", 13, "differential harness: first seed (stream i uses seed+i)")
-	diffCount  = flag.Int("diff.count", 150, "differential harness: streams to run (0 with -diff.time: unbounded)")
-	diffTime   = flag.Duration("diff.time", 0, "differential harness: run streams for this long (overrides -diff.count unless it ends first)")
-	diffShrink = flag.Int("diff.shrink", 300, "differential harness: runs spent minimizing a failing stream")
+	diffCount  = flag.Int("diff.count", 150, "differential harness: streams to run")
+	diffTime   = flag.Duration("diff.time", 0, "differential harness: run streams for this long instead of -diff.count streams")
+	diffShrink = flag.Int("diff.shrink", 200, "differential harness: runs spent minimizing a failing stream")
 	diffMaxErr = flag.Int("diff.maxfail", 3, "differential harness: stop after this many failing streams")
 	diffStrict = flag.Bool("diff.strict", false, "differential harness: run regression cases marked as known failures as ordinary cases")
 )
@@ -36,11 +35,7 @@ func TestDiffRandom(t *testing.T) {
 	var total diffResult
 	streams, failed := 0, 0
 	for i := 0; ; i++ {
-		if *diffTime > 0 {
-			if time.Since(start) > *diffTime || (*diffCount > 0 && i >= *diffCount && os.Getenv("DIFF_UNBOUNDED") == "") {
-				break
-			}
-		} else if i >= *diffCount {
+		if *diffTime > 0 && time.Since(start) > *diffTime || *diffTime == 0 && i >= *diffCount {
 			break
 		}
 		seed := *diffSeed + uint64(i)
