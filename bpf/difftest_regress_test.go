@@ -139,6 +139,14 @@ func diffRegressions() []diffRegression {
 			knownFail: "new: memcached checks only the frame's total (bytes 4-5 == 1) and ignores the sequence number; XDP passes seq != 0 as multi-frame (pass_multi_frame) without looking for mutations"},
 		{name: "udp-frame-seq-nonzero-v6-ma", stream: udpStream(true, append(difftest.Frame(7, 4, 1), "ma k MD\r\n"...)),
 			knownFail: "new: as above, IPv6, ma decrements k"},
+		// 2: binary UDP GET tickets do not carry the key
+		{name: "bin-udp-get-same-id-opaque", stream: func() difftest.Stream {
+			s := tcpStream("set k 0 0 2\r\nK1\r\nset o 0 0 2\r\nO1\r\n")
+			s.Events = append(s.Events,
+				difftest.Event{Conn: difftest.UDP, Hold: true, Data: append(difftest.Frame(5, 0, 1), difftest.BinReq(difftest.BinGet, "k", nil, nil, 9)...)},
+				difftest.Event{Conn: difftest.UDP, Data: append(difftest.Frame(5, 0, 1), difftest.BinReq(difftest.BinGet, "o", nil, nil, 9)...)})
+			return s
+		}(), knownFail: "#2: both GETs leave a ticket (request id 5, opaque 9, hash 0): the second overwrites the first, and memcached's answer to GET k (K1) fills o's bucket"},
 		{name: "udp-delete", stream: udpStream(false, append(difftest.Frame(8, 0, 1), "delete k\r\n"...))},
 		{name: "incomplete-add-keeps-ttl", stream: tcpStream("add k 1 4117"),
 			knownFail: "new: a line cut by the segment end (memcached waits for the rest, changes nothing) records exptime 4117 for k"},

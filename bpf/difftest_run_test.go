@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/xdpcache/xdpcache/internal/difftest"
@@ -176,6 +177,51 @@ type diffRunner struct {
 	lastV6 bool // family of the last UDP request (memcached's UDP replies go back there)
 	r      *diffResult
 	reqID  uint16
+	// replies read from memcached and not yet through TC
+	pending []diffReply
+}
+
+// diffReply is a TCP reply chunk of a connection, or a UDP datagram.
+type diffReply struct {
+	conn  int // difftest.UDP for a datagram
+	v6    bool
+	vlans []uint16
+	data  []byte
+}
+
+// wrapVLANs are the tags an event's encapsulation puts on its frames.
+func wrapVLANs(wrap string) []uint16 {
+	switch wrap {
+	case "vlan":
+		return []uint16{7}
+	case "qinq":
+		return []uint16{7, 300}
+	}
+	return nil
+}
+
+// wrapped builds a frame of flow f with an event's encapsulation.
+func (d *diffRunner) wrapped(f flow, wrap string, toServer bool, l4 gopacket.SerializableLayer, payload []byte) []byte {
+	f.vlans = wrapVLANs(wrap)
+	if wrap == "ipopts" && f.client.Is4() {
+		f.ipOptions = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}} // router alert
+	}
+	pkt := f.build(d.t, toServer, l4, payload)
+	if wrap == "ipopts" && f.client.Is6() {
+		pkt = insertV6DestOpts(pkt, 14+4*len(f.vlans))
+	}
+	return pkt
+}
+
+// insertV6DestOpts puts an 8-byte destination-options header after the
+// IPv6 header at l3 (checksums do not cover it).
+func insertV6DestOpts(pkt []byte, l3 int) []byte {
+	out := append([]byte{}, pkt[:l3+40]...)
+	next := out[l3+6]
+	out[l3+6] = 60
+	binary.BigEndian.PutUint16(out[l3+4:], binary.BigEndian.Uint16(out[l3+4:])+8)
+	out = append(out, next, 0, 1, 4, 0, 0, 0, 0) // PadN filling the header
+	return append(out, pkt[l3+40:]...)
 }
 
 // runDiff runs one stream. Infrastructure trouble (memcached not settling,
@@ -212,7 +258,7 @@ func runDiff(t testing.TB, s difftest.Stream) *diffResult {
 		r.events++
 		d.event(i, e)
 	}
-	d.settle()
+	d.settle("", false)
 	flushed := d.epoch() != epoch0
 	r.flushed = flushed
 	d.check(s.Keys, before, flushed)
@@ -250,43 +296,62 @@ func (d *diffRunner) tc(pkt []byte) {
 	}
 }
 
-func (d *diffRunner) settle() {
+// settle waits for memcached (barrier) and queues what it sent, tagged
+// with the encapsulation of the event that caused it; unless hold, the
+// queue then goes through TC.
+func (d *diffRunner) settle(wrap string, hold bool) {
 	if err := d.mc.barrier(); err != nil {
 		d.t.Fatalf("%v", err)
 	}
-	d.handOn()
+	vl := wrapVLANs(wrap)
+	for i, rep := range d.mc.replies {
+		if len(rep) > 0 {
+			d.pending = append(d.pending, diffReply{conn: i, vlans: vl, data: rep})
+		}
+		d.mc.replies[i] = nil
+	}
+	for _, dg := range d.mc.dgrams {
+		d.pending = append(d.pending, diffReply{conn: difftest.UDP, v6: d.lastV6, vlans: vl, data: dg})
+	}
+	d.mc.dgrams = nil
+	if !hold {
+		d.handOn()
+	}
 }
 
-// handOn passes what memcached sent since the last call through TC, as it
-// would leave the host: TCP replies as the server's segments of each
-// connection, UDP datagrams to the last UDP client.
+// handOn passes the queued replies through TC as they would leave the host:
+// TCP replies as the server's next segments of their connection, datagrams
+// to the UDP client.
 func (d *diffRunner) handOn() {
-	for i, rep := range d.mc.replies {
-		cn := d.conns[i]
-		for len(rep) > 0 {
+	for _, p := range d.pending {
+		if p.conn == difftest.UDP {
+			f := d.udp4
+			if p.v6 {
+				f = d.udp6
+			}
+			f.vlans = p.vlans
+			if len(p.data) <= difftest.MaxSegment+100 {
+				d.tc(f.udpToClient(d.t, p.data))
+			}
+			continue
+		}
+		cn := d.conns[p.conn]
+		f := cn.f
+		f.vlans = p.vlans
+		for rep := p.data; len(rep) > 0; {
 			n := min(len(rep), difftest.MaxSegment)
-			d.tc(cn.f.build(d.t, false, &layers.TCP{SrcPort: layers.TCPPort(cn.f.sport), DstPort: layers.TCPPort(cn.f.cport),
+			d.tc(f.build(d.t, false, &layers.TCP{SrcPort: layers.TCPPort(f.sport), DstPort: layers.TCPPort(f.cport),
 				Seq: cn.srvISN + 1 + cn.received, Ack: cn.isn + 1 + cn.sent, ACK: true, PSH: true, Window: 65535}, rep[:n]))
 			cn.received += uint32(n)
 			rep = rep[n:]
 		}
-		d.mc.replies[i] = nil
 	}
-	f := d.udp4
-	if d.lastV6 {
-		f = d.udp6
-	}
-	for _, dg := range d.mc.dgrams {
-		if len(dg) <= difftest.MaxSegment+100 {
-			d.tc(f.udpToClient(d.t, dg))
-		}
-	}
-	d.mc.dgrams = nil
+	d.pending = nil
 }
 
 // tcpSegment is the client's next segment on a connection; the first one is
 // preceded by the handshake (SYN through XDP, SYN-ACK through TC).
-func (d *diffRunner) tcpSegment(i int, data []byte) {
+func (d *diffRunner) tcpSegment(i int, data []byte, wrap string) {
 	cn := d.conns[i]
 	if !cn.started {
 		cn.started = true
@@ -295,7 +360,7 @@ func (d *diffRunner) tcpSegment(i int, data []byte) {
 		d.tc(cn.f.build(d.t, false, &layers.TCP{SrcPort: layers.TCPPort(cn.f.sport), DstPort: layers.TCPPort(cn.f.cport),
 			Seq: cn.srvISN, Ack: cn.isn + 1, SYN: true, ACK: true, Window: 65535}, nil))
 	}
-	pkt := cn.f.build(d.t, true, &layers.TCP{SrcPort: layers.TCPPort(cn.f.cport), DstPort: layers.TCPPort(cn.f.sport),
+	pkt := d.wrapped(cn.f, wrap, true, &layers.TCP{SrcPort: layers.TCPPort(cn.f.cport), DstPort: layers.TCPPort(cn.f.sport),
 		Seq: cn.isn + 1 + cn.sent, Ack: cn.srvISN + 1 + cn.received, ACK: true, PSH: true, Window: 65535}, data)
 	if ret, _ := d.xdp(pkt); ret != xdpPass {
 		d.r.failf("TCP segment %q: verdict %d, want XDP_PASS", data, ret)
@@ -307,35 +372,61 @@ func (d *diffRunner) tcpSegment(i int, data []byte) {
 // event runs one event on both sides.
 func (d *diffRunner) event(i int, e difftest.Event) {
 	if e.Conn != difftest.UDP {
-		d.tcpSegment(e.Conn, e.Data)
-		d.settle()
+		d.tcpSegment(e.Conn, e.Data, e.Wrap)
+		d.settle(e.Wrap, e.Hold)
 		return
 	}
 	f := d.udp4
 	if e.V6 {
 		f = d.udp6
 	}
-	ret, out := d.xdp(f.udpToServer(d.t, e.Data))
+	ret, out := d.xdp(d.wrapped(f, e.Wrap, true, &layers.UDP{SrcPort: layers.UDPPort(f.cport), DstPort: layers.UDPPort(f.sport)}, e.Data))
 	switch ret {
 	case xdpPass:
 		d.lastV6 = e.V6
 		if err := d.mc.sendUDP(e.Data); err != nil {
 			d.t.Fatalf("UDP write: %v", err)
 		}
-		d.settle()
+		d.settle(e.Wrap, e.Hold)
 	case xdpTX:
 		// memcached never sees this datagram; its answer to the same
 		// request now is what XDP had to send.
 		d.r.txInside++
-		d.compareReply(fmt.Sprintf("event %d (%q)", i, e.Data), f, e.Data, out)
+		d.compareReply(fmt.Sprintf("event %d (%q)", i, e.Data), f, e.Wrap, e.Data, out)
+		d.handOn()
 	default:
 		d.r.failf("event %d: UDP datagram %q got verdict %d", i, e.Data, ret)
 	}
 }
 
 // compareReply checks an XDP_TX frame against memcached's reply to req (a
-// UDP payload, frame header first), asked over a fresh TCP connection.
-func (d *diffRunner) compareReply(what string, f flow, req, out []byte) {
+// UDP payload, frame header first), asked over a fresh TCP connection: the
+// frame must be the request's turned around (same tags, lengths that add
+// up) and the payload memcached's, byte for byte.
+func (d *diffRunner) compareReply(what string, f flow, wrap string, req, out []byte) {
+	l3 := 14 + 4*len(wrapVLANs(wrap))
+	if len(out) < l3+48 {
+		d.r.failf("%s: XDP reply of %d bytes", what, len(out))
+		return
+	}
+	if vl := wrapVLANs(wrap); len(vl) > 0 {
+		for j, id := range vl {
+			if got := binary.BigEndian.Uint16(out[14+4*j+2:]) & 0xfff; got != id {
+				d.r.failf("%s: reply VLAN tag %d is %d, request had %d", what, j, got, id)
+				return
+			}
+		}
+	}
+	if f.client.Is6() {
+		if pl := int(binary.BigEndian.Uint16(out[l3+4:])); pl != len(out)-l3-40 {
+			d.r.failf("%s: reply IPv6 payload length %d, the frame carries %d bytes after the IPv6 header", what, pl, len(out)-l3-40)
+			return
+		}
+	} else if tl := int(binary.BigEndian.Uint16(out[l3+2:])); tl != len(out)-l3 {
+		d.r.failf("%s: reply IPv4 total length %d, the frame carries %d bytes", what, tl, len(out)-l3)
+		return
+	}
+	f.vlans = wrapVLANs(wrap)
 	rep := decodeReply(d.rt, f, out)
 	body := req[8:]
 	want, err := d.m.oneShot(body, len(body) > 0 && body[0] == 0x80)
@@ -399,7 +490,7 @@ func (d *diffRunner) fill(key string) bool {
 	if err := d.mc.sendUDP(req); err != nil {
 		d.t.Fatalf("UDP write: %v", err)
 	}
-	d.settle()
+	d.settle("", false)
 	ret, _ = d.xdp(d.udp4.udpToServer(d.t, append(difftest.Frame(d.nextID(), 0, 1), "gets "+key+"\r\n"...)))
 	return ret == xdpTX
 }
@@ -480,7 +571,7 @@ func (d *diffRunner) checkServed(key string, it mcItem, when string) bool {
 	req := append(difftest.Frame(d.nextID(), 0, 1), "gets "+key+"\r\n"...)
 	ret, out := d.xdp(d.udp4.udpToServer(d.t, req))
 	if ret == xdpTX {
-		d.compareReply(fmt.Sprintf("%s: gets %q", when, key), d.udp4, req, out)
+		d.compareReply(fmt.Sprintf("%s: gets %q", when, key), d.udp4, "", req, out)
 		return true
 	}
 	return false

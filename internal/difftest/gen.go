@@ -376,18 +376,39 @@ func (g *Gen) BinaryCommand() []byte {
 	return b
 }
 
-// segment cuts a connection's byte stream into segments.
-func (g *Gen) segment(b []byte) [][]byte {
+// segment cuts a connection's commands into segments: all in one, whole
+// commands per segment, or cuts anywhere (1-4, up to 64, up to 600 bytes).
+func (g *Gen) segment(cmds [][]byte) [][]byte {
+	var all []byte
+	for _, c := range cmds {
+		all = append(all, c...)
+	}
 	var segs [][]byte
-	mode := g.n(4)
-	for len(b) > 0 {
+	mode := g.n(5)
+	if mode == 1 {
+		for len(cmds) > 0 {
+			n := min(1+g.n(3), len(cmds))
+			var seg []byte
+			for _, c := range cmds[:n] {
+				seg = append(seg, c...)
+			}
+			cmds = cmds[n:]
+			for len(seg) > MaxSegment {
+				segs = append(segs, seg[:MaxSegment])
+				seg = seg[MaxSegment:]
+			}
+			segs = append(segs, seg)
+		}
+		return segs
+	}
+	for b := all; len(b) > 0; {
 		var n int
 		switch mode {
-		case 0: // whole
+		case 0:
 			n = len(b)
-		case 1: // small pieces
-			n = 1 + g.n(4)
 		case 2:
+			n = 1 + g.n(4)
+		case 3:
 			n = 1 + g.n(64)
 		default:
 			n = 1 + g.n(600)
@@ -453,15 +474,15 @@ func (g *Gen) Stream() Stream {
 	for range nconn {
 		s.Conns = append(s.Conns, Conn{V6: g.chance(0.3)})
 		binaryConn := g.chance(0.25)
-		var b []byte
+		var cmds [][]byte
 		for range 1 + g.n(8) {
 			if binaryConn != g.chance(0.03) { // a few commands of the other protocol
-				b = append(b, g.BinaryCommand()...)
+				cmds = append(cmds, g.BinaryCommand())
 			} else {
-				b = append(b, g.ASCIICommand()...)
+				cmds = append(cmds, []byte(g.ASCIICommand()))
 			}
 		}
-		queues = append(queues, g.segment(b))
+		queues = append(queues, g.segment(cmds))
 	}
 	var udp [][]byte
 	if g.chance(0.6) {
@@ -484,13 +505,18 @@ func (g *Gen) Stream() Stream {
 			break
 		}
 		c := pick(g, live...)
-		if c == UDP {
-			s.Events = append(s.Events, Event{Conn: UDP, V6: g.chance(0.3), Data: udp[0]})
-			udp = udp[1:]
-			continue
+		e := Event{Conn: c, Hold: g.chance(0.1)}
+		if g.chance(0.1) {
+			e.Wrap = pick(g, Wraps[1:]...)
 		}
-		s.Events = append(s.Events, Event{Conn: c, Data: queues[c][0]})
-		queues[c] = queues[c][1:]
+		if c == UDP {
+			e.V6, e.Data = g.chance(0.3), udp[0]
+			udp = udp[1:]
+		} else {
+			e.Data = queues[c][0]
+			queues[c] = queues[c][1:]
+		}
+		s.Events = append(s.Events, e)
 	}
 	return s
 }

@@ -36,7 +36,18 @@ type Event struct {
 	Conn int
 	V6   bool // UDP only: the datagram's address family
 	Data []byte
+	// Hold: memcached's replies to this event reach the TC program only
+	// after the next event has passed XDP (a reply overtaken by the next
+	// request; TCP acknowledgements lag behind the same way).
+	Hold bool
+	// Wrap is how the frame is encapsulated: "" plain, "vlan" one 802.1Q
+	// tag, "qinq" two, "ipopts" IPv4 options or an IPv6 destination-options
+	// header.
+	Wrap string
 }
+
+// Wraps are the encapsulations Event.Wrap names.
+var Wraps = []string{"", "vlan", "qinq", "ipopts"}
 
 // Stream is one test case.
 type Stream struct {
@@ -88,10 +99,17 @@ func (s Stream) GoString() string {
 	}
 	b.WriteString("},\n\tEvents: []difftest.Event{\n")
 	for _, e := range s.Events {
+		extra := ""
+		if e.Hold {
+			extra += ", Hold: true"
+		}
+		if e.Wrap != "" {
+			extra += ", Wrap: " + strconv.Quote(e.Wrap)
+		}
 		if e.Conn == UDP {
-			fmt.Fprintf(&b, "\t\t{Conn: difftest.UDP, V6: %v, Data: []byte(%s)},\n", e.V6, quote(e.Data))
+			fmt.Fprintf(&b, "\t\t{Conn: difftest.UDP, V6: %v, Data: []byte(%s)%s},\n", e.V6, quote(e.Data), extra)
 		} else {
-			fmt.Fprintf(&b, "\t\t{Conn: %d, Data: []byte(%s)},\n", e.Conn, quote(e.Data))
+			fmt.Fprintf(&b, "\t\t{Conn: %d, Data: []byte(%s)%s},\n", e.Conn, quote(e.Data), extra)
 		}
 	}
 	b.WriteString("\t},\n}")
@@ -102,14 +120,21 @@ func (s Stream) GoString() string {
 func (s Stream) String() string {
 	var b strings.Builder
 	for i, e := range s.Events {
+		extra := ""
+		if e.Hold {
+			extra += " [replies held]"
+		}
+		if e.Wrap != "" {
+			extra += " [" + e.Wrap + "]"
+		}
 		if e.Conn == UDP {
 			fam := "v4"
 			if e.V6 {
 				fam = "v6"
 			}
-			fmt.Fprintf(&b, "%3d udp/%s %s\n", i, fam, quote(e.Data))
+			fmt.Fprintf(&b, "%3d udp/%s %s%s\n", i, fam, quote(e.Data), extra)
 		} else {
-			fmt.Fprintf(&b, "%3d tcp%d   %s\n", i, e.Conn, quote(e.Data))
+			fmt.Fprintf(&b, "%3d tcp%d   %s%s\n", i, e.Conn, quote(e.Data), extra)
 		}
 	}
 	return b.String()
@@ -179,7 +204,17 @@ func Shrink(s Stream, fails func(Stream) bool, budget int) Stream {
 				}
 			}
 		}
-		// 4. drop keys of the universe the failure does not need
+		// 4. plain events: no held replies, no encapsulation
+		for i := range cur.Events {
+			if cur.Events[i].Hold || cur.Events[i].Wrap != "" {
+				c := cur.Clone()
+				c.Events[i].Hold, c.Events[i].Wrap = false, ""
+				if try(c) {
+					progress = true
+				}
+			}
+		}
+		// 5. drop keys of the universe the failure does not need
 		for i := 0; i < len(cur.Keys) && len(cur.Keys) > 1; {
 			c := cur.Clone()
 			c.Keys = append(c.Keys[:i], c.Keys[i+1:]...)
