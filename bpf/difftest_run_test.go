@@ -191,6 +191,9 @@ type diffReply struct {
 
 // wrapVLANs are the tags an event's encapsulation puts on its frames.
 func wrapVLANs(wrap string) []uint16 {
+	if wrap == "bigopts" {
+		return []uint16{7, 300} // QinQ too: headers past 128 bytes
+	}
 	switch wrap {
 	case "vlan":
 		return []uint16{7}
@@ -200,28 +203,95 @@ func wrapVLANs(wrap string) []uint16 {
 	return nil
 }
 
-// wrapped builds a frame of flow f with an event's encapsulation.
-func (d *diffRunner) wrapped(f flow, wrap string, toServer bool, l4 gopacket.SerializableLayer, payload []byte) []byte {
+// wrapped builds the frames of flow f with an event's encapsulation: one
+// frame, or two fragments for "frag".
+func (d *diffRunner) wrapped(f flow, wrap string, toServer bool, l4 gopacket.SerializableLayer, payload []byte) [][]byte {
 	f.vlans = wrapVLANs(wrap)
-	if wrap == "ipopts" && f.client.Is4() {
-		f.ipOptions = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}} // router alert
+	if f.client.Is4() {
+		switch wrap {
+		case "ipopts":
+			f.ipOptions = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}} // router alert
+		case "bigopts":
+			f.ipOptions = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+			for range 36 {
+				f.ipOptions = append(f.ipOptions, layers.IPv4Option{OptionType: 1}) // NOP
+			}
+		}
 	}
 	pkt := f.build(d.t, toServer, l4, payload)
-	if wrap == "ipopts" && f.client.Is6() {
-		pkt = insertV6DestOpts(pkt, 14+4*len(f.vlans))
+	l3 := 14 + 4*len(f.vlans)
+	if f.client.Is6() {
+		switch wrap {
+		case "ipopts":
+			pkt = insertV6DestOpts(pkt, l3, 8)
+		case "bigopts":
+			pkt = insertV6DestOpts(pkt, l3, 88)
+		}
 	}
-	return pkt
+	if wrap == "frag" {
+		if f.client.Is4() {
+			return frag4(pkt, l3)
+		}
+		return frag6(pkt, l3)
+	}
+	return [][]byte{pkt}
 }
 
-// insertV6DestOpts puts an 8-byte destination-options header after the
-// IPv6 header at l3 (checksums do not cover it).
-func insertV6DestOpts(pkt []byte, l3 int) []byte {
+// insertV6DestOpts puts a destination-options header of n bytes (a
+// multiple of 8) after the IPv6 header at l3.
+func insertV6DestOpts(pkt []byte, l3, n int) []byte {
 	out := append([]byte{}, pkt[:l3+40]...)
 	next := out[l3+6]
 	out[l3+6] = 60
-	binary.BigEndian.PutUint16(out[l3+4:], binary.BigEndian.Uint16(out[l3+4:])+8)
-	out = append(out, next, 0, 1, 4, 0, 0, 0, 0) // PadN filling the header
+	binary.BigEndian.PutUint16(out[l3+4:], binary.BigEndian.Uint16(out[l3+4:])+uint16(n))
+	out = append(out, next, byte(n/8-1), 1, byte(n-4)) // PadN filling the header
+	out = append(out, make([]byte, n-4)...)
 	return append(out, pkt[l3+40:]...)
+}
+
+// frag4 cuts an IPv4 frame in two fragments, the first carrying 8 bytes.
+func frag4(pkt []byte, l3 int) [][]byte {
+	ihl := int(pkt[l3]&0xf) * 4
+	data := pkt[l3+ihl:]
+	if len(data) <= 8 {
+		return [][]byte{pkt}
+	}
+	mk := func(part []byte, off int, more bool) []byte {
+		b := append(append([]byte{}, pkt[:l3+ihl]...), part...)
+		ip := b[l3:]
+		binary.BigEndian.PutUint16(ip[2:], uint16(ihl+len(part)))
+		fo := uint16(off / 8)
+		if more {
+			fo |= 0x2000
+		}
+		binary.BigEndian.PutUint16(ip[6:], fo)
+		ip[10], ip[11] = 0, 0
+		binary.BigEndian.PutUint16(ip[10:], ^onesSum(ip[:ihl]))
+		return b
+	}
+	return [][]byte{mk(data[:8], 0, true), mk(data[8:], 8, false)}
+}
+
+// frag6 cuts an IPv6 frame in two fragments (fragment header), the first
+// carrying 8 bytes of what follows the IPv6 header.
+func frag6(pkt []byte, l3 int) [][]byte {
+	data := pkt[l3+40:]
+	if len(data) <= 8 {
+		return [][]byte{pkt}
+	}
+	next := pkt[l3+6]
+	mk := func(part []byte, off int, more bool) []byte {
+		b := append([]byte{}, pkt[:l3+40]...)
+		b[l3+6] = 44
+		binary.BigEndian.PutUint16(b[l3+4:], uint16(8+len(part)))
+		fo := uint16(off/8) << 3
+		if more {
+			fo |= 1
+		}
+		fh := []byte{next, 0, byte(fo >> 8), byte(fo), 0, 0, 0x13, 0x13}
+		return append(append(b, fh...), part...)
+	}
+	return [][]byte{mk(data[:8], 0, true), mk(data[8:], 8, false)}
 }
 
 // runDiff runs one stream. Infrastructure trouble (memcached not settling,
@@ -360,10 +430,11 @@ func (d *diffRunner) tcpSegment(i int, data []byte, wrap string) {
 		d.tc(cn.f.build(d.t, false, &layers.TCP{SrcPort: layers.TCPPort(cn.f.sport), DstPort: layers.TCPPort(cn.f.cport),
 			Seq: cn.srvISN, Ack: cn.isn + 1, SYN: true, ACK: true, Window: 65535}, nil))
 	}
-	pkt := d.wrapped(cn.f, wrap, true, &layers.TCP{SrcPort: layers.TCPPort(cn.f.cport), DstPort: layers.TCPPort(cn.f.sport),
-		Seq: cn.isn + 1 + cn.sent, Ack: cn.srvISN + 1 + cn.received, ACK: true, PSH: true, Window: 65535}, data)
-	if ret, _ := d.xdp(pkt); ret != xdpPass {
-		d.r.failf("TCP segment %q: verdict %d, want XDP_PASS", data, ret)
+	for _, pkt := range d.wrapped(cn.f, wrap, true, &layers.TCP{SrcPort: layers.TCPPort(cn.f.cport), DstPort: layers.TCPPort(cn.f.sport),
+		Seq: cn.isn + 1 + cn.sent, Ack: cn.srvISN + 1 + cn.received, ACK: true, PSH: true, Window: 65535}, data) {
+		if ret, _ := d.xdp(pkt); ret != xdpPass {
+			d.r.failf("TCP segment %q: verdict %d, want XDP_PASS", data, ret)
+		}
 	}
 	cn.sent += uint32(len(data))
 	d.mc.sendTCP(i, data)
@@ -380,7 +451,21 @@ func (d *diffRunner) event(i int, e difftest.Event) {
 	if e.V6 {
 		f = d.udp6
 	}
-	ret, out := d.xdp(d.wrapped(f, e.Wrap, true, &layers.UDP{SrcPort: layers.UDPPort(f.cport), DstPort: layers.UDPPort(f.sport)}, e.Data))
+	frames := d.wrapped(f, e.Wrap, true, &layers.UDP{SrcPort: layers.UDPPort(f.cport), DstPort: layers.UDPPort(f.sport)}, e.Data)
+	if len(frames) > 1 { // fragments: never answered
+		for _, pkt := range frames {
+			if ret, _ := d.xdp(pkt); ret != xdpPass {
+				d.r.failf("event %d: fragment of %q got verdict %d", i, e.Data, ret)
+			}
+		}
+		d.lastV6 = e.V6
+		if err := d.mc.sendUDP(e.Data); err != nil {
+			d.t.Fatalf("UDP write: %v", err)
+		}
+		d.settle(e.Wrap, e.Hold)
+		return
+	}
+	ret, out := d.xdp(frames[0])
 	switch ret {
 	case xdpPass:
 		d.lastV6 = e.V6
@@ -411,7 +496,7 @@ func (d *diffRunner) compareReply(what string, f flow, wrap string, req, out []b
 	}
 	if vl := wrapVLANs(wrap); len(vl) > 0 {
 		for j, id := range vl {
-			if got := binary.BigEndian.Uint16(out[14+4*j+2:]) & 0xfff; got != id {
+			if got := binary.BigEndian.Uint16(out[14+4*j:]) & 0xfff; got != id {
 				d.r.failf("%s: reply VLAN tag %d is %d, request had %d", what, j, got, id)
 				return
 			}

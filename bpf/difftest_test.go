@@ -10,7 +10,7 @@ import (
 
 var (
 	diffSeed   = flag.Uint64("diff.seed", 13, "differential harness: first seed (stream i uses seed+i)")
-	diffCount  = flag.Int("diff.count", 150, "differential harness: streams to run")
+	diffCount  = flag.Int("diff.count", 300, "differential harness: streams to run")
 	diffTime   = flag.Duration("diff.time", 0, "differential harness: run streams for this long instead of -diff.count streams")
 	diffShrink = flag.Int("diff.shrink", 200, "differential harness: runs spent minimizing a failing stream")
 	diffMaxErr = flag.Int("diff.maxfail", 3, "differential harness: stop after this many failing streams")

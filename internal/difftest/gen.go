@@ -424,16 +424,20 @@ func (g *Gen) segment(cmds [][]byte) [][]byte {
 // body of ASCII or binary commands, or noise.
 func (g *Gen) udpDatagram() []byte {
 	var hdr []byte
+	id := uint16(g.n(1 << 16))
+	if g.chance(0.5) { // request ids reused within the stream
+		id = uint16(1 + g.n(3))
+	}
 	switch g.n(10) {
 	case 0:
-		hdr = Frame(uint16(g.n(1<<16)), uint16(g.n(5)), 1) // memcached ignores the sequence number
+		hdr = Frame(id, uint16(g.n(5)), 1) // memcached ignores the sequence number
 	case 1:
-		hdr = Frame(uint16(g.n(1<<16)), 0, pick[uint16](g, 0, 2, 0x100))
+		hdr = Frame(id, 0, pick[uint16](g, 0, 2, 0x100))
 	case 2:
-		hdr = Frame(uint16(g.n(1<<16)), 0, 1)
+		hdr = Frame(id, 0, 1)
 		hdr[6], hdr[7] = byte(g.n(256)), byte(g.n(256))
 	default:
-		hdr = Frame(uint16(g.n(1<<16)), 0, 1)
+		hdr = Frame(id, 0, 1)
 	}
 	var body []byte
 	switch g.n(10) {

@@ -41,13 +41,16 @@ type Event struct {
 	// request; TCP acknowledgements lag behind the same way).
 	Hold bool
 	// Wrap is how the frame is encapsulated: "" plain, "vlan" one 802.1Q
-	// tag, "qinq" two, "ipopts" IPv4 options or an IPv6 destination-options
-	// header.
+	// tag, "qinq" two, "ipopts" IPv4 options (4 bytes) or an IPv6
+	// destination-options header (8), "bigopts" 40 bytes of IPv4 options or
+	// an 88-byte destination-options header (headers of 128 bytes and more
+	// with QinQ), "frag" IPv4 fragments whose first one carries only 8 bytes
+	// of the TCP/UDP header (IPv6: a fragment header, 8 bytes in the first).
 	Wrap string
 }
 
 // Wraps are the encapsulations Event.Wrap names.
-var Wraps = []string{"", "vlan", "qinq", "ipopts"}
+var Wraps = []string{"", "vlan", "qinq", "ipopts", "bigopts", "frag"}
 
 // Stream is one test case.
 type Stream struct {
