@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -177,6 +178,16 @@ func diffRegressions() []diffRegression {
 		{name: "udp-v6-fragments", stream: wrap(udpStream(true, append(difftest.Frame(16, 0, 1), "delete k\r\n"...)), "frag")},
 		{name: "udp-incomplete-touch", stream: udpStream(false, append(difftest.Frame(17, 0, 1), "touch k 0"...)),
 			knownFail: "new (#9): a datagram ending inside `touch k 0` (no line end: memcached never runs it) records `no exptime` for k"},
+		// 4: a fill trusts the client's ACK number
+		{name: "tcp-fill-at-forged-ack", stream: func() difftest.Stream {
+			evil := "VALUE k 1 4\r\nEVIL\r\nEND\r\n"
+			s := tcpStream(fmt.Sprintf("set x 0 0 %d\r\n%s\r\n", len(evil), evil), "get x\r\n")
+			s.Events[1].Hold = true
+			// memcached answers "VALUE x 0 25\r\n" + evil...: the client
+			// acknowledges up to evil and asks for k
+			s.Events = append(s.Events, difftest.Event{Conn: 0, Data: []byte("get k\r\n"), Ack: len(fmt.Sprintf("VALUE x 0 %d\r\n", len(evil)))})
+			return s
+		}(), knownFail: "#4: the ticket of `get k` takes the client's ACK number as the start of the reply; the server's segment starting there is the value of x, `VALUE k 1 4\\r\\nEVIL...`, and fills k"},
 		{name: "udp-delete", stream: udpStream(false, append(difftest.Frame(8, 0, 1), "delete k\r\n"...))},
 		{name: "incomplete-add-keeps-ttl", stream: tcpStream("add k 1 4117"),
 			knownFail: "new: a line cut by the segment end (memcached waits for the rest, changes nothing) records exptime 4117 for k"},
@@ -206,6 +217,42 @@ func TestDiffRegressions(t *testing.T) {
 			case c.knownFail != "" && !*diffStrict:
 				t.Errorf("marked as a known failure (%s) but memcached and XDP agree now: remove the mark", c.knownFail)
 			}
+		})
+	}
+}
+
+// TestDiffOracleSelfCheck: the oracle notices what XDP cannot have seen
+// (bytes sent to memcached behind its back), in every way it checks.
+func TestDiffOracleSelfCheck(t *testing.T) {
+	requireDiff(t)
+	behind := func(pre []string, hidden string) difftest.Stream {
+		s := tcpStream(pre...)
+		s.Events = append(s.Events, difftest.Event{Conn: difftest.Behind, Data: []byte(hidden)})
+		return s
+	}
+	for _, c := range []struct {
+		name   string
+		stream difftest.Stream
+		want   string
+	}{
+		{"stale-value", behind(nil, "delete k\r\n"), "memcached answers \"END"},
+		{"same-value-new-cas", behind(nil, "set k 1 1000 2\r\n42\r\n"), "XDP answered"},
+		{"shorter-ttl", behind(nil, "touch k 30\r\n"), "memcached expires it in 30s"},
+		{"expiry-record", behind([]string{"set n 0 0 2\r\nv1\r\n"}, "touch n 30\r\n"), "after a refill"},
+		{"reply-in-stream", func() difftest.Stream {
+			s := behind(nil, "set o 7 5000 3\r\nnew\r\n")
+			s.Events = append(s.Events, difftest.Event{Conn: difftest.UDP, Data: append(difftest.Frame(3, 0, 1), "get o\r\n"...)})
+			return s
+		}(), "event 1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runDiff(t, c.stream)
+			for _, f := range r.failures {
+				if strings.Contains(f, c.want) {
+					return
+				}
+			}
+			t.Errorf("the oracle missed a change made behind XDP's back (want a failure with %q):\n%s", c.want, diffReport(c.stream, r))
 		})
 	}
 }

@@ -163,6 +163,7 @@ type diffConn struct {
 	isn, srvISN    uint32
 	sent, received uint32 // payload bytes client->server and server->client so far
 	started        bool
+	marks          []uint32 // server stream offsets the client acknowledged early: segments start there
 }
 
 type diffRunner struct {
@@ -307,7 +308,8 @@ func runDiff(t testing.TB, s difftest.Stream) *diffResult {
 	d.udp4.cport = 41000
 	d.udp6 = v6flow()
 	d.udp6.cport = 41000
-	mc, err := d.m.client(len(s.Conns))
+	mc, err := d.m.client(len(s.Conns) + 1) // the last one carries difftest.Behind events
+
 	if err != nil {
 		t.Fatalf("connect to memcached: %v", err)
 	}
@@ -375,7 +377,7 @@ func (d *diffRunner) settle(wrap string, hold bool) {
 	}
 	vl := wrapVLANs(wrap)
 	for i, rep := range d.mc.replies {
-		if len(rep) > 0 {
+		if len(rep) > 0 && i < len(d.conns) {
 			d.pending = append(d.pending, diffReply{conn: i, vlans: vl, data: rep})
 		}
 		d.mc.replies[i] = nil
@@ -410,19 +412,36 @@ func (d *diffRunner) handOn() {
 		f.vlans = p.vlans
 		for rep := p.data; len(rep) > 0; {
 			n := min(len(rep), difftest.MaxSegment)
+			for _, m := range cn.marks {
+				if m > cn.received && m-cn.received < uint32(n) {
+					n = int(m - cn.received)
+				}
+			}
 			d.tc(f.build(d.t, false, &layers.TCP{SrcPort: layers.TCPPort(f.sport), DstPort: layers.TCPPort(f.cport),
 				Seq: cn.srvISN + 1 + cn.received, Ack: cn.isn + 1 + cn.sent, ACK: true, PSH: true, Window: 65535}, rep[:n]))
 			cn.received += uint32(n)
 			rep = rep[n:]
 		}
+		var keep []uint32
+		for _, m := range cn.marks {
+			if m > cn.received {
+				keep = append(keep, m)
+			}
+		}
+		cn.marks = keep
 	}
 	d.pending = nil
 }
 
 // tcpSegment is the client's next segment on a connection; the first one is
 // preceded by the handshake (SYN through XDP, SYN-ACK through TC).
-func (d *diffRunner) tcpSegment(i int, data []byte, wrap string) {
+func (d *diffRunner) tcpSegment(i int, data []byte, wrap string, early int) {
 	cn := d.conns[i]
+	ack := cn.srvISN + 1 + cn.received
+	if early > 0 {
+		ack += uint32(early)
+		cn.marks = append(cn.marks, cn.received+uint32(early))
+	}
 	if !cn.started {
 		cn.started = true
 		d.xdp(cn.f.build(d.t, true, &layers.TCP{SrcPort: layers.TCPPort(cn.f.cport), DstPort: layers.TCPPort(cn.f.sport),
@@ -431,7 +450,7 @@ func (d *diffRunner) tcpSegment(i int, data []byte, wrap string) {
 			Seq: cn.srvISN, Ack: cn.isn + 1, SYN: true, ACK: true, Window: 65535}, nil))
 	}
 	for _, pkt := range d.wrapped(cn.f, wrap, true, &layers.TCP{SrcPort: layers.TCPPort(cn.f.cport), DstPort: layers.TCPPort(cn.f.sport),
-		Seq: cn.isn + 1 + cn.sent, Ack: cn.srvISN + 1 + cn.received, ACK: true, PSH: true, Window: 65535}, data) {
+		Seq: cn.isn + 1 + cn.sent, Ack: ack, ACK: true, PSH: true, Window: 65535}, data) {
 		if ret, _ := d.xdp(pkt); ret != xdpPass {
 			d.r.failf("TCP segment %q: verdict %d, want XDP_PASS", data, ret)
 		}
@@ -442,8 +461,13 @@ func (d *diffRunner) tcpSegment(i int, data []byte, wrap string) {
 
 // event runs one event on both sides.
 func (d *diffRunner) event(i int, e difftest.Event) {
+	if e.Conn == difftest.Behind {
+		d.mc.sendTCP(len(d.conns), e.Data)
+		d.settle("", e.Hold)
+		return
+	}
 	if e.Conn != difftest.UDP {
-		d.tcpSegment(e.Conn, e.Data, e.Wrap)
+		d.tcpSegment(e.Conn, e.Data, e.Wrap, e.Ack)
 		d.settle(e.Wrap, e.Hold)
 		return
 	}
@@ -643,7 +667,8 @@ func (d *diffRunner) check(keys []difftest.Key, before []mcItem, flushed bool) {
 	}
 }
 
-// checkServed asks XDP for key (gets over UDP): if it answers, the answer
+// checkServed asks XDP for key (get, then gets: an entry filled from a get
+// reply has no CAS and answers only the former): if it answers, the answer
 // must be memcached's, and the entry must not outlive memcached's item.
 // Reports whether XDP answered.
 func (d *diffRunner) checkServed(key string, it mcItem, when string) bool {
@@ -653,13 +678,16 @@ func (d *diffRunner) checkServed(key string, it mcItem, when string) bool {
 			d.r.failf("%s: XDP may serve %q for %.0fs more, memcached expires it in %ds (%s)", when, key, exp.Seconds(), it.ttl, it)
 		}
 	}
-	req := append(difftest.Frame(d.nextID(), 0, 1), "gets "+key+"\r\n"...)
-	ret, out := d.xdp(d.udp4.udpToServer(d.t, req))
-	if ret == xdpTX {
-		d.compareReply(fmt.Sprintf("%s: gets %q", when, key), d.udp4, "", req, out)
-		return true
+	served := false
+	for _, cmd := range []string{"get", "gets"} {
+		req := append(difftest.Frame(d.nextID(), 0, 1), cmd+" "+key+"\r\n"...)
+		ret, out := d.xdp(d.udp4.udpToServer(d.t, req))
+		if ret == xdpTX {
+			d.compareReply(fmt.Sprintf("%s: %s %q", when, cmd, key), d.udp4, "", req, out)
+			served = true
+		}
 	}
-	return false
+	return served
 }
 
 // diffFailure is a printable report of a failing stream.

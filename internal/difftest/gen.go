@@ -519,6 +519,9 @@ func (g *Gen) Stream() Stream {
 		} else {
 			e.Data = queues[c][0]
 			queues[c] = queues[c][1:]
+			if n := len(s.Events); n > 0 && s.Events[n-1].Hold && g.chance(0.3) {
+				e.Ack = 1 + g.n(64) // acknowledge into held replies
+			}
 		}
 		s.Events = append(s.Events, e)
 	}

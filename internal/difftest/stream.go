@@ -30,6 +30,10 @@ type Conn struct {
 // UDP marks an event as a UDP datagram instead of a TCP segment.
 const UDP = -1
 
+// Behind marks bytes sent to memcached over a connection XDP never sees
+// (for the harness's own check that it notices what XDP missed).
+const Behind = -2
+
 // Event is one TCP segment (Conn >= 0: the connection's next bytes) or one
 // UDP datagram (Conn == UDP: Data starts with the 8-byte frame header).
 type Event struct {
@@ -40,6 +44,10 @@ type Event struct {
 	// after the next event has passed XDP (a reply overtaken by the next
 	// request; TCP acknowledgements lag behind the same way).
 	Hold bool
+	// Ack (TCP only): the segment acknowledges this many bytes of the
+	// server's stream beyond what the client received (an early or forged
+	// ACK); the server's next segment on the connection starts there.
+	Ack int
 	// Wrap is how the frame is encapsulated: "" plain, "vlan" one 802.1Q
 	// tag, "qinq" two, "ipopts" IPv4 options (4 bytes) or an IPv6
 	// destination-options header (8), "bigopts" 40 bytes of IPv4 options or
@@ -109,7 +117,12 @@ func (s Stream) GoString() string {
 		if e.Wrap != "" {
 			extra += ", Wrap: " + strconv.Quote(e.Wrap)
 		}
-		if e.Conn == UDP {
+		if e.Ack != 0 {
+			extra += fmt.Sprintf(", Ack: %d", e.Ack)
+		}
+		if e.Conn == Behind {
+			fmt.Fprintf(&b, "\t\t{Conn: difftest.Behind, Data: []byte(%s)},\n", quote(e.Data))
+		} else if e.Conn == UDP {
 			fmt.Fprintf(&b, "\t\t{Conn: difftest.UDP, V6: %v, Data: []byte(%s)%s},\n", e.V6, quote(e.Data), extra)
 		} else {
 			fmt.Fprintf(&b, "\t\t{Conn: %d, Data: []byte(%s)%s},\n", e.Conn, quote(e.Data), extra)
@@ -130,7 +143,12 @@ func (s Stream) String() string {
 		if e.Wrap != "" {
 			extra += " [" + e.Wrap + "]"
 		}
-		if e.Conn == UDP {
+		if e.Ack != 0 {
+			extra += fmt.Sprintf(" [acks %d bytes early]", e.Ack)
+		}
+		if e.Conn == Behind {
+			fmt.Fprintf(&b, "%3d behind %s\n", i, quote(e.Data))
+		} else if e.Conn == UDP {
 			fam := "v4"
 			if e.V6 {
 				fam = "v6"
@@ -177,7 +195,7 @@ func Shrink(s Stream, fails func(Stream) bool, budget int) Stream {
 		// nothing else lies between them
 		for i := 0; i+1 < len(cur.Events); {
 			a, b := cur.Events[i], cur.Events[i+1]
-			if a.Conn != UDP && a.Conn == b.Conn && len(a.Data)+len(b.Data) <= MaxSegment {
+			if a.Conn >= 0 && a.Conn == b.Conn && len(a.Data)+len(b.Data) <= MaxSegment {
 				c := cur.Clone()
 				c.Events[i].Data = append(c.Events[i].Data, b.Data...)
 				c.Events = append(c.Events[:i+1], c.Events[i+2:]...)
@@ -209,9 +227,9 @@ func Shrink(s Stream, fails func(Stream) bool, budget int) Stream {
 		}
 		// 4. plain events: no held replies, no encapsulation
 		for i := range cur.Events {
-			if cur.Events[i].Hold || cur.Events[i].Wrap != "" {
+			if cur.Events[i].Hold || cur.Events[i].Wrap != "" || cur.Events[i].Ack != 0 {
 				c := cur.Clone()
-				c.Events[i].Hold, c.Events[i].Wrap = false, ""
+				c.Events[i].Hold, c.Events[i].Wrap, c.Events[i].Ack = false, "", 0
 				if try(c) {
 					progress = true
 				}
