@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ func TestDiffRandom(t *testing.T) {
 	requireDiff(t)
 	start := time.Now()
 	var total diffResult
+	kinds := map[string]int{}
 	streams, failed := 0, 0
 	for i := 0; ; i++ {
 		if *diffTime > 0 && time.Since(start) > *diffTime || *diffTime == 0 && i >= *diffCount {
@@ -56,6 +58,13 @@ func TestDiffRandom(t *testing.T) {
 			continue
 		}
 		failed++
+		seen := map[string]bool{}
+		for _, f := range r.failures {
+			if k := diffKind(f); !seen[k] {
+				seen[k] = true
+				kinds[k]++
+			}
+		}
 		small := difftest.Shrink(s, func(c difftest.Stream) bool { return len(runDiff(t, c).failures) > 0 }, *diffShrink)
 		t.Errorf("seed %d (replay: go test ./bpf/ -run 'TestDiffRandom$' -diff.seed %d -diff.count 1): %d disagreements\n%s",
 			seed, seed, len(r.failures), diffReport(small, runDiff(t, small)))
@@ -66,4 +75,22 @@ func TestDiffRandom(t *testing.T) {
 	}
 	t.Logf("%d streams (%d events) in %s, %d failing; availability: %d keys changed by memcached, %d still served after the stream, %d needlessly invalidated, %d streams flushed the cache, %d set-up keys not cached, %d stream GETs answered by XDP",
 		streams, total.events, time.Since(start).Round(time.Millisecond), failed, total.changed, total.served, total.needless, total.refilled, total.notCached, total.txInside)
+	if failed > 0 {
+		t.Logf("failing streams by kind: %v", kinds)
+	}
+}
+
+// diffKind sorts a disagreement for the run's summary.
+func diffKind(f string) string {
+	switch {
+	case strings.Contains(f, "XDP answered"):
+		return "wrong or stale answer"
+	case strings.Contains(f, "after a refill: XDP may serve"):
+		return "expiry record outlives memcached's TTL"
+	case strings.Contains(f, "XDP may serve"):
+		return "entry outlives memcached's TTL"
+	case strings.Contains(f, "reply"):
+		return "reply frame"
+	}
+	return "other"
 }
