@@ -1,6 +1,7 @@
 package difftest
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -255,21 +256,35 @@ func (g *Gen) metaFlags(cmd string) []string {
 	return fl
 }
 
+// metaKey is a key for a meta command and its flags: sometimes the key in
+// base64 with the b flag (memcached acts on the decoded key).
+func (g *Gen) metaKey(cmd string) (string, []string) {
+	fl := g.metaFlags(cmd)
+	if g.chance(0.15) {
+		return base64.StdEncoding.EncodeToString([]byte(g.key())), append(fl, "b")
+	}
+	return g.key(), fl
+}
+
 func (g *Gen) meta() string {
 	switch pick(g, "mg", "mg", "ms", "ms", "md", "ma", "mn", "me") {
 	case "mg":
-		return g.line(append([]string{"mg", g.key()}, g.metaFlags("mg")...)...)
+		k, fl := g.metaKey("mg")
+		return g.line(append([]string{"mg", k}, fl...)...)
 	case "ms":
 		v := g.value()
 		n := fmt.Sprint(len(v))
 		if g.chance(0.1) {
 			n = pick(g, n+"x", "S"+n, "-1", fmt.Sprint(len(v)+1))
 		}
-		return g.line(append([]string{"ms", g.key(), n}, g.metaFlags("ms")...)...) + string(v) + "\r\n"
+		k, fl := g.metaKey("ms")
+		return g.line(append([]string{"ms", k, n}, fl...)...) + string(v) + "\r\n"
 	case "md":
-		return g.line(append([]string{"md", g.key()}, g.metaFlags("md")...)...)
+		k, fl := g.metaKey("md")
+		return g.line(append([]string{"md", k}, fl...)...)
 	case "ma":
-		return g.line(append([]string{"ma", g.key()}, g.metaFlags("ma")...)...)
+		k, fl := g.metaKey("ma")
+		return g.line(append([]string{"ma", k}, fl...)...)
 	case "me":
 		return g.line("me", g.key())
 	default:
@@ -384,7 +399,9 @@ func (g *Gen) segment(cmds [][]byte) [][]byte {
 		all = append(all, c...)
 	}
 	var segs [][]byte
-	mode := g.n(5)
+	// mostly whole or at command boundaries: a cut command flushes the
+	// cache, and a flushed cache hides stale values from the oracle
+	mode := [...]int{0, 0, 0, 1, 1, 1, 2, 3, 3, 4}[g.n(10)]
 	if mode == 1 {
 		for len(cmds) > 0 {
 			n := min(1+g.n(3), len(cmds))
