@@ -95,6 +95,19 @@ func diffRegressions() []diffRegression {
 		{name: "ascii-value-segment-starts-0x80-v6", stream: v6(tcpStream(
 			"set big 0 0 30\r\n", binGetLike()+"xxxxxx\r\n", "delete k\r\n")),
 			knownFail: "#1, over IPv6"},
+		{name: "no-syn-binary-value-then-ascii-looking", stream: func() difftest.Stream {
+			// a binary connection XDP joins mid-stream, inside a value
+			// that reads like ASCII commands
+			s := tcpStream(binSet(difftest.BinSet, "o", 0, "xx\r\ndelete k\r\n"))
+			s.Conns[0].NoSYN = true
+			return s
+		}()},
+		{name: "no-syn-ascii-value-segment-starts-0x80", stream: func() difftest.Stream {
+			s := tcpStream("set big 0 0 30\r\n", binGetLike()+"xxxxxx\r\n", "delete k\r\n")
+			s.Conns[0].NoSYN = true
+			s.Events[0].Unseen = true // XDP attached after the set line
+			return s
+		}(), knownFail: "#1: XDP joins the connection inside a value starting 0x80 (its start unseen) and takes it for a binary header: the `delete k` after it is skipped"},
 		// 5: line boundaries drift from memcached's
 		{name: "set-extra-tokens", stream: tcpStream("set o 0 0 10 x y\r\ndelete k\r\nmn\r\n"),
 			knownFail: "#5: memcached answers ERROR (too many tokens) and swallows no data; XDP reads bytes=10 and skips the 12 bytes `delete k\\r\\nmn`"},

@@ -321,7 +321,7 @@ func runDiff(t testing.TB, s difftest.Stream) *diffResult {
 			f = v6flow()
 		}
 		f.cport = uint16(40000 + i)
-		d.conns = append(d.conns, &diffConn{f: f, isn: 0x10000000 * uint32(i+1), srvISN: 0x70000000 + 0x1000000*uint32(i)})
+		d.conns = append(d.conns, &diffConn{f: f, isn: 0x10000000 * uint32(i+1), srvISN: 0x70000000 + 0x1000000*uint32(i), started: cn.NoSYN})
 	}
 
 	before := d.setup(s.Keys)
@@ -464,6 +464,12 @@ func (d *diffRunner) event(i int, e difftest.Event) {
 	if e.Conn == difftest.Behind {
 		d.mc.sendTCP(len(d.conns), e.Data)
 		d.settle("", e.Hold)
+		return
+	}
+	if e.Conn != difftest.UDP && e.Unseen {
+		d.conns[e.Conn].sent += uint32(len(e.Data))
+		d.mc.sendTCP(e.Conn, e.Data)
+		d.settle(e.Wrap, e.Hold)
 		return
 	}
 	if e.Conn != difftest.UDP {

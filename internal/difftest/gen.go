@@ -493,7 +493,7 @@ func (g *Gen) Stream() Stream {
 	nconn := 1 + g.n(2)
 	var queues [][][]byte
 	for range nconn {
-		s.Conns = append(s.Conns, Conn{V6: g.chance(0.3)})
+		s.Conns = append(s.Conns, Conn{V6: g.chance(0.3), NoSYN: g.chance(0.1)})
 		binaryConn := g.chance(0.25)
 		var cmds [][]byte
 		for range 1 + g.n(8) {
@@ -541,6 +541,16 @@ func (g *Gen) Stream() Stream {
 			}
 		}
 		s.Events = append(s.Events, e)
+	}
+	// a connection XDP joined late: its first segment went by before
+	seen := map[int]bool{}
+	for i, e := range s.Events {
+		if e.Conn >= 0 && !seen[e.Conn] {
+			seen[e.Conn] = true
+			if s.Conns[e.Conn].NoSYN && g.chance(0.5) {
+				s.Events[i].Unseen = true
+			}
+		}
 	}
 	return s
 }

@@ -25,6 +25,9 @@ type Key struct {
 // Conn is one TCP connection of the stream.
 type Conn struct {
 	V6 bool
+	// NoSYN: XDP never sees the handshake (the connection began before the
+	// program was attached); memcached sees the same bytes from the start.
+	NoSYN bool
 }
 
 // UDP marks an event as a UDP datagram instead of a TCP segment.
@@ -44,6 +47,9 @@ type Event struct {
 	// after the next event has passed XDP (a reply overtaken by the next
 	// request; TCP acknowledgements lag behind the same way).
 	Hold bool
+	// Unseen (TCP only): memcached gets the segment, XDP does not (it was
+	// sent before the program was attached; use with Conn.NoSYN).
+	Unseen bool
 	// Ack (TCP only): the segment acknowledges this many bytes of the
 	// server's stream beyond what the client received (an early or forged
 	// ACK); the server's next segment on the connection starts there.
@@ -106,7 +112,11 @@ func (s Stream) GoString() string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "{V6: %v}", c.V6)
+		if c.NoSYN {
+			fmt.Fprintf(&b, "{V6: %v, NoSYN: true}", c.V6)
+		} else {
+			fmt.Fprintf(&b, "{V6: %v}", c.V6)
+		}
 	}
 	b.WriteString("},\n\tEvents: []difftest.Event{\n")
 	for _, e := range s.Events {
@@ -119,6 +129,9 @@ func (s Stream) GoString() string {
 		}
 		if e.Ack != 0 {
 			extra += fmt.Sprintf(", Ack: %d", e.Ack)
+		}
+		if e.Unseen {
+			extra += ", Unseen: true"
 		}
 		if e.Conn == Behind {
 			fmt.Fprintf(&b, "\t\t{Conn: difftest.Behind, Data: []byte(%s)},\n", quote(e.Data))
@@ -145,6 +158,9 @@ func (s Stream) String() string {
 		}
 		if e.Ack != 0 {
 			extra += fmt.Sprintf(" [acks %d bytes early]", e.Ack)
+		}
+		if e.Unseen {
+			extra += " [not seen by XDP]"
 		}
 		if e.Conn == Behind {
 			fmt.Fprintf(&b, "%3d behind %s\n", i, quote(e.Data))
