@@ -6,7 +6,7 @@ PKGS    ?= ./...
 # packages one at a time; each test cleans up after itself.
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
 
-.PHONY: all build generate check-generate test test-short test-offload fuzz check-long bench demo vet clean
+.PHONY: all build generate check-generate test test-short test-offload fuzz fuzz-diff check-long bench demo vet clean
 
 all: build
 
@@ -38,6 +38,17 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./bpf/ || exit 1; done
 	for f in FuzzParseGetReply FuzzParseBinPacket; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/mcproto/ || exit 1; done
+
+# The differential harness (bpf/difftest_*_test.go, issue 13): generated
+# command streams against a real memcached and through the XDP program, for
+# DIFFTIME (or DIFFCOUNT streams when DIFFTIME is empty), from DIFFSEED
+# (default: the clock; a failure prints the seed that replays it). root.
+DIFFTIME  ?= 10m
+DIFFCOUNT ?=
+DIFFSEED  ?= $(shell date +%s)
+fuzz-diff:
+	$(GO) test -count=1 -timeout 0 -v -run '^TestDiffRandom$$' ./bpf/ -args -diff.seed $(DIFFSEED) -diff.maxfail 20 \
+		$(if $(DIFFCOUNT),-diff.count $(DIFFCOUNT),-diff.time $(DIFFTIME))
 
 # The consistency checker with 10M operations per XDP mode (about an hour).
 check-long:
