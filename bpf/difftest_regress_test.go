@@ -82,7 +82,8 @@ type diffRegression struct {
 	name      string
 	stream    difftest.Stream
 	knownFail string
-	wantTX    bool // the case is about a reply: XDP must answer from the cache
+	guards    string // the defect the case was written for, now fixed
+	wantTX    bool   // the case is about a reply: XDP must answer from the cache
 }
 
 func diffRegressions() []diffRegression {
@@ -91,10 +92,10 @@ func diffRegressions() []diffRegression {
 		// 1: the protocol is judged per segment
 		{name: "ascii-value-segment-starts-0x80", stream: tcpStream(
 			"set big 0 0 30\r\n", binGetLike()+"xxxxxx\r\n", "delete k\r\n"),
-			knownFail: "#1: segment 2 is value bytes starting 0x80; XDP takes them for a binary GET header claiming a 1024-byte body, marks the flow binary, and skips segment 3 as that body, so `delete k` is never seen"},
+			guards: "#1: segment 2 is value bytes starting 0x80; XDP takes them for a binary GET header claiming a 1024-byte body, marks the flow binary, and skips segment 3 as that body, so `delete k` is never seen"},
 		{name: "ascii-value-segment-starts-0x80-v6", stream: v6(tcpStream(
 			"set big 0 0 30\r\n", binGetLike()+"xxxxxx\r\n", "delete k\r\n")),
-			knownFail: "#1, over IPv6"},
+			guards: "#1, over IPv6"},
 		{name: "no-syn-binary-value-then-ascii-looking", stream: func() difftest.Stream {
 			// a binary connection XDP joins mid-stream, inside a value
 			// that reads like ASCII commands
@@ -107,71 +108,71 @@ func diffRegressions() []diffRegression {
 			s.Conns[0].NoSYN = true
 			s.Events[0].Unseen = true // XDP attached after the set line
 			return s
-		}(), knownFail: "#1: XDP joins the connection inside a value starting 0x80 (its start unseen) and takes it for a binary header: the `delete k` after it is skipped"},
+		}(), guards: "#1: XDP joins the connection inside a value starting 0x80 (its start unseen) and takes it for a binary header: the `delete k` after it is skipped"},
 		// 5: line boundaries drift from memcached's
 		{name: "set-extra-tokens", stream: tcpStream("set o 0 0 10 x y\r\ndelete k\r\nmn\r\n"),
-			knownFail: "#5: memcached answers ERROR (too many tokens) and swallows no data; XDP reads bytes=10 and skips the 12 bytes `delete k\\r\\nmn`"},
+			guards: "#5: memcached answers ERROR (too many tokens) and swallows no data; XDP reads bytes=10 and skips the 12 bytes `delete k\\r\\nmn`"},
 		{name: "set-bytes-10x", stream: tcpStream("set o 0 0 10x\r\ndelete k\r\nmn\r\n"),
-			knownFail: "#5: safe_strtol rejects `10x` (CLIENT_ERROR, no data swallowed); XDP's parse_num reads 10 and skips `delete k\\r\\nmn`"},
+			guards: "#5: safe_strtol rejects `10x` (CLIENT_ERROR, no data swallowed); XDP's parse_num reads 10 and skips `delete k\\r\\nmn`"},
 		{name: "cas-unique-abc", stream: tcpStream("cas o 0 0 10 abc\r\ndelete k\r\nmn\r\n"),
-			knownFail: "#5: safe_strtoull rejects the CAS `abc` (CLIENT_ERROR, no data); XDP skips 12 bytes"},
+			guards: "#5: safe_strtoull rejects the CAS `abc` (CLIENT_ERROR, no data); XDP skips 12 bytes"},
 		{name: "set-flags-plus0", stream: tcpStream("set o +0 0 14\r\nset z 0 0 20\r\n\r\ndelete k\r\n"),
-			knownFail: "#5: strtoul accepts `+0`, memcached stores 14 bytes `set z 0 0 20\\r\\n`; XDP cannot read `+0`, skips no data, reads the data as `set z 0 0 20` and skips 22 bytes over `delete k`"},
+			guards: "#5: strtoul accepts `+0`, memcached stores 14 bytes `set z 0 0 20\\r\\n`; XDP cannot read `+0`, skips no data, reads the data as `set z 0 0 20` and skips 22 bytes over `delete k`"},
 		{name: "set-bytes-plus", stream: tcpStream("set o 0 0 +14\r\nset z 0 0 20\r\n\r\ndelete k\r\n"),
-			knownFail: "#5: strtol accepts `+14`; XDP does not, and reads the data block as a command"},
+			guards: "#5: strtol accepts `+14`; XDP does not, and reads the data block as a command"},
 		{name: "cas-too-few-tokens", stream: tcpStream("cas o 0 4 0\r\ndelete k\r\n"),
-			knownFail: "#5: `cas o 0 4 0` has no CAS token: memcached answers ERROR and reads no data; XDP takes bytes=0, skips 2 bytes and reads `lete k`"},
+			guards: "#5: `cas o 0 4 0` has no CAS token: memcached answers ERROR and reads no data; XDP takes bytes=0, skips 2 bytes and reads `lete k`"},
 		{name: "ms-datalen-10x", stream: tcpStream("ms o 10x\r\ndelete k\r\nmn\r\n"),
-			knownFail: "#5: `10x` is no datalen (CLIENT_ERROR bad command line format, no data); XDP skips 12 bytes over `delete k`"},
+			guards: "#5: `10x` is no datalen (CLIENT_ERROR bad command line format, no data); XDP skips 12 bytes over `delete k`"},
 		{name: "nul-ends-the-line", stream: tcpStream("set o\x00 0 0 8\r\ndelete k\r\n"),
-			knownFail: "#5 (new): tokenize_command uses strlen, so a NUL ends memcached's command line: `set o` is an ERROR and no data follows; XDP reads the key `o\\x00`, bytes=8 and skips `delete k`"},
+			guards: "#5 (new): tokenize_command uses strlen, so a NUL ends memcached's command line: `set o` is an ERROR and no data follows; XDP reads the key `o\\x00`, bytes=8 and skips `delete k`"},
 		{name: "set-lf-only-in-data-then-delete", stream: tcpStream("set o 0 0 3\nabc\r\ndelete k\n")},
 		// which key memcached changes: meta commands with base64 keys
 		{name: "md-base64-key", stream: tcpStream("md aw== b\r\n"),
-			knownFail: "new: with the b flag memcached decodes the key (`aw==` is k) and deletes k; XDP invalidates the key `aw==`"},
+			guards: "new: with the b flag memcached decodes the key (`aw==` is k) and deletes k; XDP invalidates the key `aw==`"},
 		{name: "ms-base64-key", stream: tcpStream("ms bw== 3 b\r\nnew\r\n"),
-			knownFail: "new: as md, `bw==` is o"},
+			guards: "new: as md, `bw==` is o"},
 		// 10: window edge and split meta flags
 		{name: "gat-key-at-window-edge", stream: tcpStream(gatEdge),
-			knownFail: "#10: the gat key `k` starts at byte 512, the end of XDP's first window; the key loop returns (not at the payload's end: no flush) and k's new TTL (100 s) is missed"},
+			guards: "#10: the gat key `k` starts at byte 512, the end of XDP's first window; the key loop returns (not at the payload's end: no flush) and k's new TTL (100 s) is missed"},
 		{name: "mg-touch-flag-split", stream: tcpStream("mg k v", " T30\r\n"),
-			knownFail: "#10: segment 1 ends inside the flags of `mg k v`: no T/N/E flag seen yet, no flush; segment 2 ` T30` is not a command line"},
+			guards: "#10: segment 1 ends inside the flags of `mg k v`: no T/N/E flag seen yet, no flush; segment 2 ` T30` is not a command line"},
 		{name: "mg-touch-split-after-key", stream: tcpStream("mg k ", "T30 v\r\n"),
-			knownFail: "#10: segment 1 ends after the key of mg, no flag seen, no flush"},
+			guards: "#10: segment 1 ends after the key of mg, no flag seen, no flush"},
 		// 9: expiry guessed too long
 		{name: "failed-add-keeps-ttl", stream: tcpStream("add k 0 5000 1\r\nx\r\n"),
-			knownFail: "#9: add fails (NOT_STORED) and memcached keeps k's TTL of 1000 s; XDP records exptime 5000 and a refilled k outlives memcached's"},
+			guards: "#9: add fails (NOT_STORED) and memcached keeps k's TTL of 1000 s; XDP records exptime 5000 and a refilled k outlives memcached's"},
 		{name: "failed-cas-keeps-ttl", stream: tcpStream("cas k 0 5000 1 999999\r\nx\r\n"),
-			knownFail: "#9: cas fails (EXISTS); XDP records exptime 5000"},
+			guards: "#9: cas fails (EXISTS); XDP records exptime 5000"},
 		{name: "failed-replace-keeps-ttl", stream: tcpStream("replace absent 0 0 1\r\nx\r\nreplace k 0 5000 1 noreply\r\nx\r\n"),
 			knownFail: ""},
 		{name: "ms-append-mode-keeps-ttl", stream: tcpStream("ms k 1 MA T5000\r\nx\r\n"),
-			knownFail: "#9: ms in append mode keeps the item's TTL; XDP records T5000"},
+			guards: "#9: ms in append mode keeps the item's TTL; XDP records T5000"},
 		{name: "ms-prepend-no-T", stream: tcpStream("ms k 1 MP\r\nx\r\n"),
-			knownFail: "#9: ms in prepend mode keeps the TTL (1000 s); XDP records `no exptime` (0) and a refill lives max_age"},
+			guards: "#9: ms in prepend mode keeps the TTL (1000 s); XDP records `no exptime` (0) and a refill lives max_age"},
 		{name: "mg-vivify-on-hit", stream: tcpStream("mg k v N5000\r\n"),
-			knownFail: "#9: N<ttl> applies only when mg creates the item; k exists, memcached keeps 1000 s, XDP records 5000"},
+			guards: "#9: N<ttl> applies only when mg creates the item; k exists, memcached keeps 1000 s, XDP records 5000"},
 		{name: "bin-incr-existing-keeps-ttl", stream: tcpStream(binArith(difftest.BinIncr, "k", 1, 0, 5000)),
-			knownFail: "#9: binary INCR's exptime applies only to an item it creates; XDP records 5000"},
+			guards: "#9: binary INCR's exptime applies only to an item it creates; XDP records 5000"},
 		{name: "bin-decrq-existing-keeps-ttl", stream: tcpStream(binArith(difftest.BinDecrQ, "k", 1, 0, 5000) + string(difftest.BinReq(difftest.BinNoop, "", nil, nil, 9))),
-			knownFail: "#9: as INCR, quiet DECR"},
+			guards: "#9: as INCR, quiet DECR"},
 		{name: "touch-exptime-above-int32", stream: tcpStream("touch k 4294967396\r\n"),
-			knownFail: "#9: memcached keeps the low 32 bits of 4294967396 (100 s); XDP takes it for an absolute time in 2106"},
+			guards: "#9: memcached keeps the low 32 bits of 4294967396 (100 s); XDP takes it for an absolute time in 2106"},
 		{name: "set-exptime-above-int32", stream: tcpStream("set k 0 4294967396 1\r\nx\r\n"),
-			knownFail: "#9: as touch"},
+			guards: "#9: as touch"},
 		{name: "ms-T-above-int32", stream: tcpStream("ms k 1 T4294967396\r\nx\r\n"),
-			knownFail: "#9: as touch, meta T flag"},
+			guards: "#9: as touch, meta T flag"},
 		{name: "ma-T-changes-ttl", stream: tcpStream("ma k T30\r\n"),
-			knownFail: "#9: ma with T sets the TTL to 30 s; XDP keeps the old record (1000 s)"},
+			guards: "#9: ma with T sets the TTL to 30 s; XDP keeps the old record (1000 s)"},
 		{name: "md-I-T-changes-ttl", stream: tcpStream("md k I T30\r\n"),
-			knownFail: "#9: md with I marks k stale and sets its TTL to 30 s; XDP keeps the old record"},
+			guards: "#9: md with I marks k stale and sets its TTL to 30 s; XDP keeps the old record"},
 		{name: "bin-touch", stream: tcpStream(string(difftest.BinReq(difftest.BinTouch, "k", []byte{0, 0, 0, 30}, nil, 3)))},
 		{name: "bin-setq-then-delete", stream: tcpStream(binSet(difftest.BinSetQ, "o", 0, "\x80\x00\x00\x01") + string(difftest.BinReq(difftest.BinDelete, "k", nil, nil, 4)))},
 		// found by the harness
 		{name: "udp-frame-seq-nonzero", stream: udpStream(false, append(difftest.Frame(7, 1, 1), "delete k\r\n"...)),
-			knownFail: "new: memcached checks only the frame's total (bytes 4-5 == 1) and ignores the sequence number; XDP passes seq != 0 as multi-frame (pass_multi_frame) without looking for mutations"},
+			guards: "new: memcached checks only the frame's total (bytes 4-5 == 1) and ignores the sequence number; XDP passes seq != 0 as multi-frame (pass_multi_frame) without looking for mutations"},
 		{name: "udp-frame-seq-nonzero-v6-ma", stream: udpStream(true, append(difftest.Frame(7, 4, 1), "ma k MD\r\n"...)),
-			knownFail: "new: as above, IPv6, ma decrements k"},
+			guards: "new: as above, IPv6, ma decrements k"},
 		// 2: binary UDP GET tickets do not carry the key
 		{name: "bin-udp-get-same-id-opaque", stream: func() difftest.Stream {
 			s := tcpStream("set k 0 0 2\r\nK1\r\nset o 0 0 2\r\nO1\r\n")
@@ -195,7 +196,7 @@ func diffRegressions() []diffRegression {
 		{name: "udp-v4-fragments", stream: wrap(udpStream(false, append(difftest.Frame(16, 0, 1), "delete k\r\n"...)), "frag")},
 		{name: "udp-v6-fragments", stream: wrap(udpStream(true, append(difftest.Frame(16, 0, 1), "delete k\r\n"...)), "frag")},
 		{name: "udp-incomplete-touch", stream: udpStream(false, append(difftest.Frame(17, 0, 1), "touch k 0"...)),
-			knownFail: "new (#9): a datagram ending inside `touch k 0` (no line end: memcached never runs it) records `no exptime` for k"},
+			guards: "new (#9): a datagram ending inside `touch k 0` (no line end: memcached never runs it) records `no exptime` for k"},
 		// 4: a fill trusts the client's ACK number
 		{name: "tcp-fill-at-forged-ack", stream: func() difftest.Stream {
 			evil := "VALUE k 1 4\r\nEVIL\r\nEND\r\n"
@@ -208,13 +209,13 @@ func diffRegressions() []diffRegression {
 		}(), knownFail: "#4: the ticket of `get k` takes the client's ACK number as the start of the reply; the server's segment starting there is the value of x, `VALUE k 1 4\\r\\nEVIL...`, and fills k"},
 		{name: "udp-delete", stream: udpStream(false, append(difftest.Frame(8, 0, 1), "delete k\r\n"...))},
 		{name: "incomplete-add-keeps-ttl", stream: tcpStream("add k 1 4117"),
-			knownFail: "new: a line cut by the segment end (memcached waits for the rest, changes nothing) records exptime 4117 for k"},
+			guards: "new: a line cut by the segment end (memcached waits for the rest, changes nothing) records exptime 4117 for k"},
 		{name: "incomplete-set-no-exptime", stream: tcpStream("set k 0 0"),
-			knownFail: "new: the cut line records `no exptime` for k: a refill lives max_age, memcached's k expires in 1000 s"},
+			guards: "new: the cut line records `no exptime` for k: a refill lives max_age, memcached's k expires in 1000 s"},
 		{name: "flush-forgets-no-expiry", stream: tcpStream("replace n", " 0 30 1\r\nx\r\n"),
-			knownFail: "new: the cut `replace n` flushes (right), but the expiry record of n (none) stays; memcached's n now expires in 30 s, a refill lives max_age"},
+			guards: "new: the cut `replace n` flushes (right), but the expiry record of n (none) stays; memcached's n now expires in 30 s, a refill lives max_age"},
 		{name: "gat-tab-plus-exptime", stream: tcpStream("gat \t+30 n\r\n"),
-			knownFail: "new: strtol skips the tab and reads +30; XDP cannot read the exptime and flushes, but keeps n's expiry record (none)"},
+			guards: "new: strtol skips the tab and reads +30; XDP cannot read the exptime and flushes, but keeps n's expiry record (none)"},
 	}
 }
 

@@ -55,8 +55,9 @@ type tcConfig struct {
 }
 
 type tcExpiry struct {
-	_          structs.HostLayout
-	DeadlineNs uint64
+	_           structs.HostLayout
+	DeadlineNs  uint64
+	ExpiryEpoch uint64
 }
 
 type tcFlowKey struct {
@@ -69,21 +70,27 @@ type tcFlowKey struct {
 }
 
 type tcFlowState struct {
-	_        structs.HostLayout
-	NextSeq  uint32
-	Skip     uint32
-	CarryLen uint16
-	Proto    uint8
-	Sync     uint8
-	Mode     uint8
-	Pad      [7]uint8
-	Carry    [512]uint8
+	_            structs.HostLayout
+	NextSeq      uint32
+	Skip         uint32
+	CarryLen     uint16
+	Proto        uint8
+	Sync         uint8
+	Mode         uint8
+	Pend         uint8
+	Pad          [6]uint8
+	_            [4]byte
+	PendHash     uint64
+	PendDeadline uint64
+	PendXepoch   uint64
+	Carry        [512]uint8
 }
 
 type tcGlobalState struct {
 	_           structs.HostLayout
 	Epoch       uint64
 	HoldUntilNs uint64
+	ExpiryEpoch uint64
 }
 
 type tcItem struct {
@@ -167,13 +174,19 @@ type tcScratch struct {
 		T_tok  uint32
 		N_tok  uint32
 		Mode   uint8
-		Pad    [3]uint8
+		TtlBad uint8
+		Pad    [2]uint8
 	}
-	UdpFs    tcFlowState
-	FlowZero tcFlowState
-	AckZero  tcAckLog
-	Pad2     uint32
-	_        [4]byte
+	LastHash     uint64
+	Pend         uint32
+	Pad3         uint32
+	PendHash     uint64
+	PendDeadline uint64
+	UdpFs        tcFlowState
+	FlowZero     tcFlowState
+	AckZero      tcAckLog
+	Pad2         uint32
+	_            [4]byte
 }
 
 type tcStatId uint32

@@ -353,6 +353,7 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 		 * reordered): from here on the connection is read
 		 * conservatively */
 		fs->sync = FLOW_UNSYNCED;
+		fs->pend = 0;
 		stat_inc(STAT_FLOWS_UNSYNCED);
 	}
 	if (fs->sync == FLOW_UNSYNCED) {
@@ -390,6 +391,7 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 		/* a line or request that cannot be followed exactly */
 		fs->sync = FLOW_UNSYNCED;
 		fs->skip = 0;
+		fs->pend = 0;
 		fs->carry_len = 0;
 		fs->mode = FLOW_AT_COMMAND;
 		flush_cache(cfg, now, 0, 1);
@@ -634,8 +636,15 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 	}
 	if (bpf_xdp_load_bytes(ctx, p->pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return XDP_PASS;
-	/* frame header: sequence 0 of 1, i.e. a single-datagram request */
-	if (*(__u16 *)(s->in + 2) != 0 || *(__u16 *)(s->in + 4) != bpf_htons(1)) {
+	/* frame header: memcached drops a datagram whose total is not 1 and
+	 * ignores its sequence number (try_read_udp); only sequence 0 of 1 is
+	 * served, any other it runs is still read for mutations */
+	if (*(__u16 *)(s->in + 4) != bpf_htons(1)) {
+		stat_inc(STAT_PASS_MULTI_FRAME);
+		return XDP_PASS;
+	}
+	if (*(__u16 *)(s->in + 2) != 0) {
+		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_MULTI_FRAME);
 		return XDP_PASS;
 	}

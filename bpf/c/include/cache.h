@@ -97,23 +97,31 @@ static __always_inline __u64 exptime_deadline(struct config *cfg, __s64 exptime,
 #define EXP_MAYBE 2 /* this exptime, or the one it had: only if the command applies
 		     * (add, replace, cas, vivify on a miss, ...) */
 
-/* Records what memcached will hold for this key after the mutation. With
- * EXP_MAYBE the earlier of the two deadlines is kept, an unknown one
- * counting as max_age from now: a failed add must not lengthen the life of
- * the item it left alone. */
-static __always_inline void note_expiry(struct config *cfg, __u64 hash, int kind, __s64 exptime, __u64 now)
+/* Records what memcached will hold for this key after the mutation: the
+ * deadline of its item (0: none). With EXP_MAYBE the earlier of the two
+ * deadlines is kept, an unknown one counting as max_age from now: a failed
+ * add must not lengthen the life of the item it left alone. */
+static __always_inline void note_deadline(struct config *cfg, __u64 hash, int kind, __u64 deadline, __u64 now)
 {
 	if (kind == EXP_NONE)
 		return;
-	struct expiry e = { .deadline_ns = exptime_deadline(cfg, exptime, now) };
+	struct global_state *g = get_global();
+	if (!g)
+		return;
+	struct expiry e = { .deadline_ns = deadline, .expiry_epoch = g->expiry_epoch };
 	if (kind == EXP_MAYBE) {
 		struct expiry *old = bpf_map_lookup_elem(&expiry_map, &hash);
-		__u64 cur = old ? old->deadline_ns : now + cfg->max_age_ns;
+		__u64 cur = old && old->expiry_epoch == e.expiry_epoch ? old->deadline_ns : now + cfg->max_age_ns;
 		/* 0 is "never": the other one is earlier */
 		if (cur && (!e.deadline_ns || cur < e.deadline_ns))
 			e.deadline_ns = cur;
 	}
 	bpf_map_update_elem(&expiry_map, &hash, &e, BPF_ANY);
+}
+
+static __always_inline void note_expiry(struct config *cfg, __u64 hash, int kind, __s64 exptime, __u64 now)
+{
+	note_deadline(cfg, hash, kind, exptime_deadline(cfg, exptime, now), now);
 }
 
 /* Rule F (flush): the epoch bump makes every item unusable in O(1); fills of
@@ -123,6 +131,8 @@ static __always_inline void flush_cache(struct config *cfg, __u64 now, __u64 del
 	struct global_state *g = get_global();
 	if (!g)
 		return;
+	if (unreadable) /* it may have changed exptimes too */
+		__sync_fetch_and_add(&g->expiry_epoch, 1);
 	__sync_fetch_and_add(&g->epoch, 1);
 	raise_to(&g->hold_until_ns, now + cfg->hold_ns + delay_ns);
 	stat_inc(STAT_FLUSHES);
@@ -137,6 +147,7 @@ __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, _
 	if (!s || !cfg)
 		return -1;
 	__u64 h = key_hash(s->key, len, cfg->seed);
+	s->last_hash = h;
 	invalidate_hash(cfg, h, now);
 	note_expiry(cfg, h, s->inv_known, s->inv_exp, now);
 	if (s->inv_logging) {
@@ -381,7 +392,7 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	}
 	__u64 expires = now + cfg->max_age_ns;
 	struct expiry *e = bpf_map_lookup_elem(&expiry_map, &f->hash);
-	if (e && e->deadline_ns) {
+	if (e && e->deadline_ns && e->expiry_epoch == g->expiry_epoch) {
 		if (e->deadline_ns <= now) {
 			stat_inc(STAT_FILL_EXPIRED);
 			return -1;

@@ -255,10 +255,16 @@ __noinline int sc_meta_flags(struct scratch *s, __u32 from)
 	bpf_loop(MAX_TOKENS, meta_flag_step, &fc, 0);
 	__u32 tt = mf->t_tok & (MAX_TOKENS - 1), nt = mf->n_tok & (MAX_TOKENS - 1);
 	mf->has_ttl = tt || nt;
+	mf->ttl_bad = 0;
 	__s64 ttl = 0x7fffffffffffffffLL;
-	if (tt)
+	if (tt) {
+		if (sc_strto(s, s->tok_off[tt] + 1, s->tok_len[tt] - 1, 1) != NUM_OK)
+			mf->ttl_bad = 1;
 		ttl = exptime_of(s, s->tok_off[tt] + 1, s->tok_len[tt] - 1);
+	}
 	if (nt) {
+		if (sc_strto(s, s->tok_off[nt] + 1, s->tok_len[nt] - 1, 1) != NUM_OK)
+			mf->ttl_bad = 1;
 		__s64 e = exptime_of(s, s->tok_off[nt] + 1, s->tok_len[nt] - 1);
 		if (e < ttl)
 			ttl = e;
@@ -266,6 +272,14 @@ __noinline int sc_meta_flags(struct scratch *s, __u32 from)
 	mf->ttl = mf->has_ttl ? ttl : 0;
 	return 0;
 }
+
+/* Flags memcached 1.6 knows (_meta_flag_preparse); any other is an error. */
+#define MF_KNOWN (MF('b') | MF('N') | MF('T') | MF('R') | MF('l') | MF('O') | MF('P') | MF('L') | MF('k') | \
+		  MF('s') | MF('t') | MF('c') | MF('f') | MF('v') | MF('h') | MF('u') | MF('q') | MF('F') | MF('C') | \
+		  MF('M') | MF('J') | MF('D') | MF('I'))
+/* Flags of an ms that is a plain set for sure (others may fail it) */
+#define MF_PLAIN_SET (MF('T') | MF('q') | MF('k') | MF('O') | MF('c') | MF('s') | MF('t') | MF('f') | MF('v') | \
+		      MF('h') | MF('l') | MF('u') | MF('P') | MF('L') | MF('M'))
 
 /* Flags that only read: mg with nothing else changes nothing. */
 #define MF_READ_ONLY (MF('b') | MF('k') | MF('s') | MF('t') | MF('c') | MF('f') | MF('v') | MF('h') | MF('l') | \
@@ -282,6 +296,31 @@ static __always_inline void meta_inval(struct scratch *s, struct config *cfg, __
 	inval_token(s, cfg, 1, now, exp_kind, exptime);
 }
 
+/* A store with a data block: invalidated now (memcached may apply it as soon
+ * as the data is in), its exptime recorded now only as EXP_MAYBE (the data may
+ * never come) and exactly once the data block has been read (s->pend). */
+static __always_inline void store_inval(struct scratch *s, struct config *cfg, __u32 klen, __u64 now, int kind,
+					__s64 exptime)
+{
+	invalidate_key(s, cfg, klen, now, kind == EXP_SET ? EXP_MAYBE : kind, exptime);
+	if (kind == EXP_SET) {
+		s->pend = 1;
+		s->pend_hash = s->last_hash;
+		s->pend_deadline = exptime_deadline(cfg, exptime, now);
+	}
+}
+
+static __always_inline void store_token(struct scratch *s, struct config *cfg, __u32 t, __u64 now, int kind,
+					__s64 exptime)
+{
+	t &= MAX_TOKENS - 1;
+	__u32 kl = s->tok_len[t];
+	if (kl == 0 || kl > KEY_MAX)
+		return;
+	sc_copy_key(s, BUF_WIN, s->tok_off[t], kl, KEY_SLOT);
+	store_inval(s, cfg, kl, now, kind, exptime);
+}
+
 #define LINE_UNSURE (-1) /* what follows the line cannot be told: stop trusting positions */
 
 /* One ASCII command line, s->win[0, lf) ('\n' excluded), as
@@ -292,6 +331,7 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 {
 	if (!s || !cfg || lf > WIN_SIZE)
 		return LINE_UNSURE;
+	s->pend = 0;
 	__u32 len = lf;
 	if (len > 1 && AT(s->win, WIN_MASK, len - 1) == '\r')
 		len--;
@@ -334,13 +374,18 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 			int kind = EXP_NONE;
 			__s64 e = mf->has_ttl ? mf->ttl : 0; /* no T: stored without exptime */
 			__u8 mode = mf->mode;
-			if (mode == 'A' || mode == 'P')
+			if (mf->bits & ~MF_KNOWN)
+				kind = EXP_NONE; /* refused (the data is swallowed) */
+			else if (mode == 'A' || mode == 'P')
 				kind = EXP_NONE; /* append/prepend keep the item's */
-			else if ((mode == 0 || mode == 'S') && !(mf->bits & (MF('C') | MF('I'))))
+			else if ((mode == 0 || mode == 'S') && !(mf->bits & ~MF_PLAIN_SET) && !mf->ttl_bad)
 				kind = EXP_SET;
 			else
-				kind = EXP_MAYBE; /* add, replace, cas: only if it applies */
-			meta_inval(s, cfg, now, kind, e);
+				kind = EXP_MAYBE; /* add, replace, cas, bad numbers: only if it applies */
+			if (mf->bits & MF('b'))
+				flush_cache(cfg, now, 0, 1);
+			else
+				store_token(s, cfg, 1, now, kind, e);
 			return (__s64)vlen + 2;
 		}
 		sc_meta_flags(s, 2);
@@ -454,7 +499,7 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 		return 0;
 	/* memcached reads vlen + 2 bytes now: stored, refused (not stored,
 	 * exists), or swallowed (too large: a set then deletes the key) */
-	inval_token(s, cfg, 1, now, exp_kind, exptime);
+	store_token(s, cfg, 1, now, exp_kind, exptime);
 	return (__s64)vlen + 2;
 
 gat:
@@ -587,6 +632,7 @@ __noinline long sc_binary_request(struct scratch *s, struct config *cfg, __u32 h
 {
 	if (!s || !cfg || have < MC_BIN_HDR_LEN)
 		return -1;
+	s->pend = 0;
 	__u8 *w = s->win;
 	if (w[0] != 0x80)
 		return -1;
@@ -594,7 +640,37 @@ __noinline long sc_binary_request(struct scratch *s, struct config *cfg, __u32 h
 	__u32 klen = ((__u32)w[2] << 8) | w[3];
 	__u32 elen = w[4];
 	__u32 body = ((__u32)w[8] << 24) | ((__u32)w[9] << 16) | ((__u32)w[10] << 8) | w[11];
-	if (elen + klen > body)
+	if (elen + klen > body || klen > KEY_MAX)
+		return -1; /* memcached closes the connection */
+	/* dispatch_bin_command(): a known command with the wrong lengths
+	 * closes the connection; an unknown one is answered and its body
+	 * swallowed -- after the extras and key memcached already read */
+	int valid = 1;
+	switch (op) {
+	case BIN_SET: case BIN_ADD: case BIN_REPLACE: case BIN_SETQ: case BIN_ADDQ: case BIN_REPLACEQ:
+		valid = elen == 8 && klen != 0 && body >= klen + 8; break;
+	case BIN_GET: case BIN_GETQ: case BIN_GETK: case BIN_GETKQ:
+		valid = elen == 0 && body == klen && klen > 0; break;
+	case BIN_DELETE: case BIN_DELETEQ:
+		valid = klen > 0 && elen == 0 && body == klen; break;
+	case BIN_INCR: case BIN_DECR: case BIN_INCRQ: case BIN_DECRQ:
+		valid = klen > 0 && elen == 20 && body == klen + elen; break;
+	case BIN_APPEND: case BIN_PREPEND: case BIN_APPENDQ: case BIN_PREPENDQ:
+		valid = klen > 0 && elen == 0; break;
+	case BIN_TOUCH: case BIN_GAT: case BIN_GATQ: case BIN_GATK: case BIN_GATKQ:
+		valid = elen == 4 && klen != 0; break;
+	case BIN_FLUSH: case BIN_FLUSHQ:
+		valid = klen == 0 && body == elen && (elen == 0 || elen == 4); break;
+	case BIN_VERSION: case BIN_NOOP: case BIN_QUIT: case BIN_QUITQ:
+		valid = elen == 0 && klen == 0 && body == 0; break;
+	case BIN_STAT:
+		valid = elen == 0; break;
+	case BIN_SASL_LIST: case BIN_SASL_AUTH: case BIN_SASL_STEP:
+		return -1; /* no authenticated memcached is deployed on */
+	default:
+		return MC_BIN_HDR_LEN + (long)elen + klen + body;
+	}
+	if (!valid)
 		return -1;
 	if (op == BIN_FLUSH || op == BIN_FLUSHQ) {
 		__u64 delay = 0;
@@ -606,7 +682,7 @@ __noinline long sc_binary_request(struct scratch *s, struct config *cfg, __u32 h
 		flush_cache(cfg, now, delay, 0);
 	} else if (bin_mutating(op)) {
 		__u32 koff = MC_BIN_HDR_LEN + elen;
-		if (klen == 0 || klen > KEY_MAX || koff + klen > have || koff + klen > WIN_SIZE) {
+		if (koff + klen > have || koff + klen > WIN_SIZE) {
 			flush_cache(cfg, now, 0, 1);
 		} else {
 			sc_copy_key(s, BUF_WIN, koff, klen, KEY_SLOT);
@@ -635,10 +711,35 @@ __noinline long sc_binary_request(struct scratch *s, struct config *cfg, __u32 h
 				    (__u32)e == 0xffffffff)
 					kind = EXP_NONE; /* "never create" */
 			}
-			invalidate_key(s, cfg, klen, now, kind, e);
+			store_inval(s, cfg, klen, now, kind, e);
 		}
 	}
 	return MC_BIN_HDR_LEN + (long)body;
+}
+
+/* A store just read (s->pend) waits in the flow for the end of its data. */
+static __always_inline void pend_start(struct scratch *s, struct flow_state *fs)
+{
+	fs->pend = s->pend && fs->skip;
+	if (!fs->pend)
+		return;
+	struct global_state *g = get_global();
+	fs->pend_hash = s->pend_hash;
+	fs->pend_deadline = s->pend_deadline;
+	fs->pend_xepoch = g ? g->expiry_epoch : 0;
+}
+
+/* The data block of a store is in: memcached stores it now (if it is well
+ * formed), with the exptime its line gave (unless a mutation nobody could
+ * read came between: then only the earlier deadline is kept). */
+static __always_inline void pend_done(struct config *cfg, struct flow_state *fs, __u64 now, int stored)
+{
+	struct global_state *g = get_global();
+	fs->pend = 0;
+	if (!g || !stored) /* not stored, or cannot tell: the EXP_MAYBE record stays */
+		return;
+	note_deadline(cfg, fs->pend_hash, g->expiry_epoch == fs->pend_xepoch ? EXP_SET : EXP_MAYBE, fs->pend_deadline,
+		      now);
 }
 
 /* One step of the engine: passes data, reads one command, or stops (1). */
@@ -654,6 +755,15 @@ static long stream_step(__u32 idx, void *data)
 		__u32 n = fs->skip < avail ? fs->skip : avail;
 		c->pos += n;
 		fs->skip -= n;
+		if (!fs->skip && fs->pend) {
+			/* memcached stores the block only if it ends in "\r\n"
+			 * (else CLIENT_ERROR bad data chunk) */
+			__u16 tail = 0;
+			int ok = fs->proto == FLOW_PROTO_BINARY ||
+				 (n >= 2 && bpf_xdp_load_bytes(c->ctx, c->base + c->pos - 2, &tail, 2) == 0 &&
+				  tail == W2('\r', '\n'));
+			pend_done(c->cfg, fs, c->now, ok);
+		}
 		return 0;
 	}
 	__u32 carry = fs->carry_len;
@@ -689,6 +799,7 @@ static long stream_step(__u32 idx, void *data)
 		}
 		/* the request began carry bytes before pos */
 		fs->skip = (__u32)len - carry;
+		pend_start(s, fs);
 		return 0;
 	}
 
@@ -714,9 +825,8 @@ static long stream_step(__u32 idx, void *data)
 			return c->lost;
 		}
 		if (c->udp) {
-			/* memcached drops the cut line with the datagram; read
-			 * it anyway, it costs at most an invalidation */
-			sc_ascii_line(s, c->cfg, have, c->now);
+			/* memcached drops a line the datagram ends inside
+			 * (try_read_udp starts each datagram afresh) */
 			c->pos += n;
 			return 1;
 		}
@@ -733,8 +843,10 @@ static long stream_step(__u32 idx, void *data)
 		c->lost = 1;
 		return 1;
 	}
-	if (fs->sync == FLOW_SYNCED)
+	if (fs->sync == FLOW_SYNCED) {
 		fs->skip = skip > 0xffffffffLL ? 0xffffffff : (__u32)skip;
+		pend_start(s, fs);
+	}
 	return 0;
 }
 
@@ -779,6 +891,7 @@ static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, str
 		return;
 	struct flow_state *fs = &s->udp_fs;
 	fs->skip = 0;
+	fs->pend = 0;
 	fs->carry_len = 0;
 	fs->mode = FLOW_AT_COMMAND;
 	fs->sync = FLOW_SYNCED;

@@ -28,6 +28,8 @@ struct config {
 struct global_state {
 	__u64 epoch;
 	__u64 hold_until_ns; /* no fill of a request that arrived before this */
+	__u64 expiry_epoch;  /* bumped when a mutation could not be read: every
+			      * expiry record written before is unknown from then on */
 };
 
 /* One cache bucket (direct-mapped by the seeded key hash). The metadata is
@@ -129,7 +131,11 @@ struct flow_state {
 	__u8 proto;      /* FLOW_PROTO_* */
 	__u8 sync;       /* FLOW_SYNCED / FLOW_UNSYNCED */
 	__u8 mode;       /* FLOW_AT_COMMAND / FLOW_LONG_LINE */
-	__u8 _pad[7];
+	__u8 pend;       /* a store's exptime to record once its data block is read */
+	__u8 _pad[6];
+	__u64 pend_hash;
+	__u64 pend_deadline;
+	__u64 pend_xepoch; /* global_state.expiry_epoch at the command line */
 	__u8 carry[WIN_SIZE];
 };
 
@@ -148,9 +154,11 @@ struct ack_log {
 };
 
 /* Mutation-time expiry knowledge per key hash: deadline of the item memcached
- * holds now (0: no exptime). Absent: unknown, config.max_age_ns bounds it. */
+ * holds now (0: no exptime). Absent, or from an older expiry epoch: unknown,
+ * config.max_age_ns bounds it. */
 struct expiry {
 	__u64 deadline_ns;
+	__u64 expiry_epoch; /* global_state.expiry_epoch when written */
 };
 
 /* Source allow-list (LPM trie). */
@@ -179,7 +187,8 @@ struct meta_flags {
 	__u32 t_tok;
 	__u32 n_tok;
 	__u8 mode;
-	__u8 _pad[3];
+	__u8 ttl_bad; /* a T or N number memcached refuses */
+	__u8 _pad[2];
 };
 
 /* Per-CPU scratch: requests are copied here so parsing works on a map value
@@ -216,6 +225,11 @@ struct scratch {
 	__u32 more_tok;    /* the line has more tokens than memcached tokenizes at once */
 	__u64 num_u;       /* sc_strto's result, as memcached's strtoul/strtoull see it */
 	struct meta_flags mf;
+	__u64 last_hash;   /* sc_invalidate's key hash */
+	__u32 pend;        /* the command just read is a store of known exptime ... */
+	__u32 _pad3;
+	__u64 pend_hash;   /* ... of this key ... */
+	__u64 pend_deadline; /* ... to this deadline, once its data is read */
 	struct flow_state udp_fs; /* a UDP datagram's stream (it starts and ends with the datagram) */
 	struct flow_state flow_zero; /* never written: a new flow's state */
 	struct ack_log ack_zero; /* never written: a new flow's ack_log (kept off the stack,
