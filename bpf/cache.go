@@ -76,24 +76,36 @@ func (s Settings) Validate() error {
 	return nil
 }
 
-// ProgramTags identify this build's programs (the kernel's program tag),
-// so a deployment of another build is recognised as an upgrade.
-func ProgramTags() (xdp, tc string, err error) {
-	xs, err := loadXdp()
-	if err != nil {
-		return "", "", err
+// ProgramTags identify this build's programs, both flavors (the kernel's
+// program tags of the host XDP and TC programs and of the offload XDP and
+// relay TC programs, joined by "/"), so a deployment of another build is
+// recognised as an upgrade whichever flavor changed.
+func ProgramTags() (string, error) {
+	var tags []string
+	for _, obj := range []struct {
+		load func() (*ebpf.CollectionSpec, error)
+		prog string
+	}{
+		{loadXdp, "xdpcache_xdp"},
+		{loadTc, "xdpcache_tc"},
+		{loadXdpoff, "xdpcache_offload"},
+		{loadTcrelay, "xdpcache_tc_relay"},
+	} {
+		spec, err := obj.load()
+		if err != nil {
+			return "", fmt.Errorf("parse the object of %s: %w", obj.prog, err)
+		}
+		ps := spec.Programs[obj.prog]
+		if ps == nil {
+			return "", fmt.Errorf("no program %s in its object", obj.prog)
+		}
+		tag, err := ps.Tag()
+		if err != nil {
+			return "", fmt.Errorf("tag of %s: %w", obj.prog, err)
+		}
+		tags = append(tags, tag)
 	}
-	ts, err := loadTc()
-	if err != nil {
-		return "", "", err
-	}
-	if xdp, err = xs.Programs["xdpcache_xdp"].Tag(); err != nil {
-		return "", "", err
-	}
-	if tc, err = ts.Programs["xdpcache_tc"].Tag(); err != nil {
-		return "", "", err
-	}
-	return xdp, tc, nil
+	return strings.Join(tags, "/"), nil
 }
 
 // Cache is the loaded XDP and TC programs with their shared maps.

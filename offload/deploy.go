@@ -47,7 +47,7 @@ type Deployment struct {
 	TCAttach   string         `json:"tc_attach"`  // tcx or clsact
 	XDPProgID  uint32         `json:"xdp_prog_id"`
 	TCProgID   uint32         `json:"tc_prog_id"`
-	ProgTags   string         `json:"prog_tags"` // this build's program tags (xdp/tc)
+	ProgTags   string         `json:"prog_tags"` // this build's program tags (xdp/tc/offload xdp/relay tc)
 	PinDir     string         `json:"pin_dir"`
 	DeployedAt time.Time      `json:"deployed_at"`
 	Settings   bpf.Settings   `json:"settings"`
@@ -365,8 +365,8 @@ func finishRecord(pinRoot string, d *Deployment, cache *bpf.Cache) error {
 
 // finishRecordIDs writes the record of d, whose program ids are set.
 func finishRecordIDs(pinRoot string, d *Deployment) error {
-	if xt, tt, err := bpf.ProgramTags(); err == nil {
-		d.ProgTags = xt + "/" + tt
+	if tags, err := bpf.ProgramTags(); err == nil {
+		d.ProgTags = tags
 	}
 	d.DeployedAt = time.Now().UTC().Truncate(time.Second)
 	os.Remove(filepath.Join(pinRoot, d.Iface, pinMeta))
@@ -504,7 +504,7 @@ func sameDeployment(d *Deployment, o *DeployOptions) bool {
 	if o.Mode != "" && o.Mode != "auto" && Mode(o.Mode) != d.Mode {
 		return false
 	}
-	if xt, tt, err := bpf.ProgramTags(); err != nil || d.ProgTags != xt+"/"+tt {
+	if tags, err := bpf.ProgramTags(); err != nil || d.ProgTags != tags {
 		return false // another build: upgrade
 	}
 	a, b := d.Settings, o.Settings

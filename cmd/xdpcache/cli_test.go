@@ -24,7 +24,6 @@ import (
 // runApp runs the CLI in-process and returns its exit code and output.
 func runApp(args ...string) (int, string) {
 	app := newApp()
-	app.Commands = append(app.Commands, extraCommands()...)
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out
 	code := 0
@@ -72,6 +71,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"demo", "--duration", "0s"}, exitFailed, "--duration"},
 		{[]string{"undeploy"}, exitUsage, "iface"},
 		{[]string{"nosuchcommand"}, exitUsage, ""},
+		{[]string{"--bogus"}, exitUsage, "(see xdpcache --help)"},
+		{[]string{"deploy", "--iface", "lo", "--bogus"}, exitUsage, "(see xdpcache deploy --help)"},
+		{[]string{"status", "--bogus"}, exitUsage, "(see xdpcache status --help)"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out := runApp(tc.args...)
@@ -82,6 +84,13 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("output %q does not mention %q", out, tc.want)
 			}
 		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out := runApp("--version")
+	if code != 0 || !strings.HasPrefix(out, "xdpcache version ") {
+		t.Errorf("--version: exit %d, output %q; want exit 0 and \"xdpcache version ...\"", code, out)
 	}
 }
 

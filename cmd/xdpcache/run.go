@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -135,12 +134,4 @@ func logCounters(c *cli.Context, pinRoot, iface string) {
 	fmt.Fprintf(c.App.Writer, "%s %s gets=%d hits=%d ratio=%.1f%% fills=%d stale_fills=%d invalidations=%d flushes=%d attached=%v\n",
 		time.Now().Format(time.RFC3339), iface, s.Get(bpf.StatGetReqs), s.Get(bpf.StatHits), 100*st.HitRatio,
 		s.Get(bpf.StatFills), s.Get(bpf.StatFillStale), s.Get(bpf.StatInvalidations), s.Get(bpf.StatFlushes), st.Attached)
-}
-
-// version is the module version this binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "devel"
 }
