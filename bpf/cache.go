@@ -151,13 +151,13 @@ func (c *Cache) loadTC() error {
 	}
 	tspec.Maps["cache_map"].MaxEntries = c.Maps.CacheMap.MaxEntries()
 	repl := map[string]*ebpf.Map{}
-	all := c.Maps.all()
+	all := mapFields(&c.Maps)
 	for name := range tspec.Maps {
 		m := all[name]
-		if m == nil {
+		if m == nil || *m == nil {
 			return fmt.Errorf("TC object has a map %q the XDP object lacks", name)
 		}
-		repl[name] = m
+		repl[name] = *m
 	}
 	var to tcObjects
 	if err := tspec.LoadAndAssign(&to, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {

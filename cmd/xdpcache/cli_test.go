@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
@@ -123,6 +124,27 @@ func TestUnknownInterface(t *testing.T) {
 	code, out = runApp("status", "--iface", "nosuch0")
 	if code != exitNotFound {
 		t.Errorf("status of a missing deployment: exit %d, %q", code, out)
+	}
+}
+
+// status --json never answers "null": with no bpffs to find the pins on it
+// fails saying why; with nothing deployed it prints an empty list.
+func TestStatusJSONWithoutDeployments(t *testing.T) {
+	code, out := runApp("status", "--json", "--pin-root", filepath.Join(t.TempDir(), "pins"))
+	if code != exitNotFound || !strings.Contains(out, "no BPF filesystem") || strings.Contains(out, "null") {
+		t.Errorf("status without a bpffs: exit %d, output %q; want exit %d saying there is no BPF filesystem", code, out, exitNotFound)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount bpffs")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, 0) })
+	code, out = runApp("status", "--json", "--pin-root", filepath.Join(dir, "xdpcache"))
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("status with nothing deployed: exit %d, output %q; want exit 0 and []", code, out)
 	}
 }
 
