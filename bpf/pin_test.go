@@ -9,15 +9,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
 
 // Pin pins every map of each flavor's objects (as the collection specs list
 // them) and LoadPinned opens them all again: a map added in C is pinned
 // without a Go list to update.
 func TestPinsCoverEveryMap(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and pins them")
-	}
+	labtest.RequireRoot(t, "loads BPF programs and pins them")
 	var st unix.Statfs_t
 	if unix.Statfs("/sys/fs/bpf", &st) != nil || uint32(st.Type) != unix.BPF_FS_MAGIC {
 		if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"); err != nil {

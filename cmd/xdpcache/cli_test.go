@@ -98,9 +98,7 @@ func TestVersion(t *testing.T) {
 // --mode offload on a device that cannot hold offloaded maps fails with the
 // reason and changes nothing.
 func TestOffloadModeOnPlainDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	code, out := runApp("deploy", "--iface", "lo", "--mode", "offload", "--pin-root", t.TempDir()+"/xdpcache")
 	if code != exitNoMode {
 		t.Errorf("exit %d, want %d; output %q", code, exitNoMode, out)
@@ -114,9 +112,7 @@ func TestOffloadModeOnPlainDevice(t *testing.T) {
 }
 
 func TestUnknownInterface(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	code, out := runApp("deploy", "--iface", "nosuch0", "--pin-root", filepath.Join(t.TempDir(), "pins"))
 	if code != exitNotFound || !strings.Contains(out, "not found") {
 		t.Errorf("exit %d, output %q", code, out)
@@ -134,9 +130,7 @@ func TestStatusJSONWithoutDeployments(t *testing.T) {
 	if code != exitNotFound || !strings.Contains(out, "no BPF filesystem") || strings.Contains(out, "null") {
 		t.Errorf("status without a bpffs: exit %d, output %q; want exit %d saying there is no BPF filesystem", code, out, exitNotFound)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount bpffs")
-	}
+	labtest.RequireRoot(t, "mounts bpffs")
 	dir := t.TempDir()
 	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
 		t.Fatalf("mount bpffs: %v", err)
@@ -151,9 +145,7 @@ func TestStatusJSONWithoutDeployments(t *testing.T) {
 // TestRunSurvivesSIGKILL: a `run` killed with SIGKILL leaves a consistent
 // deployment that status reads and undeploy removes.
 func TestRunSurvivesSIGKILL(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	if _, err := exec.LookPath("memcached"); err != nil {
 		t.Skip("memcached not installed")
 	}
@@ -218,9 +210,7 @@ func TestNicdbCommand(t *testing.T) {
 // bpffs; the deployment must still outlive the command and be found by
 // status and undeploy run the same way or through nsenter.
 func TestIPNetnsExec(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	bin := buildBinary(t)
 	lab, err := netlab.New(netlab.Options{Subnet: 211})
 	if err != nil {
@@ -313,9 +303,7 @@ func waitFor(t *testing.T, out *syncBuffer, what string, d time.Duration) {
 
 // TestNotRoot: without privileges, deploy says so in one line and changes nothing.
 func TestNotRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop to another user")
-	}
+	labtest.RequireRoot(t, "drops to another user")
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) missing")
 	}
@@ -368,9 +356,7 @@ func TestFleetSummary(t *testing.T) {
 
 // TestDemo runs the README's first command's program, shortened.
 func TestDemo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	for _, bin := range []string{"memcached", "memcaslap"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s not installed", bin)

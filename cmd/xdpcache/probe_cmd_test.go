@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 	"github.com/xdpcache/xdpcache/offload/mode"
 	"github.com/xdpcache/xdpcache/offload/probe"
 )
@@ -31,9 +31,7 @@ func runProbe(t *testing.T, args ...string) (int, string, string) {
 // create the devices to probe.
 func runProbeIn(t *testing.T, setup func() error, args ...string) (int, string, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: probes inside a private network namespace")
-	}
+	labtest.RequireRoot(t, "probes inside a private network namespace")
 	var out bytes.Buffer
 	app := &cli.App{Name: "xdpcache", Commands: []*cli.Command{probeCommand()}, Writer: &out, ErrWriter: &out,
 		ExitErrHandler: func(*cli.Context, error) {}}
