@@ -31,7 +31,7 @@ func demoCommand() *cli.Command {
 		Usage: "self-contained demo: two network namespaces, a real memcached, a UDP client load, xdpcache in between",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "duration", Value: 4 * time.Second, Usage: "how long the client load runs"},
-			&cli.StringFlag{Name: "mode", Value: "auto", Usage: "XDP mode to deploy with: " + mode.List()},
+			&cli.StringFlag{Name: "mode", Value: string(mode.Auto), Usage: "XDP mode to deploy with: " + mode.List()},
 		},
 		Action: func(c *cli.Context) error {
 			m, err := modeFlag(c)

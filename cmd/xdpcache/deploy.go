@@ -23,7 +23,7 @@ func settingsFlags() []cli.Flag {
 	d := bpf.DefaultSettings()
 	return []cli.Flag{
 		&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, EnvVars: []string{"XDPCACHE_IFACE"}, Usage: "network interface memcached listens on", Required: true},
-		&cli.StringFlag{Name: "mode", Value: "auto", EnvVars: []string{"XDPCACHE_MODE"}, Usage: "XDP mode: " + mode.List()},
+		&cli.StringFlag{Name: "mode", Value: string(mode.Auto), EnvVars: []string{"XDPCACHE_MODE"}, Usage: "XDP mode: " + mode.List()},
 		&cli.BoolFlag{Name: "no-generic", Usage: "with --mode auto: fail rather than fall back to generic mode"},
 		&cli.UintSliceFlag{Name: "port", Value: cli.NewUintSlice(11211), Usage: "memcached port (repeatable, up to 4)"},
 		&cli.UintFlag{Name: "entries", Value: uint(d.Entries), Usage: "cache buckets (a power of two)"},

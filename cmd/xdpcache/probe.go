@@ -22,7 +22,7 @@ func probeCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "interface (default: every interface)"},
 			&cli.UintSliceFlag{Name: "port", Value: cli.NewUintSlice(11211), Usage: "memcached UDP port (repeatable)"},
-			&cli.StringFlag{Name: "mode", Value: "auto", Usage: "mode to plan for: " + mode.List()},
+			&cli.StringFlag{Name: "mode", Value: string(mode.Auto), Usage: "mode to plan for: " + mode.List()},
 			&cli.BoolFlag{Name: "no-generic", Usage: "plan without falling back to generic mode"},
 			&cli.BoolFlag{Name: "json", Usage: "print as JSON (schema: docs/probe.md)"},
 			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
