@@ -130,7 +130,7 @@ func Load(s Settings) (*Cache, error) {
 	xspec.Maps["cache_map"].MaxEntries = s.Entries
 	var xo xdpObjects
 	if err := xspec.LoadAndAssign(&xo, nil); err != nil {
-		return nil, fmt.Errorf("load XDP program: %w", verifierSummary(err))
+		return nil, fmt.Errorf("load XDP program: %w", VerifierSummary(err))
 	}
 	c := &Cache{XDP: xo.XdpcacheXdp, Maps: xo.xdpMaps}
 	if err := c.loadTC(); err != nil {
@@ -161,7 +161,7 @@ func (c *Cache) loadTC() error {
 	}
 	var to tcObjects
 	if err := tspec.LoadAndAssign(&to, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
-		return fmt.Errorf("load TC program: %w", verifierSummary(err))
+		return fmt.Errorf("load TC program: %w", VerifierSummary(err))
 	}
 	c.TC = to.XdpcacheTc
 	return nil
@@ -250,9 +250,9 @@ func (c *Cache) Close() error {
 	return errors.Join(errs...)
 }
 
-// verifierSummary keeps a verifier rejection readable: the error line and
+// VerifierSummary keeps a verifier rejection readable: the error line and
 // the last lines of the log, which name the failing instruction.
-func verifierSummary(err error) error {
+func VerifierSummary(err error) error {
 	var ve *ebpf.VerifierError
 	if !errors.As(err, &ve) {
 		return err

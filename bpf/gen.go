@@ -10,4 +10,3 @@ package bpf
 //go:generate bpf2go tc c/tc_fill.c -- -I/usr/include/x86_64-linux-gnu
 //go:generate bpf2go -type ocfg -type ostate -type ogen -type oentry -type ochunk_key -type ochunk -type oticket_key -type oticket -type ottl -type oallow_key xdpoff c/xdp_offload.c -- -I/usr/include/x86_64-linux-gnu
 //go:generate bpf2go -type relay_cfg tcrelay c/tc_relay.c -- -I/usr/include/x86_64-linux-gnu
-//go:generate bpf2go -type tap_cfg replytap c/reply_tap.c -- -I/usr/include/x86_64-linux-gnu

@@ -159,7 +159,7 @@ func LoadOffload(s Settings, o OffloadOptions) (*OffloadCache, error) {
 	var xo xdpoffObjects
 	if err := xspec.LoadAndAssign(&xo, &ebpf.CollectionOptions{MapReplacements: replaced}); err != nil {
 		closeAll()
-		return nil, fmt.Errorf("load the offload XDP program%s: %w", onDevice(o.Ifindex), verifierSummary(err))
+		return nil, fmt.Errorf("load the offload XDP program%s: %w", onDevice(o.Ifindex), VerifierSummary(err))
 	}
 	// LoadAndAssign holds its own references to the replacements.
 	closeAll()
@@ -173,7 +173,7 @@ func LoadOffload(s Settings, o OffloadOptions) (*OffloadCache, error) {
 	var to tcrelayObjects
 	if err := tspec.LoadAndAssign(&to, nil); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("load the relay TC program: %w", verifierSummary(err))
+		return nil, fmt.Errorf("load the relay TC program: %w", VerifierSummary(err))
 	}
 	c.TC, c.Ring, c.RelayCfg, c.RelayStats = to.XdpcacheTcRelay, to.RelayRing, to.RelayCfgMap, to.RelayStats
 	if err := c.configure(s); err != nil {

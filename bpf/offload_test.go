@@ -520,3 +520,6 @@ func TestOffloadKeyHashMatchesProgram(t *testing.T) {
 		}
 	}
 }
+
+// htons is v in network byte order as the (little-endian) BPF target stores it.
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -20,6 +20,7 @@ import (
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
+	"github.com/xdpcache/xdpcache/internal/replytap"
 	"github.com/xdpcache/xdpcache/offload/deploy"
 	"github.com/xdpcache/xdpcache/offload/mode"
 )
@@ -73,12 +74,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 	// program on the client's end records each reply on a ring buffer and
 	// drops it, so the client's receive stack (skb, IP, UDP, socket queue,
 	// recvmmsg) does not eat the two cores the server shares with it.
-	tap, err := bpf.LoadReplyTap(m.Port)
+	tap, err := replytap.Load(m.Port)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer tap.Close()
-	receiveVia := func(client string) *bpf.ReplyTap {
+	receiveVia := func(client string) *replytap.Tap {
 		if client == viaTap {
 			if err := lab.Client.AttachXDP(tap.Program()); err != nil {
 				b.Fatal(err)

@@ -1,4 +1,8 @@
-package bpf
+// Package replytap is a benchmark instrument, not part of the cache: an XDP
+// program for a load generator's interface that hands memcached's UDP
+// replies to per-socket ring buffers (c/reply_tap.c), so the client measures
+// the server rather than its own receive stack.
+package replytap
 
 import (
 	"encoding/binary"
@@ -12,33 +16,35 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpcache/xdpcache/bpf"
 )
 
-// ReplyTap is the load generator's receive path (c/reply_tap.c): an XDP
+// Tap is the load generator's receive path (c/reply_tap.c): an XDP
 // program for the client's interface that turns each of memcached's UDP
 // replies to a registered socket into a small record on that socket's ring
 // buffer and drops the packet, so a benchmark's client spends no CPU on the
 // receive stack. It is not part of the cache.
-type ReplyTap struct {
+type Tap struct {
 	objs  replytapObjects
 	mu    sync.Mutex
 	slots map[uint32]bool // tap_rings slots in use
 }
 
-// TapKind is what a reply said.
-type TapKind uint8
+// Kind is what a reply said.
+type Kind uint8
 
 // Reply kinds (enum tap_kind).
 const (
-	TapOther TapKind = iota // neither hit nor miss, or not the first datagram
-	TapHit
-	TapMiss
+	Other Kind = iota // neither hit nor miss, or not the first datagram
+	Hit
+	Miss
 )
 
-// TapRecord is one datagram of a reply: its UDP frame header and kind.
-type TapRecord struct {
+// Record is one datagram of a reply: its UDP frame header and kind.
+type Record struct {
 	ReqID, Seq, Total uint16
-	Kind              TapKind
+	Kind              Kind
 }
 
 const tapRecordSize = 8 // struct tap_record
@@ -48,15 +54,15 @@ const tapStatRingFull = uint32(1) // enum tap_stat: TAP_RING_FULL
 // tapMaxSockets is tap_rings' and tap_ports' size.
 const tapMaxSockets = 256
 
-// LoadReplyTap loads the program for replies from serverPort. The caller
+// Load loads the program for replies from serverPort. The caller
 // attaches Program() to the client's interface.
-func LoadReplyTap(serverPort uint16) (*ReplyTap, error) {
+func Load(serverPort uint16) (*Tap, error) {
 	if serverPort == 0 {
 		return nil, errors.New("reply tap: server port 0")
 	}
-	t := &ReplyTap{slots: map[uint32]bool{}}
+	t := &Tap{slots: map[uint32]bool{}}
 	if err := loadReplytapObjects(&t.objs, nil); err != nil {
-		return nil, fmt.Errorf("load reply tap: %w", verifierSummary(err))
+		return nil, fmt.Errorf("load reply tap: %w", bpf.VerifierSummary(err))
 	}
 	cfg := replytapTapCfg{ServerPort: htons(serverPort)}
 	if err := t.objs.TapCfgMap.Put(uint32(0), cfg); err != nil {
@@ -67,13 +73,13 @@ func LoadReplyTap(serverPort uint16) (*ReplyTap, error) {
 }
 
 // Program is the XDP program to attach.
-func (t *ReplyTap) Program() *ebpf.Program { return t.objs.ReplyTap }
+func (t *Tap) Program() *ebpf.Program { return t.objs.ReplyTap }
 
 // Close releases the program and maps (an attachment keeps the program).
-func (t *ReplyTap) Close() error { return t.objs.Close() }
+func (t *Tap) Close() error { return t.objs.Close() }
 
 // Lost is how many replies were dropped because a socket's ring was full.
-func (t *ReplyTap) Lost() (uint64, error) {
+func (t *Tap) Lost() (uint64, error) {
 	var per []uint64
 	if err := t.objs.TapStats.Lookup(tapStatRingFull, &per); err != nil {
 		return 0, fmt.Errorf("reply tap stats: %w", err)
@@ -85,9 +91,9 @@ func (t *ReplyTap) Lost() (uint64, error) {
 	return n, nil
 }
 
-// TapReader receives the records of one socket's replies.
-type TapReader struct {
-	tap  *ReplyTap
+// Reader receives the records of one socket's replies.
+type Reader struct {
+	tap  *Tap
 	slot uint32
 	port uint16
 	ring *ebpf.Map
@@ -102,7 +108,7 @@ type TapReader struct {
 
 // Open routes replies to localPort (the socket's port, host order) to a new
 // ring buffer and returns its reader.
-func (t *ReplyTap) Open(localPort uint16) (*TapReader, error) {
+func (t *Tap) Open(localPort uint16) (*Reader, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	slot := uint32(0)
@@ -115,7 +121,7 @@ func (t *ReplyTap) Open(localPort uint16) (*TapReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reply tap ring: %w", err)
 	}
-	r := &TapReader{tap: t, slot: slot, port: localPort, ring: ring}
+	r := &Reader{tap: t, slot: slot, port: localPort, ring: ring}
 	if r.rd, err = ringbuf.NewReader(ring); err != nil {
 		ring.Close()
 		return nil, fmt.Errorf("reply tap ring reader: %w", err)
@@ -139,34 +145,34 @@ func (t *ReplyTap) Open(localPort uint16) (*TapReader, error) {
 
 // Read returns the next record, waiting until deadline at most (then an
 // error that wraps os.ErrDeadlineExceeded).
-func (r *TapReader) Read(deadline time.Time) (TapRecord, error) {
+func (r *Reader) Read(deadline time.Time) (Record, error) {
 	if !r.Pending() {
 		if err := r.poll.SetReadDeadline(deadline); err != nil {
-			return TapRecord{}, err
+			return Record{}, err
 		}
 		if err := r.raw.Read(func(uintptr) bool { return r.Pending() }); err != nil {
-			return TapRecord{}, err
+			return Record{}, err
 		}
 	}
 	// A record is there: the reader takes it without waiting.
 	r.rd.SetDeadline(time.Time{})
 	if err := r.rd.ReadInto(&r.rec); err != nil {
-		return TapRecord{}, err
+		return Record{}, err
 	}
 	b := r.rec.RawSample
 	if len(b) < tapRecordSize {
-		return TapRecord{}, fmt.Errorf("reply tap: %d-byte record", len(b))
+		return Record{}, fmt.Errorf("reply tap: %d-byte record", len(b))
 	}
-	return TapRecord{
+	return Record{
 		ReqID: binary.LittleEndian.Uint16(b[0:]),
 		Seq:   binary.LittleEndian.Uint16(b[2:]),
 		Total: binary.LittleEndian.Uint16(b[4:]),
-		Kind:  TapKind(b[6]),
+		Kind:  Kind(b[6]),
 	}, nil
 }
 
 // openPoll puts a non-blocking copy of the ring's fd into Go's poller.
-func (r *TapReader) openPoll() error {
+func (r *Reader) openPoll() error {
 	fd, err := unix.FcntlInt(uintptr(r.ring.FD()), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("reply tap: dup ring fd: %w", err)
@@ -186,10 +192,10 @@ func (r *TapReader) openPoll() error {
 }
 
 // Pending says whether a record is waiting, so Read will not block.
-func (r *TapReader) Pending() bool { return r.rd.AvailableBytes() > 0 }
+func (r *Reader) Pending() bool { return r.rd.AvailableBytes() > 0 }
 
 // Close stops routing the socket's replies and frees the ring.
-func (r *TapReader) Close() error {
+func (r *Reader) Close() error {
 	t := r.tap
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -199,7 +205,7 @@ func (r *TapReader) Close() error {
 	return r.close()
 }
 
-func (r *TapReader) close() error {
+func (r *Reader) close() error {
 	var errs []error
 	if r.poll != nil {
 		errs = append(errs, r.poll.Close())
