@@ -72,7 +72,7 @@ func Deploy(o Options) (*record.Deployment, error) {
 		return nil, err
 	}
 	defer unlock()
-	p, err := NewPlan(&o, lk)
+	p, err := newPlan(&o, lk)
 	if err != nil {
 		return nil, err
 	}
@@ -82,47 +82,45 @@ func Deploy(o Options) (*record.Deployment, error) {
 	return p.execute()
 }
 
-// Step is one thing deploying does. Do says it as --dry-run prints it.
-type Step struct {
-	Do  string
+// step is one thing deploying does; do says it as --dry-run prints it.
+type step struct {
+	do  string
 	run func(x *execution) error
 }
 
-// Plan is what deploying on one interface takes, worked out before anything
+// plan is what deploying on one interface takes, worked out before anything
 // changes: the steps in order. Deploy runs them; --dry-run prints them.
-type Plan struct {
-	Steps []Step
-
-	o        *Options
-	lk       netlink.Link
-	root     string // the resolved pin root
-	pinDir   string
-	report   *probe.Report
-	attaches int // the attach steps: the last one failing is the end
+type plan struct {
+	steps  []step
+	o      *Options
+	lk     netlink.Link
+	root   string // the resolved pin root
+	pinDir string
+	report *probe.Report
 }
 
-func (p *Plan) add(run func(x *execution) error, format string, args ...any) {
-	p.Steps = append(p.Steps, Step{Do: fmt.Sprintf(format, args...), run: run})
+func (p *plan) add(run func(x *execution) error, format string, args ...any) {
+	p.steps = append(p.steps, step{do: fmt.Sprintf(format, args...), run: run})
 }
 
-// Describe lists the steps' descriptions.
-func (p *Plan) Describe() []string {
-	out := make([]string, len(p.Steps))
-	for i, s := range p.Steps {
-		out[i] = s.Do
+// describe lists the steps' descriptions.
+func (p *plan) describe() []string {
+	out := make([]string, len(p.steps))
+	for i, s := range p.steps {
+		out[i] = s.do
 	}
 	return out
 }
 
-// NewPlan works out the steps of deploying o on lk: it probes the interface
+// newPlan works out the steps of deploying o on lk: it probes the interface
 // (the mode plan), reads the current deployment and what is attached. It
 // changes nothing. The caller holds the interface's lock.
-func NewPlan(o *Options, lk netlink.Link) (*Plan, error) {
+func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 	root, rerr := record.Resolve(o.PinRoot)
 	if rerr != nil && !errors.Is(rerr, record.ErrNoBPFFS) {
 		return nil, rerr
 	}
-	p := &Plan{o: o, lk: lk, root: root, pinDir: record.Dir(root, o.Iface)}
+	p := &plan{o: o, lk: lk, root: root, pinDir: record.Dir(root, o.Iface)}
 	modes, skipped, rep, err := planModes(o, root)
 	if err != nil {
 		return nil, err
@@ -159,7 +157,6 @@ func NewPlan(o *Options, lk netlink.Link) (*Plan, error) {
 	for _, a := range skipped {
 		p.add(func(x *execution) error { x.attempts = append(x.attempts, a); return nil }, "skip %s mode: %s", a.Mode, a.Why)
 	}
-	p.attaches = len(modes)
 	for i, m := range modes {
 		last := i == len(modes)-1
 		run := func(x *execution) error { return x.attach(m, last) }
@@ -211,7 +208,7 @@ func planModes(o *Options, root string) ([]mode.Mode, []record.Attempt, *probe.R
 }
 
 // dryRun is the plan as a deployment record that changes nothing.
-func (p *Plan) dryRun() (*record.Deployment, error) {
+func (p *plan) dryRun() (*record.Deployment, error) {
 	d := &record.Deployment{Iface: p.o.Iface, Ifindex: p.lk.Attrs().Index, PinDir: p.pinDir, Settings: p.o.Settings, Allow: p.o.Allow}
 	if len(d.Allow) == 0 {
 		var err error
@@ -219,14 +216,14 @@ func (p *Plan) dryRun() (*record.Deployment, error) {
 			return nil, err
 		}
 	}
-	d.Plan = p.Describe()
+	d.Plan = p.describe()
 	return d, nil
 }
 
 // execution is a plan being run: the flavor loaded so far, what it
 // attached (rolled back unless the plan completes), the attempts.
 type execution struct {
-	p        *Plan
+	p        *plan
 	ifindex  int
 	flavor   bpf.Flavor
 	offload  bool // flavor is the offload flavor
@@ -240,10 +237,10 @@ type execution struct {
 }
 
 // execute runs the steps until one fails or the plan is complete.
-func (p *Plan) execute() (*record.Deployment, error) {
+func (p *plan) execute() (*record.Deployment, error) {
 	x := &execution{p: p, ifindex: p.lk.Attrs().Index}
 	defer x.dropFlavor()
-	for _, s := range p.Steps {
+	for _, s := range p.steps {
 		if err := s.run(x); err != nil {
 			return nil, err
 		}
@@ -542,7 +539,7 @@ func canUpgradeInPlace(prev *record.Deployment, o *Options) bool {
 // upgradeInPlace swaps new programs (with new maps) into the pinned links:
 // the interface is never without a program. The old cache's contents are
 // dropped with its maps. On failure the old programs and pins come back.
-func upgradeInPlace(prev *record.Deployment, p *Plan) (*record.Deployment, error) {
+func upgradeInPlace(prev *record.Deployment, p *plan) (*record.Deployment, error) {
 	pinDir := p.pinDir
 	xl, err := loadPinnedLink(filepath.Join(pinDir, record.PinXDPLink), "XDP")
 	if err != nil {

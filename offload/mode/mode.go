@@ -63,11 +63,5 @@ func (m Mode) Resolve() Mode {
 // IsAuto reports whether m leaves the choice to the plan ("" counts as Auto).
 func (m Mode) IsAuto() bool { return m.Resolve() == Auto }
 
-// Valid reports whether m is one of the modes ("" counts as Auto).
-func (m Mode) Valid() bool {
-	_, err := Parse(string(m))
-	return err == nil
-}
-
 // String is the mode's name.
 func (m Mode) String() string { return string(m) }

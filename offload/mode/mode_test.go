@@ -30,18 +30,19 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestAutoAndValid(t *testing.T) {
+func TestAutoAndResolve(t *testing.T) {
 	for _, tc := range []struct {
-		m           Mode
-		auto, valid bool
+		m        Mode
+		auto     bool
+		resolved Mode
 	}{
-		{"", true, true},
-		{Auto, true, true},
-		{Native, false, true},
-		{Mode("turbo"), false, false},
+		{"", true, Auto},
+		{Auto, true, Auto},
+		{Native, false, Native},
+		{Generic, false, Generic},
 	} {
-		if tc.m.IsAuto() != tc.auto || tc.m.Valid() != tc.valid {
-			t.Errorf("%q: IsAuto %v Valid %v, want %v %v", tc.m, tc.m.IsAuto(), tc.m.Valid(), tc.auto, tc.valid)
+		if tc.m.IsAuto() != tc.auto || tc.m.Resolve() != tc.resolved {
+			t.Errorf("%q: IsAuto %v Resolve %q, want %v %q", tc.m, tc.m.IsAuto(), tc.m.Resolve(), tc.auto, tc.resolved)
 		}
 	}
 	if got := List(); got != "auto, offload, native or generic" {

@@ -226,8 +226,8 @@ func native32(b []byte) uint32 {
 	return nl.NativeEndian().Uint32(b)
 }
 
-// ProgIDs lists the distinct program ids of an XDP state.
-func (s XDPState) ProgIDs() []uint32 {
+// progIDs lists the distinct program ids of an XDP state.
+func (s XDPState) progIDs() []uint32 {
 	var ids []uint32
 	for _, id := range []uint32{s.DrvProgID, s.SkbProgID, s.HwProgID, s.ProgID} {
 		if id != 0 && !containsID(ids, id) {
@@ -255,7 +255,7 @@ func (s XDPState) Describe() string {
 		return fmt.Sprintf("programs in several modes (native id %d, generic id %d, offload id %d)", s.DrvProgID, s.SkbProgID, s.HwProgID)
 	}
 	id := s.ProgID
-	if ids := s.ProgIDs(); len(ids) > 0 {
+	if ids := s.progIDs(); len(ids) > 0 {
 		id = ids[0]
 	}
 	return fmt.Sprintf("%s mode, program id %d", s.Attached, id)
