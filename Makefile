@@ -13,15 +13,18 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/xdpcache
 
+# The BPF objects: the cache's (bpf/) and the benchmark's reply tap.
+GENERATED ?= bpf/ internal/replytap/
+
 generate:
-	$(GO) generate ./bpf/
+	$(GO) generate $(addprefix ./,$(GENERATED))
 
 # Regenerate into the work tree and fail if anything changed: the committed
 # *_bpfel.go/.o must match the C sources (go install builds without clang).
 check-generate: generate
-	@if ! git diff --quiet -- bpf/; then \
+	@if ! git diff --quiet -- $(GENERATED); then \
 		echo "generated BPF files differ from the committed ones: run 'make generate' and commit"; \
-		git --no-pager diff --stat -- bpf/; exit 1; fi
+		git --no-pager diff --stat -- $(GENERATED); exit 1; fi
 
 vet:
 	$(GO) vet $(PKGS)

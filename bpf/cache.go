@@ -85,24 +85,36 @@ func (s Settings) Validate() error {
 	return nil
 }
 
-// ProgramTags identify this build's programs (the kernel's program tag),
-// so a deployment of another build is recognised as an upgrade.
-func ProgramTags() (xdp, tc string, err error) {
-	xs, err := loadXdp()
-	if err != nil {
-		return "", "", err
+// ProgramTags identify this build's programs, both flavors (the kernel's
+// program tags of the host XDP and TC programs and of the offload XDP and
+// relay TC programs, joined by "/"), so a deployment of another build is
+// recognised as an upgrade whichever flavor changed.
+func ProgramTags() (string, error) {
+	var tags []string
+	for _, obj := range []struct {
+		load func() (*ebpf.CollectionSpec, error)
+		prog string
+	}{
+		{loadXdp, "xdpcache_xdp"},
+		{loadTc, "xdpcache_tc"},
+		{loadXdpoff, "xdpcache_offload"},
+		{loadTcrelay, "xdpcache_tc_relay"},
+	} {
+		spec, err := obj.load()
+		if err != nil {
+			return "", fmt.Errorf("parse the object of %s: %w", obj.prog, err)
+		}
+		ps := spec.Programs[obj.prog]
+		if ps == nil {
+			return "", fmt.Errorf("no program %s in its object", obj.prog)
+		}
+		tag, err := ps.Tag()
+		if err != nil {
+			return "", fmt.Errorf("tag of %s: %w", obj.prog, err)
+		}
+		tags = append(tags, tag)
 	}
-	ts, err := loadTc()
-	if err != nil {
-		return "", "", err
-	}
-	if xdp, err = xs.Programs["xdpcache_xdp"].Tag(); err != nil {
-		return "", "", err
-	}
-	if tc, err = ts.Programs["xdpcache_tc"].Tag(); err != nil {
-		return "", "", err
-	}
-	return xdp, tc, nil
+	return strings.Join(tags, "/"), nil
 }
 
 // Cache is the loaded XDP and TC programs with their shared maps.
@@ -127,7 +139,7 @@ func Load(s Settings) (*Cache, error) {
 	xspec.Maps["cache_map"].MaxEntries = s.Entries
 	var xo xdpObjects
 	if err := xspec.LoadAndAssign(&xo, nil); err != nil {
-		return nil, fmt.Errorf("load XDP program: %w", verifierSummary(err))
+		return nil, fmt.Errorf("load XDP program: %w", VerifierSummary(err))
 	}
 	c := &Cache{XDP: xo.XdpcacheXdp, Maps: xo.xdpMaps}
 	if err := c.loadTC(); err != nil {
@@ -148,17 +160,17 @@ func (c *Cache) loadTC() error {
 	}
 	tspec.Maps["cache_map"].MaxEntries = c.Maps.CacheMap.MaxEntries()
 	repl := map[string]*ebpf.Map{}
-	all := c.Maps.all()
+	all := mapFields(&c.Maps)
 	for name := range tspec.Maps {
 		m := all[name]
-		if m == nil {
+		if m == nil || *m == nil {
 			return fmt.Errorf("TC object has a map %q the XDP object lacks", name)
 		}
-		repl[name] = m
+		repl[name] = *m
 	}
 	var to tcObjects
 	if err := tspec.LoadAndAssign(&to, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
-		return fmt.Errorf("load TC program: %w", verifierSummary(err))
+		return fmt.Errorf("load TC program: %w", VerifierSummary(err))
 	}
 	c.TC = to.XdpcacheTc
 	return nil
@@ -262,9 +274,9 @@ func (c *Cache) Close() error {
 	return errors.Join(errs...)
 }
 
-// verifierSummary keeps a verifier rejection readable: the error line and
+// VerifierSummary keeps a verifier rejection readable: the error line and
 // the last lines of the log, which name the failing instruction.
-func verifierSummary(err error) error {
+func VerifierSummary(err error) error {
 	var ve *ebpf.VerifierError
 	if !errors.As(err, &ve) {
 		return err

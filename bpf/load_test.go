@@ -1,15 +1,15 @@
 package bpf
 
 import (
-	"os"
 	"testing"
+
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
 
+// requireRoot is labtest.RequireRoot for this package's tests.
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
+	labtest.RequireRoot(t, "loads BPF programs")
 }
 
 func TestLoad(t *testing.T) {

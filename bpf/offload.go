@@ -112,7 +112,7 @@ func OffloadSizes(s Settings, maxEntries uint32) (map[string]uint32, error) {
 
 // LoadOffload creates the offload flavor's maps (on the device when
 // o.Ifindex is set), loads its XDP program there and the relay's TC program
-// on the host. The caller attaches them, fills the allow-list (AllowOffload)
+// on the host. The caller attaches them, fills the allow-list (AllowPrefixes)
 // and runs the relay.
 func LoadOffload(s Settings, o OffloadOptions) (*OffloadCache, error) {
 	if err := s.Validate(); err != nil {
@@ -159,7 +159,7 @@ func LoadOffload(s Settings, o OffloadOptions) (*OffloadCache, error) {
 	var xo xdpoffObjects
 	if err := xspec.LoadAndAssign(&xo, &ebpf.CollectionOptions{MapReplacements: replaced}); err != nil {
 		closeAll()
-		return nil, fmt.Errorf("load the offload XDP program%s: %w", onDevice(o.Ifindex), verifierSummary(err))
+		return nil, fmt.Errorf("load the offload XDP program%s: %w", onDevice(o.Ifindex), VerifierSummary(err))
 	}
 	// LoadAndAssign holds its own references to the replacements.
 	closeAll()
@@ -173,7 +173,7 @@ func LoadOffload(s Settings, o OffloadOptions) (*OffloadCache, error) {
 	var to tcrelayObjects
 	if err := tspec.LoadAndAssign(&to, nil); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("load the relay TC program: %w", verifierSummary(err))
+		return nil, fmt.Errorf("load the relay TC program: %w", VerifierSummary(err))
 	}
 	c.TC, c.Ring, c.RelayCfg, c.RelayStats = to.XdpcacheTcRelay, to.RelayRing, to.RelayCfgMap, to.RelayStats
 	if err := c.configure(s); err != nil {
@@ -220,10 +220,10 @@ func (c *OffloadCache) configure(s Settings) error {
 	return nil
 }
 
-// AllowOffload sets the allow-list: sources in prefixes are served with
+// AllowPrefixes sets the allow-list: sources in prefixes are served with
 // amplification limit maxAmp (0: none). The device looks up at most two
 // prefix lengths per address family.
-func (c *OffloadCache) AllowOffload(prefixes []netip.Prefix, maxAmp uint32) error {
+func (c *OffloadCache) AllowPrefixes(prefixes []netip.Prefix, maxAmp uint32) error {
 	var cfg xdpoffOcfg
 	if err := c.Maps.OcfgMap.Lookup(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("read offload config: %w", err)
@@ -268,9 +268,9 @@ func addPrefixLen(lens *[2]uint8, n uint8) bool {
 	return false
 }
 
-// AddLocalOffload marks addr as local (requests to others are not served
+// AddLocal marks addr as local (requests to others are not served
 // when RequireLocal is set).
-func (c *OffloadCache) AddLocalOffload(addr netip.Addr) error {
+func (c *OffloadCache) AddLocal(addr netip.Addr) error {
 	// As16 maps IPv4 to ::ffff:a.b.c.d, as the program stores addresses.
 	k := xdpoffLocalAddr{Addr: addr.Unmap().As16()}
 	if err := c.Maps.OlocalMap.Update(&k, uint32(1), ebpf.UpdateAny); err != nil {

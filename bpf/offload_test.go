@@ -38,7 +38,7 @@ func newOffHarness(t testing.TB, mod func(*Settings)) *offHarness {
 		t.Fatalf("load offload flavor: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.AllowOffload([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}, 0); err != nil {
+	if err := c.AllowPrefixes([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}, 0); err != nil {
 		t.Fatal(err)
 	}
 	st, err := NewOffloadStore(&c.Maps, c.Seed, c.Buckets)
@@ -482,7 +482,7 @@ func TestOffloadAmplificationAndAllowList(t *testing.T) {
 	if h.stat(StatPassNotAllowed) != before+1 {
 		t.Errorf("unlisted source not counted")
 	}
-	if err := h.c.AllowOffload([]netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}, 2); err != nil {
+	if err := h.c.AllowPrefixes([]netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}, 2); err != nil {
 		t.Fatal(err)
 	}
 	before = h.stat(StatPassAmplification)
@@ -520,3 +520,6 @@ func TestOffloadKeyHashMatchesProgram(t *testing.T) {
 		}
 	}
 }
+
+// htons is v in network byte order as the (little-endian) BPF target stores it.
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

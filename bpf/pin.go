@@ -5,38 +5,120 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
 
 	"github.com/cilium/ebpf"
 )
 
-// Pin names under a deployment's pin directory.
+// Pin names under a deployment's pin directory: the two programs, and each
+// map under maps/ by its name in the C source. Both flavors use the same
+// layout, so Unpin removes either flavor's pins.
 const (
 	PinXDPProg = "prog_xdp"
 	PinTCProg  = "prog_tc"
 	pinMapsDir = "maps"
 )
 
-func (m *Maps) all() map[string]*ebpf.Map {
-	return map[string]*ebpf.Map{
-		"ack_map": m.AckMap, "allow4_map": m.Allow4Map, "allow6_map": m.Allow6Map, "cache_map": m.CacheMap,
-		"config_map": m.ConfigMap, "expiry_map": m.ExpiryMap, "flow_map": m.FlowMap,
-		"global_map": m.GlobalMap, "local_map": m.LocalMap, "reply_map": m.ReplyMap,
-		"scratch_map": m.ScratchMap, "stats_map": m.StatsMap, "ticket_map": m.TicketMap,
+// objectLoader is a generated loadXxx: one object's collection spec.
+type objectLoader func() (*ebpf.CollectionSpec, error)
+
+// The objects each flavor is made of.
+var (
+	hostObjects    = []objectLoader{loadXdp, loadTc}
+	offloadObjects = []objectLoader{loadXdpoff, loadTcrelay}
+)
+
+// objectMapNames lists the maps of the objects' collection specs, sorted,
+// without duplicates (the host TC object reuses the XDP object's maps).
+// Sections such as .rodata would be maps too; the programs have none.
+func objectMapNames(objs []objectLoader) ([]string, error) {
+	seen := map[string]bool{}
+	for _, load := range objs {
+		spec, err := load()
+		if err != nil {
+			return nil, fmt.Errorf("parse BPF object: %w", err)
+		}
+		for name := range spec.Maps {
+			seen[name] = true
+		}
 	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
-// Pin pins the programs and every map under dir (which must be on bpffs),
-// so that status and undeploy find them after this process exits.
-func (c *Cache) Pin(dir string) error {
+// mapFields are the *ebpf.Map fields of a bpf2go maps struct (a pointer to
+// it), by their `ebpf:"name"` tag: the map's name in the C source.
+func mapFields(structPtr any) map[string]**ebpf.Map {
+	v := reflect.ValueOf(structPtr).Elem()
+	out := map[string]**ebpf.Map{}
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Tag.Get("ebpf")
+		if f, ok := v.Field(i).Addr().Interface().(**ebpf.Map); ok && name != "" {
+			out[name] = f
+		}
+	}
+	return out
+}
+
+// pinnedMaps pairs every map of the objects with its field in fields: what
+// Pin pins and LoadPinned opens. A map of the objects without a field is an
+// error, so no map is silently left unpinned.
+func pinnedMaps(objs []objectLoader, fields map[string]**ebpf.Map) (map[string]**ebpf.Map, error) {
+	names, err := objectMapNames(objs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]**ebpf.Map, len(names))
+	var missing []string
+	for _, n := range names {
+		f, ok := fields[n]
+		if !ok {
+			missing = append(missing, n)
+			continue
+		}
+		out[n] = f
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("the BPF objects' maps %s have no Go field (run make generate)", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// hostPins are the host flavor's maps by name.
+func (c *Cache) pins() (map[string]**ebpf.Map, error) {
+	return pinnedMaps(hostObjects, mapFields(&c.Maps))
+}
+
+// offloadPins are the offload flavor's maps by name: the device maps and the
+// relay's host maps.
+func (c *OffloadCache) pins() (map[string]**ebpf.Map, error) {
+	fields := mapFields(&c.Maps)
+	fields[tcrelayMapRelayRing] = &c.Ring
+	fields[tcrelayMapRelayCfgMap] = &c.RelayCfg
+	fields[tcrelayMapRelayStats] = &c.RelayStats
+	return pinnedMaps(offloadObjects, fields)
+}
+
+// pinAll pins progs (by pin name) and maps (by map name) under dir.
+func pinAll(dir string, progs map[string]*ebpf.Program, maps map[string]**ebpf.Map) error {
 	if err := os.MkdirAll(filepath.Join(dir, pinMapsDir), 0o700); err != nil {
 		return fmt.Errorf("create pin directory: %w", err)
 	}
-	for name, m := range c.Maps.all() {
-		if err := m.Pin(filepath.Join(dir, pinMapsDir, name)); err != nil {
+	for name, m := range maps {
+		if *m == nil {
+			return fmt.Errorf("pin map %s: not loaded", name)
+		}
+		if err := (*m).Pin(filepath.Join(dir, pinMapsDir, name)); err != nil {
 			return fmt.Errorf("pin map %s: %w", name, err)
 		}
 	}
-	for name, p := range map[string]*ebpf.Program{PinXDPProg: c.XDP, PinTCProg: c.TC} {
+	for name, p := range progs {
 		if err := p.Pin(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("pin program %s: %w", name, err)
 		}
@@ -44,28 +126,68 @@ func (c *Cache) Pin(dir string) error {
 	return nil
 }
 
+// loadPinnedAll opens the pins pinAll made into xdp, tc and maps; what of
+// the flavor describes the programs in errors.
+func loadPinnedAll(dir, what string, xdp, tc **ebpf.Program, maps map[string]**ebpf.Map) error {
+	var err error
+	if *xdp, err = ebpf.LoadPinnedProgram(filepath.Join(dir, PinXDPProg), nil); err != nil {
+		return fmt.Errorf("open pinned %s XDP program: %w", what, err)
+	}
+	if *tc, err = ebpf.LoadPinnedProgram(filepath.Join(dir, PinTCProg), nil); err != nil {
+		return fmt.Errorf("open pinned %s TC program: %w", what, err)
+	}
+	for name, dst := range maps {
+		if *dst, err = ebpf.LoadPinnedMap(filepath.Join(dir, pinMapsDir, name), nil); err != nil {
+			return fmt.Errorf("open pinned map %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Pin pins the programs and every map under dir (which must be on bpffs),
+// so that status and undeploy find them after this process exits.
+func (c *Cache) Pin(dir string) error {
+	maps, err := c.pins()
+	if err != nil {
+		return err
+	}
+	return pinAll(dir, map[string]*ebpf.Program{PinXDPProg: c.XDP, PinTCProg: c.TC}, maps)
+}
+
 // LoadPinned opens a pinned deployment's programs and maps.
 func LoadPinned(dir string) (*Cache, error) {
 	c := &Cache{}
-	var err error
-	if c.XDP, err = ebpf.LoadPinnedProgram(filepath.Join(dir, PinXDPProg), nil); err != nil {
-		return nil, fmt.Errorf("open pinned XDP program: %w", err)
+	maps, err := c.pins()
+	if err != nil {
+		return nil, err
 	}
-	if c.TC, err = ebpf.LoadPinnedProgram(filepath.Join(dir, PinTCProg), nil); err != nil {
+	if err := loadPinnedAll(dir, "host", &c.XDP, &c.TC, maps); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("open pinned TC program: %w", err)
+		return nil, err
 	}
-	m := &c.Maps
-	for name, dst := range map[string]**ebpf.Map{
-		"ack_map": &m.AckMap, "allow4_map": &m.Allow4Map, "allow6_map": &m.Allow6Map, "cache_map": &m.CacheMap,
-		"config_map": &m.ConfigMap, "expiry_map": &m.ExpiryMap, "flow_map": &m.FlowMap,
-		"global_map": &m.GlobalMap, "local_map": &m.LocalMap, "reply_map": &m.ReplyMap,
-		"scratch_map": &m.ScratchMap, "stats_map": &m.StatsMap, "ticket_map": &m.TicketMap,
-	} {
-		if *dst, err = ebpf.LoadPinnedMap(filepath.Join(dir, pinMapsDir, name), nil); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("open pinned map %s: %w", name, err)
-		}
+	return c, nil
+}
+
+// Pin pins the programs and maps under dir (on bpffs).
+func (c *OffloadCache) Pin(dir string) error {
+	maps, err := c.pins()
+	if err != nil {
+		return err
+	}
+	return pinAll(dir, map[string]*ebpf.Program{PinXDPProg: c.XDP, PinTCProg: c.TC}, maps)
+}
+
+// LoadPinnedOffload opens a pinned offload deployment. seed and buckets come
+// from the deployment's record.
+func LoadPinnedOffload(dir string, seed, buckets uint32) (*OffloadCache, error) {
+	c := &OffloadCache{Seed: seed, Buckets: buckets}
+	maps, err := c.pins()
+	if err != nil {
+		return nil, err
+	}
+	if err := loadPinnedAll(dir, "offload", &c.XDP, &c.TC, maps); err != nil {
+		c.Close()
+		return nil, err
 	}
 	return c, nil
 }

@@ -11,7 +11,8 @@
 #
 # Environment:
 #   OFFLOAD_LAB_CACHE    cache dir (default /var/cache/xdpcache/offload-lab)
-#   OFFLOAD_LAB_PKGS     Go packages whose tests run in the guest (default ./offload ./cmd/xdpcache)
+#   OFFLOAD_LAB_PKGS     Go packages whose tests run in the guest (default: every package
+#                        with a TestNetdevsim* test: ./cmd/xdpcache ./offload/deploy ./offload/netdev)
 #   OFFLOAD_LAB_RUN      -test.run pattern (default ^TestNetdevsim)
 #   OFFLOAD_LAB_TIMEOUT  seconds for boot + tests before the guest counts as hung (default 600)
 #   OFFLOAD_LAB_KABI     kernel ABI to use, e.g. 6.1.0-56-amd64 (default: linux-image-amd64's)
@@ -22,7 +23,7 @@
 set -euo pipefail
 
 CACHE=${OFFLOAD_LAB_CACHE:-/var/cache/xdpcache/offload-lab}
-PKGS=${OFFLOAD_LAB_PKGS:-./offload ./cmd/xdpcache}
+PKGS=${OFFLOAD_LAB_PKGS:-}
 RUN=${OFFLOAD_LAB_RUN:-^TestNetdevsim}
 TIMEOUT=${OFFLOAD_LAB_TIMEOUT:-600}
 GO=${GO:-go}
@@ -34,6 +35,14 @@ die() { printf 'offload-lab: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (installs packages, writes $CACHE)"
 cd "$(dirname "$0")/.."
 REPO=$PWD
+
+# netdevsim_pkgs lists the packages (relative to the repository) that hold
+# TestNetdevsim* tests.
+netdevsim_pkgs() {
+  grep -rl --include='*_test.go' '^func TestNetdevsim' . | xargs -n1 dirname | sort -u | tr '\n' ' '
+}
+[ -n "$PKGS" ] || PKGS=$(netdevsim_pkgs)
+[ -n "$PKGS" ] || die "no package holds TestNetdevsim* tests"
 T0=$(date +%s)
 
 install_host_packages() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
@@ -24,7 +25,6 @@ import (
 // runApp runs the CLI in-process and returns its exit code and output.
 func runApp(args ...string) (int, string) {
 	app := newApp()
-	app.Commands = append(app.Commands, extraCommands()...)
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out
 	code := 0
@@ -72,6 +72,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"demo", "--duration", "0s"}, exitFailed, "--duration"},
 		{[]string{"undeploy"}, exitUsage, "iface"},
 		{[]string{"nosuchcommand"}, exitUsage, ""},
+		{[]string{"--bogus"}, exitUsage, "(see xdpcache --help)"},
+		{[]string{"deploy", "--iface", "lo", "--bogus"}, exitUsage, "(see xdpcache deploy --help)"},
+		{[]string{"status", "--bogus"}, exitUsage, "(see xdpcache status --help)"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out := runApp(tc.args...)
@@ -85,12 +88,17 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+func TestVersion(t *testing.T) {
+	code, out := runApp("--version")
+	if code != 0 || !strings.HasPrefix(out, "xdpcache version ") {
+		t.Errorf("--version: exit %d, output %q; want exit 0 and \"xdpcache version ...\"", code, out)
+	}
+}
+
 // --mode offload on a device that cannot hold offloaded maps fails with the
 // reason and changes nothing.
 func TestOffloadModeOnPlainDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	code, out := runApp("deploy", "--iface", "lo", "--mode", "offload", "--pin-root", t.TempDir()+"/xdpcache")
 	if code != exitNoMode {
 		t.Errorf("exit %d, want %d; output %q", code, exitNoMode, out)
@@ -104,9 +112,7 @@ func TestOffloadModeOnPlainDevice(t *testing.T) {
 }
 
 func TestUnknownInterface(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	code, out := runApp("deploy", "--iface", "nosuch0", "--pin-root", filepath.Join(t.TempDir(), "pins"))
 	if code != exitNotFound || !strings.Contains(out, "not found") {
 		t.Errorf("exit %d, output %q", code, out)
@@ -117,12 +123,29 @@ func TestUnknownInterface(t *testing.T) {
 	}
 }
 
+// status --json never answers "null": with no bpffs to find the pins on it
+// fails saying why; with nothing deployed it prints an empty list.
+func TestStatusJSONWithoutDeployments(t *testing.T) {
+	code, out := runApp("status", "--json", "--pin-root", filepath.Join(t.TempDir(), "pins"))
+	if code != exitNotFound || !strings.Contains(out, "no BPF filesystem") || strings.Contains(out, "null") {
+		t.Errorf("status without a bpffs: exit %d, output %q; want exit %d saying there is no BPF filesystem", code, out, exitNotFound)
+	}
+	labtest.RequireRoot(t, "mounts bpffs")
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, 0) })
+	code, out = runApp("status", "--json", "--pin-root", filepath.Join(dir, "xdpcache"))
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("status with nothing deployed: exit %d, output %q; want exit 0 and []", code, out)
+	}
+}
+
 // TestRunSurvivesSIGKILL: a `run` killed with SIGKILL leaves a consistent
 // deployment that status reads and undeploy removes.
 func TestRunSurvivesSIGKILL(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	if _, err := exec.LookPath("memcached"); err != nil {
 		t.Skip("memcached not installed")
 	}
@@ -187,9 +210,7 @@ func TestNicdbCommand(t *testing.T) {
 // bpffs; the deployment must still outlive the command and be found by
 // status and undeploy run the same way or through nsenter.
 func TestIPNetnsExec(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	bin := buildBinary(t)
 	lab, err := netlab.New(netlab.Options{Subnet: 211})
 	if err != nil {
@@ -282,9 +303,7 @@ func waitFor(t *testing.T, out *syncBuffer, what string, d time.Duration) {
 
 // TestNotRoot: without privileges, deploy says so in one line and changes nothing.
 func TestNotRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop to another user")
-	}
+	labtest.RequireRoot(t, "drops to another user")
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) missing")
 	}
@@ -337,9 +356,7 @@ func TestFleetSummary(t *testing.T) {
 
 // TestDemo runs the README's first command's program, shortened.
 func TestDemo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	labtest.RequireRoot(t, "deploys xdpcache")
 	for _, bin := range []string{"memcached", "memcaslap"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s not installed", bin)

@@ -19,7 +19,10 @@ import (
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/loadgen"
 	"github.com/xdpcache/xdpcache/internal/netlab"
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/probe"
+	"github.com/xdpcache/xdpcache/offload/record"
 )
 
 func demoCommand() *cli.Command {
@@ -28,10 +31,14 @@ func demoCommand() *cli.Command {
 		Usage: "self-contained demo: two network namespaces, a real memcached, a UDP client load, xdpcache in between",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "duration", Value: 4 * time.Second, Usage: "how long the client load runs"},
-			&cli.StringFlag{Name: "mode", Value: "auto", Usage: "XDP mode to deploy with"},
+			&cli.StringFlag{Name: "mode", Value: string(mode.Auto), Usage: "XDP mode to deploy with: " + mode.List()},
 		},
 		Action: func(c *cli.Context) error {
-			if err := runDemo(c.Context, c.App.Writer, c.String("mode"), c.Duration("duration")); err != nil {
+			m, err := modeFlag(c)
+			if err != nil {
+				return cli.Exit("xdpcache demo: "+err.Error(), exitUsage)
+			}
+			if err := runDemo(c.Context, c.App.Writer, m, c.Duration("duration")); err != nil {
 				return cli.Exit("xdpcache demo: "+err.Error(), exitFailed)
 			}
 			return nil
@@ -39,7 +46,7 @@ func demoCommand() *cli.Command {
 	}
 }
 
-func runDemo(ctx context.Context, w io.Writer, mode string, dur time.Duration) (err error) {
+func runDemo(ctx context.Context, w io.Writer, xdpMode mode.Mode, dur time.Duration) (err error) {
 	if dur <= 0 || dur > 10*time.Minute {
 		return fmt.Errorf("--duration %s: use 1s..10m", dur)
 	}
@@ -78,7 +85,7 @@ func runDemo(ctx context.Context, w io.Writer, mode string, dur time.Duration) (
 	pinRoot := filepath.Join("/sys/fs/bpf", "xdpcache-demo")
 	say("xdpcache probe --iface %s (in the server namespace)", lab.Server.Iface)
 	if err := lab.Server.Do(func() error {
-		r, err := offload.ProbeInterface(lab.Server.Iface, offload.ProbeOptions{PinRoot: pinRoot}, offload.DecideOptions{Requested: mode})
+		r, err := probe.Run(lab.Server.Iface, probe.Options{PinRoot: pinRoot}, probe.DecideOptions{Requested: xdpMode})
 		if err != nil {
 			return err
 		}
@@ -88,19 +95,19 @@ func runDemo(ctx context.Context, w io.Writer, mode string, dur time.Duration) (
 		return err
 	}
 	defer os.RemoveAll(pinRoot)
-	say("xdpcache deploy --iface %s --mode %s", lab.Server.Iface, mode)
-	var d *offload.Deployment
+	say("xdpcache deploy --iface %s --mode %s", lab.Server.Iface, xdpMode)
+	var d *record.Deployment
 	s := bpf.DefaultSettings()
 	err = lab.Server.Do(func() error {
 		var err error
-		d, err = offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: pinRoot,
+		d, err = deploy.Deploy(deploy.Options{Iface: lab.Server.Iface, Mode: xdpMode, Settings: s, PinRoot: pinRoot,
 			Log: func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	defer lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, pinRoot) })
+	defer lab.Server.Do(func() error { return deploy.Undeploy(lab.Server.Iface, pinRoot) })
 	printDeployment(w, w, d)
 
 	say("client load 1: memcaslap over UDP (it verifies values), 16-byte keys, 32-byte values, 99%% GETs, for %s", dur)
@@ -127,11 +134,11 @@ func runDemo(ctx context.Context, w io.Writer, mode string, dur time.Duration) (
 		return err
 	}
 	time.Sleep(s.WriteHold + 100*time.Millisecond) // fills of just-written keys are held (docs/consistency.md)
-	readStatus := func() (*offload.Status, error) {
-		var st *offload.Status
+	readStatus := func() (*deploy.Status, error) {
+		var st *deploy.Status
 		err := lab.Server.Do(func() error {
 			var err error
-			st, err = offload.ReadStatus(pinRoot, lab.Server.Iface)
+			st, err = deploy.ReadStatus(pinRoot, lab.Server.Iface)
 			return err
 		})
 		return st, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,14 +13,17 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xdpcache/xdpcache/bpf"
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/netdev"
+	"github.com/xdpcache/xdpcache/offload/record"
 )
 
 func settingsFlags() []cli.Flag {
 	d := bpf.DefaultSettings()
 	return []cli.Flag{
 		&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, EnvVars: []string{"XDPCACHE_IFACE"}, Usage: "network interface memcached listens on", Required: true},
-		&cli.StringFlag{Name: "mode", Value: "auto", EnvVars: []string{"XDPCACHE_MODE"}, Usage: "XDP mode: auto, offload, native or generic"},
+		&cli.StringFlag{Name: "mode", Value: string(mode.Auto), EnvVars: []string{"XDPCACHE_MODE"}, Usage: "XDP mode: " + mode.List()},
 		&cli.BoolFlag{Name: "no-generic", Usage: "with --mode auto: fail rather than fall back to generic mode"},
 		&cli.UintSliceFlag{Name: "port", Value: cli.NewUintSlice(11211), Usage: "memcached port (repeatable, up to 4)"},
 		&cli.UintFlag{Name: "entries", Value: uint(d.Entries), Usage: "cache buckets (a power of two)"},
@@ -34,28 +36,28 @@ func settingsFlags() []cli.Flag {
 		&cli.UintFlag{Name: "mtu", Value: uint(d.MTU), Usage: "largest reply packet (IP bytes)"},
 		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what deploy would do and change nothing"},
-		&cli.StringFlag{Name: "pin-root", Value: offload.DefaultPinRoot, Usage: "bpffs directory for pins", Hidden: true},
+		&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Usage: "bpffs directory for pins", Hidden: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 	}
 }
 
 // deployOptions turns flags into options, rejecting bad values with the flag's name.
-func deployOptions(c *cli.Context, log io.Writer) (offload.DeployOptions, error) {
+func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 	s := bpf.DefaultSettings()
 	var ports []uint16
 	for _, p := range c.UintSlice("port") {
 		if p == 0 || p > 65535 {
-			return offload.DeployOptions{}, fmt.Errorf("--port %d: ports are 1..65535", p)
+			return deploy.Options{}, fmt.Errorf("--port %d: ports are 1..65535", p)
 		}
 		ports = append(ports, uint16(p))
 	}
 	s.Ports = ports
 	if c.Uint("entries") > 1<<24 {
-		return offload.DeployOptions{}, fmt.Errorf("--entries %d: at most %d", c.Uint("entries"), 1<<24)
+		return deploy.Options{}, fmt.Errorf("--entries %d: at most %d", c.Uint("entries"), 1<<24)
 	}
 	s.Entries = uint32(c.Uint("entries"))
 	if c.Uint("max-value-size") > bpf.MaxValueCap {
-		return offload.DeployOptions{}, fmt.Errorf("--max-value-size %d: at most %d", c.Uint("max-value-size"), bpf.MaxValueCap)
+		return deploy.Options{}, fmt.Errorf("--max-value-size %d: at most %d", c.Uint("max-value-size"), bpf.MaxValueCap)
 	}
 	s.MaxValue = uint32(c.Uint("max-value-size"))
 	s.MaxAge = c.Duration("max-age")
@@ -64,30 +66,38 @@ func deployOptions(c *cli.Context, log io.Writer) (offload.DeployOptions, error)
 	s.UnlistedAmp = uint32(min(c.Uint("unlisted-amplification"), 1<<16))
 	s.RequireLocal = !c.Bool("any-destination")
 	if err := s.Validate(); err != nil {
-		return offload.DeployOptions{}, err
+		return deploy.Options{}, err
 	}
 	var allow []netip.Prefix
 	for _, a := range c.StringSlice("allow") {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
-			return offload.DeployOptions{}, fmt.Errorf("--allow %q: not a CIDR prefix such as 198.18.0.0/15 or 2001:db8::/32", a)
+			return deploy.Options{}, fmt.Errorf("--allow %q: not a CIDR prefix such as 198.18.0.0/15 or 2001:db8::/32", a)
 		}
 		allow = append(allow, p)
 	}
-	mode := c.String("mode")
-	switch mode {
-	case "auto", "offload", "native", "generic":
-	default:
-		return offload.DeployOptions{}, fmt.Errorf("--mode %q: use auto, offload, native or generic", mode)
+	m, err := modeFlag(c)
+	if err != nil {
+		return deploy.Options{}, err
 	}
-	if c.Bool("no-generic") && mode == "generic" {
-		return offload.DeployOptions{}, errors.New("--no-generic contradicts --mode generic")
-	}
-	return offload.DeployOptions{
-		Iface: c.String("iface"), Mode: mode, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
+	return deploy.Options{
+		Iface: c.String("iface"), Mode: m, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
 		Force: c.Bool("force"), DryRun: c.Bool("dry-run"), PinRoot: c.String("pin-root"),
 		Log: func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) },
 	}, nil
+}
+
+// modeFlag parses --mode (with mode's one parser) and checks it against
+// --no-generic where the command has it.
+func modeFlag(c *cli.Context) (mode.Mode, error) {
+	m, err := mode.Parse(c.String("mode"))
+	if err != nil {
+		return "", fmt.Errorf("--mode %q: use %s", c.String("mode"), mode.List())
+	}
+	if c.Bool("no-generic") && m == mode.Generic {
+		return "", errors.New("--no-generic contradicts --mode generic")
+	}
+	return m, nil
 }
 
 func deployCommand() *cli.Command {
@@ -100,7 +110,7 @@ func deployCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("xdpcache deploy: "+err.Error(), exitUsage)
 			}
-			d, err := offload.Deploy(opts)
+			d, err := deploy.Deploy(opts)
 			if err != nil {
 				return cli.Exit("xdpcache deploy: "+err.Error(), exitCodeFor(err))
 			}
@@ -120,18 +130,19 @@ func deployCommand() *cli.Command {
 	}
 }
 
+// exitCodeFor maps the typed errors of deploy, record and netdev to exit
+// codes (docs/cli.md).
 func exitCodeFor(err error) int {
-	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "not found"), errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, netdev.ErrNoInterface), errors.Is(err, record.ErrNotDeployed), errors.Is(err, record.ErrNoBPFFS):
 		return exitNotFound
-	case strings.Contains(msg, "could not attach XDP"):
+	case errors.Is(err, deploy.ErrNoMode):
 		return exitNoMode
 	}
 	return exitFailed
 }
 
-func printDeployment(w, ew io.Writer, d *offload.Deployment) {
+func printDeployment(w, ew io.Writer, d *record.Deployment) {
 	for _, a := range d.Attempts {
 		if !a.OK {
 			fmt.Fprintf(w, "  %s mode: not used: %s\n", a.Mode, a.Why)
@@ -162,10 +173,10 @@ func undeployCommand() *cli.Command {
 		Usage: "remove everything xdpcache attached to an interface",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Required: true, Usage: "interface"},
-			&cli.StringFlag{Name: "pin-root", Value: offload.DefaultPinRoot, Hidden: true},
+			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
-			if err := offload.Undeploy(c.String("iface"), c.String("pin-root")); err != nil {
+			if err := deploy.Undeploy(c.String("iface"), c.String("pin-root")); err != nil {
 				return cli.Exit("xdpcache undeploy: "+err.Error(), exitFailed)
 			}
 			fmt.Fprintf(c.App.Writer, "xdpcache removed from %s\n", c.String("iface"))
@@ -181,19 +192,19 @@ func statusCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "only this interface"},
 			&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
-			&cli.StringFlag{Name: "pin-root", Value: offload.DefaultPinRoot, Hidden: true},
+			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			ifaces := []string{c.String("iface")}
 			if ifaces[0] == "" {
 				var err error
-				if ifaces, err = offload.Deployed(c.String("pin-root")); err != nil {
-					return cli.Exit("xdpcache status: "+err.Error(), exitFailed)
+				if ifaces, err = deploy.List(c.String("pin-root")); err != nil {
+					return cli.Exit("xdpcache status: "+err.Error(), exitCodeFor(err))
 				}
 			}
-			var all []*offload.Status
+			all := []*deploy.Status{}
 			for _, i := range ifaces {
-				st, err := offload.ReadStatus(c.String("pin-root"), i)
+				st, err := deploy.ReadStatus(c.String("pin-root"), i)
 				if err != nil {
 					return cli.Exit("xdpcache status: "+err.Error(), exitCodeFor(err))
 				}
@@ -213,7 +224,7 @@ func statusCommand() *cli.Command {
 	}
 }
 
-func printStatus(w io.Writer, st *offload.Status) {
+func printStatus(w io.Writer, st *deploy.Status) {
 	state := "attached"
 	if !st.Attached {
 		state = "NOT ATTACHED (the XDP program was removed by someone else; run deploy again)"

@@ -12,7 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/probe"
 )
 
 func fleetCommand() *cli.Command {
@@ -25,7 +26,7 @@ func fleetCommand() *cli.Command {
 			if c.NArg() == 0 {
 				return cli.Exit("xdpcache fleet-summary: give report files (or -)", exitUsage)
 			}
-			var reports []*offload.Report
+			var reports []*probe.Report
 			for _, name := range c.Args().Slice() {
 				rs, err := readReports(name)
 				if err != nil {
@@ -40,7 +41,7 @@ func fleetCommand() *cli.Command {
 
 // readReports accepts probe output: one report, an array of them, or a
 // stream of either.
-func readReports(name string) ([]*offload.Report, error) {
+func readReports(name string) ([]*probe.Report, error) {
 	var data []byte
 	var err error
 	if name == "-" {
@@ -52,7 +53,7 @@ func readReports(name string) ([]*offload.Report, error) {
 		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	var out []*offload.Report
+	var out []*probe.Report
 	for {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err == io.EOF {
@@ -61,14 +62,14 @@ func readReports(name string) ([]*offload.Report, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '[' {
-			var rs []*offload.Report
+			var rs []*probe.Report
 			if err := json.Unmarshal(raw, &rs); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			out = append(out, rs...)
 			continue
 		}
-		var r offload.Report
+		var r probe.Report
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -76,7 +77,7 @@ func readReports(name string) ([]*offload.Report, error) {
 	}
 }
 
-func summarize(w io.Writer, reports []*offload.Report, all bool) error {
+func summarize(w io.Writer, reports []*probe.Report, all bool) error {
 	sort.Slice(reports, func(i, j int) bool {
 		if reports[i].Hostname != reports[j].Hostname {
 			return reports[i].Hostname < reports[j].Hostname
@@ -90,21 +91,21 @@ func summarize(w io.Writer, reports []*offload.Report, all bool) error {
 		if !all && (r.Driver == "" || r.Iface == "lo") {
 			continue
 		}
-		mode := string(r.Plan.Mode)
-		if mode == "" {
-			mode = "none"
+		chosen := string(r.Plan.Mode)
+		if chosen == "" {
+			chosen = "none"
 		}
-		byMode[mode]++
+		byMode[chosen]++
 		var why []string
 		for _, s := range r.Plan.Steps {
-			if !s.Usable && s.Mode != offload.ModeOffload {
+			if !s.Usable && s.Mode != mode.Offload {
 				why = append(why, string(s.Mode)+": "+s.Reason)
 			}
 			if s.Usable {
 				break
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Hostname, r.Iface, r.Driver, r.Kernel.Version, mode, strings.Join(why, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Hostname, r.Iface, r.Driver, r.Kernel.Version, chosen, strings.Join(why, "; "))
 	}
 	tw.Flush()
 	var modes []string

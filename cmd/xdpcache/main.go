@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
 )
@@ -20,15 +21,19 @@ const (
 )
 
 func newApp() *cli.App {
-	return &cli.App{
-		Name:  "xdpcache",
-		Usage: "in-kernel look-aside cache for memcached (XDP + TC)",
+	app := &cli.App{
+		Name:    "xdpcache",
+		Usage:   "in-kernel look-aside cache for memcached (XDP + TC)",
+		Version: version(),
 		Commands: []*cli.Command{
 			deployCommand(),
 			undeployCommand(),
 			statusCommand(),
 			runCommand(),
 			demoCommand(),
+			probeCommand(),
+			nicdbCommand(),
+			fleetCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -36,9 +41,7 @@ func newApp() *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return cli.Exit(fmt.Sprintf("xdpcache: %v (see xdpcache %s --help)", err, c.Command.Name), exitUsage)
-		},
+		OnUsageError: usageError,
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err == nil {
 				return
@@ -53,12 +56,43 @@ func newApp() *cli.App {
 			os.Exit(exitFailed)
 		},
 	}
+	withUsageErrors(app.Commands)
+	return app
+}
+
+// usageError is the one-line answer to a bad flag, for the app and every
+// command: the message and where the help is, exit code exitUsage.
+func usageError(c *cli.Context, err error, _ bool) error {
+	help := "xdpcache --help"
+	if cmd := c.Command; cmd != nil && cmd.Name != "" && cmd.Name != c.App.Name {
+		help = "xdpcache " + cmd.Name + " --help"
+	}
+	return cli.Exit(fmt.Sprintf("xdpcache: %v (see %s)", err, help), exitUsage)
+}
+
+// withUsageErrors gives every command (and subcommand) usageError: urfave/cli
+// v2 does not pass the app's OnUsageError down to commands.
+func withUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = usageError
+		}
+		withUsageErrors(c.Subcommands)
+	}
 }
 
 func main() {
 	app := newApp()
-	app.Commands = append(app.Commands, extraCommands()...)
 	if err := app.Run(os.Args); err != nil {
 		os.Exit(exitFailed) // ExitErrHandler printed it
 	}
+}
+
+// version is the module version this binary was built from (a VCS
+// pseudo-version for a build in a git checkout), "devel" if unknown.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }

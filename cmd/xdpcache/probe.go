@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/probe"
+	"github.com/xdpcache/xdpcache/offload/record"
 )
 
 func probeCommand() *cli.Command {
@@ -21,10 +22,10 @@ func probeCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "interface (default: every interface)"},
 			&cli.UintSliceFlag{Name: "port", Value: cli.NewUintSlice(11211), Usage: "memcached UDP port (repeatable)"},
-			&cli.StringFlag{Name: "mode", Value: "auto", Usage: "mode to plan for: auto, offload, native or generic"},
+			&cli.StringFlag{Name: "mode", Value: string(mode.Auto), Usage: "mode to plan for: " + mode.List()},
 			&cli.BoolFlag{Name: "no-generic", Usage: "plan without falling back to generic mode"},
 			&cli.BoolFlag{Name: "json", Usage: "print as JSON (schema: docs/probe.md)"},
-			&cli.StringFlag{Name: "pin-root", Value: offload.DefaultPinRoot, Hidden: true},
+			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			iface := c.String("iface")
@@ -46,51 +47,46 @@ func probeCommand() *cli.Command {
 const maxIfaceName = 15
 
 // probeOptions validates probe's flags and arguments.
-func probeOptions(c *cli.Context) (offload.ProbeOptions, offload.DecideOptions, error) {
+func probeOptions(c *cli.Context) (probe.Options, probe.DecideOptions, error) {
 	if c.Args().Present() {
-		return offload.ProbeOptions{}, offload.DecideOptions{}, fmt.Errorf("unexpected argument %q: name the interface with --iface %s", c.Args().First(), c.Args().First())
+		return probe.Options{}, probe.DecideOptions{}, fmt.Errorf("unexpected argument %q: name the interface with --iface %s", c.Args().First(), c.Args().First())
 	}
 	if iface := c.String("iface"); c.IsSet("iface") && (iface == "" || len(iface) > maxIfaceName || strings.ContainsAny(iface, "/ \t\n")) {
-		return offload.ProbeOptions{}, offload.DecideOptions{}, fmt.Errorf("--iface %q: not an interface name (1..%d characters, no '/' or spaces; ip link show lists them)", iface, maxIfaceName)
+		return probe.Options{}, probe.DecideOptions{}, fmt.Errorf("--iface %q: not an interface name (1..%d characters, no '/' or spaces; ip link show lists them)", iface, maxIfaceName)
 	}
 	var ports []uint16
 	for _, p := range c.UintSlice("port") {
 		if p == 0 || p > 65535 {
-			return offload.ProbeOptions{}, offload.DecideOptions{}, fmt.Errorf("--port %d: ports are 1..65535", p)
+			return probe.Options{}, probe.DecideOptions{}, fmt.Errorf("--port %d: ports are 1..65535", p)
 		}
 		ports = append(ports, uint16(p))
 	}
-	mode := c.String("mode")
-	switch mode {
-	case "auto", "offload", "native", "generic":
-	default:
-		return offload.ProbeOptions{}, offload.DecideOptions{}, fmt.Errorf("--mode %q: use auto, offload, native or generic", mode)
+	m, err := modeFlag(c)
+	if err != nil {
+		return probe.Options{}, probe.DecideOptions{}, err
 	}
-	if c.Bool("no-generic") && mode == "generic" {
-		return offload.ProbeOptions{}, offload.DecideOptions{}, errors.New("--no-generic contradicts --mode generic")
-	}
-	return offload.ProbeOptions{Ports: ports, PinRoot: c.String("pin-root")},
-		offload.DecideOptions{Requested: mode, NoGeneric: c.Bool("no-generic")}, nil
+	return probe.Options{Ports: ports, PinRoot: c.String("pin-root")},
+		probe.DecideOptions{Requested: m, NoGeneric: c.Bool("no-generic")}, nil
 }
 
 // probeReports probes iface, or every interface when iface is "".
-func probeReports(iface string, opts offload.ProbeOptions, dopts offload.DecideOptions) ([]*offload.Report, error) {
+func probeReports(iface string, opts probe.Options, dopts probe.DecideOptions) ([]*probe.Report, error) {
 	if iface == "" {
-		reports, err := offload.ProbeAll(opts, dopts)
+		reports, err := probe.ProbeAll(opts, dopts)
 		if err != nil {
 			return nil, cli.Exit("xdpcache probe: "+err.Error(), exitFailed)
 		}
 		return reports, nil
 	}
-	r, err := offload.ProbeInterface(iface, opts, dopts)
+	r, err := probe.Run(iface, opts, dopts)
 	if err != nil {
-		return nil, cli.Exit("xdpcache probe: "+err.Error(), exitNotFound)
+		return nil, cli.Exit("xdpcache probe: "+err.Error(), exitCodeFor(err))
 	}
-	return []*offload.Report{r}, nil
+	return []*probe.Report{r}, nil
 }
 
 // printReports prints one report (single) or all of them, as JSON or text.
-func printReports(c *cli.Context, reports []*offload.Report, single bool) {
+func printReports(c *cli.Context, reports []*probe.Report, single bool) {
 	switch {
 	case c.Bool("json") && single:
 		printJSON(c.App.Writer, reports[0])
@@ -106,7 +102,7 @@ func printReports(c *cli.Context, reports []*offload.Report, single bool) {
 
 // noModeExit is exitNoMode when no probed interface has a usable mode (for
 // --iface: that interface), with the first reason; nil otherwise.
-func noModeExit(reports []*offload.Report, single bool) error {
+func noModeExit(reports []*probe.Report, single bool) error {
 	var names []string
 	for _, r := range reports {
 		if r.Plan.Mode != "" {
@@ -125,7 +121,7 @@ func noModeExit(reports []*offload.Report, single bool) error {
 		strings.Join(names, ", "), first.Iface, firstReason(first.Plan)), exitNoMode)
 }
 
-func firstReason(p offload.Plan) string {
+func firstReason(p probe.Plan) string {
 	for _, s := range p.Steps {
 		if !s.Usable {
 			return s.Reason
@@ -143,14 +139,14 @@ func isTerminal(w io.Writer) bool {
 	return err == nil
 }
 
-func printReport(w io.Writer, r *offload.Report, color bool) {
+func printReport(w io.Writer, r *probe.Report, color bool) {
 	paint := func(code, s string) string {
 		if !color {
 			return s
 		}
 		return "\x1b[" + code + "m" + s + "\x1b[0m"
 	}
-	mark := map[offload.CheckStatus]string{offload.Pass: paint("32", "✔"), offload.Warn: paint("33", "!"), offload.Fail: paint("31", "✘")}
+	mark := map[probe.CheckStatus]string{probe.Pass: paint("32", "✔"), probe.Warn: paint("33", "!"), probe.Fail: paint("31", "✘")}
 	fmt.Fprintf(w, "%s (ifindex %d)\n", paint("1", r.Iface), r.Ifindex)
 	fmt.Fprintf(w, "  device:    driver %s %s, firmware %s, bus %s\n", or(r.Driver), r.DriverVersion, or(r.Firmware), or(r.BusInfo))
 	fmt.Fprintf(w, "             type %s, %s, MTU %d (min %d, max %d)", r.LinkType, r.OperState, r.MTU, r.MinMTU, r.MaxMTU)
@@ -210,15 +206,15 @@ func printReport(w io.Writer, r *offload.Report, color bool) {
 	fmt.Fprintln(w, "  checks:")
 	for _, c := range r.Checks {
 		fmt.Fprintf(w, "    %s %-14s %s\n", mark[c.Status], c.ID, c.Reason)
-		if c.Status != offload.Pass && c.Fix != "" {
+		if c.Status != probe.Pass && c.Fix != "" {
 			fmt.Fprintf(w, "      fix: %s\n", c.Fix)
 		}
 	}
 	fmt.Fprintln(w, "  plan:")
 	for _, s := range r.Plan.Steps {
-		m := mark[offload.Fail]
+		m := mark[probe.Fail]
 		if s.Usable {
-			m = mark[offload.Pass]
+			m = mark[probe.Pass]
 		}
 		fmt.Fprintf(w, "    %s %-8s %s\n", m, s.Mode, s.Reason)
 	}
@@ -230,7 +226,7 @@ func printReport(w io.Writer, r *offload.Report, color bool) {
 }
 
 // describePeer is the veth peer's line: name, where it lives, its XDP.
-func describePeer(p *offload.VethPeer) string {
+func describePeer(p *probe.VethPeer) string {
 	name := fmt.Sprintf("%s (ifindex %d)", p.Name, p.Ifindex)
 	if p.Name == "" {
 		name = fmt.Sprintf("ifindex %d", p.Ifindex)
@@ -253,7 +249,7 @@ func describePeer(p *offload.VethPeer) string {
 }
 
 // describeUppers lists the devices stacked on the interface with their XDP.
-func describeUppers(uppers []offload.UpperDev) string {
+func describeUppers(uppers []probe.UpperDev) string {
 	parts := make([]string, 0, len(uppers))
 	for _, u := range uppers {
 		parts = append(parts, fmt.Sprintf("%s (%s, %s): %s", u.Name, u.Kind, u.Relation, u.XDP.Describe()))
@@ -263,12 +259,9 @@ func describeUppers(uppers []offload.UpperDev) string {
 
 // planVerdict is the plan's last line, worded for the mode asked for: what
 // auto would choose, or whether the requested mode is possible.
-func planVerdict(p offload.Plan, paint func(code, s string) string) string {
-	requested := p.Requested
-	if requested == "" {
-		requested = "auto"
-	}
-	if requested == "auto" {
+func planVerdict(p probe.Plan, paint func(code, s string) string) string {
+	requested := p.Requested.Resolve()
+	if requested.IsAuto() {
 		if p.Mode == "" {
 			return "auto: " + paint("31", "no usable mode")
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,7 +13,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
+	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/probe"
 )
 
 // runProbe runs `probe args...` through a cli.App holding only the probe
@@ -30,9 +31,7 @@ func runProbe(t *testing.T, args ...string) (int, string, string) {
 // create the devices to probe.
 func runProbeIn(t *testing.T, setup func() error, args ...string) (int, string, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: probes inside a private network namespace")
-	}
+	labtest.RequireRoot(t, "probes inside a private network namespace")
 	var out bytes.Buffer
 	app := &cli.App{Name: "xdpcache", Commands: []*cli.Command{probeCommand()}, Writer: &out, ErrWriter: &out,
 		ExitErrHandler: func(*cli.Context, error) {}}
@@ -126,11 +125,11 @@ func TestProbeCommandJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
 	}
-	var r offload.Report
+	var r probe.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if r.Iface != "lo" || r.Plan.Mode != offload.ModeGeneric || !r.XDPFeatures.Available || r.XDP.Attached != "none" || len(r.Checks) == 0 {
+	if r.Iface != "lo" || r.Plan.Mode != mode.Generic || !r.XDPFeatures.Available || r.XDP.Attached != "none" || len(r.Checks) == 0 {
 		t.Errorf("report %+v", r)
 	}
 	// The documented field names (docs/probe.md) are the ones emitted.
@@ -152,7 +151,7 @@ func TestProbeCommandJSON(t *testing.T) {
 	}
 
 	code, out, _ = runProbe(t, "--json")
-	var all []offload.Report
+	var all []probe.Report
 	if err := json.Unmarshal([]byte(out), &all); err != nil || code != 0 || len(all) != 1 || all[0].Iface != "lo" {
 		t.Errorf("every interface: exit %d, %v, %d reports\n%s", code, err, len(all), out)
 	}

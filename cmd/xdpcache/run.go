@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -15,7 +14,9 @@ import (
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/metrics"
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/relay"
 )
 
 func runCommand() *cli.Command {
@@ -52,7 +53,7 @@ func runCommand() *cli.Command {
 				defer srv.Close()
 				fmt.Fprintf(c.App.Writer, "metrics on http://%s/metrics\n", ln.Addr())
 			}
-			d, err := offload.Deploy(opts)
+			d, err := deploy.Deploy(opts)
 			if err != nil {
 				return cli.Exit("xdpcache run: "+err.Error(), exitCodeFor(err))
 			}
@@ -62,18 +63,18 @@ func runCommand() *cli.Command {
 			tick := time.NewTicker(c.Duration("interval"))
 			defer tick.Stop()
 			// memcached restarting loses its data: flush the cache when it does.
-			watch, err := offload.NewRestartWatcher(d.Iface, opts.Settings.Ports)
+			watch, err := relay.NewRestartWatcher(d.Iface, opts.Settings.Ports)
 			if err != nil {
 				return cli.Exit("xdpcache run: "+err.Error(), exitFailed)
 			}
-			var relay *offload.Relay
-			if d.Mode == offload.ModeOffload {
-				if relay, err = offload.OpenRelay(opts.PinRoot, d.Iface); err != nil {
+			var fills *relay.Relay
+			if d.Mode == mode.Offload {
+				if fills, err = relay.Open(opts.PinRoot, d.Iface); err != nil {
 					return cli.Exit("xdpcache run: start the relay: "+err.Error(), exitFailed)
 				}
-				defer relay.Close()
+				defer fills.Close()
 				go func() {
-					if err := relay.Run(ctx); err != nil {
+					if err := fills.Run(ctx); err != nil {
 						fmt.Fprintf(c.App.ErrWriter, "%s relay stopped: %v\n", time.Now().Format(time.RFC3339), err)
 					}
 				}()
@@ -95,7 +96,7 @@ func runCommand() *cli.Command {
 					}
 					unreachable = false
 					if restarted {
-						if err := offload.FlushDeployment(opts.PinRoot, d.Iface); err != nil {
+						if err := deploy.Flush(opts.PinRoot, d.Iface); err != nil {
 							fmt.Fprintf(c.App.ErrWriter, "%s memcached restarted; flush failed: %v\n", time.Now().Format(time.RFC3339), err)
 						} else {
 							fmt.Fprintf(c.App.Writer, "%s memcached restarted: cache flushed\n", time.Now().Format(time.RFC3339))
@@ -106,15 +107,15 @@ func runCommand() *cli.Command {
 						fmt.Fprintf(c.App.Writer, "stopping; the deployment on %s stays (--keep)\n", d.Iface)
 						return nil
 					}
-					if err := offload.Undeploy(d.Iface, opts.PinRoot); err != nil {
+					if err := deploy.Undeploy(d.Iface, opts.PinRoot); err != nil {
 						return cli.Exit("xdpcache run: undeploy: "+err.Error(), exitFailed)
 					}
 					fmt.Fprintf(c.App.Writer, "stopped; xdpcache removed from %s\n", d.Iface)
 					return nil
 				case <-tick.C:
 					logCounters(c, opts.PinRoot, d.Iface)
-					if relay != nil {
-						rs := relay.Stats()
+					if fills != nil {
+						rs := fills.Stats()
 						fmt.Fprintf(c.App.Writer, "%s %s relay replies=%d handed_over=%d ring_full=%d filled=%d stale=%d ttl=%d no_ticket=%d too_big=%d malformed=%d errors=%d items=%d\n",
 							time.Now().Format(time.RFC3339), d.Iface, rs.Seen, rs.Sent, rs.RingFull, rs.Results["filled"], rs.Results["stale"], rs.Results["ttl"],
 							rs.Results["no_ticket"], rs.Results["too_big"]+rs.TooBig, rs.Results["malformed"], rs.Errors, rs.Items)
@@ -126,7 +127,7 @@ func runCommand() *cli.Command {
 }
 
 func logCounters(c *cli.Context, pinRoot, iface string) {
-	st, err := offload.ReadStatus(pinRoot, iface)
+	st, err := deploy.ReadStatus(pinRoot, iface)
 	if err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "%s read counters: %v\n", time.Now().Format(time.RFC3339), err)
 		return
@@ -135,12 +136,4 @@ func logCounters(c *cli.Context, pinRoot, iface string) {
 	fmt.Fprintf(c.App.Writer, "%s %s gets=%d hits=%d ratio=%.1f%% fills=%d stale_fills=%d invalidations=%d flushes=%d attached=%v\n",
 		time.Now().Format(time.RFC3339), iface, s.Get(bpf.StatGetReqs), s.Get(bpf.StatHits), 100*st.HitRatio,
 		s.Get(bpf.StatFills), s.Get(bpf.StatFillStale), s.Get(bpf.StatInvalidations), s.Get(bpf.StatFlushes), st.Attached)
-}
-
-// version is the module version this binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "devel"
 }

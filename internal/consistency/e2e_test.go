@@ -13,7 +13,8 @@ import (
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/mode"
 )
 
 var checkOps = flag.Int("ops", 200000, "operations per mode for TestConsistencyUnderLoad (make check-long: 10M)")
@@ -25,11 +26,11 @@ func TestConsistencyUnderLoad(t *testing.T) {
 	if testing.Short() {
 		ops = min(ops, 20000)
 	}
-	for _, mode := range []string{"native", "generic"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, xdpMode := range []mode.Mode{mode.Native, mode.Generic} {
+		t.Run(string(xdpMode), func(t *testing.T) {
 			lab, m := labtest.Start(t, "-t", "4")
 			labtest.PassOnClient(t, lab)
-			root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-test-check-%d-%s", os.Getpid(), mode))
+			root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-test-check-%d-%s", os.Getpid(), xdpMode))
 			defer os.RemoveAll(root)
 			s := bpf.DefaultSettings()
 			s.Entries = 4096
@@ -41,12 +42,12 @@ func TestConsistencyUnderLoad(t *testing.T) {
 			// let stale reads through (docs/consistency.md).
 			s.WriteHold = 20 * time.Millisecond
 			if err := lab.Server.Do(func() error {
-				_, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: root})
+				_, err := deploy.Deploy(deploy.Options{Iface: lab.Server.Iface, Mode: xdpMode, Settings: s, PinRoot: root})
 				return err
 			}); err != nil {
 				t.Fatal(err)
 			}
-			defer lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, root) })
+			defer lab.Server.Do(func() error { return deploy.Undeploy(lab.Server.Iface, root) })
 
 			addr := netip.AddrPortFrom(m.Addr, m.Port)
 			w := Workload{
@@ -60,15 +61,15 @@ func TestConsistencyUnderLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			res := h.Check()
-			var st *offload.Status
-			lab.Server.Do(func() error { st, err = offload.ReadStatus(root, lab.Server.Iface); return err })
+			var st *deploy.Status
+			lab.Server.Do(func() error { st, err = deploy.ReadStatus(root, lab.Server.Iface); return err })
 			if err != nil {
 				t.Fatal(err)
 			}
 			served := st.Stats.Get(bpf.StatHitKeys)
 			t.Logf("%s: %s; reads served by XDP %d; fills %d, refused as stale %d / held %d; flushes %d; "+
 				"invalidated again on acknowledgement %d keys, %d flushes; mutations acknowledged after more than the write hold %d",
-				mode, res.Summary(), served, st.Stats.Get(bpf.StatFills), st.Stats.Get(bpf.StatFillStale),
+				xdpMode, res.Summary(), served, st.Stats.Get(bpf.StatFills), st.Stats.Get(bpf.StatFillStale),
 				st.Stats.Get(bpf.StatFillHeld), st.Stats.Get(bpf.StatFlushes),
 				st.Stats.Get(bpf.StatAckInvalidations), st.Stats.Get(bpf.StatAckFlushes), h.SlowerThan(s.WriteHold))
 			for _, v := range res.Violations {

@@ -13,7 +13,8 @@ import (
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/mode"
 )
 
 // TestDeployUndeployUnderLoad: deploying and undeploying over and over while
@@ -38,16 +39,16 @@ func TestDeployUndeployUnderLoad(t *testing.T) {
 	go func() {
 		defer stopLoad()
 		for i := range wantCycles {
-			mode := []string{"native", "generic"}[i%2]
+			m := []mode.Mode{mode.Native, mode.Generic}[i%2]
 			err := lab.Server.Do(func() error {
-				if _, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: root}); err != nil {
+				if _, err := deploy.Deploy(deploy.Options{Iface: lab.Server.Iface, Mode: m, Settings: s, PinRoot: root}); err != nil {
 					return err
 				}
 				time.Sleep(150 * time.Millisecond)
-				if st, err := offload.ReadStatus(root, lab.Server.Iface); err == nil {
+				if st, err := deploy.ReadStatus(root, lab.Server.Iface); err == nil {
 					served.Add(int64(st.Stats.Get(bpf.StatHitKeys)))
 				}
-				return offload.Undeploy(lab.Server.Iface, root)
+				return deploy.Undeploy(lab.Server.Iface, root)
 			})
 			if err != nil {
 				churn <- err

@@ -15,11 +15,14 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
-	"github.com/xdpcache/xdpcache/offload"
-	"golang.org/x/sys/unix"
+	"github.com/xdpcache/xdpcache/internal/replytap"
+	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/mode"
 )
 
 // endToEndResult is one row of the end-to-end comparison.
@@ -71,12 +74,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 	// program on the client's end records each reply on a ring buffer and
 	// drops it, so the client's receive stack (skb, IP, UDP, socket queue,
 	// recvmmsg) does not eat the two cores the server shares with it.
-	tap, err := bpf.LoadReplyTap(m.Port)
+	tap, err := replytap.Load(m.Port)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer tap.Close()
-	receiveVia := func(client string) *bpf.ReplyTap {
+	receiveVia := func(client string) *replytap.Tap {
 		if client == viaTap {
 			if err := lab.Client.AttachXDP(tap.Program()); err != nil {
 				b.Fatal(err)
@@ -99,23 +102,23 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-bench-%d", os.Getpid()))
 	defer os.RemoveAll(root)
-	run := func(w workload, mode, client string, rate float64) endToEndResult {
+	run := func(w workload, config, client string, rate float64) endToEndResult {
 		cfg := base
 		cfg.Keys, cfg.Zipf, cfg.Rate = w.keys, w.zipf, rate
 		cfg.Tap = receiveVia(client)
-		row := endToEndResult{Workload: w.name, Config: mode, Client: client, Zipf: w.zipf, Keys: w.keys, Buckets: w.buckets, Rate: rate}
+		row := endToEndResult{Workload: w.name, Config: config, Client: client, Zipf: w.zipf, Keys: w.keys, Buckets: w.buckets, Rate: rate}
 		var meter *cacheMeter
-		if mode != alone {
+		if config != alone {
 			s := bpf.DefaultSettings()
 			s.Entries = w.buckets
 			if err := lab.Server.Do(func() error {
-				_, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: mode, Settings: s, PinRoot: root})
+				_, err := deploy.Deploy(deploy.Options{Iface: lab.Server.Iface, Mode: mode.Mode(config), Settings: s, PinRoot: root})
 				return err
 			}); err != nil {
 				b.Fatal(err)
 			}
 			defer func() {
-				if err := lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, root) }); err != nil {
+				if err := lab.Server.Do(func() error { return deploy.Undeploy(lab.Server.Iface, root) }); err != nil {
 					b.Fatal(err)
 				}
 			}()
@@ -177,8 +180,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 	rate := math.Round(baseline(rows, rows[0].Workload).Report.PerSecond/2/1000) * 1000
 	var latency []endToEndResult
 	if rate > 0 {
-		for _, mode := range []string{alone, "native", "generic"} {
-			latency = append(latency, run(workloads[0], mode, viaSockets, rate))
+		for _, config := range []string{alone, "native", "generic"} {
+			latency = append(latency, run(workloads[0], config, viaSockets, rate))
 		}
 	}
 	printTable(rows, base.Sockets, base.Window)

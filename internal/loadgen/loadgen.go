@@ -5,9 +5,8 @@
 package loadgen
 
 import (
-	"bufio"
+	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -18,9 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xdpcache/xdpcache/bpf"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/xdpcache/xdpcache/internal/mcproto"
+	"github.com/xdpcache/xdpcache/internal/replytap"
 )
 
 // Config describes a run.
@@ -42,7 +43,7 @@ type Config struct {
 	// program, attached to the client's interface, summarises each reply
 	// and drops it, so the client spends no CPU on the receive stack. Replies
 	// are then classified (hit, miss, other) but their keys not checked.
-	Tap *bpf.ReplyTap
+	Tap *replytap.Tap
 }
 
 // Report is what a run measured.
@@ -109,26 +110,22 @@ func Populate(cfg Config) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	w := bufio.NewWriterSize(conn, 1<<16)
-	rd := bufio.NewReader(conn)
-	value := strings.Repeat("v", cfg.ValueSize)
+	c := mcproto.NewTCPClient(conn, 10*time.Second)
+	value := []byte(strings.Repeat("v", cfg.ValueSize))
 	const batch = 256
+	reqs := make([][]byte, 0, batch)
 	for start := 0; start < cfg.Keys; start += batch {
-		n := min(batch, cfg.Keys-start)
-		for k := start; k < start+n; k++ {
-			fmt.Fprintf(w, "set %s 0 0 %d\r\n%s\r\n", Key(k, cfg.KeySize), len(value), value)
+		reqs = reqs[:0]
+		for k := start; k < min(start+batch, cfg.Keys); k++ {
+			reqs = append(reqs, mcproto.AppendStorage(nil, "set", Key(k, cfg.KeySize), 0, 0, value, 0, false))
 		}
-		if err := w.Flush(); err != nil {
-			return err
+		lines, err := c.Pipeline(reqs...)
+		if err != nil {
+			return fmt.Errorf("populate: %w", err)
 		}
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for range n {
-			l, err := rd.ReadString('\n')
-			if err != nil {
+		for _, l := range lines {
+			if err := mcproto.ParseStatusLine(l, "STORED"); err != nil {
 				return fmt.Errorf("populate: %w", err)
-			}
-			if l != "STORED\r\n" {
-				return fmt.Errorf("populate: %q", l)
 			}
 		}
 	}
@@ -201,7 +198,7 @@ type inflight struct {
 	sent time.Time
 	key  int
 	live bool
-	kind bpf.TapKind // reply tap: what the reply's first datagram said
+	kind replytap.Kind // reply tap: what the reply's first datagram said
 }
 
 func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []string) (Report, []time.Duration, error) {
@@ -218,7 +215,7 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(idx)))
 	window := cfg.Window
-	var tap *bpf.TapReader
+	var tap *replytap.Reader
 	if cfg.Tap != nil {
 		la, ok := conn.LocalAddr().(*net.UDPAddr)
 		if !ok {
@@ -280,7 +277,7 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 		}
 		lats = append(lats, rnow.Sub(s.sent))
 	}
-	onRecord := func(r bpf.TapRecord) { // a reply tap's record
+	onRecord := func(r replytap.Record) { // a reply tap's record
 		rnow = time.Now()
 		s := &slots[r.ReqID]
 		if r.Seq == 0 {
@@ -289,7 +286,7 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 		if r.Total > 0 && r.Seq+1 < r.Total {
 			return // a reply split over datagrams: count once at its end
 		}
-		complete(r.ReqID, s.kind == bpf.TapHit, s.kind != bpf.TapOther)
+		complete(r.ReqID, s.kind == replytap.Hit, s.kind != replytap.Other)
 	}
 	for {
 		now := time.Now()
@@ -323,11 +320,7 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 				inFlight--
 			}
 			k := zipf.Next(rng)
-			b := outBufs[n][:8]
-			binary.BigEndian.PutUint16(b[0:], id)
-			binary.BigEndian.PutUint16(b[2:], 0)
-			binary.BigEndian.PutUint16(b[4:], 1)
-			binary.BigEndian.PutUint16(b[6:], 0)
+			b := mcproto.Frame{RequestID: id, Total: 1}.Append(outBufs[n][:0])
 			b = appendRequest(b, cfg.Binary, keys[k], uint32(id))
 			outBufs[n] = b
 			out[n].Buffers = [][]byte{b}
@@ -373,18 +366,18 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 			}
 			rnow = time.Now()
 			for i := range m {
-				b := in[i].Buffers[0][:in[i].N]
-				if len(b) < 8 {
+				f, payload, err := mcproto.ParseFrame(in[i].Buffers[0][:in[i].N])
+				if err != nil {
 					rep.Errors++
 					continue
 				}
-				id := binary.BigEndian.Uint16(b)
+				id := f.RequestID
 				if !slots[id].live {
 					continue
 				}
-				hit, ok := parseReply(b[8:], cfg.Binary, keys[slots[id].key])
+				hit, ok := parseReply(payload, cfg.Binary, keys[slots[id].key])
 				// a reply split over datagrams: count once at its end
-				if !ok && !cfg.Binary && len(b) > 8 && !strings.HasSuffix(string(b[8:]), "END\r\n") {
+				if !ok && !cfg.Binary && len(payload) > 0 && !bytes.HasSuffix(payload, []byte("END\r\n")) {
 					continue
 				}
 				complete(id, hit, ok)
@@ -407,7 +400,7 @@ func runSocket(ctx context.Context, cfg *Config, idx int, zipf *Zipf, keys []str
 
 // receiveTap hands fn the records waiting on the socket's reply tap, at most
 // max, waiting until deadline for the first.
-func receiveTap(tap *bpf.TapReader, deadline time.Time, max int, fn func(bpf.TapRecord)) error {
+func receiveTap(tap *replytap.Reader, deadline time.Time, max int, fn func(replytap.Record)) error {
 	for n := 0; n < max && (n == 0 || tap.Pending()); n++ {
 		r, err := tap.Read(deadline)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -421,35 +414,30 @@ func receiveTap(tap *bpf.TapReader, deadline time.Time, max int, fn func(bpf.Tap
 	return nil
 }
 
+// appendRequest appends a GET of key: ASCII "get", or a binary GETK.
 func appendRequest(b []byte, binaryProto bool, key string, opaque uint32) []byte {
 	if !binaryProto {
-		b = append(b, "get "...)
-		b = append(b, key...)
-		return append(b, "\r\n"...)
+		return mcproto.AppendGet(b, false, key)
 	}
-	var h [24]byte
-	h[0], h[1] = 0x80, 0x0c // GETK
-	binary.BigEndian.PutUint16(h[2:], uint16(len(key)))
-	binary.BigEndian.PutUint32(h[8:], uint32(len(key)))
-	binary.BigEndian.PutUint32(h[12:], opaque)
-	return append(append(b, h[:]...), key...)
+	return mcproto.AppendBinGet(b, mcproto.OpGetK, key, opaque)
 }
 
-// parseReply: (found, well-formed).
+// parseReply: (found, well-formed). An ASCII reply is well-formed when it
+// is complete and holds key (a hit) or nothing (a miss).
 func parseReply(b []byte, binaryProto bool, key string) (bool, bool) {
 	if binaryProto {
-		if len(b) < 24 || b[0] != 0x81 {
+		h, err := mcproto.ParseBinHeader(b)
+		if err != nil || h.Magic != mcproto.MagicResponse {
 			return false, false
 		}
-		status := binary.BigEndian.Uint16(b[6:])
-		return status == 0, status == 0 || status == 1
+		return h.Status == mcproto.StatusOK, h.Status == mcproto.StatusOK || h.Status == mcproto.StatusKeyNotFound
 	}
-	s := string(b)
-	if s == "END\r\n" {
+	items, complete, err := mcproto.ParseGetReply(b)
+	switch {
+	case err != nil || !complete || len(items) > 1:
+		return false, false
+	case len(items) == 0:
 		return false, true
 	}
-	if !strings.HasPrefix(s, "VALUE "+key+" ") || !strings.HasSuffix(s, "\r\nEND\r\n") {
-		return false, false
-	}
-	return true, true
+	return items[0].Key == key, items[0].Key == key
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
+	"github.com/xdpcache/xdpcache/internal/replytap"
 )
 
 func TestZipf(t *testing.T) {
@@ -122,7 +122,7 @@ func TestWriteChart(t *testing.T) {
 func TestReplyTapMatchesSockets(t *testing.T) {
 	lab, m := labtest.Start(t)
 	addr := netip.AddrPortFrom(m.Addr, m.Port)
-	tap, err := bpf.LoadReplyTap(m.Port)
+	tap, err := replytap.Load(m.Port)
 	if err != nil {
 		t.Fatal(err)
 	}

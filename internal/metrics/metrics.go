@@ -9,7 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xdpcache/xdpcache/bpf"
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/mode"
 )
 
 // Collector reads every deployment under a pin root on each scrape.
@@ -56,9 +57,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
-	ifaces, _ := offload.Deployed(c.pinRoot)
+	ifaces, _ := deploy.List(c.pinRoot)
 	for _, iface := range ifaces {
-		st, err := offload.ReadStatus(c.pinRoot, iface)
+		st, err := deploy.ReadStatus(c.pinRoot, iface)
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(c.gets, err)
 			continue
@@ -67,7 +68,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *Collector) collect(ch chan<- prometheus.Metric, st *offload.Status) {
+func (c *Collector) collect(ch chan<- prometheus.Metric, st *deploy.Status) {
 	i := st.Iface
 	s := st.Stats
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
@@ -96,7 +97,7 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st *offload.Status) {
 			counter(c.passes, v, name)
 		}
 	}
-	for _, m := range []offload.Mode{offload.ModeOffload, offload.ModeNative, offload.ModeGeneric} {
+	for _, m := range mode.Attached() {
 		v := 0.0
 		if st.Mode == m {
 			v = 1

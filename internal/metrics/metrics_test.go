@@ -16,7 +16,8 @@ import (
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
-	"github.com/xdpcache/xdpcache/offload"
+	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/mode"
 )
 
 func TestScrape(t *testing.T) {
@@ -26,12 +27,12 @@ func TestScrape(t *testing.T) {
 	s := bpf.DefaultSettings()
 	s.Entries, s.WriteHold = 1024, 0
 	if err := lab.Server.Do(func() error {
-		_, err := offload.Deploy(offload.DeployOptions{Iface: lab.Server.Iface, Mode: "generic", Settings: s, PinRoot: root})
+		_, err := deploy.Deploy(deploy.Options{Iface: lab.Server.Iface, Mode: mode.Generic, Settings: s, PinRoot: root})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer lab.Server.Do(func() error { return offload.Undeploy(lab.Server.Iface, root) })
+	defer lab.Server.Do(func() error { return deploy.Undeploy(lab.Server.Iface, root) })
 
 	c := labtest.Dial(t, lab, m)
 	if err := c.TCP.Set("k", 0, 0, []byte("v")); err != nil {

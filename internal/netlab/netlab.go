@@ -53,13 +53,21 @@ func randomTag() string {
 	return hex.EncodeToString(b[:])
 }
 
-// New creates the namespaces, the veth pair, addresses and routes.
-func New(opts Options) (*Lab, error) {
+// canBuild says why this process cannot build labs, nil if it can.
+func canBuild() error {
 	if os.Geteuid() != 0 {
-		return nil, errors.New("network labs need root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")
+		return errors.New("network labs need root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		return nil, errors.New("the ip command (iproute2) is missing")
+		return errors.New("the ip command (iproute2) is missing")
+	}
+	return nil
+}
+
+// New creates the namespaces, the veth pair, addresses and routes.
+func New(opts Options) (*Lab, error) {
+	if err := canBuild(); err != nil {
+		return nil, err
 	}
 	tag := opts.Tag
 	if tag == "" {
@@ -235,16 +243,85 @@ func (m *Memcached) Stop() {
 	}
 }
 
+// NewNS creates a bare network namespace "<prefix>-<random>" with only lo,
+// up. Delete removes it.
+func NewNS(prefix string) (NS, error) {
+	if err := canBuild(); err != nil {
+		return NS{}, err
+	}
+	ns := NS{Name: prefix + "-" + randomTag()}
+	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
+		return NS{}, fmt.Errorf("ip netns add %s: %v: %s", ns.Name, err, strings.TrimSpace(string(out)))
+	}
+	if err := ns.IP("link", "set", "lo", "up"); err != nil {
+		ns.Delete()
+		return NS{}, err
+	}
+	return ns, nil
+}
+
+// Delete removes the namespace (and the devices in it).
+func (ns NS) Delete() error {
+	if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip netns del %s: %v: %s", ns.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// IP runs `ip -n NS args...`.
+func (ns NS) IP(args ...string) error {
+	a := append([]string{"-n", ns.Name}, args...)
+	if out, err := exec.Command("ip", a...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(a, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Ifindex is the index of iface inside the namespace.
+func (ns NS) Ifindex(iface string) (int, error) {
+	var idx int
+	err := ns.Do(func() error {
+		l, err := netlink.LinkByName(iface)
+		if err == nil {
+			idx = l.Attrs().Index
+		}
+		return err
+	})
+	return idx, err
+}
+
+// SetXDP attaches the program fd to iface inside the namespace with
+// XDP_FLAGS_* flags over netlink; fd -1 detaches.
+func (ns NS) SetXDP(iface string, fd, flags int) error {
+	return ns.Do(func() error {
+		l, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetXdpFdWithFlags(l, fd, flags)
+	})
+}
+
+// PassProgram loads an XDP program that only returns XDP_PASS; name is its
+// kernel-visible name ("" for none).
+func PassProgram(name string) (*ebpf.Program, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: name, Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()}})
+	if err != nil {
+		return nil, fmt.Errorf("load an XDP_PASS program: %w", err)
+	}
+	return prog, nil
+}
+
 // AttachXDPPass attaches a program that only returns XDP_PASS to the
 // namespace's veth end, in native mode. veth delivers frames its peer sends
 // back with XDP_TX only to an end that runs XDP itself; clients on the far
 // end of a veth need this (or another XDP program, see AttachXDP) to receive
 // replies from a native-mode xdpcache.
 func (ns NS) AttachXDPPass() error {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()}})
+	prog, err := PassProgram("")
 	if err != nil {
-		return fmt.Errorf("load an XDP_PASS program: %w", err)
+		return err
 	}
 	defer prog.Close() // the attachment holds its own reference
 	return ns.AttachXDP(prog)

@@ -10,19 +10,91 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/xdpcache/xdpcache/internal/mcproto"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 )
 
 var subnet atomic.Int32
 
+// RequireRoot skips the test unless it runs as root; why says what for
+// (e.g. "creates network namespaces").
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: " + why)
+	}
+}
+
+// NS creates a bare network namespace ("<prefix>-<random>", lo up) that is
+// deleted when the test ends; it skips without root or iproute2.
+func NS(t testing.TB, prefix string) netlab.NS {
+	t.Helper()
+	RequireRoot(t, "creates network namespaces and attaches XDP programs")
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("the ip command (iproute2) is missing")
+	}
+	ns, err := netlab.NewNS(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Delete(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ns
+}
+
+// IP runs `ip -n NS args...` and fails the test if it fails.
+func IP(t testing.TB, ns netlab.NS, args ...string) {
+	t.Helper()
+	if err := ns.IP(args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Ifindex is iface's index inside ns; it fails the test if there is none.
+func Ifindex(t testing.TB, ns netlab.NS, iface string) int {
+	t.Helper()
+	idx, err := ns.Ifindex(iface)
+	if err != nil {
+		t.Fatalf("%s in %s: %v", iface, ns.Name, err)
+	}
+	return idx
+}
+
+// PassProgram loads an XDP_PASS program named name, closed when the test ends.
+func PassProgram(t testing.TB, name string) *ebpf.Program {
+	t.Helper()
+	p, err := netlab.PassProgram(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// ProgID is p's kernel id.
+func ProgID(t testing.TB, p *ebpf.Program) uint32 {
+	t.Helper()
+	info, err := p.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := info.ID()
+	if !ok {
+		t.Fatal("program info has no id")
+	}
+	return uint32(id)
+}
+
 // Start builds a lab with memcached (UDP on, port 11211) in the server
 // namespace. Each lab in a process gets its own 198.18.X.0/24.
 func Start(t testing.TB, memcachedArgs ...string) (*netlab.Lab, *netlab.Memcached) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and attaches BPF programs")
-	}
+	RequireRoot(t, "creates network namespaces and attaches BPF programs")
 	if _, err := exec.LookPath("memcached"); err != nil {
 		t.Skip("memcached is not installed (apt-get install memcached)")
 	}

@@ -1,0 +1,81 @@
+package deploy
+
+import (
+	"fmt"
+
+	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/offload/record"
+)
+
+// Status is a deployment with its live counters.
+type Status struct {
+	record.Deployment
+	Attached  bool              `json:"attached"` // our XDP program is still on the interface
+	Stats     bpf.Stats         `json:"-"`
+	Counters  map[string]uint64 `json:"counters"`
+	HitRatio  float64           `json:"hit_ratio"`
+	Occupancy float64           `json:"occupancy"` // share of buckets holding a servable entry (sampled)
+}
+
+// occupancySamples is how many buckets Status reads to estimate occupancy.
+const occupancySamples = 4096
+
+// List lists the interfaces with a deployment under pinRoot ("" is
+// record.DefaultRoot); an error when the pins' bpffs cannot be found says why.
+func List(pinRoot string) ([]string, error) {
+	root, err := record.Resolve(pinRoot)
+	if err != nil {
+		return nil, err
+	}
+	return record.Deployed(root)
+}
+
+// ReadStatus reads a deployment's record and counters.
+func ReadStatus(pinRoot, iface string) (*Status, error) {
+	root, err := record.Resolve(pinRoot)
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", iface, err)
+	}
+	d, err := record.Read(root, iface)
+	if err != nil {
+		return nil, err
+	}
+	f, err := record.Open(root, d)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stats()
+	if err != nil {
+		return nil, err
+	}
+	var occ float64
+	if c, ok := f.(interface{ Occupancy(int) (float64, error) }); ok { // the host flavor's map can be sampled
+		if occ, err = c.Occupancy(occupancySamples); err != nil {
+			return nil, err
+		}
+	}
+	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ}
+	if g := st.Get(bpf.StatGetReqs); g > 0 {
+		s.HitRatio = float64(st.Get(bpf.StatHits)) / float64(g)
+	}
+	return s, nil
+}
+
+// Flush empties the cache of the deployment on iface (as flush_all would).
+func Flush(pinRoot, iface string) error {
+	root, err := record.Resolve(pinRoot)
+	if err != nil {
+		return fmt.Errorf("flush %s: %w", iface, err)
+	}
+	d, err := record.Read(root, iface)
+	if err != nil {
+		return err
+	}
+	f, err := record.Open(root, d)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Flush()
+}

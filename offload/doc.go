@@ -1,0 +1,11 @@
+// Package offload is only the parent of the packages that put xdpcache on
+// an interface and keep it there; it holds no code. Each subpackage has one
+// job, and imports only the ones listed before it:
+//
+//   - mode: the XDP mode type and its parser
+//   - netdev: what the kernel says about a device, device maps, netlink attach
+//   - record: deployment records, the pin root, opening a pinned deployment
+//   - probe: a report of the facts, the pre-flight checks, the mode plan
+//   - deploy: plan then execute, undeploy, status, flush
+//   - relay: the offload flavor's relay and the memcached restart watch
+package offload

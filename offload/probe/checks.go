@@ -1,0 +1,337 @@
+package probe
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/xdpcache/xdpcache/nicdb"
+	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/netdev"
+)
+
+// CheckStatus is the outcome of a pre-flight check.
+type CheckStatus string
+
+// Outcomes.
+const (
+	Pass CheckStatus = "pass"
+	Warn CheckStatus = "warn"
+	Fail CheckStatus = "fail"
+)
+
+// Check is one pre-flight check: what it found, why it matters, and the
+// command that fixes it. A failing check blocks Modes (all modes if empty).
+type Check struct {
+	ID     string      `json:"id"`
+	Status CheckStatus `json:"status"`
+	Reason string      `json:"reason"`
+	Fix    string      `json:"fix,omitempty"`
+	Modes  []mode.Mode `json:"modes,omitempty"`
+	// Silent: the kernel would accept the attach, and the cache would then
+	// lose what it sends, so asking for the mode explicitly does not help.
+	Silent bool `json:"silent,omitempty"`
+}
+
+// Blocks reports whether this check rules mode m out.
+func (c Check) Blocks(m mode.Mode) bool {
+	return c.Status == Fail && (len(c.Modes) == 0 || slices.Contains(c.Modes, m))
+}
+
+// checkInput is what every check reads: the report, the driver database,
+// and the kernel version parsed once.
+type checkInput struct {
+	r    *Report
+	db   *nicdb.DB
+	kv   nicdb.KernelVersion
+	kvOK bool
+}
+
+// checks are the pre-flight checks in the order a report lists them. Each
+// reads its input only and returns what it found (often nothing).
+var checks = []struct {
+	name string
+	run  func(in checkInput) []Check
+}{
+	{"mtu", checkMTU},
+	{"lro", checkLRO},
+	{"gro-hw", checkGROHW},
+	{"channels", checkChannels},
+	{"cpus", checkCPUs},
+	{"veth-peer", checkVethPeer},
+	{"master", checkMaster},
+	{"upper-xdp", checkUppers},
+	{"attached", checkAttached},
+	{"kernel", checkKernel},
+	{"memcached-udp", checkMemcachedUDP},
+	{"nicdb", checkNICDBQuirks},
+}
+
+// nativeModes are the modes that run XDP in or on the device.
+var nativeModes = []mode.Mode{mode.Native, mode.Offload}
+
+// RunChecks evaluates a report. It only reads r.
+func RunChecks(r *Report, db *nicdb.DB) []Check {
+	in := checkInput{r: r, db: db}
+	var err error
+	in.kv, err = nicdb.ParseKernelVersion(r.Kernel.Version)
+	in.kvOK = err == nil
+	out := []Check{}
+	for _, c := range checks {
+		out = append(out, c.run(in)...)
+	}
+	return out
+}
+
+func one(c Check) []Check { return []Check{c} }
+
+// checkMTU: an MTU above the driver's single-page XDP limit.
+func checkMTU(in checkInput) []Check {
+	r := in.r
+	if r.NICDB == nil || r.NICDB.MaxXDPMTU <= 0 {
+		return nil
+	}
+	if r.MTU > r.NICDB.MaxXDPMTU && !r.XDPFeatures.Has(netdev.XDPRxSG) {
+		return one(Check{ID: "mtu", Status: Fail, Modes: nativeModes,
+			Reason: fmt.Sprintf("MTU %d is above %s's single-page XDP limit %d (and the device has no rx-sg): native attach fails with \"MTU too large\"", r.MTU, r.Driver, r.NICDB.MaxXDPMTU),
+			Fix:    fmt.Sprintf("ip link set dev %s mtu %d", r.Iface, r.NICDB.MaxXDPMTU)})
+	}
+	return one(Check{ID: "mtu", Status: Pass, Reason: fmt.Sprintf("MTU %d fits %s's XDP limit %d", r.MTU, r.Driver, r.NICDB.MaxXDPMTU)})
+}
+
+// checkLRO: the kernel refuses XDP on a device that merges packets.
+func checkLRO(in checkInput) []Check {
+	if !in.r.Features["rx-lro"] {
+		return nil
+	}
+	return one(Check{ID: "lro", Status: Fail, Modes: nativeModes, Reason: "LRO is on: the kernel refuses XDP on a device that merges packets",
+		Fix: "ethtool -K " + in.r.Iface + " lro off"})
+}
+
+// checkGROHW: hardware GRO hands XDP merged frames.
+func checkGROHW(in checkInput) []Check {
+	r := in.r
+	if !r.Features["rx-gro-hw"] {
+		return nil
+	}
+	c := Check{ID: "gro-hw", Status: Fail, Modes: nativeModes, Reason: "hardware GRO (rx-gro-hw) is on: native XDP sees merged frames and drivers refuse it",
+		Fix: "ethtool -K " + r.Iface + " rx-gro-hw off"}
+	if r.Driver == "virtio_net" {
+		c.Reason = "the hypervisor implements GRO_HW/CSUM for this virtio device: \"Can't set XDP while host is implementing GRO_HW/CSUM\""
+		c.Fix = "only fixable on the hypervisor: guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,guest_csum=off for the device"
+	}
+	return one(c)
+}
+
+// checkChannels: drivers that need spare queues for XDP.
+func checkChannels(in checkInput) []Check {
+	r := in.r
+	ch := r.Channels
+	if ch == nil {
+		return nil
+	}
+	switch r.Driver {
+	case "ena":
+		if ch.MaxCombined > 0 && ch.Combined > ch.MaxCombined/2 {
+			return one(Check{ID: "channels", Status: Fail, Modes: nativeModes,
+				Reason: fmt.Sprintf("ena needs spare queues for XDP: %d combined channels of at most %d (the limit is half)", ch.Combined, ch.MaxCombined),
+				Fix:    fmt.Sprintf("ethtool -L %s combined %d", r.Iface, ch.MaxCombined/2)})
+		}
+	case "virtio_net":
+		// virtnet_xdp_set wants one spare queue pair per possible CPU
+		// for XDP_TX; otherwise XDP_TX/REDIRECT take a shared, locked queue.
+		if r.CPUs > 0 && int(ch.Combined)+r.CPUs > int(ch.MaxCombined) {
+			c := Check{ID: "channels", Status: Warn,
+				Reason: fmt.Sprintf("virtio_net uses %d of %d queue pairs and XDP wants %d more (one per CPU): XDP_TX will run a slower locked path", ch.Combined, ch.MaxCombined, r.CPUs)}
+			if int(ch.MaxCombined) > r.CPUs {
+				c.Fix = fmt.Sprintf("ethtool -L %s combined %d", r.Iface, int(ch.MaxCombined)-r.CPUs)
+			} else {
+				c.Fix = fmt.Sprintf("give the VM's virtio-net device %d queues (2x the vCPUs; e.g. libvirt <driver queues='%d'/>), then ethtool -L %s combined %d", 2*r.CPUs, 2*r.CPUs, r.Iface, r.CPUs)
+			}
+			return one(c)
+		}
+	}
+	return nil
+}
+
+// checkCPUs: ixgbe has 64 XDP TX rings.
+func checkCPUs(in checkInput) []Check {
+	r := in.r
+	if r.Driver != "ixgbe" || r.CPUs <= 64 || !in.kvOK {
+		return nil
+	}
+	if !in.kv.AtLeast(nicdb.KernelVersion{Major: 5, Minor: 17}) {
+		return one(Check{ID: "cpus", Status: Fail, Modes: nativeModes, Reason: fmt.Sprintf("ixgbe before 5.17 needs an XDP TX ring per CPU and has 64; this host has %d possible CPUs, so native attach fails", r.CPUs),
+			Fix: "use a kernel >= 5.17, or boot with nr_cpus=64"})
+	}
+	return one(Check{ID: "cpus", Status: Warn, Reason: fmt.Sprintf("ixgbe has 64 XDP TX rings for %d possible CPUs: CPUs share them under a lock (slower XDP_TX)", r.CPUs),
+		Fix: "boot with nr_cpus=64 if XDP_TX throughput matters more than the extra CPUs"})
+}
+
+// checkVethPeer: native-mode XDP_TX frames reach a veth peer only if it
+// runs XDP itself (an XDP_PASS program is enough; GRO is not).
+func checkVethPeer(in checkInput) []Check {
+	if in.r.VethPeer == nil {
+		return nil
+	}
+	return one(vethPeerCheck(in.r.VethPeer))
+}
+
+// checkMaster: a port of a bond or bridge may not see the traffic.
+func checkMaster(in checkInput) []Check {
+	r := in.r
+	if r.Master == "" {
+		return nil
+	}
+	return one(Check{ID: "master", Status: Warn, Reason: "the interface is a port of " + r.Master + ": traffic may arrive on the master instead; deploy there if the master supports XDP",
+		Fix: "xdpcache probe --iface " + strings.SplitN(r.Master, " ", 2)[0]})
+}
+
+// checkUppers: the kernel refuses XDP below an upper device that runs XDP.
+func checkUppers(in checkInput) []Check {
+	var out []Check
+	for _, u := range in.r.Uppers {
+		if u.XDP.Any() {
+			out = append(out, Check{ID: "upper-xdp", Status: Fail,
+				Reason: fmt.Sprintf("the %s %s on top of this interface runs XDP (%s): the kernel refuses XDP here (\"Cannot attach when an upper device already has a program\")", u.Kind, u.Name, u.XDP.Describe()),
+				Fix:    fmt.Sprintf("deploy on %s instead, or remove its program: ip link set dev %s xdp off", u.Name, u.Name)})
+		}
+	}
+	return out
+}
+
+// checkAttached: something is attached already — ours (deploy upgrades it)
+// or not (deploy refuses without --force).
+func checkAttached(in checkInput) []Check {
+	r := in.r
+	if !r.XDP.Any() {
+		return nil
+	}
+	if r.Ours {
+		return one(Check{ID: "attached", Status: Pass, Reason: fmt.Sprintf("xdpcache is attached (%s mode): deploy upgrades it", r.XDP.Attached)})
+	}
+	why := fmt.Sprintf("another XDP program (%q, %s) is attached: deploy refuses to replace it", r.XDPProgName, r.XDP.Describe())
+	if strings.HasPrefix(r.XDPProgName, "xdpcache_xdp") {
+		why = fmt.Sprintf("an xdpcache program (%s) is attached but has no deployment record under the pin root (another pin root, or its pins were removed), so it cannot be upgraded in place", r.XDP.Describe())
+	}
+	return one(Check{ID: "attached", Status: Fail, Reason: why,
+		Fix: "xdpcache deploy --force replaces it, or remove it: ip link set dev " + r.Iface + " xdp off"})
+}
+
+// checkKernel: the kernel's BPF features and limits.
+func checkKernel(in checkInput) []Check {
+	k := in.r.Kernel
+	var out []Check
+	if !k.SpinLock {
+		out = append(out, Check{ID: "spin-lock", Status: Fail, Reason: "the kernel lacks bpf_spin_lock for XDP (5.1+): the cache needs it", Fix: "upgrade the kernel"})
+	}
+	if !k.BPFFS {
+		out = append(out, Check{ID: "bpffs", Status: Warn, Reason: "/sys/fs/bpf is not a BPF filesystem: deploy mounts one to pin the cache", Fix: "mount -t bpf bpf /sys/fs/bpf"})
+	}
+	if !k.BTF {
+		out = append(out, Check{ID: "btf", Status: Warn, Reason: "no kernel BTF (/sys/kernel/btf/vmlinux): fine for xdpcache, but tools like bpftool show less", Fix: "a kernel built with CONFIG_DEBUG_INFO_BTF=y"})
+	}
+	if !k.XDPLink {
+		out = append(out, Check{ID: "xdp-link", Status: Warn, Reason: "no bpf_link for XDP (kernel < 5.9): xdpcache attaches over netlink; upgrades are not atomic", Fix: "a kernel >= 5.9"})
+	}
+	if !k.TCX {
+		out = append(out, Check{ID: "tcx", Status: Pass, Reason: "no TCX (kernel < 6.6): the egress filler uses clsact + cls_bpf"})
+	}
+	if in.kvOK && !in.kv.AtLeast(nicdb.KernelVersion{Major: 5, Minor: 11}) && k.Memlock >= 0 && k.Memlock < 256<<20 {
+		out = append(out, Check{ID: "memlock", Status: Warn, Reason: fmt.Sprintf("RLIMIT_MEMLOCK is %d bytes and this kernel charges BPF maps to it (before 5.11): the cache map needs more", k.Memlock),
+			Fix: "ulimit -l unlimited (or LimitMEMLOCK=infinity in the systemd unit)"})
+	}
+	return out
+}
+
+// checkMemcachedUDP: memcached has UDP off by default.
+func checkMemcachedUDP(in checkInput) []Check {
+	var out []Check
+	for _, p := range in.r.Memcached.Ports {
+		if !slices.Contains(in.r.Memcached.UDPListening, p) {
+			out = append(out, Check{ID: "memcached-udp", Status: Warn,
+				Reason: fmt.Sprintf("nothing listens on UDP port %d in this network namespace: memcached has UDP off by default since 1.5.6", p),
+				Fix:    fmt.Sprintf("start memcached with -U %d", p)})
+		}
+	}
+	return out
+}
+
+// checkNICDBQuirks: what nicdb knows, except what the checks above
+// measured directly.
+func checkNICDBQuirks(in checkInput) []Check {
+	r := in.r
+	if r.NICDB == nil {
+		return nil
+	}
+	measured := map[string]bool{
+		"peer-needs-xdp": r.VethPeer != nil,
+		"lro-off":        len(r.Features) > 0,
+		"gro-hw":         len(r.Features) > 0,
+		"guest-offloads": len(r.Features) > 0,
+		"half-channels":  r.Channels != nil,
+		"spare-queues":   r.Channels != nil,
+		"many-cpus":      in.kvOK,
+		"jumbo-mtu":      r.NICDB.MaxXDPMTU > 0, // checkMTU
+	}
+	var out []Check
+	for _, q := range r.NICDB.Quirks {
+		if measured[q.ID] {
+			continue
+		}
+		st := Warn
+		if q.Severity == nicdb.Info {
+			st = Pass
+		}
+		out = append(out, Check{ID: "nicdb:" + q.ID, Status: st, Reason: q.Summary, Fix: q.Fix})
+	}
+	return out
+}
+
+// vethPeerCheck: frames a native-mode XDP program sends back with XDP_TX on a
+// veth are delivered to the peer only when the peer runs XDP; otherwise they
+// are silently lost (measured on 6.18: 0 of 10 echoes without a program on the
+// peer, 10 of 10 with an XDP_PASS program). That holds wherever the peer
+// lives, so a peer known to run no XDP rules native mode out; one whose state
+// cannot be read is a warning. Generic mode is not affected.
+func vethPeerCheck(p *VethPeer) Check {
+	name := p.Name
+	if name == "" {
+		name = fmt.Sprintf("ifindex %d", p.Ifindex)
+	}
+	where := ""
+	if !p.SameNetns {
+		where = fmt.Sprintf(" (in another network namespace, id %d here)", p.NetnsID)
+	}
+	const dropped = "native-mode XDP_TX replies are silently dropped there (an XDP program on the peer fixes that, GRO does not) — the usual case for memcached in a container"
+	switch {
+	case !p.Checked:
+		return Check{ID: "veth-peer", Status: Warn,
+			Reason: fmt.Sprintf("the veth peer %s%s cannot be checked for an XDP program; if it runs none, %s", name, where, dropped),
+			Fix:    peerXDPFix(p, name)}
+	case p.XDPAttached:
+		return Check{ID: "veth-peer", Status: Pass,
+			Reason: fmt.Sprintf("the veth peer %s%s runs XDP (%s), so XDP_TX replies reach it", name, where, p.XDP)}
+	default:
+		return Check{ID: "veth-peer", Status: Fail, Modes: []mode.Mode{mode.Native}, Silent: true,
+			Reason: fmt.Sprintf("the veth peer %s%s runs no XDP program, so %s", name, where, dropped),
+			Fix:    peerXDPFix(p, name)}
+	}
+}
+
+// peerXDPFix is the command that gives the veth peer an XDP program, run
+// where the peer lives: ip -n NAME for a named namespace, otherwise in the
+// peer's namespace (the host, for a container).
+func peerXDPFix(p *VethPeer, name string) string {
+	const prog = "xdpdrv obj pass.o sec xdp"
+	const what = "attach an XDP program to the veth peer (one that only returns XDP_PASS is enough; pass.o is any such object): "
+	const or = "; or deploy --mode generic"
+	switch {
+	case p.SameNetns:
+		return what + fmt.Sprintf("ip link set dev %s %s", name, prog) + or
+	case p.NetnsName != "":
+		return what + fmt.Sprintf("ip -n %s link set dev %s %s", p.NetnsName, name, prog) + or
+	default:
+		return what + fmt.Sprintf("ip link set dev %s %s, run in the peer's network namespace (id %d as seen from here; the host, for a container)", name, prog, p.NetnsID) + or
+	}
+}

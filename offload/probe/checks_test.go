@@ -1,0 +1,150 @@
+package probe
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/netdev"
+)
+
+// RunChecks on constructed reports: status, the modes blocked, the reason
+// and the exact fix.
+func TestRunChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		driver string
+		mut    func(*Report)
+		id     string
+		status CheckStatus // "" = the check must be absent
+		modes  []mode.Mode
+		reason string
+		fix    string
+	}{
+		{"MTU above the single-page limit", "mlx5_core", func(r *Report) { r.MTU = 9000 }, "mtu", Fail, []mode.Mode{mode.Native, mode.Offload},
+			"above mlx5_core's single-page XDP limit 3498", "ip link set dev eth0 mtu 3498"},
+		{"MTU fits", "mlx5_core", nil, "mtu", Pass, nil, "fits", ""},
+		{"jumbo MTU with rx-sg", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= netdev.XDPRxSG }, "mtu", Pass, nil, "", ""},
+		{"LRO", "ixgbe", func(r *Report) { r.Features["rx-lro"] = true }, "lro", Fail, []mode.Mode{mode.Native, mode.Offload}, "LRO is on", "ethtool -K eth0 lro off"},
+		{"LRO off", "ixgbe", func(r *Report) { r.Features["rx-lro"] = false }, "lro", "", nil, "", ""},
+		{"hardware GRO", "bnxt_en", func(r *Report) { r.Features["rx-gro-hw"] = true }, "gro-hw", Fail, nil, "rx-gro-hw", "ethtool -K eth0 rx-gro-hw off"},
+		{"virtio GRO_HW is the hypervisor's", "virtio_net", func(r *Report) { r.Features["rx-gro-hw"] = true }, "gro-hw", Fail, nil, "hypervisor", "only fixable on the hypervisor"},
+		{"ena channels above half", "ena", func(r *Report) { r.Channels = &Channels{Combined: 8, MaxCombined: 8} }, "channels", Fail, nil, "half", "ethtool -L eth0 combined 4"},
+		{"ena channels fine", "ena", func(r *Report) { r.Channels = &Channels{Combined: 4, MaxCombined: 8} }, "channels", "", nil, "", ""},
+		{"virtio: no spare queue pairs, fixable in the guest", "virtio_net", func(r *Report) { r.Channels = &Channels{Combined: 16, MaxCombined: 16} }, "channels", Warn, nil,
+			"slower locked path", "ethtool -L eth0 combined 8"},
+		{"virtio: too few queue pairs, fix on the hypervisor", "virtio_net", func(r *Report) { r.Channels = &Channels{Combined: 4, MaxCombined: 4} }, "channels", Warn, nil,
+			"XDP wants 8 more", "16 queues"},
+		{"virtio: enough spare queue pairs", "virtio_net", func(r *Report) { r.Channels = &Channels{Combined: 8, MaxCombined: 16} }, "channels", "", nil, "", ""},
+		{"ixgbe, 96 CPUs, old kernel", "ixgbe", func(r *Report) { r.CPUs = 96; r.Kernel.Version = "5.15.0" }, "cpus", Fail, nil, "96 possible CPUs", "5.17"},
+		{"ixgbe, 96 CPUs, new kernel", "ixgbe", func(r *Report) { r.CPUs = 96 }, "cpus", Warn, nil, "lock", "nr_cpus=64"},
+		{"veth peer without XDP", "veth", func(r *Report) {
+			r.VethPeer = &VethPeer{Name: "p0", NetnsID: -1, SameNetns: true, Checked: true}
+		}, "veth-peer", Fail, []mode.Mode{mode.Native}, "silently dropped", "ip link set dev p0 xdpdrv obj pass.o sec xdp"},
+		{"veth peer elsewhere, unreadable", "veth", func(r *Report) { r.VethPeer = &VethPeer{Ifindex: 9, NetnsID: 3} }, "veth-peer", Warn, nil,
+			"ifindex 9 (in another network namespace, id 3 here) cannot be checked", "ip link set dev ifindex 9"},
+		{"veth peer elsewhere without XDP (a container)", "veth", func(r *Report) { r.VethPeer = &VethPeer{Name: "vethc0ffee", Ifindex: 9, NetnsID: 0, Checked: true} }, "veth-peer", Fail, []mode.Mode{mode.Native},
+			"vethc0ffee (in another network namespace, id 0 here) runs no XDP program", "ip link set dev vethc0ffee xdpdrv obj pass.o sec xdp, run in the peer's network namespace (id 0 as seen from here; the host, for a container)"},
+		{"veth peer in a named namespace without XDP", "veth", func(r *Report) {
+			r.VethPeer = &VethPeer{Name: "xcc1", Ifindex: 4, NetnsID: 2, NetnsName: "lab-c", Checked: true}
+		}, "veth-peer", Fail, []mode.Mode{mode.Native}, "memcached in a container", "ip -n lab-c link set dev xcc1 xdpdrv obj pass.o sec xdp"},
+		{"veth peer elsewhere with XDP", "veth", func(r *Report) {
+			r.VethPeer = &VethPeer{Name: "xcc1", Ifindex: 4, NetnsID: 2, Checked: true, XDPAttached: true, XDP: "native mode, program id 12"}
+		}, "veth-peer", Pass, nil, "runs XDP (native mode, program id 12)", ""},
+		{"bond port", "ixgbe", func(r *Report) { r.Master = "bond0 (bond)" }, "master", Warn, nil, "port of bond0", "xdpcache probe --iface bond0"},
+		{"vlan on top runs XDP", "ixgbe", func(r *Report) {
+			r.Uppers = []UpperDev{{Name: "eth0.7", Kind: "vlan", Relation: "upper", XDP: netdev.XDPState{Attached: "generic", ProgID: 3, SkbProgID: 3}}}
+		}, "upper-xdp", Fail, nil, "vlan eth0.7", "ip link set dev eth0.7 xdp off"},
+		{"foreign program", "ixgbe", func(r *Report) {
+			r.XDP = netdev.XDPState{Attached: "native", ProgID: 42, DrvProgID: 42}
+			r.XDPProgName = "katran"
+		},
+			"attached", Fail, nil, `another XDP program ("katran", native mode, program id 42)`, "--force"},
+		{"xdpcache program without a record", "ixgbe", func(r *Report) {
+			r.XDP = netdev.XDPState{Attached: "generic", ProgID: 4, SkbProgID: 4}
+			r.XDPProgName = "xdpcache_xdp"
+		}, "attached", Fail, nil, "no deployment record", ""},
+		{"ours", "ixgbe", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 4, DrvProgID: 4}; r.Ours = true }, "attached", Pass, nil, "upgrades", ""},
+		{"no spin lock", "ixgbe", func(r *Report) { r.Kernel.SpinLock = false }, "spin-lock", Fail, nil, "bpf_spin_lock", ""},
+		{"no bpffs", "ixgbe", func(r *Report) { r.Kernel.BPFFS = false }, "bpffs", Warn, nil, "deploy mounts", "mount -t bpf bpf /sys/fs/bpf"},
+		{"no BTF", "ixgbe", func(r *Report) { r.Kernel.BTF = false }, "btf", Warn, nil, "/sys/kernel/btf/vmlinux", ""},
+		{"no XDP link", "ixgbe", func(r *Report) { r.Kernel.XDPLink = false }, "xdp-link", Warn, nil, "netlink", ""},
+		{"no TCX is information", "ixgbe", func(r *Report) { r.Kernel.TCX = false }, "tcx", Pass, nil, "clsact", ""},
+		{"memlock on an old kernel", "ixgbe", func(r *Report) { r.Kernel.Version = "5.4.0"; r.Kernel.Memlock = 64 << 10 }, "memlock", Warn, nil, "RLIMIT_MEMLOCK", "ulimit -l unlimited"},
+		{"memlock does not matter from 5.11", "ixgbe", func(r *Report) { r.Kernel.Memlock = 64 << 10 }, "memlock", "", nil, "", ""},
+		{"memcached UDP off", "ixgbe", func(r *Report) { r.Memcached.UDPListening = nil }, "memcached-udp", Warn, nil, "UDP off by default since 1.5.6", "start memcached with -U 11211"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, db := testReport(t, tc.driver, tc.mut)
+			var got *Check
+			for _, c := range RunChecks(r, db) {
+				if c.ID == tc.id {
+					got = &c
+					break
+				}
+			}
+			if tc.status == "" {
+				if got != nil {
+					t.Fatalf("check %s should be absent: %+v", tc.id, got)
+				}
+				return
+			}
+			if got == nil {
+				t.Fatalf("no %s check", tc.id)
+			}
+			if got.Status != tc.status || !strings.Contains(got.Reason, tc.reason) || !strings.Contains(got.Fix, tc.fix) {
+				t.Errorf("got %+v\nwant status %s, reason ~%q, fix ~%q", got, tc.status, tc.reason, tc.fix)
+			}
+			if tc.modes != nil && !equalModes(got.Modes, tc.modes) {
+				t.Errorf("modes %v, want %v", got.Modes, tc.modes)
+			}
+			if got.Status != Pass && got.Fix == "" {
+				t.Errorf("a %s check needs a fix", got.Status)
+			}
+		})
+	}
+}
+
+func equalModes(a, b []mode.Mode) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// nicdb quirks become checks, except those a check above measured directly.
+func TestRunChecksNicdbQuirks(t *testing.T) {
+	r, db := testReport(t, "ena", nil)
+	var quirks int
+	for _, c := range RunChecks(r, db) {
+		if strings.HasPrefix(c.ID, "nicdb:") {
+			quirks++
+			if c.Reason == "" || c.Fix == "" {
+				t.Errorf("quirk check without reason or fix: %+v", c)
+			}
+		}
+	}
+	if quirks == 0 {
+		t.Skip("nicdb lists no unmeasured quirks for ena")
+	}
+}
+
+// RunChecks and Decide only read the report.
+func TestChecksAndDecidePure(t *testing.T) {
+	r, db := testReport(t, "veth", func(r *Report) {
+		r.VethPeer = &VethPeer{Name: "p0", NetnsID: -1, SameNetns: true, Checked: true}
+		r.Features["rx-lro"] = true
+	})
+	before := *r
+	checks := RunChecks(r, db)
+	p1 := Decide(r, checks, DecideOptions{})
+	p2 := Decide(r, checks, DecideOptions{})
+	if p1.Mode != p2.Mode || len(p1.Steps) != len(p2.Steps) || r.Iface != before.Iface || r.VethPeer != before.VethPeer || len(r.Checks) != 0 {
+		t.Errorf("not pure: %+v vs %+v", p1, p2)
+	}
+}
