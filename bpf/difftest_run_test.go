@@ -62,7 +62,12 @@ func diffCache(t testing.TB) *Cache {
 		diffLoaded = c
 	}
 	c := diffLoaded
-	for name, m := range c.Maps.all() {
+	maps, err := c.pins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, mp := range maps {
+		m := *mp
 		switch name {
 		case "config_map", "allow4_map", "allow6_map", "local_map":
 			continue
