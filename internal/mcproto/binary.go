@@ -32,6 +32,7 @@ const (
 	OpGetKQ      uint8 = 0x0d
 	OpAppend     uint8 = 0x0e
 	OpPrepend    uint8 = 0x0f
+	OpStat       uint8 = 0x10
 	OpSetQ       uint8 = 0x11
 	OpAddQ       uint8 = 0x12
 	OpReplaceQ   uint8 = 0x13

@@ -172,10 +172,14 @@ func (c *TCPClient) Do(line []byte) (string, error) {
 }
 
 // Stats runs "stats" and returns its name/value pairs.
-func (c *TCPClient) Stats() (map[string]string, error) {
+func (c *TCPClient) Stats() (map[string]string, error) { return c.StatsOf("") }
+
+// StatsOf runs "stats <group>" ("settings", "slabs", ...; "" is plain
+// stats) and returns its name/value pairs.
+func (c *TCPClient) StatsOf(group string) (map[string]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.write(AppendCommand(nil, "stats", "", false)); err != nil {
+	if err := c.write(AppendCommand(nil, "stats", group, false)); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	stats := make(map[string]string)

@@ -75,3 +75,34 @@ func (c *TCPClient) readBinPacket() (BinPacket, error) {
 	}
 	return p, nil
 }
+
+// BinStats runs a binary STAT for group ("" for plain stats, "settings",
+// ...): one response per name/value and an empty one to end. A non-zero
+// status (authentication required: 0x20) comes back as a *BinStatusError.
+func (c *TCPClient) BinStats(group string) (map[string]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.opaque++
+	req := AppendBinRequest(nil, BinHeader{Magic: MagicRequest, Opcode: OpStat, Opaque: c.opaque}, nil, []byte(group), nil)
+	if err := c.write(req); err != nil {
+		return nil, fmt.Errorf("binary stat: %w", err)
+	}
+	out := map[string]string{}
+	for range 10000 {
+		p, err := c.readBinPacket()
+		if err != nil {
+			return out, fmt.Errorf("binary stat: %w", err)
+		}
+		if err := checkBinResponse(p, OpStat, c.opaque); err != nil {
+			return out, err
+		}
+		if err := p.Err(); err != nil {
+			return out, fmt.Errorf("binary stat: %w", err)
+		}
+		if len(p.Key) == 0 {
+			return out, nil
+		}
+		out[string(p.Key)] = string(p.Value)
+	}
+	return out, fmt.Errorf("binary stat: no end after 10000 responses: %w", ErrMalformed)
+}

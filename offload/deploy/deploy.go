@@ -126,6 +126,18 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 		return nil, err
 	}
 	p.report = rep
+	for _, m := range rep.Memcached.Instances {
+		if (m.Protocol == "ascii" || m.Protocol == "binary") && o.Settings.Protocol == "" {
+			// read every connection as memcached does (its -B)
+			o.Settings.Protocol = m.Protocol
+			o.logf("memcached reads every connection as %s (-B %s): so does the cache", m.Protocol, m.Protocol)
+		}
+	}
+	if mtu := lk.Attrs().MTU; mtu >= 576 && uint32(mtu) < o.Settings.MTU {
+		// a reply larger than the link's MTU would be lost
+		o.logf("%s has MTU %d: replies are kept within it (asked for %d)", o.Iface, mtu, o.Settings.MTU)
+		o.Settings.MTU = uint32(mtu)
+	}
 	if o.Settings.VerifyUDPCsum && partialChecksums(lk) {
 		o.Settings.VerifyUDPCsum = false
 		o.logf("%s is a veth: local senders leave UDP checksums to offload, so requests' UDP checksums are not verified", o.Iface)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/netlab"
+	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 	"github.com/xdpcache/xdpcache/offload/mode"
 	"github.com/xdpcache/xdpcache/offload/probe"
 	"github.com/xdpcache/xdpcache/offload/record"
@@ -455,4 +456,35 @@ func TestProbeSeesOurDeployment(t *testing.T) {
 		t.Errorf("our own program should be an upgrade, not a failure: %+v", r.Checks)
 	}
 	lab.Server.Do(func() error { return Undeploy(lab.Server.Iface, root) })
+}
+
+// TestDeployFollowsTheLinkAndMemcached: the reply limit comes down to the
+// interface's MTU (a larger reply would be lost), and the datapath reads
+// connections with memcached's own -B setting.
+func TestDeployFollowsTheLinkAndMemcached(t *testing.T) {
+	lab, _ := labtest.Start(t, "-B", "ascii")
+	attachPass(t, lab.Client)
+	labtest.IP(t, lab.Server, "link", "set", "dev", lab.Server.Iface, "mtu", "1450")
+	root := testPinRoot(t)
+	d, err := deployIn(t, lab.Server, Options{Iface: lab.Server.Iface, Mode: mode.Native, Settings: testSettings(), PinRoot: root})
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Server.Do(func() error { return Undeploy(lab.Server.Iface, root) }); err != nil {
+			t.Errorf("undeploy: %v", err)
+		}
+	})
+	if d.Settings.MTU != 1450 || d.Settings.Protocol != "ascii" {
+		t.Errorf("settings MTU %d protocol %q, want 1450 and ascii", d.Settings.MTU, d.Settings.Protocol)
+	}
+	c, err := bpf.LoadPinned(d.PinDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, _, err := c.Config()
+	if err != nil || s.MTU != 1450 || s.Protocol != "ascii" {
+		t.Errorf("the programs run with MTU %d protocol %q (%v)", s.MTU, s.Protocol, err)
+	}
 }

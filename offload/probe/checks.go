@@ -63,6 +63,7 @@ var checks = []struct {
 	{"upper-xdp", checkUppers},
 	{"attached", checkAttached},
 	{"kernel", checkKernel},
+	{"memcached-auth", checkMemcachedAuth},
 	{"memcached-udp", checkMemcachedUDP},
 	{"nicdb", checkNICDBQuirks},
 }
@@ -244,10 +245,43 @@ func checkKernel(in checkInput) []Check {
 	return out
 }
 
-// checkMemcachedUDP: memcached has UDP off by default.
+// checkMemcachedAuth: a memcached that asks clients to authenticate serves
+// no UDP; a cache answering UDP GETs in front of it would hand the values
+// authenticated clients read to anyone.
+func checkMemcachedAuth(in checkInput) []Check {
+	var out []Check
+	for _, m := range in.r.Memcached.Instances {
+		if !m.AuthSASL && !m.AuthASCII {
+			continue
+		}
+		how := "SASL (-S)"
+		if m.AuthASCII {
+			how = "ASCII authentication (-Y)"
+		}
+		out = append(out, Check{ID: "memcached-auth", Status: Fail, Silent: true,
+			Reason: fmt.Sprintf("memcached at %s port %d requires %s: it serves no UDP, and answering UDP GETs from the kernel would bypass its authentication", m.Addr, m.Port, how),
+			Fix:    "xdpcache serves only a memcached without authentication, on a trusted network"})
+	}
+	return out
+}
+
+// checkMemcachedUDP: memcached has UDP off by default; the cache must not
+// answer UDP for a memcached that does not serve it itself.
 func checkMemcachedUDP(in checkInput) []Check {
 	var out []Check
 	for _, p := range in.r.Memcached.Ports {
+		var inst *MemcachedInstance
+		for i, m := range in.r.Memcached.Instances {
+			if m.Port == p {
+				inst = &in.r.Memcached.Instances[i]
+			}
+		}
+		if inst != nil && inst.Error == "" && inst.UDPPort != int(p) {
+			out = append(out, Check{ID: "memcached-udp", Status: Fail, Silent: true,
+				Reason: fmt.Sprintf("memcached at %s port %d serves no UDP there (its udpport is %d): the cache must not answer UDP for it", inst.Addr, p, inst.UDPPort),
+				Fix:    fmt.Sprintf("start memcached with -U %d", p)})
+			continue
+		}
 		if !slices.Contains(in.r.Memcached.UDPListening, p) {
 			out = append(out, Check{ID: "memcached-udp", Status: Warn,
 				Reason: fmt.Sprintf("nothing listens on UDP port %d in this network namespace: memcached has UDP off by default since 1.5.6", p),

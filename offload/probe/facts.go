@@ -34,8 +34,9 @@ var facts = []fact{
 	{"tc", gatherTC},
 	{"xdp-features", gatherXDPFeatures},
 	{"kernel", func(r *Report, _ netlink.Link, _ Options, _ func(string, error)) { r.Kernel = kernelFacts() }},
-	{"memcached", func(r *Report, _ netlink.Link, o Options, _ func(string, error)) {
-		r.Memcached = MemcachedFacts{Ports: o.Ports, UDPListening: udpListening(o.Ports)}
+	{"memcached", func(r *Report, lk netlink.Link, o Options, _ func(string, error)) {
+		r.Memcached = MemcachedFacts{Ports: o.Ports, UDPListening: udpListening(o.Ports),
+			Instances: memcachedInstances(lk, o.Ports)}
 	}},
 	{"veth-peer", func(r *Report, lk netlink.Link, _ Options, _ func(string, error)) {
 		if veth, ok := lk.(*netlink.Veth); ok {

@@ -101,10 +101,30 @@ type KernelFacts struct {
 	Memlock  int64  `json:"memlock"`  // RLIMIT_MEMLOCK bytes, -1 unlimited
 }
 
-// MemcachedFacts: is something listening where the cache expects memcached?
+// MemcachedFacts: is something listening where the cache expects memcached,
+// and what does it say of itself?
 type MemcachedFacts struct {
-	Ports        []uint16 `json:"ports"`
-	UDPListening []uint16 `json:"udp_listening"`
+	Ports        []uint16            `json:"ports"`
+	UDPListening []uint16            `json:"udp_listening"`
+	Instances    []MemcachedInstance `json:"instances,omitempty"`
+}
+
+// MemcachedInstance is what memcached answered to "stats settings" over TCP
+// on one of the ports (the first of the interface's addresses, then
+// loopback, that answered).
+type MemcachedInstance struct {
+	Addr string `json:"addr"`
+	Port uint16 `json:"port"`
+	// Protocol is its -B setting (auto-negotiate, ascii, binary): how it
+	// reads each connection, and so how XDP must.
+	Protocol string `json:"binding_protocol,omitempty"`
+	UDPPort  int    `json:"udpport"`
+	// AuthSASL / AuthASCII: memcached asks clients to authenticate (-S,
+	// -Y). It then serves no UDP, and a cache answering UDP GETs in front
+	// of it would hand values to anyone.
+	AuthSASL  bool   `json:"auth_sasl,omitempty"`
+	AuthASCII bool   `json:"auth_ascii,omitempty"`
+	Error     string `json:"error,omitempty"` // it answered, but not with its settings
 }
 
 // VethPeer is the other end of a veth.
