@@ -146,6 +146,16 @@ func TestUnknownConnectionsConservative(t *testing.T) {
 		t.Fatalf("segment of an unknown connection: flush_unsynced +%d", n)
 	}
 	h.expectMiss(f, "k")
+	// Its next segments, with no 0x80 byte (no binary request), are read
+	// line by line: only what they name goes.
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	h.fillASCII(f, "victim", 0, []byte("v"), nil)
+	h.xdp(f.tcpToServer(t, 20, []byte("delete victim\r\n")))
+	h.expectMiss(f, "victim")
+	h.getHit(f, "get", "k")
+	if n := h.statDelta(StatFlushUnsynced, func() { h.xdp(f.tcpToServer(t, 35, []byte{0x80, 0x04, 0, 1})) }); n != 1 {
+		t.Fatalf("a 0x80 byte in a connection of unknown protocol: flush_unsynced +%d", n)
+	}
 
 	// An ASCII connection that skips bytes: lines are still read, a set's
 	// length no longer trusted.

@@ -275,16 +275,21 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 }
 
 /* Reads a segment of a connection whose positions cannot be trusted
- * (FLOW_UNSYNCED). An ASCII connection has every line from the segment's
- * first byte on read for mutations (data lengths ignored, so data that looks
- * like commands costs only invalidations); anything else flushes. */
+ * (FLOW_UNSYNCED). A segment that continues the last one, of an ASCII
+ * connection or of one whose protocol is unknown and that holds no 0x80
+ * byte (so no binary request), has every line read for mutations (data
+ * lengths ignored, so data that looks like commands costs only
+ * invalidations); anything else flushes. */
 static __always_inline void scan_unsynced(struct xdp_md *ctx, struct config *cfg, struct scratch *s,
 					  struct flow_state *fs, struct pkt *p, __u32 from, int contiguous, __u64 now)
 {
-	if (fs->proto != FLOW_PROTO_ASCII || !contiguous) {
-		/* unknown protocol, binary (headers can no longer be found),
-		 * or the segment may start inside a line whose start we
-		 * missed */
+	int binary = fs->proto == FLOW_PROTO_BINARY ||
+		     (fs->proto == FLOW_PROTO_UNKNOWN && sc_has_magic(ctx, s, p->pl_off, p->pl_len));
+	if (binary || !contiguous) {
+		/* binary (headers can no longer be found; a connection whose
+		 * protocol is unknown may be binary where a segment holds a
+		 * 0x80 byte, with which every binary request begins), or the
+		 * segment may start inside a line whose start we missed */
 		fs->carry_len = 0;
 		fs->mode = FLOW_AT_COMMAND;
 		flush_cache(cfg, now, 0, 1);
@@ -307,6 +312,7 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 				     struct flow_key *fk, __u64 now)
 {
 	struct flow_state *fs;
+	int joined = 0;
 	__u32 seq = p->tcp_seq;
 	int closing = p->tcp_flags & (TCPF_FIN | TCPF_RST);
 
@@ -346,6 +352,7 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 		}
 		fs->sync = FLOW_UNSYNCED;
 		fs->next_seq = seq;
+		joined = 1; /* the segment may start inside a line we never saw */
 	}
 	__s32 d = (__s32)(seq - fs->next_seq);
 	if (d > 0 && fs->sync == FLOW_SYNCED) {
@@ -360,7 +367,7 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 		/* only a segment that starts where the last one ended can be
 		 * read line by line; one before it may fill a hole rather
 		 * than repeat what was seen */
-		scan_unsynced(ctx, cfg, s, fs, p, 0, d == 0, now);
+		scan_unsynced(ctx, cfg, s, fs, p, 0, d == 0 && !joined, now);
 		if (d >= 0)
 			fs->next_seq = seq + p->pl_len;
 		goto out;

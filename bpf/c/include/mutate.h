@@ -874,6 +874,51 @@ __noinline int sc_stream(struct xdp_md *ctx, struct scratch *s, struct config *c
 	return 0;
 }
 
+struct find_ctx {
+	struct xdp_md *ctx;
+	struct scratch *s;
+	__u32 base, pos, end;
+	__u32 found;
+};
+
+static long find_magic_step(__u32 i, void *data)
+{
+	struct find_ctx *f = data;
+	if (f->pos >= f->end)
+		return 1;
+	__u32 n = f->end - f->pos;
+	if (n > WIN_SIZE)
+		n = WIN_SIZE;
+	if (sc_load_win(f->ctx, f->s, f->base + f->pos, 0, n) < 0) {
+		f->found = 1; /* cannot tell: as if found */
+		return 1;
+	}
+	/* zero the tail of the last word, then look for a 0x80 byte in each */
+	*(__u64 *)(f->s->win + (n & WIN_MASK)) = 0;
+	for (__u32 w = 0; w < WIN_SIZE / 8; w++) {
+		if (w * 8 >= n)
+			break;
+		__u64 x = ((__u64 *)f->s->win)[w] ^ 0x8080808080808080ULL; /* 0x80 bytes become 0 */
+		if ((x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL) {
+			f->found = 1;
+			return 1;
+		}
+	}
+	f->pos += n;
+	return 0;
+}
+
+/* Does payload [0, end) hold a byte 0x80 (every binary request starts with
+ * one)? Global: see text.h. */
+__noinline int sc_has_magic(struct xdp_md *ctx, struct scratch *s, __u32 base, __u32 end)
+{
+	if (!s)
+		return 1;
+	struct find_ctx f = { .ctx = ctx, .s = s, .base = base, .end = end };
+	bpf_loop(0x10000 / WIN_SIZE + 1, find_magic_step, &f, 0);
+	return f.found || f.pos < f.end;
+}
+
 /* A UDP datagram's payload [from, end) (after the frame header): memcached
  * reads it as a stream of its own, protocol by its first byte. */
 static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
