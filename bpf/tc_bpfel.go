@@ -189,7 +189,8 @@ const (
 	tcStatIdSTAT_PASS_BAD_CSUM      tcStatId = 30
 	tcStatIdSTAT_ACK_INVALIDATIONS  tcStatId = 31
 	tcStatIdSTAT_ACK_FLUSHES        tcStatId = 32
-	tcStatIdSTAT_MAX                tcStatId = 33
+	tcStatIdSTAT_FILL_AMBIGUOUS     tcStatId = 33
+	tcStatIdSTAT_MAX                tcStatId = 34
 )
 
 type tcTicket struct {
@@ -203,6 +204,8 @@ type tcTicket struct {
 	Opcode  uint8
 	TcpSeq  uint32
 	Key     [256]uint8
+	Pending uint32
+	Pad2    uint32
 }
 
 type tcTicketKey struct {

@@ -189,7 +189,8 @@ const (
 	xdpStatIdSTAT_PASS_BAD_CSUM      xdpStatId = 30
 	xdpStatIdSTAT_ACK_INVALIDATIONS  xdpStatId = 31
 	xdpStatIdSTAT_ACK_FLUSHES        xdpStatId = 32
-	xdpStatIdSTAT_MAX                xdpStatId = 33
+	xdpStatIdSTAT_FILL_AMBIGUOUS     xdpStatId = 33
+	xdpStatIdSTAT_MAX                xdpStatId = 34
 )
 
 type xdpTicket struct {
@@ -203,6 +204,8 @@ type xdpTicket struct {
 	Opcode  uint8
 	TcpSeq  uint32
 	Key     [256]uint8
+	Pending uint32
+	Pad2    uint32
 }
 
 type xdpTicketKey struct {

@@ -198,6 +198,69 @@ static __always_inline void fill_tcp(struct config *cfg, struct scratch *s, stru
 	bpf_loop(MAX_GET_KEYS + 1, item_step, &c, 0);
 }
 
+/* The ticket a binary GET-family response answers, copied into *tc and
+ * s->key (with its hash and length), or 0. GETK/GETKQ: the ticket of the
+ * echoed key, which must be the key asked for. GET/GETQ: the one ticket of
+ * (client, request id, opaque), counted down as every response answers a
+ * request (a miss too), and refused while it is ambiguous (sc_issue_bin_ticket). */
+static __always_inline int bin_ticket(struct config *cfg, struct scratch *s, struct pkt *p, __u8 op, __u32 klen,
+				      __u32 koff, __u16 status, struct ticket *tc)
+{
+	__u8 *h = s->in + MC_FRAME_LEN;
+	__u64 hash = 0;
+	if (op == BIN_GETK || op == BIN_GETKQ) {
+		if (status != 0)
+			return 0;
+		if (klen == 0 || klen > KEY_MAX || koff + klen > BUF_SIZE) {
+			stat_inc(STAT_FILL_MALFORMED);
+			return 0;
+		}
+		sc_copy_key(s, BUF_IN, koff, klen, KEY_SLOT);
+		hash = sc_hash(s, KEY_SLOT, klen, cfg->seed);
+	} else if (klen != 0) {
+		stat_inc(STAT_FILL_MALFORMED);
+		return 0;
+	}
+	ticket_key_for(&s->tkey, p, *(__u16 *)s->in, *(__u32 *)(h + 12), hash);
+	struct ticket *t = bpf_map_lookup_elem(&ticket_map, &s->tkey);
+	if (!t || !t->binary || t->pending == 0) {
+		stat_inc(STAT_FILL_NO_TICKET);
+		return 0;
+	}
+	if (!hash) {
+		__sync_fetch_and_add(&t->pending, -1);
+		if (status != 0)
+			return 0; /* a miss answered one of the requests */
+		if (t->binary != TICKET_BINARY) {
+			stat_inc(STAT_FILL_AMBIGUOUS);
+			return 0;
+		}
+	}
+	__u32 tklen = t->key_len;
+	if (tklen == 0 || tklen > KEY_MAX)
+		return 0;
+	if (hash) {
+		/* the echoed key must be the one asked for */
+		if (klen != tklen || t->hash != hash)
+			return 0;
+		for (int i = 0; i < KEY_WORDS; i++)
+			if (((__u64 *)s->key)[i] != ((__u64 *)t->key)[i])
+				return 0;
+	} else {
+		for (int i = 0; i < KEY_WORDS; i++)
+			((__u64 *)s->key)[i] = ((__u64 *)t->key)[i];
+	}
+	tc->gen = t->gen;
+	tc->epoch = t->epoch;
+	tc->t_req_ns = t->t_req_ns;
+	tc->hash = t->hash;
+	tc->key_len = tklen;
+	/* a keyed ticket is used once; a GET/GETQ one stays, counted down */
+	if (hash)
+		bpf_map_delete_elem(&ticket_map, &s->tkey);
+	return 1;
+}
+
 /* Binary GET-family response, alone in its datagram. */
 static __always_inline void fill_binary(struct config *cfg, struct scratch *s, struct pkt *p, __u32 len, __u64 now)
 {
@@ -209,42 +272,20 @@ static __always_inline void fill_binary(struct config *cfg, struct scratch *s, s
 	__u32 body = ((__u32)h[8] << 24) | ((__u32)h[9] << 16) | ((__u32)h[10] << 8) | h[11];
 	if (op != BIN_GET && op != BIN_GETQ && op != BIN_GETK && op != BIN_GETKQ)
 		return;
-	if (status != 0)
-		return; /* a miss or an error: nothing to fill */
-	if (elen != 4 || klen + elen > body || MC_FRAME_LEN + MC_BIN_HDR_LEN + body != len) {
+	if (MC_FRAME_LEN + MC_BIN_HDR_LEN + body != len || elen + klen > body) {
 		stat_inc(STAT_FILL_MALFORMED);
 		return;
 	}
-	ticket_key_for(&s->tkey, p, *(__u16 *)s->in, *(__u32 *)(h + 12), 0);
-	struct ticket *t = bpf_map_lookup_elem(&ticket_map, &s->tkey);
-	if (!t || !t->binary) {
-		stat_inc(STAT_FILL_NO_TICKET);
+	if (status == 0 && elen != 4) {
+		stat_inc(STAT_FILL_MALFORMED);
 		return;
 	}
-	__u32 tklen = t->key_len;
-	if (tklen == 0 || tklen > KEY_MAX)
-		return;
-	for (int i = 0; i < KEY_WORDS; i++)
-		((__u64 *)s->key)[i] = ((__u64 *)t->key)[i];
-	struct ticket tc = {};
-	tc.gen = t->gen;
-	tc.epoch = t->epoch;
-	tc.t_req_ns = t->t_req_ns;
-	__u64 hash = t->hash;
-	bpf_map_delete_elem(&ticket_map, &s->tkey);
-
-	/* GETK/GETKQ echo the key: it must be the one asked for. */
 	__u32 koff = MC_FRAME_LEN + MC_BIN_HDR_LEN + elen;
-	if (klen) {
-		if (klen != tklen)
-			return;
-		for (__u32 i = 0; i < KEY_MAX; i++) {
-			if (i >= klen)
-				break;
-			if (AT(s->in, BUF_MASK, koff + i) != s->key[i & (KEY_BUF - 1)])
-				return;
-		}
-	}
+	struct ticket tc = {};
+	if (!bin_ticket(cfg, s, p, op, klen, koff, status, &tc))
+		return; /* no ticket, or a miss or an error: nothing to fill */
+	__u32 tklen = tc.key_len;
+	__u64 hash = tc.hash;
 	__u32 vlen = body - elen - klen;
 	if (vlen > cfg->max_value || vlen > VAL_MAX) {
 		stat_inc(STAT_FILL_TOO_BIG);

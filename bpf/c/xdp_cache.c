@@ -177,6 +177,64 @@ static __always_inline void issue_ticket(struct scratch *s, struct pkt *p, __u16
 	bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_ANY);
 }
 
+/* Same key in the ticket as in s->tk? */
+static __always_inline int ticket_same_key(struct ticket *t, struct ticket *n)
+{
+	if (t->hash != n->hash || t->key_len != n->key_len)
+		return 0;
+	for (int i = 0; i < KEY_WORDS; i++)
+		if (((__u64 *)t->key)[i] != ((__u64 *)n->key)[i])
+			return 0;
+	return 1;
+}
+
+/* Binary GET-family miss over UDP; s->tk holds the key, its hash, the
+ * opcode, gen, epoch and arrival time. A ticket must name the key its reply
+ * answers:
+ * - GETK/GETKQ replies echo the key: the ticket is keyed by its hash, as an
+ *   ASCII one, and the TC program compares the echoed key with it.
+ * - GET/GETQ replies carry no key: the ticket (hash 0) names the key the
+ *   (client, request id, opaque) asked for and counts the requests not yet
+ *   answered. A request for another key while some are pending makes it
+ *   ambiguous: no reply fills from it until every request it counts has
+ *   been answered (then the next request starts afresh).
+ * A second request for the same key keeps the older ticket: its generation
+ * and time are the conservative ones. Global: see text.h. */
+__noinline int sc_issue_bin_ticket(struct scratch *s, struct pkt *p, __u32 opaque, __u32 with_key)
+{
+	if (!s || !p)
+		return -1;
+	s = get_scratch(); /* map-value pointer: see sc_issue_tickets */
+	if (!s)
+		return -1;
+	struct ticket_key *tk = &s->tkey;
+	__builtin_memcpy(tk->addr, p->saddr, 16);
+	tk->port = p->sport;
+	tk->req_id = *(__u16 *)s->in;
+	tk->opaque = opaque;
+	tk->hash = with_key ? s->tk.hash : 0;
+	s->tk.binary = TICKET_BINARY;
+	s->tk.pending = 1;
+	int rc = bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_NOEXIST);
+	if (rc == 0 || with_key)
+		goto out;
+	struct ticket *t = bpf_map_lookup_elem(&ticket_map, tk);
+	if (!t)
+		goto out;
+	if (t->pending == 0) {
+		/* every request it counted was answered */
+		bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_ANY);
+		goto out;
+	}
+	__sync_fetch_and_add(&t->pending, 1);
+	if (t->binary != TICKET_BINARY || !ticket_same_key(t, &s->tk))
+		t->binary = TICKET_BINARY_AMBIGUOUS;
+out:
+	s->tk.binary = 0;
+	s->tk.pending = 0;
+	return 0;
+}
+
 #define GET_TOO_MANY_KEYS -2
 
 /* Parses the keys of "get <k1> <k2> ...\r\n" from s->in[pos, len) into the
@@ -524,16 +582,17 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	}
 	if (miss)
 		stat_inc(miss);
-	/* The reply to GET/GETQ carries no key: the ticket keeps it. */
+	/* The ticket keeps the key: the reply to GET/GETQ carries none. */
 	__u64 *tk64 = (__u64 *)s->tk.key;
 	for (int i = 0; i < KEY_WORDS; i++)
 		tk64[i] = k64[i];
 	s->tk.key_len = klen;
 	s->tk.hash = s->hashes[0];
-	s->tk.binary = 1;
 	s->tk.opcode = op;
-	issue_ticket(s, p, *(__u16 *)s->in, *(__u32 *)(h + 12), 0, bucket_gen(cfg, s->hashes[0]), epoch, now);
-	s->tk.binary = 0;
+	s->tk.gen = bucket_gen(cfg, s->hashes[0]);
+	s->tk.epoch = epoch;
+	s->tk.t_req_ns = now;
+	sc_issue_bin_ticket(s, p, *(__u32 *)(h + 12), with_key);
 	return XDP_PASS;
 }
 

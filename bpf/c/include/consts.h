@@ -119,6 +119,8 @@ enum stat_id {
 	STAT_PASS_BAD_CSUM,     /* a request whose IP or UDP checksum is wrong (the kernel drops it) */
 	STAT_ACK_INVALIDATIONS, /* keys invalidated again as memcached's reply on the writer's flow left */
 	STAT_ACK_FLUSHES,       /* flushes repeated as memcached's reply on the flushing flow left */
+	STAT_FILL_AMBIGUOUS,    /* binary GET/GETQ replies refused: requests for different keys shared
+				 * the client, request id and opaque, so the reply names no one key */
 	STAT_MAX,
 };
 
