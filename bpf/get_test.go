@@ -116,3 +116,31 @@ func TestGetsNeedsCAS(t *testing.T) {
 		t.Errorf("get reply %q want %q", got, want)
 	}
 }
+
+// TestIPv6ExtensionHeaderReply: a GET behind a destination-options header is
+// answered with the header kept and counted in the payload length (issue 13,
+// defect 6); checkFrame verifies lengths and checksums.
+func TestIPv6ExtensionHeaderReply(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v6flow()
+	h.fillASCII(f, "k", 3, []byte("value"), nil)
+	ret, out := h.xdp(withIPv6DestOpts(t, f.udpToServer(t, frame(h.nextID(), getLine("get", "k")))))
+	if ret != xdpTX {
+		t.Fatalf("GET behind a destination-options header: want XDP_TX, got %d", ret)
+	}
+	r := decodeReply(t, f, out)
+	if got, want := string(r.payload[8:]), "VALUE k 3 5\r\nvalue\r\nEND\r\n"; got != want {
+		t.Fatalf("got %q want %q", got, want)
+	}
+	if pl, want := int(out[14+4])<<8|int(out[14+5]), len(out)-14-40; pl != want || out[14+6] != 60 {
+		t.Fatalf("payload length %d (next header %d), want %d behind a destination-options header", pl, out[14+6], want)
+	}
+	// binary protocol, same path
+	h.xdp(f.udpToServer(t, frame(50, binReq(0x0c, "b", nil, nil, 5))))
+	h.tc(f.udpToClient(t, frame(50, binResp(0x0c, "b", 0, []byte("bv"), 5, 9))))
+	ret, out = h.xdp(withIPv6DestOpts(t, f.udpToServer(t, frame(51, binReq(0x00, "b", nil, nil, 6)))))
+	if ret != xdpTX {
+		t.Fatalf("binary GET behind a destination-options header: want XDP_TX, got %d", ret)
+	}
+	decodeReply(t, f, out)
+}

@@ -310,7 +310,7 @@ func TestFragmentedMutationsFlush(t *testing.T) {
 
 // withIPv6DestOpts inserts an 8-byte destination-options header after the
 // IPv6 header of an Ethernet frame.
-func withIPv6DestOpts(t *testing.T, pkt []byte) []byte {
+func withIPv6DestOpts(t testing.TB, pkt []byte) []byte {
 	const ip6 = 14
 	out := append([]byte{}, pkt[:ip6+40]...)
 	next := out[ip6+6]

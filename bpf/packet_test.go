@@ -189,8 +189,17 @@ func checkFrame(t testing.TB, out []byte) reply {
 		}
 		pseudo = append(append([]byte{}, ip4.SrcIP.To4()...), ip4.DstIP.To4()...)
 	} else if ip6, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok {
-		if int(ip6.Length) != int(udp.Length) {
-			t.Errorf("IPv6 payload length %d, UDP %d", ip6.Length, udp.Length)
+		// the payload length covers extension headers and UDP: all of the
+		// frame after the fixed header
+		ipOff := 0
+		for _, l := range pkt.Layers() {
+			if l.LayerType() == layers.LayerTypeIPv6 {
+				break
+			}
+			ipOff += len(l.LayerContents())
+		}
+		if want := len(out) - ipOff - 40; int(ip6.Length) != want {
+			t.Errorf("IPv6 payload length %d, want %d (UDP %d)", ip6.Length, want, udp.Length)
 		}
 		pseudo = append(append([]byte{}, ip6.SrcIP...), ip6.DstIP...)
 	} else {
