@@ -652,6 +652,11 @@ int xdpcache_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (parse_pkt(data, data_end, data_end - data, &p))
 		return XDP_PASS;
+	if (p.first_frag == FRAG_NO_PORTS) {
+		/* a first fragment too short to show its ports: it may be memcached's */
+		flush_cache(cfg, bpf_ktime_get_ns(), 0, 1);
+		return XDP_PASS;
+	}
 	if (!port_match(cfg, p.dport) || parse_addrs(data, data_end, &p))
 		return XDP_PASS;
 	stat_inc(STAT_MC_PACKETS);
