@@ -21,7 +21,7 @@ func (m *Maps) all() map[string]*ebpf.Map {
 		"ack_map": m.AckMap, "allow4_map": m.Allow4Map, "allow6_map": m.Allow6Map, "cache_map": m.CacheMap,
 		"config_map": m.ConfigMap, "expiry_map": m.ExpiryMap, "flow_map": m.FlowMap,
 		"global_map": m.GlobalMap, "local_map": m.LocalMap, "reply_map": m.ReplyMap,
-		"scratch_map": m.ScratchMap, "stats_map": m.StatsMap, "ticket_map": m.TicketMap,
+		"scratch_map": m.ScratchMap, "stats_map": m.StatsMap, "stream_map": m.StreamMap, "ticket_map": m.TicketMap,
 	}
 }
 
@@ -60,7 +60,7 @@ func LoadPinned(dir string) (*Cache, error) {
 		"ack_map": &m.AckMap, "allow4_map": &m.Allow4Map, "allow6_map": &m.Allow6Map, "cache_map": &m.CacheMap,
 		"config_map": &m.ConfigMap, "expiry_map": &m.ExpiryMap, "flow_map": &m.FlowMap,
 		"global_map": &m.GlobalMap, "local_map": &m.LocalMap, "reply_map": &m.ReplyMap,
-		"scratch_map": &m.ScratchMap, "stats_map": &m.StatsMap, "ticket_map": &m.TicketMap,
+		"scratch_map": &m.ScratchMap, "stats_map": &m.StatsMap, "stream_map": &m.StreamMap, "ticket_map": &m.TicketMap,
 	} {
 		if *dst, err = ebpf.LoadPinnedMap(filepath.Join(dir, pinMapsDir, name), nil); err != nil {
 			c.Close()

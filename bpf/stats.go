@@ -41,6 +41,8 @@ const (
 	StatAckInvalidations  = xdpStatIdSTAT_ACK_INVALIDATIONS
 	StatAckFlushes        = xdpStatIdSTAT_ACK_FLUSHES
 	StatFillAmbiguous     = xdpStatIdSTAT_FILL_AMBIGUOUS
+	StatStreamUntracked   = xdpStatIdSTAT_STREAM_UNTRACKED
+	StatStreamLost        = xdpStatIdSTAT_STREAM_LOST
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
 
@@ -73,7 +75,7 @@ var statNames = [...]string{
 	"invalidations", "flushes", "flush_unreadable", "tcp_segments",
 	"fills", "fill_stale", "fill_no_ticket", "fill_too_big", "fill_malformed", "tc_packets", "miss_no_room",
 	"fill_held", "fill_expired", "fill_busy", "pass_bad_csum", "ack_invalidations", "ack_flushes",
-	"fill_ambiguous",
+	"fill_ambiguous", "stream_untracked", "stream_lost",
 }
 
 // StatName is the counter's name as status and metrics show it.

@@ -190,8 +190,18 @@ const (
 	tcStatIdSTAT_ACK_INVALIDATIONS  tcStatId = 31
 	tcStatIdSTAT_ACK_FLUSHES        tcStatId = 32
 	tcStatIdSTAT_FILL_AMBIGUOUS     tcStatId = 33
-	tcStatIdSTAT_MAX                tcStatId = 34
+	tcStatIdSTAT_STREAM_UNTRACKED   tcStatId = 34
+	tcStatIdSTAT_STREAM_LOST        tcStatId = 35
+	tcStatIdSTAT_MAX                tcStatId = 36
 )
+
+type tcStreamState struct {
+	_       structs.HostLayout
+	NextSeq uint32
+	Skip    uint32
+	ReqEnd  uint32
+	Mode    uint32
+}
 
 type tcTicket struct {
 	_       structs.HostLayout
@@ -233,6 +243,7 @@ const (
 	tcMapReplyMap    = "reply_map"
 	tcMapScratchMap  = "scratch_map"
 	tcMapStatsMap    = "stats_map"
+	tcMapStreamMap   = "stream_map"
 	tcMapTicketMap   = "ticket_map"
 	tcProgXdpcacheTc = "xdpcache_tc"
 )
@@ -298,6 +309,7 @@ type tcMapSpecs struct {
 	ReplyMap   *ebpf.MapSpec `ebpf:"reply_map"`
 	ScratchMap *ebpf.MapSpec `ebpf:"scratch_map"`
 	StatsMap   *ebpf.MapSpec `ebpf:"stats_map"`
+	StreamMap  *ebpf.MapSpec `ebpf:"stream_map"`
 	TicketMap  *ebpf.MapSpec `ebpf:"ticket_map"`
 }
 
@@ -339,6 +351,7 @@ type tcMaps struct {
 	ReplyMap   *ebpf.Map `ebpf:"reply_map"`
 	ScratchMap *ebpf.Map `ebpf:"scratch_map"`
 	StatsMap   *ebpf.Map `ebpf:"stats_map"`
+	StreamMap  *ebpf.Map `ebpf:"stream_map"`
 	TicketMap  *ebpf.Map `ebpf:"ticket_map"`
 }
 
@@ -356,6 +369,7 @@ func (m *tcMaps) Close() error {
 		m.ReplyMap,
 		m.ScratchMap,
 		m.StatsMap,
+		m.StreamMap,
 		m.TicketMap,
 	)
 }

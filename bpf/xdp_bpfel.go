@@ -190,8 +190,18 @@ const (
 	xdpStatIdSTAT_ACK_INVALIDATIONS  xdpStatId = 31
 	xdpStatIdSTAT_ACK_FLUSHES        xdpStatId = 32
 	xdpStatIdSTAT_FILL_AMBIGUOUS     xdpStatId = 33
-	xdpStatIdSTAT_MAX                xdpStatId = 34
+	xdpStatIdSTAT_STREAM_UNTRACKED   xdpStatId = 34
+	xdpStatIdSTAT_STREAM_LOST        xdpStatId = 35
+	xdpStatIdSTAT_MAX                xdpStatId = 36
 )
+
+type xdpStreamState struct {
+	_       structs.HostLayout
+	NextSeq uint32
+	Skip    uint32
+	ReqEnd  uint32
+	Mode    uint32
+}
 
 type xdpTicket struct {
 	_       structs.HostLayout
@@ -233,6 +243,7 @@ const (
 	xdpMapReplyMap     = "reply_map"
 	xdpMapScratchMap   = "scratch_map"
 	xdpMapStatsMap     = "stats_map"
+	xdpMapStreamMap    = "stream_map"
 	xdpMapTicketMap    = "ticket_map"
 	xdpProgXdpcacheXdp = "xdpcache_xdp"
 )
@@ -298,6 +309,7 @@ type xdpMapSpecs struct {
 	ReplyMap   *ebpf.MapSpec `ebpf:"reply_map"`
 	ScratchMap *ebpf.MapSpec `ebpf:"scratch_map"`
 	StatsMap   *ebpf.MapSpec `ebpf:"stats_map"`
+	StreamMap  *ebpf.MapSpec `ebpf:"stream_map"`
 	TicketMap  *ebpf.MapSpec `ebpf:"ticket_map"`
 }
 
@@ -339,6 +351,7 @@ type xdpMaps struct {
 	ReplyMap   *ebpf.Map `ebpf:"reply_map"`
 	ScratchMap *ebpf.Map `ebpf:"scratch_map"`
 	StatsMap   *ebpf.Map `ebpf:"stats_map"`
+	StreamMap  *ebpf.Map `ebpf:"stream_map"`
 	TicketMap  *ebpf.Map `ebpf:"ticket_map"`
 }
 
@@ -356,6 +369,7 @@ func (m *xdpMaps) Close() error {
 		m.ReplyMap,
 		m.ScratchMap,
 		m.StatsMap,
+		m.StreamMap,
 		m.TicketMap,
 	)
 }

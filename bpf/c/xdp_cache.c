@@ -11,6 +11,7 @@
 #include "include/cache.h"
 #include "include/mutate.h"
 #include "include/ack.h"
+#include "include/reply_stream.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -285,7 +286,12 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 		return -1;
 	int tcp = p->proto == IPPROTO_TCP;
 	__u16 req_id = tcp ? 0 : *(__u16 *)s->in;
-	s->tk.tcp_seq = p->tcp_ack; /* where the reply must start in the server's stream */
+	__u32 req_end = 0;
+	/* TCP: only where TC follows the replies, never for a retransmission;
+	 * the reply must come after the server acknowledged the request */
+	if (tcp && !stream_ticket_ok(p, &req_end))
+		return 0;
+	s->tk.tcp_seq = req_end;
 	for (int k = 0; k < MAX_GET_KEYS; k++) {
 		if (k >= nkeys)
 			break;

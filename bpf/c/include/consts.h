@@ -121,6 +121,8 @@ enum stat_id {
 	STAT_ACK_FLUSHES,       /* flushes repeated as memcached's reply on the flushing flow left */
 	STAT_FILL_AMBIGUOUS,    /* binary GET/GETQ replies refused: requests for different keys shared
 				 * the client, request id and opaque, so the reply names no one key */
+	STAT_STREAM_UNTRACKED,  /* TCP reply segments on connections whose start TC never saw: no fills */
+	STAT_STREAM_LOST,       /* TCP connections whose replies TC lost track of: no more fills */
 	STAT_MAX,
 };
 

@@ -244,5 +244,6 @@ static __always_inline int port_in(const __u16 ports[MAX_PORTS], __u16 port_be)
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
 #define TCPF_RST 0x04
+#define TCPF_ACK 0x10
 
 #endif
