@@ -342,15 +342,32 @@ func TestFragmentedMutationsFlush(t *testing.T) {
 
 // withIPv6DestOpts inserts an 8-byte destination-options header after the
 // IPv6 header of an Ethernet frame.
-func withIPv6DestOpts(t testing.TB, pkt []byte) []byte {
+func withIPv6DestOpts(t testing.TB, pkt []byte) []byte { return withIPv6DestOptsN(t, pkt, 8) }
+
+// withIPv6DestOptsN inserts an n-byte destination-options header (n a
+// multiple of 8, 8 to 2048) filled with PadN options.
+func withIPv6DestOptsN(t testing.TB, pkt []byte, n int) []byte {
+	t.Helper()
 	const ip6 = 14
+	if n%8 != 0 || n < 8 || n > 2048 {
+		t.Fatalf("destination options of %d bytes", n)
+	}
 	out := append([]byte{}, pkt[:ip6+40]...)
 	next := out[ip6+6]
 	out[ip6+6] = 60
 	plen := int(out[ip6+4])<<8 | int(out[ip6+5])
-	plen += 8
+	plen += n
 	out[ip6+4], out[ip6+5] = byte(plen>>8), byte(plen)
-	out = append(out, next, 0, 1, 4, 0, 0, 0, 0) // PadN option filling the header
+	out = append(out, next, byte(n/8-1))
+	for left := n - 2; left > 0; {
+		k := min(left, 257) // PadN: 2 + up to 255 bytes
+		if left-k == 1 {
+			k-- // leave room for one more PadN, not a lone byte
+		}
+		out = append(out, 1, byte(k-2))
+		out = append(out, make([]byte, k-2)...)
+		left -= k
+	}
 	return append(out, pkt[ip6+40:]...)
 }
 

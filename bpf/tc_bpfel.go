@@ -131,7 +131,7 @@ type tcScratch struct {
 	KeyLens    [16]uint16
 	Win        [528]uint8
 	Key        [264]uint8
-	Hdr        [136]uint8
+	Hdr        [264]uint8
 	Tkey       tcTicketKey
 	Tk         tcTicket
 	Q_epoch    uint64

@@ -173,6 +173,14 @@ static __always_inline void fill_ascii(struct config *cfg, struct scratch *s, st
 		return;
 	}
 	__u32 body = len - MC_FRAME_LEN;
+	if (*(__u16 *)(s->in + 2) != 0) {
+		/* a later datagram of one memcached response (memcached.c
+		 * build_udp_header numbers them): the rest of a value, never a
+		 * reply boundary */
+		if (rs->skip != ~0U)
+			rs->skip = rs->skip > body ? rs->skip - body : 0;
+		return;
+	}
 	if (rs->skip >= body) {
 		if (rs->skip != ~0U)
 			rs->skip -= body;

@@ -76,15 +76,15 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	 * aside in s->hdr: if the tail cannot grow (veth frames built from small skbs
 	 * have little tailroom), the frame grows at the front instead, into
 	 * the headroom XDP guarantees, and the headers are written back. */
-	__u32 hlen = p->pl_off & 0x7f; /* s->hdr was filled by admit_get */
-	if (hlen < sizeof(struct ethhdr))
+	__u32 hlen = p->pl_off; /* s->hdr was filled by admit_get */
+	if (hlen < sizeof(struct ethhdr) || hlen > HDR_MAX)
 		return -1;
 	if (bpf_xdp_adjust_tail(ctx, delta)) {
 		if (delta <= 0 || bpf_xdp_adjust_head(ctx, -delta)) {
 			stat_inc(STAT_MISS_NO_ROOM);
 			return -2;
 		}
-		if (bpf_xdp_store_bytes(ctx, 0, s->hdr, SIZE_1_TO(hlen, 128)) < 0)
+		if (bpf_xdp_store_bytes(ctx, 0, s->hdr, SIZE_1_TO(hlen, HDR_MAX)) < 0)
 			return XDP_DROP;
 	}
 	data = (void *)(long)ctx->data;
@@ -119,8 +119,13 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cfg, struct pkt *p, struct scratch *s,
 					   __u32 len)
 {
-	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & 0x7f;
-	if (bpf_xdp_load_bytes(ctx, 0, s->hdr, (p->pl_off & 0x7f) | 1) < 0)
+	/* the headers, whole: pl_off <= HDR_MAX, so l4 + 8 <= HDR_MAX too */
+	if (p->pl_off > HDR_MAX || p->pl_off < 8)
+		return 0;
+	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & (HDR_MAX - 1);
+	if (l4 + 8 > HDR_MAX)
+		return 0;
+	if (bpf_xdp_load_bytes(ctx, 0, s->hdr, SIZE_1_TO(p->pl_off, HDR_MAX)) < 0)
 		return 0;
 	__u64 sum = 0;
 	__s64 r;
@@ -140,7 +145,7 @@ static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cf
 	if (!(cfg->flags & CFG_VERIFY_UDP_CSUM))
 		return 1;
 	sum += (__u32)r;
-	__u16 *udp = (__u16 *)(s->hdr + l4); /* l4 <= 82: inside hdr */
+	__u16 *udp = (__u16 *)(s->hdr + l4); /* l4 + 8 <= HDR_MAX: inside hdr */
 	if (udp[3] == 0) /* no checksum: allowed over IPv4 only */
 		return !p->ipv6;
 	sum += bpf_htons(IPPROTO_UDP) + udp[2]; /* pseudo header: protocol, length */
@@ -303,6 +308,12 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 	struct ticket_key *rk = &s->tkey;
 	rk->opaque = 0;
 	rk->hash = 0;
+	/* A reply to this client's request id may be out mid-value (the id
+	 * reused): its parse state stays, or the rest of that value would be
+	 * read as items. */
+	struct reply_state *old = bpf_map_lookup_elem(&reply_map, rk);
+	if (old && old->skip && old->skip != ~0U)
+		return 0;
 	struct reply_state rs = {};
 	bpf_map_update_elem(&reply_map, rk, &rs, BPF_ANY);
 	return 0;

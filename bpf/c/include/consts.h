@@ -33,6 +33,10 @@
 #define SIZE_1_TO(n, pow2) ({ __u64 __n = (n); asm volatile("" : "+r"(__n)); /* hide n's range from clang */ \
 				   ((__n - 1) & ((pow2) - 1)) + 1; })
 
+/* Longest headers (Ethernet to UDP) of a request XDP answers: IPv6 with
+ * extension headers and VLAN tags can pass 128 bytes (power of two). */
+#define HDR_MAX 256
+
 /* Request limits for serving from XDP. */
 #define MAX_GET_KEYS 16
 #define MAX_PORTS 4

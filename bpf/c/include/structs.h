@@ -167,7 +167,7 @@ struct scratch {
 	__u16 key_lens[MAX_GET_KEYS];
 	__u8 win[WIN_SIZE + 16];
 	__u8 key[KEY_BUF + 8];
-	__u8 hdr[128 + 8]; /* the request's headers while the frame is resized */
+	__u8 hdr[HDR_MAX + 8]; /* the request's headers while the frame is resized */
 	struct ticket_key tkey;
 	struct ticket tk;
 	/* the request being served (sc_serve_ascii / sc_serve_binary) */
