@@ -180,19 +180,19 @@ func diffRegressions() []diffRegression {
 				difftest.Event{Conn: difftest.UDP, Hold: true, Data: append(difftest.Frame(5, 0, 1), difftest.BinReq(difftest.BinGet, "k", nil, nil, 9)...)},
 				difftest.Event{Conn: difftest.UDP, Data: append(difftest.Frame(5, 0, 1), difftest.BinReq(difftest.BinGet, "o", nil, nil, 9)...)})
 			return s
-		}(), knownFail: "#2: both GETs leave a ticket (request id 5, opaque 9, hash 0): the second overwrites the first, and memcached's answer to GET k (K1) fills o's bucket"},
+		}(), guards: "#2: both GETs leave a ticket (request id 5, opaque 9, hash 0): the second overwrites the first, and memcached's answer to GET k (K1) fills o's bucket"},
 		// 6 and item 3: replies byte-identical, whatever the encapsulation
 		{name: "reply-ipv6-destopts", stream: wrap(udpStream(true, append(difftest.Frame(11, 0, 1), "get k o\r\n"...)), "ipopts"), wantTX: true,
-			knownFail: "#6: the reply to a GET behind an IPv6 destination-options header keeps the header but its payload length leaves it out (8 bytes short)"},
+			guards: "#6: the reply to a GET behind an IPv6 destination-options header keeps the header but its payload length leaves it out (8 bytes short)"},
 		{name: "reply-ipv4-options", stream: wrap(udpStream(false, append(difftest.Frame(12, 0, 1), "gets k\r\n"...)), "ipopts"), wantTX: true},
 		{name: "reply-qinq-v6", stream: wrap(udpStream(true, append(difftest.Frame(13, 0, 1), "get o\r\n"...)), "qinq"), wantTX: true},
 		{name: "reply-vlan-binary-getk", stream: wrap(udpStream(false, append(difftest.Frame(14, 0, 1), difftest.BinReq(difftest.BinGetK, "o", nil, nil, 77)...)), "vlan"), wantTX: true},
 		{name: "reply-bigopts-qinq-v6", stream: wrap(udpStream(true, append(difftest.Frame(15, 0, 1), "get k\r\n"...)), "bigopts")}, // XDP passes it today (headers of 158 bytes): fine, a reply must be right
 		// 8: fragments whose first one is too short for the TCP header
 		{name: "tcp-v4-short-first-fragment", stream: wrap(tcpStream("delete k\r\n"), "frag"),
-			knownFail: "#8: the first fragment carries 8 bytes of the TCP header: parse_pkt fails and the frame passes with no flush; the kernel reassembles `delete k` for memcached"},
+			guards: "#8: the first fragment carries 8 bytes of the TCP header: parse_pkt fails and the frame passes with no flush; the kernel reassembles `delete k` for memcached"},
 		{name: "tcp-v6-short-first-fragment", stream: wrap(v6(tcpStream("delete k\r\n")), "frag"),
-			knownFail: "#8, over IPv6 too: the first fragment (behind a fragment header) carries 8 bytes of the TCP header and passes with no flush"},
+			guards: "#8, over IPv6 too: the first fragment (behind a fragment header) carries 8 bytes of the TCP header and passes with no flush"},
 		{name: "udp-v4-fragments", stream: wrap(udpStream(false, append(difftest.Frame(16, 0, 1), "delete k\r\n"...)), "frag")},
 		{name: "udp-v6-fragments", stream: wrap(udpStream(true, append(difftest.Frame(16, 0, 1), "delete k\r\n"...)), "frag")},
 		{name: "udp-incomplete-touch", stream: udpStream(false, append(difftest.Frame(17, 0, 1), "touch k 0"...)),
@@ -206,7 +206,7 @@ func diffRegressions() []diffRegression {
 			// acknowledges up to evil and asks for k
 			s.Events = append(s.Events, difftest.Event{Conn: 0, Data: []byte("get k\r\n"), Ack: len(fmt.Sprintf("VALUE x 0 %d\r\n", len(evil)))})
 			return s
-		}(), knownFail: "#4: the ticket of `get k` takes the client's ACK number as the start of the reply; the server's segment starting there is the value of x, `VALUE k 1 4\\r\\nEVIL...`, and fills k"},
+		}(), guards: "#4: the ticket of `get k` takes the client's ACK number as the start of the reply; the server's segment starting there is the value of x, `VALUE k 1 4\\r\\nEVIL...`, and fills k"},
 		{name: "udp-delete", stream: udpStream(false, append(difftest.Frame(8, 0, 1), "delete k\r\n"...))},
 		{name: "incomplete-add-keeps-ttl", stream: tcpStream("add k 1 4117"),
 			guards: "new: a line cut by the segment end (memcached waits for the rest, changes nothing) records exptime 4117 for k"},

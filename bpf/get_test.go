@@ -116,3 +116,77 @@ func TestGetsNeedsCAS(t *testing.T) {
 		t.Errorf("get reply %q want %q", got, want)
 	}
 }
+
+// TestIPv6ExtensionHeaderReply: a GET behind a destination-options header is
+// answered with the header kept and counted in the payload length (issue 13,
+// defect 6); checkFrame verifies lengths and checksums.
+func TestIPv6ExtensionHeaderReply(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v6flow()
+	h.fillASCII(f, "k", 3, []byte("value"), nil)
+	ret, out := h.xdp(withIPv6DestOpts(t, f.udpToServer(t, frame(h.nextID(), getLine("get", "k")))))
+	if ret != xdpTX {
+		t.Fatalf("GET behind a destination-options header: want XDP_TX, got %d", ret)
+	}
+	r := decodeReply(t, f, out)
+	if got, want := string(r.payload[8:]), "VALUE k 3 5\r\nvalue\r\nEND\r\n"; got != want {
+		t.Fatalf("got %q want %q", got, want)
+	}
+	if pl, want := int(out[14+4])<<8|int(out[14+5]), len(out)-14-40; pl != want || out[14+6] != 60 {
+		t.Fatalf("payload length %d (next header %d), want %d behind a destination-options header", pl, out[14+6], want)
+	}
+	// binary protocol, same path
+	h.xdp(f.udpToServer(t, frame(50, binReq(0x0c, "b", nil, nil, 5))))
+	h.tc(f.udpToClient(t, frame(50, binResp(0x0c, "b", 0, []byte("bv"), 5, 9))))
+	ret, out = h.xdp(withIPv6DestOpts(t, f.udpToServer(t, frame(51, binReq(0x00, "b", nil, nil, 6)))))
+	if ret != xdpTX {
+		t.Fatalf("binary GET behind a destination-options header: want XDP_TX, got %d", ret)
+	}
+	decodeReply(t, f, out)
+}
+
+// TestReusedRequestIDMidReply: a request that reuses the id of a reply
+// still in flight must not make the rest of that reply parse as items
+// (issue 13, defect 11). memcached numbers the datagrams of one response
+// (0 of n, 1 of n, ...); later ones carry only the rest of the response.
+func TestReusedRequestIDMidReply(t *testing.T) {
+	fake := []byte("VALUE evil 0 4\r\nFAKE\r\n")
+	for _, seq := range []uint16{1, 0} { // memcached's numbering, and "0 of 1" throughout
+		h := newHarness(t, nil)
+		f := v4flow()
+		id := h.nextID()
+		h.getMiss(f, id, "get", "big")
+		value := append(bytes.Repeat([]byte("x"), 100), fake...)
+		first := asciiItem("big", 0, value, nil)
+		cut := len(first) - len(fake) - 2
+		total := uint16(1)
+		if seq > 0 {
+			total = 2
+		}
+		h.tc(f.udpToClient(t, frameSeq(id, 0, total, first[:cut])))
+		h.getMiss(f, id, "get", "evil") // same id, while the reply to "get big" is out
+		if n := h.statDelta(StatFills, func() { h.tc(f.udpToClient(t, frameSeq(id, seq, total, first[cut:]))) }); n != 0 {
+			t.Fatalf("seq %d: the rest of a value filled %d entries", seq, n)
+		}
+		h.expectMiss(f, "evil")
+	}
+}
+
+// TestLongHeadersServed: headers of 128 bytes or more (IPv6 with extension
+// headers) are kept whole (issue 13, defect 11).
+func TestLongHeadersServed(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v6flow()
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	for _, n := range []int{64, 72, 80, 136, 192} {
+		pkt := withIPv6DestOptsN(t, f.udpToServer(t, frame(h.nextID(), getLine("get", "k"))), n)
+		ret, out := h.xdp(pkt)
+		if ret != xdpTX {
+			t.Fatalf("%d bytes of destination options: got %d, want XDP_TX", n, ret)
+		}
+		r := decodeReply(t, f, out)
+		if got := string(r.payload[8:]); got != "VALUE k 0 1\r\nv\r\nEND\r\n" {
+			t.Fatalf("%d bytes of destination options: reply %q", n, got)
+		}
+	}
+}

@@ -354,9 +354,41 @@ func TestFragmentedMutationsFlush(t *testing.T) {
 	}
 	h.expectMiss(f, "k")
 
+	// TCP with a first fragment too short for the TCP header (8 bytes: the
+	// ports and the sequence number) still flushes (issue 13, defect 8), in
+	// both flavors.
+	for _, short := range []int{8, 16} {
+		h.fillASCII(f, "k", 0, []byte("v"), nil)
+		if n := h.statDelta(StatFlushUnreadable, func() { h.xdp(shortFirstFragment(f.tcpToServer(t, 1, []byte("delete k\r\n")), short)) }); n != 1 {
+			t.Fatalf("first IPv4 fragment with %d bytes of TCP: flush_unreadable +%d", short, n)
+		}
+		h.expectMiss(f, "k")
+	}
+	// A first fragment whose ports cannot be read at all: flushed too.
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	if n := h.statDelta(StatFlushUnreadable, func() { h.xdp(shortFirstFragment(f.tcpToServer(t, 1, []byte("delete k\r\n")), 0)) }); n != 1 {
+		t.Fatalf("first IPv4 fragment without ports: flush_unreadable +%d", n)
+	}
+	h.expectMiss(f, "k")
+	oh := newOffHarness(t, nil)
+	oh.fill(f, "k", 0, []byte("v"))
+	oh.xdp(shortFirstFragment(f.tcpToServer(t, 1, []byte("delete k\r\n")), 8))
+	oh.expectMiss(f, "k")
+	// IPv6 likewise: a first fragment (fragment header, offset 0, M set)
+	// with 8 bytes of TCP.
+	h6f := newHarness(t, nil)
+	f6 := v6flow()
+	h6f.fillASCII(f6, "k", 0, []byte("v"), nil)
+	if n := h6f.statDelta(StatFlushUnreadable, func() { h6f.xdp(shortFirstFragment6(f6.tcpToServer(t, 1, []byte("delete k\r\n")), 8)) }); n != 1 {
+		t.Fatalf("first IPv6 fragment with 8 bytes of TCP: flush_unreadable +%d", n)
+	}
+	h6f.expectMiss(f6, "k")
+	// Later fragments carry no port and pass: their datagram cannot be
+	// delivered before its first fragment, which flushed.
+
 	// IPv6: a mutation behind extension headers is still found.
 	h6 := newHarness(t, nil)
-	f6 := v6flow()
+	f6 = v6flow()
 	h6.fillASCII(f6, "k", 0, []byte("v"), nil)
 	h6.fillASCII(f6, "other", 0, []byte("o"), nil)
 	h6.xdp(withIPv6DestOpts(t, f6.tcpSyn(t, 0, nil)))
@@ -367,15 +399,32 @@ func TestFragmentedMutationsFlush(t *testing.T) {
 
 // withIPv6DestOpts inserts an 8-byte destination-options header after the
 // IPv6 header of an Ethernet frame.
-func withIPv6DestOpts(t *testing.T, pkt []byte) []byte {
+func withIPv6DestOpts(t testing.TB, pkt []byte) []byte { return withIPv6DestOptsN(t, pkt, 8) }
+
+// withIPv6DestOptsN inserts an n-byte destination-options header (n a
+// multiple of 8, 8 to 2048) filled with PadN options.
+func withIPv6DestOptsN(t testing.TB, pkt []byte, n int) []byte {
+	t.Helper()
 	const ip6 = 14
+	if n%8 != 0 || n < 8 || n > 2048 {
+		t.Fatalf("destination options of %d bytes", n)
+	}
 	out := append([]byte{}, pkt[:ip6+40]...)
 	next := out[ip6+6]
 	out[ip6+6] = 60
 	plen := int(out[ip6+4])<<8 | int(out[ip6+5])
-	plen += 8
+	plen += n
 	out[ip6+4], out[ip6+5] = byte(plen>>8), byte(plen)
-	out = append(out, next, 0, 1, 4, 0, 0, 0, 0) // PadN option filling the header
+	out = append(out, next, byte(n/8-1))
+	for left := n - 2; left > 0; {
+		k := min(left, 257) // PadN: 2 + up to 255 bytes
+		if left-k == 1 {
+			k-- // leave room for one more PadN, not a lone byte
+		}
+		out = append(out, 1, byte(k-2))
+		out = append(out, make([]byte, k-2)...)
+		left -= k
+	}
 	return append(out, pkt[ip6+40:]...)
 }
 
@@ -436,4 +485,38 @@ func TestBinaryLookingASCIIValue(t *testing.T) {
 	if n := h.stats().Get(StatFlushes); n != 0 {
 		t.Errorf("%d flushes", n)
 	}
+}
+
+// shortFirstFragment turns an IPv4 frame (no VLAN, no options) into the
+// first fragment of its datagram carrying only l4 bytes of its L4 header.
+func shortFirstFragment(pkt []byte, l4 int) []byte {
+	const ip = 14
+	out := append([]byte{}, pkt[:ip+20+l4]...)
+	out[ip+6] |= 0x20 // more fragments
+	tot := 20 + l4
+	out[ip+2], out[ip+3] = byte(tot>>8), byte(tot)
+	out[ip+10], out[ip+11] = 0, 0
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(out[ip+i])<<8 | uint32(out[ip+i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	c := ^uint16(sum)
+	out[ip+10], out[ip+11] = byte(c>>8), byte(c)
+	return out
+}
+
+// shortFirstFragment6 inserts a fragment header (offset 0, more fragments)
+// into an IPv6 frame (no VLAN) and keeps only l4 bytes of its L4 header.
+func shortFirstFragment6(pkt []byte, l4 int) []byte {
+	const ip6 = 14
+	out := append([]byte{}, pkt[:ip6+40]...)
+	next := out[ip6+6]
+	out[ip6+6] = 44
+	plen := 8 + l4
+	out[ip6+4], out[ip6+5] = byte(plen>>8), byte(plen)
+	out = append(out, next, 0, 0, 1, 0, 0, 0x12, 0x34) // offset 0, M = 1
+	return append(out, pkt[ip6+40:ip6+40+l4]...)
 }

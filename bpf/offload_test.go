@@ -523,3 +523,19 @@ func TestOffloadKeyHashMatchesProgram(t *testing.T) {
 
 // htons is v in network byte order as the (little-endian) BPF target stores it.
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestOffloadIPv6ExtensionHeaderReply: the offload flavor shares reply.h; a
+// GET behind a destination-options header gets a well-formed reply.
+func TestOffloadIPv6ExtensionHeaderReply(t *testing.T) {
+	h := newOffHarness(t, nil)
+	f := v6flow()
+	h.fill(f, "k", 3, []byte("value"))
+	ret, out := h.xdp(withIPv6DestOpts(t, f.udpToServer(t, frame(h.nextID(), getLine("get", "k")))))
+	if ret != xdpTX {
+		t.Fatalf("GET behind a destination-options header: want XDP_TX, got %d", ret)
+	}
+	r := decodeReply(t, f, out)
+	if got, want := string(r.payload[8:]), "VALUE k 3 5\r\nvalue\r\nEND\r\n"; got != want {
+		t.Fatalf("got %q want %q", got, want)
+	}
+}

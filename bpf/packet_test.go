@@ -195,15 +195,17 @@ func checkFrame(t testing.TB, out []byte) reply {
 		}
 		pseudo = append(append([]byte{}, ip4.SrcIP.To4()...), ip4.DstIP.To4()...)
 	} else if ip6, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok {
-		ext := 0 // extension headers between IPv6 and UDP count in the payload length
-		for _, lt := range []gopacket.LayerType{layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing,
-			layers.LayerTypeIPv6Destination, layers.LayerTypeIPv6Fragment} {
-			if l := pkt.Layer(lt); l != nil {
-				ext += len(l.LayerContents())
+		// the payload length covers extension headers and UDP: all of the
+		// frame after the fixed header
+		ipOff := 0
+		for _, l := range pkt.Layers() {
+			if l.LayerType() == layers.LayerTypeIPv6 {
+				break
 			}
+			ipOff += len(l.LayerContents())
 		}
-		if int(ip6.Length) != ext+int(udp.Length) {
-			t.Errorf("IPv6 payload length %d, UDP %d after %d bytes of extension headers", ip6.Length, udp.Length, ext)
+		if want := len(out) - ipOff - 40; int(ip6.Length) != want {
+			t.Errorf("IPv6 payload length %d, want %d (UDP %d)", ip6.Length, want, udp.Length)
 		}
 		pseudo = append(append([]byte{}, ip6.SrcIP...), ip6.DstIP...)
 	} else {

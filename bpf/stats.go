@@ -43,6 +43,9 @@ const (
 	StatFlowsNew          = xdpStatIdSTAT_FLOWS_NEW
 	StatFlowsUnsynced     = xdpStatIdSTAT_FLOWS_UNSYNCED
 	StatFlushUnsynced     = xdpStatIdSTAT_FLUSH_UNSYNCED
+	StatFillAmbiguous     = xdpStatIdSTAT_FILL_AMBIGUOUS
+	StatStreamUntracked   = xdpStatIdSTAT_STREAM_UNTRACKED
+	StatStreamLost        = xdpStatIdSTAT_STREAM_LOST
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
 
@@ -76,6 +79,7 @@ var statNames = [...]string{
 	"fills", "fill_stale", "fill_no_ticket", "fill_too_big", "fill_malformed", "tc_packets", "miss_no_room",
 	"fill_held", "fill_expired", "fill_busy", "pass_bad_csum", "ack_invalidations", "ack_flushes",
 	"flows_new", "flows_unsynced", "flush_unsynced",
+	"fill_ambiguous", "stream_untracked", "stream_lost",
 }
 
 // StatName is the counter's name as status and metrics show it.

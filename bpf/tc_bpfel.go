@@ -144,7 +144,7 @@ type tcScratch struct {
 	KeyLens    [16]uint16
 	Win        [1040]uint8
 	Key        [264]uint8
-	Hdr        [136]uint8
+	Hdr        [264]uint8
 	Tkey       tcTicketKey
 	Tk         tcTicket
 	Q_epoch    uint64
@@ -228,8 +228,19 @@ const (
 	tcStatIdSTAT_FLOWS_NEW          tcStatId = 33
 	tcStatIdSTAT_FLOWS_UNSYNCED     tcStatId = 34
 	tcStatIdSTAT_FLUSH_UNSYNCED     tcStatId = 35
-	tcStatIdSTAT_MAX                tcStatId = 36
+	tcStatIdSTAT_FILL_AMBIGUOUS     tcStatId = 36
+	tcStatIdSTAT_STREAM_UNTRACKED   tcStatId = 37
+	tcStatIdSTAT_STREAM_LOST        tcStatId = 38
+	tcStatIdSTAT_MAX                tcStatId = 39
 )
+
+type tcStreamState struct {
+	_       structs.HostLayout
+	NextSeq uint32
+	Skip    uint32
+	ReqEnd  uint32
+	Mode    uint32
+}
 
 type tcTicket struct {
 	_       structs.HostLayout
@@ -242,6 +253,8 @@ type tcTicket struct {
 	Opcode  uint8
 	TcpSeq  uint32
 	Key     [256]uint8
+	Pending uint32
+	Pad2    uint32
 }
 
 type tcTicketKey struct {
@@ -269,6 +282,7 @@ const (
 	tcMapReplyMap    = "reply_map"
 	tcMapScratchMap  = "scratch_map"
 	tcMapStatsMap    = "stats_map"
+	tcMapStreamMap   = "stream_map"
 	tcMapTicketMap   = "ticket_map"
 	tcProgXdpcacheTc = "xdpcache_tc"
 )
@@ -334,6 +348,7 @@ type tcMapSpecs struct {
 	ReplyMap   *ebpf.MapSpec `ebpf:"reply_map"`
 	ScratchMap *ebpf.MapSpec `ebpf:"scratch_map"`
 	StatsMap   *ebpf.MapSpec `ebpf:"stats_map"`
+	StreamMap  *ebpf.MapSpec `ebpf:"stream_map"`
 	TicketMap  *ebpf.MapSpec `ebpf:"ticket_map"`
 }
 
@@ -375,6 +390,7 @@ type tcMaps struct {
 	ReplyMap   *ebpf.Map `ebpf:"reply_map"`
 	ScratchMap *ebpf.Map `ebpf:"scratch_map"`
 	StatsMap   *ebpf.Map `ebpf:"stats_map"`
+	StreamMap  *ebpf.Map `ebpf:"stream_map"`
 	TicketMap  *ebpf.Map `ebpf:"ticket_map"`
 }
 
@@ -392,6 +408,7 @@ func (m *tcMaps) Close() error {
 		m.ReplyMap,
 		m.ScratchMap,
 		m.StatsMap,
+		m.StreamMap,
 		m.TicketMap,
 	)
 }

@@ -144,7 +144,7 @@ type xdpScratch struct {
 	KeyLens    [16]uint16
 	Win        [1040]uint8
 	Key        [264]uint8
-	Hdr        [136]uint8
+	Hdr        [264]uint8
 	Tkey       xdpTicketKey
 	Tk         xdpTicket
 	Q_epoch    uint64
@@ -228,8 +228,19 @@ const (
 	xdpStatIdSTAT_FLOWS_NEW          xdpStatId = 33
 	xdpStatIdSTAT_FLOWS_UNSYNCED     xdpStatId = 34
 	xdpStatIdSTAT_FLUSH_UNSYNCED     xdpStatId = 35
-	xdpStatIdSTAT_MAX                xdpStatId = 36
+	xdpStatIdSTAT_FILL_AMBIGUOUS     xdpStatId = 36
+	xdpStatIdSTAT_STREAM_UNTRACKED   xdpStatId = 37
+	xdpStatIdSTAT_STREAM_LOST        xdpStatId = 38
+	xdpStatIdSTAT_MAX                xdpStatId = 39
 )
+
+type xdpStreamState struct {
+	_       structs.HostLayout
+	NextSeq uint32
+	Skip    uint32
+	ReqEnd  uint32
+	Mode    uint32
+}
 
 type xdpTicket struct {
 	_       structs.HostLayout
@@ -242,6 +253,8 @@ type xdpTicket struct {
 	Opcode  uint8
 	TcpSeq  uint32
 	Key     [256]uint8
+	Pending uint32
+	Pad2    uint32
 }
 
 type xdpTicketKey struct {
@@ -269,6 +282,7 @@ const (
 	xdpMapReplyMap     = "reply_map"
 	xdpMapScratchMap   = "scratch_map"
 	xdpMapStatsMap     = "stats_map"
+	xdpMapStreamMap    = "stream_map"
 	xdpMapTicketMap    = "ticket_map"
 	xdpProgXdpcacheXdp = "xdpcache_xdp"
 )
@@ -334,6 +348,7 @@ type xdpMapSpecs struct {
 	ReplyMap   *ebpf.MapSpec `ebpf:"reply_map"`
 	ScratchMap *ebpf.MapSpec `ebpf:"scratch_map"`
 	StatsMap   *ebpf.MapSpec `ebpf:"stats_map"`
+	StreamMap  *ebpf.MapSpec `ebpf:"stream_map"`
 	TicketMap  *ebpf.MapSpec `ebpf:"ticket_map"`
 }
 
@@ -375,6 +390,7 @@ type xdpMaps struct {
 	ReplyMap   *ebpf.Map `ebpf:"reply_map"`
 	ScratchMap *ebpf.Map `ebpf:"scratch_map"`
 	StatsMap   *ebpf.Map `ebpf:"stats_map"`
+	StreamMap  *ebpf.Map `ebpf:"stream_map"`
 	TicketMap  *ebpf.Map `ebpf:"ticket_map"`
 }
 
@@ -392,6 +408,7 @@ func (m *xdpMaps) Close() error {
 		m.ReplyMap,
 		m.ScratchMap,
 		m.StatsMap,
+		m.StreamMap,
 		m.TicketMap,
 	)
 }

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* TC egress: fills the cache from memcached's own replies to GETs that the
  * XDP program passed (ASCII VALUE items, every item of a multi-get, binary
- * GET/GETQ/GETK/GETKQ responses) over UDP, and ASCII replies over TCP whose
- * segment starts where the GET's ticket says the reply starts. Never drops or
- * changes a packet: every path returns TC_ACT_OK. */
+ * GET/GETQ/GETK/GETKQ responses) over UDP, and ASCII items over TCP found at
+ * the reply boundaries of a stream followed from its SYN-ACK (reply_stream.h).
+ * Never drops or changes a packet: every path returns TC_ACT_OK. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -11,6 +11,7 @@
 #include "include/parse.h"
 #include "include/cache.h"
 #include "include/ack.h"
+#include "include/reply_stream.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -35,11 +36,11 @@ struct item_ctx {
 	struct config *cfg;
 	struct scratch *s;
 	struct pkt *p;
-	struct reply_state *rs; /* UDP: parse state across datagrams; TCP: NULL */
+	struct reply_state *rs; /* parse state across datagrams (UDP) or segments (TCP) */
 	__u64 now;
 	__u32 pos;
 	__u32 len;
-	__u32 tcp_seq;
+	__u32 tcp_ack; /* TCP: the reply's acknowledgement number */
 	__u16 req_id;
 	__u8 done;
 	__u8 tcp;
@@ -52,9 +53,8 @@ static __always_inline void give_up(struct item_ctx *c)
 }
 
 /* One "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" item, or END. */
-static long item_step(__u32 idx, void *data)
+static __always_inline long item_core(struct item_ctx *c)
 {
-	struct item_ctx *c = data;
 	struct scratch *s = c->s;
 	__u32 pos = c->pos, len = c->len;
 	if (pos >= len)
@@ -135,17 +135,17 @@ static long item_step(__u32 idx, void *data)
 	stash_text(s, 32, cas_at);
 	ticket_key_for(&s->tkey, c->p, c->req_id, c->tcp ? TICKET_TCP : 0, f.hash);
 	struct ticket *t = bpf_map_lookup_elem(&ticket_map, &s->tkey);
-	/* TCP: the segment must start where the reply to that GET starts */
-	if (!t || t->binary || (c->tcp && t->tcp_seq != c->tcp_seq)) {
+	/* TCP: the server had the whole GET when it sent this reply */
+	if (!t || t->binary || (c->tcp && (__s32)(c->tcp_ack - t->tcp_seq) < 0)) {
 		stat_inc(STAT_FILL_NO_TICKET);
 		return 0;
 	}
-	/* copy: the ticket may be replaced under us */
-	struct ticket tc = {};
-	tc.gen = t->gen;
-	tc.epoch = t->epoch;
-	tc.t_req_ns = t->t_req_ns;
-	fill_commit(c->cfg, s, &f, &tc, c->now);
+	/* copy (into scratch, off the stack): the ticket may be replaced under us */
+	struct ticket *tc = &s->tk;
+	tc->gen = t->gen;
+	tc->epoch = t->epoch;
+	tc->t_req_ns = t->t_req_ns;
+	fill_commit(c->cfg, s, &f, tc, c->now);
 	bpf_map_delete_elem(&ticket_map, &s->tkey);
 	return 0;
 cut:
@@ -158,6 +158,11 @@ malformed:
 	return 1;
 }
 
+static long item_step(__u32 idx, void *data)
+{
+	return item_core(data);
+}
+
 static __always_inline void fill_ascii(struct config *cfg, struct scratch *s, struct pkt *p, __u32 len, __u64 now)
 {
 	__u16 req_id = *(__u16 *)s->in;
@@ -168,6 +173,14 @@ static __always_inline void fill_ascii(struct config *cfg, struct scratch *s, st
 		return;
 	}
 	__u32 body = len - MC_FRAME_LEN;
+	if (*(__u16 *)(s->in + 2) != 0) {
+		/* a later datagram of one memcached response (memcached.c
+		 * build_udp_header numbers them): the rest of a value, never a
+		 * reply boundary */
+		if (rs->skip != ~0U)
+			rs->skip = rs->skip > body ? rs->skip - body : 0;
+		return;
+	}
 	if (rs->skip >= body) {
 		if (rs->skip != ~0U)
 			rs->skip -= body;
@@ -185,22 +198,311 @@ static __always_inline void fill_ascii(struct config *cfg, struct scratch *s, st
 	}
 }
 
-/* ASCII reply over TCP: only a segment that begins a reply (its sequence
- * number is the one the GET's ticket recorded) is parsed, from its start. */
-static __always_inline void fill_tcp(struct config *cfg, struct scratch *s, struct pkt *p, __u32 len, __u64 now)
+/* The item at s->in[rel, lim) of a followed TCP reply ("VALUE " seen):
+ * parses it and fills from it. Returns the offset after a whole item, 0 when
+ * its header is cut or unlike memcached's, or -(bytes still to skip) when
+ * its value continues past lim. Global: checked once. */
+__noinline int sc_tcp_item(struct scratch *s, struct pkt *p, __u32 rel, __u32 lim, __u64 now)
 {
-	__u64 w = load8(s->in, BUF_MASK, 0);
-	if ((w & MASKN(6)) != W6('V', 'A', 'L', 'U', 'E', ' '))
-		return;
-	struct item_ctx c = {
-		.cfg = cfg, .s = s, .p = p, .now = now, .pos = 0, .len = len, .tcp = 1, .tcp_seq = p->tcp_seq,
+	if (!s || !p)
+		return 0;
+	s = get_scratch(); /* a map-value pointer for map keys (see xdp_cache.c) */
+	struct config *cfg = get_config();
+	if (!s || !cfg)
+		return 0;
+	struct reply_state rs = {};
+	struct item_ctx ic = {
+		.cfg = cfg, .s = s, .p = p, .rs = &rs, .now = now,
+		.pos = rel, .len = lim, .tcp = 1, .tcp_ack = p->tcp_ack,
 	};
-	bpf_loop(MAX_GET_KEYS + 1, item_step, &c, 0);
+	if (item_core(&ic) == 0)
+		return ic.pos > 0 ? (int)ic.pos : 0;
+	if (rs.skip == ~0U || rs.skip == 0 || rs.skip > (1 << 30))
+		return 0;
+	return -(int)rs.skip;
 }
 
-/* Binary GET-family response, alone in its datagram. */
-static __always_inline void fill_binary(struct config *cfg, struct scratch *s, struct pkt *p, __u32 len, __u64 now)
+/* Walking one server segment of a followed stream (reply_stream.h): one
+ * bpf_loop step loads a chunk of the segment into s->in, skips value bytes,
+ * looks for the end of a line, or reads the reply at a boundary. */
+struct walk_ctx {
+	struct __sk_buff *skb;
+	struct config *cfg;
+	struct scratch *s;
+	struct pkt *p;
+	__u64 now;
+	__u32 pos;       /* payload offset of the next byte to walk */
+	__u32 len;       /* payload length */
+	__u32 chunk_off; /* payload offset of s->in[0] */
+	__u32 chunk_len; /* bytes in s->in; 0: none loaded */
+	__u32 skip;
+	__u32 mode;
+};
+
+/* Room a reply at a boundary needs in s->in: the longest item that can fill
+ * (header, value, "\r\n") and any header line memcached writes. */
+#define WALK_LOOKAHEAD 1800
+#define WALK_STEPS 1024
+#define WALK_LINE_SCAN 256
+
+static __always_inline void walk_lost(struct walk_ctx *c)
 {
+	c->mode = RS_LOST;
+	stat_inc(STAT_STREAM_LOST);
+}
+
+/* Offset in s->in of the first '\n' in [rel, lim), scanning at most
+ * WALK_LINE_SCAN bytes; -1 if none. Global: checked once. */
+__noinline int walk_find_nl(struct scratch *s, __u32 rel, __u32 lim)
+{
+	if (!s)
+		return -1;
+	for (__u32 i = 0; i < WALK_LINE_SCAN; i++) {
+		if (rel + i >= lim)
+			return -1;
+		if (AT(s->in, BUF_MASK, rel + i) == '\n')
+			return rel + i;
+	}
+	return -1;
+}
+
+/* The reply starting at s->in[rel]: c->pos, c->skip and c->mode move past its
+ * header (and, for an item, parse it and fill from it). */
+static __always_inline long walk_boundary(struct walk_ctx *c, __u32 rel)
+{
+	struct scratch *s = c->s;
+	__u32 lim = c->chunk_len, at_end = c->chunk_off + c->chunk_len >= c->len;
+	__u8 b0 = AT(s->in, BUF_MASK, rel);
+	if (b0 == 0x81) {
+		c->mode = RS_BINARY; /* memcached picked the protocol once, for the connection */
+		return 1;
+	}
+	if (rel + 6 > lim) {
+		/* the segment ends within 6 bytes: "V", "VA", "VALU"... may be an
+		 * item header that it cuts (WALK_LOOKAHEAD keeps s->in this full
+		 * elsewhere) */
+		if (b0 == 'V' || !at_end)
+			goto lost;
+		c->mode = RS_LINE;
+		return 0;
+	}
+	__u64 w = load8(s->in, BUF_MASK, rel);
+	if ((w & MASKN(6)) == W6('V', 'A', 'L', 'U', 'E', ' ')) {
+		int r = sc_tcp_item(s, c->p, rel, lim, c->now);
+		if (r > 0) {
+			c->pos = c->chunk_off + (__u32)r; /* a whole item, filled or not */
+			return 0;
+		}
+		if (r == 0) {
+			walk_lost(c); /* header cut by the segment's end, or unlike memcached's */
+			return 1;
+		}
+		/* the value continues past what is loaded */
+		c->pos = c->chunk_off + lim;
+		c->skip = (__u32)-r;
+		return 0;
+	}
+	if ((w & MASKN(3)) == W3('V', 'A', ' ')) {
+		/* meta "VA <n> <flags>*\r\n" + n bytes + "\r\n" */
+		int n = sc_num(s, BUF_IN, rel + 3, lim);
+		int nl = walk_find_nl(s, rel, lim);
+		if (n <= 0 || nl < 0 || s->num < 0 || s->num > (1 << 30)) {
+			walk_lost(c);
+			return 1;
+		}
+		c->pos = c->chunk_off + (__u32)nl + 1;
+		c->skip = (__u32)s->num + 2;
+		return 0;
+	}
+	/* any other reply is one line */
+	int nl = walk_find_nl(s, rel, lim);
+	if (nl >= 0) {
+		c->pos = c->chunk_off + (__u32)nl + 1;
+		return 0;
+	}
+	c->mode = RS_LINE; /* its end is further on */
+	return 0;
+lost:
+	walk_lost(c);
+	return 1;
+}
+
+static long walk_step(__u32 idx, void *data)
+{
+	struct walk_ctx *c = data;
+	if (c->pos >= c->len)
+		return 1;
+	if (c->skip) {
+		__u32 n = c->len - c->pos;
+		if (n > c->skip)
+			n = c->skip;
+		c->pos += n;
+		c->skip -= n;
+		return 0;
+	}
+	/* s->in must hold pos and, at a boundary, what follows it */
+	__u32 cend = c->chunk_off + c->chunk_len;
+	if (!c->chunk_len || c->pos < c->chunk_off || c->pos >= cend ||
+	    (c->mode == RS_TRACK && c->pos != c->chunk_off && cend < c->len && c->pos + WALK_LOOKAHEAD > cend)) {
+		__u32 n = c->len - c->pos;
+		if (n > BUF_SIZE)
+			n = BUF_SIZE;
+		if (bpf_skb_load_bytes(c->skb, c->p->pl_off + c->pos, c->s->in, SIZE_1_TO(n, BUF_SIZE)) < 0) {
+			walk_lost(c);
+			return 1;
+		}
+		c->chunk_off = c->pos;
+		c->chunk_len = n;
+		return 0;
+	}
+	__u32 rel = c->pos - c->chunk_off;
+	if (c->mode == RS_LINE) {
+		int nl = walk_find_nl(c->s, rel, c->chunk_len);
+		if (nl < 0) {
+			__u32 scanned = c->chunk_len - rel;
+			if (scanned > WALK_LINE_SCAN)
+				scanned = WALK_LINE_SCAN;
+			c->pos += scanned;
+		} else {
+			c->pos = c->chunk_off + (__u32)nl + 1;
+			c->mode = RS_TRACK;
+		}
+		return 0;
+	}
+	return walk_boundary(c, rel);
+}
+
+/* Every TCP segment memcached sends: follows the stream, fills at reply
+ * boundaries. Global: checked once, apart from the paths leading to it. */
+__noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p, __u64 now)
+{
+	if (!skb || !p)
+		return 0;
+	struct config *cfg = get_config();
+	struct scratch *s = get_scratch();
+	if (!cfg || !s)
+		return 0;
+	struct flow_key fk = {};
+	flow_key_out(&fk, p);
+	if (p->tcp_flags & TCPF_SYN) {
+		if (!(p->tcp_flags & TCPF_ACK))
+			return 0;
+		/* memcached accepts a connection: its replies start after the SYN */
+		struct stream_state ns = {
+			.next_seq = p->tcp_seq + 1, .req_end = p->tcp_ack,
+			.mode = p->pl_len ? RS_LOST : RS_TRACK,
+		};
+		bpf_map_update_elem(&stream_map, &fk, &ns, BPF_ANY);
+		return 0;
+	}
+	struct stream_state *st = bpf_map_lookup_elem(&stream_map, &fk);
+	if (!st) {
+		if (p->pl_len)
+			stat_inc(STAT_STREAM_UNTRACKED);
+		return 0;
+	}
+	if (p->tcp_flags & TCPF_RST) {
+		bpf_map_delete_elem(&stream_map, &fk);
+		return 0;
+	}
+	__u32 len = p->pl_len;
+	if (!len || st->mode == RS_LOST || st->mode == RS_BINARY)
+		return 0;
+	__s32 d = (__s32)(st->next_seq - p->tcp_seq);
+	if (d < 0) {
+		/* bytes in between that TC never saw */
+		st->mode = RS_LOST;
+		stat_inc(STAT_STREAM_LOST);
+		return 0;
+	}
+	if ((__u32)d >= len)
+		return 0; /* a retransmission of bytes already followed */
+	struct walk_ctx c = {
+		.skb = skb, .cfg = cfg, .s = s, .p = p, .now = now,
+		.pos = (__u32)d, .len = len, .skip = st->skip, .mode = st->mode,
+	};
+	bpf_loop(WALK_STEPS, walk_step, &c, 0);
+	if (c.mode != RS_LOST && c.mode != RS_BINARY && c.pos < c.len) {
+		c.mode = RS_LOST; /* more replies than one walk takes */
+		stat_inc(STAT_STREAM_LOST);
+	}
+	st->next_seq = p->tcp_seq + len;
+	st->skip = c.skip;
+	st->mode = c.mode;
+	return 0;
+}
+
+/* The ticket a binary GET-family response answers, copied into *tc and
+ * s->key (with its hash and length), or 0. GETK/GETKQ: the ticket of the
+ * echoed key, which must be the key asked for. GET/GETQ: the one ticket of
+ * (client, request id, opaque), counted down as every response answers a
+ * request (a miss too), and refused while it is ambiguous (sc_issue_bin_ticket). */
+static __always_inline int bin_ticket(struct config *cfg, struct scratch *s, struct pkt *p, __u8 op, __u32 klen,
+				      __u32 koff, __u16 status, struct ticket *tc)
+{
+	__u8 *h = s->in + MC_FRAME_LEN;
+	__u64 hash = 0;
+	if (op == BIN_GETK || op == BIN_GETKQ) {
+		if (status != 0)
+			return 0;
+		if (klen == 0 || klen > KEY_MAX || koff + klen > BUF_SIZE) {
+			stat_inc(STAT_FILL_MALFORMED);
+			return 0;
+		}
+		sc_copy_key(s, BUF_IN, koff, klen, KEY_SLOT);
+		hash = sc_hash(s, KEY_SLOT, klen, cfg->seed);
+	} else if (klen != 0) {
+		stat_inc(STAT_FILL_MALFORMED);
+		return 0;
+	}
+	ticket_key_for(&s->tkey, p, *(__u16 *)s->in, *(__u32 *)(h + 12), hash);
+	struct ticket *t = bpf_map_lookup_elem(&ticket_map, &s->tkey);
+	if (!t || !t->binary || t->pending == 0) {
+		stat_inc(STAT_FILL_NO_TICKET);
+		return 0;
+	}
+	if (!hash) {
+		__sync_fetch_and_add(&t->pending, -1);
+		if (status != 0)
+			return 0; /* a miss answered one of the requests */
+		if (t->binary != TICKET_BINARY) {
+			stat_inc(STAT_FILL_AMBIGUOUS);
+			return 0;
+		}
+	}
+	__u32 tklen = t->key_len;
+	if (tklen == 0 || tklen > KEY_MAX)
+		return 0;
+	if (hash) {
+		/* the echoed key must be the one asked for */
+		if (klen != tklen || t->hash != hash)
+			return 0;
+		for (int i = 0; i < KEY_WORDS; i++)
+			if (((__u64 *)s->key)[i] != ((__u64 *)t->key)[i])
+				return 0;
+	} else {
+		for (int i = 0; i < KEY_WORDS; i++)
+			((__u64 *)s->key)[i] = ((__u64 *)t->key)[i];
+	}
+	tc->gen = t->gen;
+	tc->epoch = t->epoch;
+	tc->t_req_ns = t->t_req_ns;
+	tc->hash = t->hash;
+	tc->key_len = tklen;
+	/* a keyed ticket is used once; a GET/GETQ one stays, counted down */
+	if (hash)
+		bpf_map_delete_elem(&ticket_map, &s->tkey);
+	return 1;
+}
+
+/* Binary GET-family response, alone in its datagram. Global: keeps its
+ * locals off the main program's frame. */
+__noinline int sc_fill_binary(struct pkt *p, __u32 len, __u64 now)
+{
+	struct config *cfg = get_config();
+	struct scratch *s = get_scratch();
+	if (!p || !cfg || !s)
+		return 0;
 	__u8 *h = s->in + MC_FRAME_LEN;
 	__u8 op = h[1];
 	__u32 klen = ((__u32)h[2] << 8) | h[3];
@@ -208,47 +510,25 @@ static __always_inline void fill_binary(struct config *cfg, struct scratch *s, s
 	__u16 status = ((__u16)h[6] << 8) | h[7];
 	__u32 body = ((__u32)h[8] << 24) | ((__u32)h[9] << 16) | ((__u32)h[10] << 8) | h[11];
 	if (op != BIN_GET && op != BIN_GETQ && op != BIN_GETK && op != BIN_GETKQ)
-		return;
-	if (status != 0)
-		return; /* a miss or an error: nothing to fill */
-	if (elen != 4 || klen + elen > body || MC_FRAME_LEN + MC_BIN_HDR_LEN + body != len) {
+		return 0;
+	if (MC_FRAME_LEN + MC_BIN_HDR_LEN + body != len || elen + klen > body) {
 		stat_inc(STAT_FILL_MALFORMED);
-		return;
+		return 0;
 	}
-	ticket_key_for(&s->tkey, p, *(__u16 *)s->in, *(__u32 *)(h + 12), 0);
-	struct ticket *t = bpf_map_lookup_elem(&ticket_map, &s->tkey);
-	if (!t || !t->binary) {
-		stat_inc(STAT_FILL_NO_TICKET);
-		return;
+	if (status == 0 && elen != 4) {
+		stat_inc(STAT_FILL_MALFORMED);
+		return 0;
 	}
-	__u32 tklen = t->key_len;
-	if (tklen == 0 || tklen > KEY_MAX)
-		return;
-	for (int i = 0; i < KEY_WORDS; i++)
-		((__u64 *)s->key)[i] = ((__u64 *)t->key)[i];
-	struct ticket tc = {};
-	tc.gen = t->gen;
-	tc.epoch = t->epoch;
-	tc.t_req_ns = t->t_req_ns;
-	__u64 hash = t->hash;
-	bpf_map_delete_elem(&ticket_map, &s->tkey);
-
-	/* GETK/GETKQ echo the key: it must be the one asked for. */
 	__u32 koff = MC_FRAME_LEN + MC_BIN_HDR_LEN + elen;
-	if (klen) {
-		if (klen != tklen)
-			return;
-		for (__u32 i = 0; i < KEY_MAX; i++) {
-			if (i >= klen)
-				break;
-			if (AT(s->in, BUF_MASK, koff + i) != s->key[i & (KEY_BUF - 1)])
-				return;
-		}
-	}
+	struct ticket *tc = &s->tk; /* the copy, in scratch (off the stack) */
+	if (!bin_ticket(cfg, s, p, op, klen, koff, status, tc))
+		return 0; /* no ticket, or a miss or an error: nothing to fill */
+	__u32 tklen = tc->key_len;
+	__u64 hash = tc->hash;
 	__u32 vlen = body - elen - klen;
 	if (vlen > cfg->max_value || vlen > VAL_MAX) {
 		stat_inc(STAT_FILL_TOO_BIG);
-		return;
+		return 0;
 	}
 	__u32 flags = ((__u32)h[24] << 24) | ((__u32)h[25] << 16) | ((__u32)h[26] << 8) | h[27];
 	__u64 cas = bpf_be64_to_cpu(*(__u64 *)(h + 16));
@@ -273,7 +553,19 @@ static __always_inline void fill_binary(struct config *cfg, struct scratch *s, s
 		.cas_len = n3,
 		.has_cas = 1,
 	};
-	fill_commit(cfg, s, &f, &tc, now);
+	fill_commit(cfg, s, &f, tc, now);
+	return 0;
+}
+
+/* Rule A for a TCP segment memcached sends. Global: keeps its locals off
+ * the main program's frame (the stack of every call chain is bounded). */
+__noinline int sc_ack_invalidate(struct pkt *p, __u64 now)
+{
+	struct config *cfg = get_config();
+	if (!p || !cfg)
+		return 0;
+	ack_invalidate(cfg, p, now);
+	return 0;
 }
 
 SEC("tc")
@@ -293,22 +585,22 @@ int xdpcache_tc(struct __sk_buff *skb)
 	__u64 now = bpf_ktime_get_ns();
 	/* rule A first: any reply on a writer's connection, GSO bursts included */
 	if (p.proto == IPPROTO_TCP && p.pl_len)
-		ack_invalidate(cfg, &p, now);
+		sc_ack_invalidate(&p, now);
 	struct scratch *s = get_scratch();
 	if (!s)
 		return TC_ACT_OK;
+	if (p.proto == IPPROTO_TCP) {
+		sc_follow_tcp(skb, &p, now);
+		return TC_ACT_OK;
+	}
 	__u32 len = p.pl_len;
 	if (len < MC_FRAME_LEN + 5 || len > BUF_SIZE)
 		return TC_ACT_OK; /* too short for an item, or a large (GSO) TCP burst */
 	if (bpf_skb_load_bytes(skb, p.pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return TC_ACT_OK;
-	if (p.proto == IPPROTO_TCP) {
-		fill_tcp(cfg, s, &p, len, now);
-		return TC_ACT_OK;
-	}
 	if (s->in[MC_FRAME_LEN] == 0x81) {
 		if (len >= MC_FRAME_LEN + MC_BIN_HDR_LEN + 4)
-			fill_binary(cfg, s, &p, len, now);
+			sc_fill_binary(&p, len, now);
 	} else {
 		fill_ascii(cfg, s, &p, len, now);
 	}

@@ -11,6 +11,7 @@
 #include "include/cache.h"
 #include "include/mutate.h"
 #include "include/ack.h"
+#include "include/reply_stream.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -75,15 +76,15 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	 * aside in s->hdr: if the tail cannot grow (veth frames built from small skbs
 	 * have little tailroom), the frame grows at the front instead, into
 	 * the headroom XDP guarantees, and the headers are written back. */
-	__u32 hlen = p->pl_off & 0x7f; /* s->hdr was filled by admit_get */
-	if (hlen < sizeof(struct ethhdr))
+	__u32 hlen = p->pl_off; /* s->hdr was filled by admit_get */
+	if (hlen < sizeof(struct ethhdr) || hlen > HDR_MAX)
 		return -1;
 	if (bpf_xdp_adjust_tail(ctx, delta)) {
 		if (delta <= 0 || bpf_xdp_adjust_head(ctx, -delta)) {
 			stat_inc(STAT_MISS_NO_ROOM);
 			return -2;
 		}
-		if (bpf_xdp_store_bytes(ctx, 0, s->hdr, SIZE_1_TO(hlen, 128)) < 0)
+		if (bpf_xdp_store_bytes(ctx, 0, s->hdr, SIZE_1_TO(hlen, HDR_MAX)) < 0)
 			return XDP_DROP;
 	}
 	data = (void *)(long)ctx->data;
@@ -118,8 +119,13 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cfg, struct pkt *p, struct scratch *s,
 					   __u32 len)
 {
-	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & 0x7f;
-	if (bpf_xdp_load_bytes(ctx, 0, s->hdr, (p->pl_off & 0x7f) | 1) < 0)
+	/* the headers, whole: pl_off <= HDR_MAX, so l4 + 8 <= HDR_MAX too */
+	if (p->pl_off > HDR_MAX || p->pl_off < 8)
+		return 0;
+	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & (HDR_MAX - 1);
+	if (l4 + 8 > HDR_MAX)
+		return 0;
+	if (bpf_xdp_load_bytes(ctx, 0, s->hdr, SIZE_1_TO(p->pl_off, HDR_MAX)) < 0)
 		return 0;
 	__u64 sum = 0;
 	__s64 r;
@@ -139,7 +145,7 @@ static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cf
 	if (!(cfg->flags & CFG_VERIFY_UDP_CSUM))
 		return 1;
 	sum += (__u32)r;
-	__u16 *udp = (__u16 *)(s->hdr + l4); /* l4 <= 82: inside hdr */
+	__u16 *udp = (__u16 *)(s->hdr + l4); /* l4 + 8 <= HDR_MAX: inside hdr */
 	if (udp[3] == 0) /* no checksum: allowed over IPv4 only */
 		return !p->ipv6;
 	sum += bpf_htons(IPPROTO_UDP) + udp[2]; /* pseudo header: protocol, length */
@@ -175,6 +181,64 @@ static __always_inline void issue_ticket(struct scratch *s, struct pkt *p, __u16
 	s->tk.epoch = epoch;
 	s->tk.t_req_ns = now;
 	bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_ANY);
+}
+
+/* Same key in the ticket as in s->tk? */
+static __always_inline int ticket_same_key(struct ticket *t, struct ticket *n)
+{
+	if (t->hash != n->hash || t->key_len != n->key_len)
+		return 0;
+	for (int i = 0; i < KEY_WORDS; i++)
+		if (((__u64 *)t->key)[i] != ((__u64 *)n->key)[i])
+			return 0;
+	return 1;
+}
+
+/* Binary GET-family miss over UDP; s->tk holds the key, its hash, the
+ * opcode, gen, epoch and arrival time. A ticket must name the key its reply
+ * answers:
+ * - GETK/GETKQ replies echo the key: the ticket is keyed by its hash, as an
+ *   ASCII one, and the TC program compares the echoed key with it.
+ * - GET/GETQ replies carry no key: the ticket (hash 0) names the key the
+ *   (client, request id, opaque) asked for and counts the requests not yet
+ *   answered. A request for another key while some are pending makes it
+ *   ambiguous: no reply fills from it until every request it counts has
+ *   been answered (then the next request starts afresh).
+ * A second request for the same key keeps the older ticket: its generation
+ * and time are the conservative ones. Global: see text.h. */
+__noinline int sc_issue_bin_ticket(struct scratch *s, struct pkt *p, __u32 opaque, __u32 with_key)
+{
+	if (!s || !p)
+		return -1;
+	s = get_scratch(); /* map-value pointer: see sc_issue_tickets */
+	if (!s)
+		return -1;
+	struct ticket_key *tk = &s->tkey;
+	__builtin_memcpy(tk->addr, p->saddr, 16);
+	tk->port = p->sport;
+	tk->req_id = *(__u16 *)s->in;
+	tk->opaque = opaque;
+	tk->hash = with_key ? s->tk.hash : 0;
+	s->tk.binary = TICKET_BINARY;
+	s->tk.pending = 1;
+	int rc = bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_NOEXIST);
+	if (rc == 0 || with_key)
+		goto out;
+	struct ticket *t = bpf_map_lookup_elem(&ticket_map, tk);
+	if (!t)
+		goto out;
+	if (t->pending == 0) {
+		/* every request it counted was answered */
+		bpf_map_update_elem(&ticket_map, tk, &s->tk, BPF_ANY);
+		goto out;
+	}
+	__sync_fetch_and_add(&t->pending, 1);
+	if (t->binary != TICKET_BINARY || !ticket_same_key(t, &s->tk))
+		t->binary = TICKET_BINARY_AMBIGUOUS;
+out:
+	s->tk.binary = 0;
+	s->tk.pending = 0;
+	return 0;
 }
 
 #define GET_TOO_MANY_KEYS -2
@@ -227,7 +291,12 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 		return -1;
 	int tcp = p->proto == IPPROTO_TCP;
 	__u16 req_id = tcp ? 0 : *(__u16 *)s->in;
-	s->tk.tcp_seq = p->tcp_ack; /* where the reply must start in the server's stream */
+	__u32 req_end = 0;
+	/* TCP: only where TC follows the replies, never for a retransmission;
+	 * the reply must come after the server acknowledged the request */
+	if (tcp && !stream_ticket_ok(p, &req_end))
+		return 0;
+	s->tk.tcp_seq = req_end;
 	for (int k = 0; k < MAX_GET_KEYS; k++) {
 		if (k >= nkeys)
 			break;
@@ -239,6 +308,12 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 	struct ticket_key *rk = &s->tkey;
 	rk->opaque = 0;
 	rk->hash = 0;
+	/* A reply to this client's request id may be out mid-value (the id
+	 * reused): its parse state stays, or the rest of that value would be
+	 * read as items. */
+	struct reply_state *old = bpf_map_lookup_elem(&reply_map, rk);
+	if (old && old->skip && old->skip != ~0U)
+		return 0;
 	struct reply_state rs = {};
 	bpf_map_update_elem(&reply_map, rk, &rs, BPF_ANY);
 	return 0;
@@ -609,16 +684,17 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	}
 	if (miss)
 		stat_inc(miss);
-	/* The reply to GET/GETQ carries no key: the ticket keeps it. */
+	/* The ticket keeps the key: the reply to GET/GETQ carries none. */
 	__u64 *tk64 = (__u64 *)s->tk.key;
 	for (int i = 0; i < KEY_WORDS; i++)
 		tk64[i] = k64[i];
 	s->tk.key_len = klen;
 	s->tk.hash = s->hashes[0];
-	s->tk.binary = 1;
 	s->tk.opcode = op;
-	issue_ticket(s, p, *(__u16 *)s->in, *(__u32 *)(h + 12), 0, bucket_gen(cfg, s->hashes[0]), epoch, now);
-	s->tk.binary = 0;
+	s->tk.gen = bucket_gen(cfg, s->hashes[0]);
+	s->tk.epoch = epoch;
+	s->tk.t_req_ns = now;
+	sc_issue_bin_ticket(s, p, *(__u32 *)(h + 12), with_key);
 	return XDP_PASS;
 }
 
@@ -685,6 +761,11 @@ int xdpcache_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (parse_pkt(data, data_end, data_end - data, &p))
 		return XDP_PASS;
+	if (p.first_frag == FRAG_NO_PORTS) {
+		/* a first fragment too short to show its ports: it may be memcached's */
+		flush_cache(cfg, bpf_ktime_get_ns(), 0, 1);
+		return XDP_PASS;
+	}
 	if (!port_match(cfg, p.dport) || parse_addrs(data, data_end, &p))
 		return XDP_PASS;
 	stat_inc(STAT_MC_PACKETS);

@@ -687,6 +687,10 @@ int xdpcache_offload(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (parse_pkt(data, data_end, data_end - data, &p))
 		return XDP_PASS;
+	if (p.first_frag == FRAG_NO_PORTS) {
+		oflush(1); /* a first fragment too short to show its ports */
+		return XDP_PASS;
+	}
 	if (!port_in(cfg->ports, p.dport) || parse_addrs(data, data_end, &p))
 		return XDP_PASS;
 	ostat_inc(STAT_MC_PACKETS);

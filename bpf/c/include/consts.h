@@ -33,6 +33,10 @@
 #define SIZE_1_TO(n, pow2) ({ __u64 __n = (n); asm volatile("" : "+r"(__n)); /* hide n's range from clang */ \
 				   ((__n - 1) & ((pow2) - 1)) + 1; })
 
+/* Longest headers (Ethernet to UDP) of a request XDP answers: IPv6 with
+ * extension headers and VLAN tags can pass 128 bytes (power of two). */
+#define HDR_MAX 256
+
 /* Request limits for serving from XDP. */
 #define MAX_GET_KEYS 16
 #define MAX_PORTS 4
@@ -134,6 +138,10 @@ enum stat_id {
 	STAT_FLOWS_NEW,         /* TCP connections followed from their SYN */
 	STAT_FLOWS_UNSYNCED,    /* connections read conservatively: start never seen, or bytes missed */
 	STAT_FLUSH_UNSYNCED,    /* flushes because a segment of such a connection could not be read exactly */
+	STAT_FILL_AMBIGUOUS,    /* binary GET/GETQ replies refused: requests for different keys shared
+				 * the client, request id and opaque, so the reply names no one key */
+	STAT_STREAM_UNTRACKED,  /* TCP reply segments on connections whose start TC never saw: no fills */
+	STAT_STREAM_LOST,       /* TCP connections whose replies TC lost track of: no more fills */
 	STAT_MAX,
 };
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Header parsing shared by XDP and TC: Ethernet with up to two VLAN tags,
- * IPv4 (with options, no fragments) or IPv6 (no extension headers), then UDP
- * or TCP. Works on [data, data_end) so both hooks can use it. */
+ * IPv4 (with options) or IPv6 (up to three extension headers), then UDP or
+ * TCP. Of a fragmented datagram only the first fragment is parsed, for its
+ * ports; later fragments fail (their datagram is not delivered before its
+ * first fragment arrives). Works on [data, data_end) so both hooks can use it. */
 #ifndef XDPCACHE_PARSE_H
 #define XDPCACHE_PARSE_H
 
@@ -30,7 +32,8 @@ struct pkt {
 	__u8 ipv6;
 	__u8 proto;
 	__u8 tcp_flags;
-	__u8 first_frag; /* the first fragment of a datagram: headers here, payload not all */
+	__u8 first_frag; /* the first fragment of a datagram (only the ports are read), or
+			  * FRAG_NO_PORTS: one too short for them */
 	__u8 saddr[16]; /* IPv4 as ::ffff:a.b.c.d */
 	__u8 daddr[16];
 };
@@ -42,6 +45,8 @@ static __always_inline void map_v4(__u8 *dst, __be32 a)
 	dst[11] = 0xff;
 	__builtin_memcpy(dst + 12, &a, 4);
 }
+
+#define FRAG_NO_PORTS 2
 
 /* Returns 0 when p describes a UDP or TCP packet whose headers lie inside
  * [data, data_end) and whose payload lies inside the first frame_len bytes.
@@ -138,6 +143,24 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 
 	/* l4_off is at most 14 + 8 + 60; the mask tells the verifier so. */
 	__u32 l4 = p->l4_off & 0xff;
+	if (p->first_frag && (p->proto == IPPROTO_UDP || p->proto == IPPROTO_TCP)) {
+		/* The caller only needs the ports (it flushes): IPv4 lets a
+		 * first fragment end inside the TCP header, after 8 bytes. */
+		__u16 *ports = data + l4;
+		p->tcp_seq = p->tcp_ack = 0;
+		p->tcp_flags = 0;
+		p->pl_off = l4;
+		if ((void *)(ports + 2) > data_end || p->pl_len < 4) {
+			p->first_frag = FRAG_NO_PORTS;
+			p->sport = p->dport = 0;
+		} else {
+			asm volatile("" : "+r"(ports));
+			p->sport = ports[0];
+			p->dport = ports[1];
+		}
+		p->pl_len = 0;
+		return 0;
+	}
 	if (p->proto == IPPROTO_UDP) {
 		struct udphdr *udp = data + l4;
 		if ((void *)(udp + 1) > data_end)
@@ -168,8 +191,6 @@ static __always_inline int parse_pkt(void *data, void *data_end, __u32 frame_len
 	} else {
 		return -1;
 	}
-	if (p->first_frag)
-		return 0; /* the payload continues in other fragments */
 	if (p->pl_off + p->pl_len > frame_len)
 		return -1;
 	return 0;
@@ -223,5 +244,6 @@ static __always_inline int port_in(const __u16 ports[MAX_PORTS], __u16 port_be)
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
 #define TCPF_RST 0x04
+#define TCPF_ACK 0x10
 
 #endif

@@ -65,7 +65,10 @@ static __always_inline __s64 reply_headers(void *data, void *data_end, struct pk
 		struct in6_addr a = ip6->saddr;
 		ip6->saddr = ip6->daddr;
 		ip6->daddr = a;
-		ip6->payload_len = bpf_htons(udp_len);
+		/* the request's extension headers stay in the reply: they
+		 * count in the payload length (the UDP checksum covers only UDP) */
+		__u32 ext = (l4 - l3 - sizeof(*ip6)) & 0xff;
+		ip6->payload_len = bpf_htons(ext + udp_len);
 		ip6->hop_limit = REPLY_TTL;
 		/* both addresses, as eight 32-bit words */
 		__u32 *w = (__u32 *)&ip6->saddr;

@@ -75,7 +75,7 @@ struct ticket_key {
 	__u16 port;     /* client port, network order */
 	__u16 req_id;   /* UDP frame request id, network order */
 	__u32 opaque;   /* binary: the request's opaque; ASCII: 0 (UDP), TICKET_TCP (TCP) */
-	__u64 hash;     /* ASCII: key hash; binary: 0 (the reply has no key) */
+	__u64 hash;     /* key hash; binary GET/GETQ: 0 (the reply has no key) */
 };
 
 struct ticket {
@@ -88,7 +88,13 @@ struct ticket {
 	__u8 opcode;
 	__u32 tcp_seq;    /* TCP: sequence number the reply must start at */
 	__u8 key[KEY_BUF];/* binary only: the reply to GET/GETQ carries no key */
+	__u32 pending;    /* binary GET/GETQ: requests counted here and not answered yet */
+	__u32 _pad2;
 };
+
+/* ticket.binary */
+#define TICKET_BINARY 1
+#define TICKET_BINARY_AMBIGUOUS 2 /* GET/GETQ for different keys under one (client, id, opaque) */
 
 /* Parse state of one reply that spans several datagrams, keyed like a
  * ticket with hash = 0 and opaque = 0. */
@@ -202,7 +208,7 @@ struct scratch {
 	__u16 key_lens[MAX_GET_KEYS];
 	__u8 win[2 * WIN_SIZE + 16]; /* a command line: carry, then packet bytes */
 	__u8 key[KEY_BUF + 8];
-	__u8 hdr[128 + 8]; /* the request's headers while the frame is resized */
+	__u8 hdr[HDR_MAX + 8]; /* the request's headers while the frame is resized */
 	struct ticket_key tkey;
 	struct ticket tk;
 	/* the request being served (sc_serve_ascii / sc_serve_binary) */
