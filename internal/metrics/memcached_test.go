@@ -30,6 +30,7 @@ type statuses struct {
 func (s statuses) Describe(ch chan<- *prometheus.Desc) { s.c.Describe(ch) }
 
 func (s statuses) Collect(ch chan<- prometheus.Metric) {
+	s.c.collectBuildInfo(ch)
 	for _, st := range s.sts {
 		s.c.collect(ch, st)
 	}
@@ -209,10 +210,8 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 // dashboard beside xdpcache's uses them: name → label names (besides the
 // target's instance and job).
 var memcachedExporterSeries = map[string][]string{
-	"memcached_up":                  nil,
-	"memcached_commands_total":      {"command", "status"},
-	"memcached_current_items":       nil,
-	"memcached_items_evicted_total": nil,
+	"memcached_up":             nil,
+	"memcached_commands_total": {"command", "status"},
 }
 
 // memcachedExporterCommands are the command/status pairs of its

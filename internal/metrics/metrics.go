@@ -94,7 +94,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+	c.collectBuildInfo(ch)
 	ifaces, _ := deploy.List(c.pinRoot)
 	for _, iface := range ifaces {
 		st, err := deploy.ReadStatus(c.pinRoot, iface)
@@ -106,6 +106,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+func (c *Collector) collectBuildInfo(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+}
+
+// collect exports one deployment's series.
 func (c *Collector) collect(ch chan<- prometheus.Metric, st *deploy.Status) {
 	i := st.Iface
 	s := st.Stats
