@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -226,4 +227,57 @@ var memcachedExporterCommands = map[string]map[string]struct{}{
 	"touch":  {"hit": {}, "miss": {}},
 	"flush":  {"hit": {}},
 	"set":    {"hit": {}},
+}
+
+// TestFleetDocMapping keeps docs/fleet.md's table in step: every counter is
+// placed (by name or as miss_*, pass_*, fill_*), and every exported series
+// is marked as such.
+func TestFleetDocMapping(t *testing.T) {
+	b, err := os.ReadFile("../../docs/fleet.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "memcached_exporter's series:\n")
+	if !ok {
+		t.Fatal("docs/fleet.md has no mapping table")
+	}
+	table, _, _ = strings.Cut(table, "\n\n**")
+	var rows []string
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "| ") {
+			rows = append(rows, line)
+		}
+	}
+	first := func(row string) string { return strings.SplitN(row, "|", 3)[1] }
+	for i := range allStats {
+		name := bpf.StatName(bpf.Stat(i))
+		found := false
+		for _, row := range rows {
+			cell := first(row)
+			if strings.Contains(cell, "`"+name+"`") {
+				found = true
+			}
+			if p, _, ok := strings.Cut(name, "_"); ok && strings.Contains(cell, "`"+p+"_*`") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("docs/fleet.md: counter %s is not in the mapping table (does memcached see what it counts?)", name)
+		}
+	}
+	for _, m := range MemcachedSeries {
+		want := fmt.Sprintf("**yes**, `{command=%q,status=%q}`", m.Command, m.Status)
+		found := false
+		for _, row := range rows {
+			if strings.Contains(first(row), "`"+bpf.StatName(m.Stat)+"`") && strings.Contains(row, want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("docs/fleet.md: no row for %s with %s", bpf.StatName(m.Stat), want)
+		}
+	}
+	if n := strings.Count(table, "**yes**"); n != len(MemcachedSeries) {
+		t.Errorf("docs/fleet.md marks %d exported rows, the collector exports %d", n, len(MemcachedSeries))
+	}
 }
