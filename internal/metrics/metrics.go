@@ -1,5 +1,9 @@
 // Package metrics exposes xdpcache's counters to Prometheus. The counters
 // live in per-CPU BPF maps; they are read and summed on every scrape.
+//
+// Besides the xdpcache_* series it exports what the kernel answered under
+// prometheus/memcached_exporter's names (see MemcachedSeries), so that
+// memcached's own dashboards can add the requests memcached never saw.
 package metrics
 
 import (
@@ -20,6 +24,36 @@ type Collector struct {
 
 	gets, hits, fills, refused, invalidations, flushes, passes, packets *prometheus.Desc
 	mode, entries, attached, hitRatio, buildInfo                        *prometheus.Desc
+	mcCommands                                                          *prometheus.Desc
+}
+
+// Source is the value of the constant "source" label on the series exported
+// under memcached_exporter's names. memcached_exporter's own series carry no
+// such label, so {source=""} selects memcached's share and
+// {source="xdpcache"} the kernel's, and a sum over both counts every request
+// once: xdpcache only exports what memcached did not see.
+const Source = "xdpcache"
+
+// MemcachedCommand is one memcached_commands_total{command,status} series of
+// memcached_exporter that a counter of the kernel adds to.
+type MemcachedCommand struct {
+	Command, Status string
+	Stat            bpf.Stat
+	Why             string // why the meaning is the same
+}
+
+// MemcachedSeries are the kernel's counters that mean what a
+// memcached_commands_total series of memcached_exporter means.
+// memcached_exporter counts get_hits, memcached's per-key count (every key of
+// get, gets, binary GET); the kernel answers a request only when every key
+// hits, and such a request never reaches memcached, so each of its keys is one
+// get_hits memcached did not count: hit_keys. Nothing else the kernel counts is
+// missing from memcached's own counters: requests it passes (miss_*, pass_*)
+// and mutations and flushes it sees (invalidations, flushes) all reach
+// memcached, which counts them itself; fills are memcached's own replies.
+var MemcachedSeries = []MemcachedCommand{
+	{Command: "get", Status: "hit", Stat: bpf.StatHitKeys,
+		Why: "keys answered in the kernel: memcached's get_hits never sees them"},
 }
 
 // New returns a collector for the deployments under pinRoot.
@@ -43,20 +77,24 @@ func New(pinRoot, version string) *Collector {
 		attached:      d("attached", "1 while xdpcache's XDP program is attached to the interface.", "iface"),
 		hitRatio:      d("hit_ratio", "Share of GET requests answered in the kernel since deployment.", "iface"),
 		buildInfo:     d("build_info", "Build information.", "version", "goversion"),
+		mcCommands: prometheus.NewDesc("memcached_commands_total",
+			"Requests answered by xdpcache in the kernel that memcached never saw, by command and status, "+
+				"as memcached_exporter counts them (add to memcached's own to get the total).",
+			[]string{"iface", "command", "status"}, prometheus.Labels{"source": Source}),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.gets, c.hits, c.fills, c.refused, c.invalidations, c.flushes,
-		c.passes, c.packets, c.mode, c.entries, c.attached, c.hitRatio, c.buildInfo} {
+		c.passes, c.packets, c.mode, c.entries, c.attached, c.hitRatio, c.buildInfo, c.mcCommands} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+	c.collectBuildInfo(ch)
 	ifaces, _ := deploy.List(c.pinRoot)
 	for _, iface := range ifaces {
 		st, err := deploy.ReadStatus(c.pinRoot, iface)
@@ -68,6 +106,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+func (c *Collector) collectBuildInfo(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+}
+
+// collect exports one deployment's series.
 func (c *Collector) collect(ch chan<- prometheus.Metric, st *deploy.Status) {
 	i := st.Iface
 	s := st.Stats
@@ -88,6 +131,9 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st *deploy.Status) {
 	counter(c.flushes, unreadable, "unreadable")
 	counter(c.packets, s.Get(bpf.StatXDPPackets), "xdp")
 	counter(c.packets, s.Get(bpf.StatTCPackets), "tc")
+	for _, m := range MemcachedSeries {
+		counter(c.mcCommands, s.Get(m.Stat), m.Command, m.Status)
+	}
 	for id, v := range s {
 		name := bpf.StatName(bpf.Stat(id))
 		switch {

@@ -66,10 +66,47 @@ func TestScrape(t *testing.T) {
 		fmt.Sprintf(`xdpcache_fills_total{iface=%q} 1`, iface),
 		fmt.Sprintf(`xdpcache_mode{iface=%q,mode="generic"} 1`, iface),
 		fmt.Sprintf(`xdpcache_invalidations_total{iface=%q} 1`, iface),
+		fmt.Sprintf(`memcached_commands_total{command="get",iface=%q,source="xdpcache",status="hit"} 4`, iface),
 		`xdpcache_build_info{goversion=`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("scrape lacks %s\n%s", want, text)
 		}
+	}
+
+	// memcached's get_hits plus the kernel's share is every key asked for,
+	// multi-key requests included: no key is counted twice or lost.
+	if err := c.TCP.Set("k2", 0, 0, []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if items, err := c.UDP.Get("k", "k2"); err != nil || len(items) != 2 {
+			t.Fatalf("get k k2: %+v %v", items, err)
+		}
+	}
+	const keys = 5 + 3*2
+	kernel := 0.0
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "memcached_commands_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			kernel += m.GetCounter().GetValue()
+		}
+	}
+	st, err := c.TCP.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits, misses float64
+	fmt.Sscan(st["get_hits"], &hits)
+	fmt.Sscan(st["get_misses"], &misses)
+	t.Logf("get keys: memcached get_hits %v, kernel %v", hits, kernel)
+	if kernel < 4 || hits+kernel != keys || misses != 0 {
+		t.Errorf("memcached get_hits %v + kernel %v != %d keys asked for (get_misses %v)", hits, kernel, keys, misses)
 	}
 }
