@@ -298,6 +298,10 @@ func TestOffloadMutationsInvalidate(t *testing.T) {
 		{"five-commands", "delete a\r\ndelete b\r\ndelete c\r\ndelete d\r\ndelete %s\r\n", true},
 		{"unknown-command", "frobnicate %s\r\n", true},
 		{"flush_all", "flush_all\r\n", true},
+		// memcached answers ERROR and reads no data: the next line is a command
+		// (the delete line is 15 bytes: read as data it would be skipped)
+		{"extra-tokens-then-delete", "set other 0 0 13 x y\r\ndelete %s\r\nget b\r\n", true},
+		{"cas-extra-tokens-then-delete", "cas other 0 0 13 5 noreply z\r\ndelete %s\r\nget b\r\n", true},
 	}
 	for _, proto := range []string{"tcp", "udp"} {
 		for _, c := range cmds {
@@ -402,6 +406,21 @@ func TestOffloadExptimeNotCached(t *testing.T) {
 	h.xdp(f.tcpToServer(t, 9, []byte("set k 0 0 1\r\ny\r\n")))
 	h.fill(f, "k", 0, []byte("y")) // a later write without exptime: cached again
 	h.getHit(f, "k")
+
+	// Writes that keep the item's exptime (memcached ignores append's,
+	// incr keeps it, an add that fails leaves the item alone) keep it
+	// uncached.
+	for _, keep := range []string{"append k 0 0 1\r\nz\r\n", "incr k 1\r\n", "add k 0 0 1\r\nz\r\n", "delete k\r\n"} {
+		h.xdp(f.tcpToServer(t, 9, []byte("set k 0 30 1\r\nx\r\n")))
+		h.xdp(f.tcpToServer(t, 9, []byte(keep)))
+		if res := h.tryFill(f, "k", 0, []byte("x")); res != FillTTL {
+			t.Fatalf("fill after a set with exptime and then %q: %v, want %v", keep, res, FillTTL)
+		}
+	}
+	h.xdp(f.tcpToServer(t, 9, append(binReq(0x01, "k", []byte{0, 0, 0, 0, 0, 0, 0, 30}, []byte("x"), 1), binReq(0x0e, "k", nil, []byte("y"), 2)...)))
+	if res := h.tryFill(f, "k", 0, []byte("xy")); res != FillTTL {
+		t.Fatalf("fill after a binary set with exptime and an append: %v, want %v", res, FillTTL)
+	}
 }
 
 func TestOffloadNoTicketNoFill(t *testing.T) {

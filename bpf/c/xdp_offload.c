@@ -154,9 +154,15 @@ __noinline __u32 oc_hash(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 seed)
 	return ohash_final(h);
 }
 
+/* How a mutation bears on the item's expiry time (oc_invalidate). */
+#define OTTL_CLEAR 0 /* the item memcached holds afterwards has none */
+#define OTTL_SET 1   /* it may have one */
+#define OTTL_KEEP 2  /* it keeps the one it had (append, incr, a failed add, ...) */
+
 /* Invalidates the key at [pos, pos + len): bumps its bucket's generation
  * (atomic add: the program never stores into map values) and, for a
- * mutation that set an expiry time, records the generation it produced. */
+ * mutation that set an expiry time -- or kept one an earlier mutation
+ * set -- records the generation it produced. */
 __noinline int oc_invalidate(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 ttl)
 {
 	struct ocfg *cfg = ocfg_get();
@@ -166,9 +172,14 @@ __noinline int oc_invalidate(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 ttl
 	struct ogen *g = bpf_map_lookup_elem(&ogen_map, &b);
 	if (!g)
 		return -1;
+	__u64 before = g->gen;
 	__sync_fetch_and_add(&g->gen, 1);
-	if (ttl) {
-		struct ottl t = { .gen = g->gen };
+	if (ttl == OTTL_KEEP) {
+		struct ottl *t = bpf_map_lookup_elem(&ottl_map, &b);
+		ttl = t && t->gen == before ? OTTL_SET : OTTL_CLEAR;
+	}
+	if (ttl == OTTL_SET) {
+		struct ottl t = { .gen = before + 1 };
 		bpf_map_update_elem(&ottl_map, &b, &t, BPF_ANY);
 	}
 	ostat_inc(STAT_INVALIDATIONS);
@@ -226,12 +237,24 @@ __noinline int oc_binary(struct xdp_md *ctx, __u32 pos, __u32 end)
 		return OC_UNREADABLE;
 	/* The expiry time is the last 4 bytes of the extras for every command
 	 * that has one (set/add/replace: 8, incr/decr: 20, touch/gat: 4). */
-	__u32 ttl = 0;
+	__u32 exp = 0;
 	if (extlen >= 4) {
 		__u8 *x = h + MC_BIN_HDR_LEN + (extlen & 0x1f) - 4;
 		if ((void *)(x + 4) > data_end)
 			return OC_UNREADABLE;
-		ttl = x[0] | x[1] | x[2] | x[3];
+		exp = x[0] | x[1] | x[2] | x[3];
+	}
+	/* set and touch give the item their expiry time; conditional ones
+	 * (add, replace, incr creating the key) may, else it keeps its own */
+	__u32 ttl = OTTL_KEEP;
+	switch (op) {
+	case BIN_SET: case BIN_SETQ: case BIN_TOUCH: case BIN_GAT: case BIN_GATQ: case BIN_GATK: case BIN_GATKQ:
+		ttl = exp ? OTTL_SET : OTTL_CLEAR;
+		break;
+	case BIN_ADD: case BIN_ADDQ: case BIN_REPLACE: case BIN_REPLACEQ:
+	case BIN_INCR: case BIN_INCRQ: case BIN_DECR: case BIN_DECRQ:
+		ttl = exp ? OTTL_SET : OTTL_KEEP;
+		break;
 	}
 	if (oc_invalidate(ctx, pos + MC_BIN_HDR_LEN + extlen, klen, ttl) < 0)
 		return OC_UNREADABLE;
@@ -240,7 +263,7 @@ __noinline int oc_binary(struct xdp_md *ctx, __u32 pos, __u32 end)
 
 /* ASCII and meta commands by their first word (at most 8 bytes) and length. */
 enum ocmd {
-	C_UNKNOWN, C_GET, C_GETS, C_STORE, C_CAS, C_KEYLINE, C_TOUCH, C_GAT,
+	C_UNKNOWN, C_GET, C_GETS, C_STORE, C_STORE_COND, C_STORE_KEEP, C_CAS, C_KEYLINE, C_TOUCH, C_GAT,
 	C_META_SET, C_META_KEY, C_FLUSH, C_HARMLESS,
 };
 
@@ -255,7 +278,8 @@ static __always_inline int ocmd_of(__u64 w, __u32 n)
 		break;
 	case 3:
 		if (w == W3('g', 'e', 't')) return C_GET;
-		if (w == W3('s', 'e', 't') || w == W3('a', 'd', 'd')) return C_STORE;
+		if (w == W3('s', 'e', 't')) return C_STORE;
+		if (w == W3('a', 'd', 'd')) return C_STORE_COND;
 		if (w == W3('c', 'a', 's')) return C_CAS;
 		if (w == W3('g', 'a', 't')) return C_GAT;
 		break;
@@ -271,11 +295,11 @@ static __always_inline int ocmd_of(__u64 w, __u32 n)
 		break;
 	case 6:
 		if (w == W6('d', 'e', 'l', 'e', 't', 'e')) return C_KEYLINE;
-		if (w == W6('a', 'p', 'p', 'e', 'n', 'd')) return C_STORE;
+		if (w == W6('a', 'p', 'p', 'e', 'n', 'd')) return C_STORE_KEEP;
 		break;
 	case 7:
-		if (w == W7('p', 'r', 'e', 'p', 'e', 'n', 'd') || w == W7('r', 'e', 'p', 'l', 'a', 'c', 'e'))
-			return C_STORE;
+		if (w == W7('p', 'r', 'e', 'p', 'e', 'n', 'd')) return C_STORE_KEEP;
+		if (w == W7('r', 'e', 'p', 'l', 'a', 'c', 'e')) return C_STORE_COND;
 		if (w == W7('v', 'e', 'r', 's', 'i', 'o', 'n')) return C_HARMLESS;
 		break;
 	case 9:
@@ -341,6 +365,8 @@ __noinline int oc_ascii(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r
 			return OC_UNREADABLE;
 		break;
 	case C_STORE:
+	case C_STORE_COND:
+	case C_STORE_KEEP:
 	case C_CAS:
 	case C_META_SET: {
 		/* <key> <flags> <exptime> <bytes> (cas: <cas unique>) / ms <key> <datalen> */
@@ -354,22 +380,42 @@ __noinline int oc_ascii(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r
 			if (exp < 0)
 				return OC_UNREADABLE;
 			at += 1 + (exp >> 40);
-			ttl = (exp & 0xffffffffffULL) != 0;
+			int has_exp = (exp & 0xffffffffffULL) != 0;
+			ttl = cmd == C_STORE ? (has_exp ? OTTL_SET : OTTL_CLEAR)
+			    : cmd == C_STORE_KEEP ? OTTL_KEEP /* memcached ignores append's exptime */
+			    : has_exp ? OTTL_SET : OTTL_KEEP; /* add, replace, cas: only if they apply */
 		}
 		bytes = oc_number(ctx, at + 1, end);
 		if (bytes < 0 || eol < 0)
 			return OC_UNREADABLE;
+		if (cmd != C_META_SET) {
+			/* memcached reads the data block only after a line of exactly
+			 * these tokens and at most one more (noreply's place):
+			 * anything else is answered ERROR with no data read */
+			at += 1 + (bytes >> 40);
+			if (cmd == C_CAS) {
+				__s64 cas = oc_number(ctx, at + 1, end);
+				if (cas < 0)
+					return OC_UNREADABLE;
+				at += 1 + (cas >> 40);
+			}
+			if (line_ends_at(ctx, at, end) < 0) {
+				int tl = oc_token(ctx, at + 1, end);
+				if (oc_word(ctx, at, 1) != ' ' || tl <= 0 || line_ends_at(ctx, at + 1 + tl, end) < 0)
+					return OC_UNREADABLE;
+			}
+		}
 		__u64 data_end = (__u64)eol + (bytes & 0xffffffffffULL) + 2;
 		next = data_end < end ? (int)data_end : OC_END;
 		break;
 	}
 	case C_KEYLINE:
-		ttl = 0;
+		ttl = OTTL_KEEP; /* delete, incr, decr leave the exptime alone */
 		break;
 	default: /* touch, meta commands: may set an expiry time */
 		break;
 	}
-	if (cmd != C_STORE && cmd != C_CAS && cmd != C_META_SET && eol < 0)
+	if (cmd != C_STORE && cmd != C_STORE_COND && cmd != C_STORE_KEEP && cmd != C_CAS && cmd != C_META_SET && eol < 0)
 		return OC_UNREADABLE;
 	if (oc_invalidate(ctx, key_off, klen, ttl) < 0)
 		return OC_UNREADABLE;
