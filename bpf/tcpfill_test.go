@@ -116,7 +116,7 @@ func TestTCPStreamFollowing(t *testing.T) {
 		h := newHarness(t, nil)
 		c := h.connect(f, 10, 20)
 		big := bytes.Repeat([]byte("VALUE a 0 1\r\nX\r\n"), 100) // 1600 bytes of item-like text
-		c.send(h, []byte("stats\r\n")) // (the replies below are TC's business only)
+		c.send(h, []byte("stats\r\n"))                           // (the replies below are TC's business only)
 		for _, seg := range [][]byte{
 			[]byte("STORED\r\nSTAT pid 1\r\nSTAT uptime 2\r\nEND\r\nVERSION 1.6.18\r\nVA 5 t-1\r\nab\r\n"),
 			[]byte("c\r\nHD\r\nEN\r\nVALUE x 0 1600\r\n"), big[:700], big[700:1500],
