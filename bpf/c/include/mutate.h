@@ -235,8 +235,8 @@ static long meta_flag_step(__u32 i, void *data)
 		mf->t_tok = t;
 	else if (c == 'N')
 		mf->n_tok = t;
-	else if (c == 'M' && s->tok_len[t & (MAX_TOKENS - 1)] == 2)
-		mf->mode = AT(s->win, WIN_MASK, off + 1);
+	else if (c == 'M') /* a mode token of another length is refused */
+		mf->mode = s->tok_len[t & (MAX_TOKENS - 1)] == 2 ? AT(s->win, WIN_MASK, off + 1) : 0xff;
 	return 0;
 }
 
