@@ -42,26 +42,7 @@ func TestAgainstMemcached(t *testing.T) {
 	if err != nil {
 		t.Skip("memcached not installed")
 	}
-	l, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-U", fmt.Sprint(port), "-p", fmt.Sprint(port), "-l", "127.0.0.1", "-u", "root", "-t", "2", "-m", "64")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 100 {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr := startMemcachedOnLoopback(t, bin)
 	for _, tc := range []struct {
 		name   string
 		binary bool
@@ -166,4 +147,48 @@ func TestReplyTapMatchesSockets(t *testing.T) {
 	if lost, err := tap.Lost(); err != nil || lost != 0 {
 		t.Errorf("tap lost %d replies (%v)", lost, err)
 	}
+}
+
+// startMemcachedOnLoopback starts memcached (TCP and UDP on one port) on a
+// port free for both, and retries with another when memcached exits (another
+// test took the port between the check and memcached's bind).
+func startMemcachedOnLoopback(t *testing.T, bin string) string {
+	t.Helper()
+	for attempt := 0; attempt < 5; attempt++ {
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := tl.Addr().(*net.TCPAddr).Port
+		ul, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		tl.Close()
+		if err != nil {
+			continue
+		}
+		ul.Close()
+		cmd := exec.Command(bin, "-U", fmt.Sprint(port), "-p", fmt.Sprint(port), "-l", "127.0.0.1", "-u", "root", "-t", "2", "-m", "64")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		for i := 0; i < 250; i++ {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+				t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+				return addr
+			}
+			select {
+			case <-exited:
+				i = 250 // it could not bind: another port
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		cmd.Process.Kill()
+		<-exited
+	}
+	t.Fatal("memcached did not come up on loopback (5 ports tried)")
+	return ""
 }
