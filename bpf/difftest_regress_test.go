@@ -89,6 +89,17 @@ type diffRegression struct {
 func diffRegressions() []diffRegression {
 	gatEdge := "gat 100 " + strings.Repeat("A", 250) + "   " + strings.Repeat("B", 250) + " k\r\n" // "k" at byte 512
 	return []diffRegression{
+		// found by the random run: a GET answered between a set's line and
+		// its data block (memcached applies the store when the block is in)
+		{name: "get-between-set-line-and-data", stream: difftest.Stream{
+			Keys:  []difftest.Key{{Key: "k", Flags: 1, TTL: 0, Value: []byte("old value")}},
+			Conns: []difftest.Conn{{}},
+			Events: []difftest.Event{
+				{Conn: 0, Data: []byte("get e\nset k 2 0 11\n")},
+				{Conn: difftest.UDP, Data: []byte("$\xfe\x00\x00\x00\x01\x00\x00get k\n")},
+				{Conn: 0, Data: []byte("hello world\r\n")},
+			}},
+			guards: "rule I at the store's data block: the reply to a GET between the line and the data is old, and must not fill"},
 		// found by the random run: a mode token of length 1 is refused
 		// (CLIENT_ERROR incorrect length for M token), the data swallowed
 		{name: "ms-bad-mode-token", stream: tcpStream("ms k 7 M\nget k\r\n\r\n"),

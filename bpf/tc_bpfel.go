@@ -78,7 +78,8 @@ type tcFlowState struct {
 	Sync         uint8
 	Mode         uint8
 	Pend         uint8
-	Pad          [6]uint8
+	PendKind     uint8
+	Pad          [5]uint8
 	_            [4]byte
 	PendHash     uint64
 	PendDeadline uint64
@@ -179,7 +180,7 @@ type tcScratch struct {
 	}
 	LastHash     uint64
 	Pend         uint32
-	Pad3         uint32
+	PendKind     uint32
 	PendHash     uint64
 	PendDeadline uint64
 	UdpFs        tcFlowState

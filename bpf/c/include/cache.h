@@ -140,6 +140,22 @@ static __always_inline void flush_cache(struct config *cfg, __u64 now, __u64 del
 		stat_inc(STAT_FLUSH_UNREADABLE);
 }
 
+/* Rule I for the key hash h, noted for rule A when a TCP segment is being
+ * read. Global: see text.h. */
+__noinline int sc_invalidate_hash(struct scratch *s, struct config *cfg, __u64 h, __u64 now)
+{
+	if (!s || !cfg)
+		return -1;
+	invalidate_hash(cfg, h, now);
+	if (s->inv_logging) {
+		/* rule A: the TCP flow's reply will invalidate the key again */
+		if (s->inv_logged < ACK_SLOTS)
+			s->inv_log[s->inv_logged & (ACK_SLOTS - 1)] = h;
+		s->inv_logged++;
+	}
+	return 0;
+}
+
 /* Invalidates the key in s->key[0, len) (zero-padded); s->inv_known and
  * s->inv_exp carry the command's exptime (EXP_*). Global: see text.h. */
 __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, __u64 now)
@@ -148,14 +164,8 @@ __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, _
 		return -1;
 	__u64 h = key_hash(s->key, len, cfg->seed);
 	s->last_hash = h;
-	invalidate_hash(cfg, h, now);
+	sc_invalidate_hash(s, cfg, h, now);
 	note_expiry(cfg, h, s->inv_known, s->inv_exp, now);
-	if (s->inv_logging) {
-		/* rule A: the TCP flow's reply will invalidate the key again */
-		if (s->inv_logged < ACK_SLOTS)
-			s->inv_log[s->inv_logged & (ACK_SLOTS - 1)] = h;
-		s->inv_logged++;
-	}
 	return 0;
 }
 

@@ -296,18 +296,19 @@ static __always_inline void meta_inval(struct scratch *s, struct config *cfg, __
 	inval_token(s, cfg, 1, now, exp_kind, exptime);
 }
 
-/* A store with a data block: invalidated now (memcached may apply it as soon
- * as the data is in), its exptime recorded now only as EXP_MAYBE (the data may
- * never come) and exactly once the data block has been read (s->pend). */
+/* A store with a data block: invalidated now, and again once the data block
+ * has been read -- memcached applies the store then, so a GET answered from
+ * the old item meanwhile must not fill (rule I at the moment it applies).
+ * Its exptime is recorded now only as EXP_MAYBE (the data may never come)
+ * and exactly once the block is in (s->pend). */
 static __always_inline void store_inval(struct scratch *s, struct config *cfg, __u32 klen, __u64 now, int kind,
 					__s64 exptime)
 {
 	invalidate_key(s, cfg, klen, now, kind == EXP_SET ? EXP_MAYBE : kind, exptime);
-	if (kind == EXP_SET) {
-		s->pend = 1;
-		s->pend_hash = s->last_hash;
-		s->pend_deadline = exptime_deadline(cfg, exptime, now);
-	}
+	s->pend = 1;
+	s->pend_kind = kind;
+	s->pend_hash = s->last_hash;
+	s->pend_deadline = exptime_deadline(cfg, exptime, now);
 }
 
 static __always_inline void store_token(struct scratch *s, struct config *cfg, __u32 t, __u64 now, int kind,
@@ -724,6 +725,7 @@ static __always_inline void pend_start(struct scratch *s, struct flow_state *fs)
 	if (!fs->pend)
 		return;
 	struct global_state *g = get_global();
+	fs->pend_kind = s->pend_kind;
 	fs->pend_hash = s->pend_hash;
 	fs->pend_deadline = s->pend_deadline;
 	fs->pend_xepoch = g ? g->expiry_epoch : 0;
@@ -732,12 +734,14 @@ static __always_inline void pend_start(struct scratch *s, struct flow_state *fs)
 /* The data block of a store is in: memcached stores it now (if it is well
  * formed), with the exptime its line gave (unless a mutation nobody could
  * read came between: then only the earlier deadline is kept). */
-static __always_inline void pend_done(struct config *cfg, struct flow_state *fs, __u64 now, int stored)
+static __always_inline void pend_done(struct scratch *s, struct config *cfg, struct flow_state *fs, __u64 now,
+				      int stored)
 {
 	struct global_state *g = get_global();
 	fs->pend = 0;
-	if (!g || !stored) /* not stored, or cannot tell: the EXP_MAYBE record stays */
-		return;
+	sc_invalidate_hash(s, cfg, fs->pend_hash, now);
+	if (!g || !stored || fs->pend_kind != EXP_SET)
+		return; /* not stored, or cannot tell: the EXP_MAYBE record stays */
 	note_deadline(cfg, fs->pend_hash, g->expiry_epoch == fs->pend_xepoch ? EXP_SET : EXP_MAYBE, fs->pend_deadline,
 		      now);
 }
@@ -762,7 +766,7 @@ static long stream_step(__u32 idx, void *data)
 			int ok = fs->proto == FLOW_PROTO_BINARY ||
 				 (n >= 2 && bpf_xdp_load_bytes(c->ctx, c->base + c->pos - 2, &tail, 2) == 0 &&
 				  tail == W2('\r', '\n'));
-			pend_done(c->cfg, fs, c->now, ok);
+			pend_done(s, c->cfg, fs, c->now, ok);
 		}
 		return 0;
 	}

@@ -137,8 +137,9 @@ struct flow_state {
 	__u8 proto;      /* FLOW_PROTO_* */
 	__u8 sync;       /* FLOW_SYNCED / FLOW_UNSYNCED */
 	__u8 mode;       /* FLOW_AT_COMMAND / FLOW_LONG_LINE */
-	__u8 pend;       /* a store's exptime to record once its data block is read */
-	__u8 _pad[6];
+	__u8 pend;       /* a store waits for the end of its data block (s->pend) */
+	__u8 pend_kind;  /* EXP_* of its exptime */
+	__u8 _pad[5];
 	__u64 pend_hash;
 	__u64 pend_deadline;
 	__u64 pend_xepoch; /* global_state.expiry_epoch at the command line */
@@ -232,8 +233,8 @@ struct scratch {
 	__u64 num_u;       /* sc_strto's result, as memcached's strtoul/strtoull see it */
 	struct meta_flags mf;
 	__u64 last_hash;   /* sc_invalidate's key hash */
-	__u32 pend;        /* the command just read is a store of known exptime ... */
-	__u32 _pad3;
+	__u32 pend;        /* the command just read is a store with a data block ... */
+	__u32 pend_kind;   /* ... whose exptime is EXP_* ... */
 	__u64 pend_hash;   /* ... of this key ... */
 	__u64 pend_deadline; /* ... to this deadline, once its data is read */
 	struct flow_state udp_fs; /* a UDP datagram's stream (it starts and ends with the datagram) */
