@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// ackSlots is ACK_SLOTS (c/include/consts.h): mutations logged per flow.
+// ackSlots is ACK_SLOTS (c/include/common/consts.h): mutations logged per flow.
 const ackSlots = 8
 
 // binStatus is memcached's binary response header (no body) to op.

@@ -12,7 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// Limits compiled into the programs (c/include/consts.h).
+// Limits compiled into the programs (c/include/common/consts.h).
 const (
 	MaxKey      = 250
 	MaxValueCap = 1408

@@ -116,7 +116,7 @@ func diffEmpty(m *ebpf.Map) error {
 	return nil
 }
 
-// diffHash is key_hash (c/include/text.h) in Go, to find a key's bucket.
+// diffHash is key_hash (c/include/common/text.h) in Go, to find a key's bucket.
 func diffHash(key []byte, seed uint64) uint64 {
 	var buf [KeyBufLen]byte
 	copy(buf[:], key)
@@ -132,7 +132,7 @@ func diffHash(key []byte, seed uint64) uint64 {
 	return h
 }
 
-// KeyBufLen is KEY_BUF (c/include/consts.h).
+// KeyBufLen is KEY_BUF (c/include/common/consts.h).
 const KeyBufLen = 256
 
 // diffResult is one run's verdict and availability figures.

@@ -10,7 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// Limits of the hardware-offload flavor (c/include/offload.h).
+// Limits of the hardware-offload flavor (c/include/offload/offload.h).
 const (
 	OffloadChunk     = 56 // item bytes per device map element
 	OffloadMaxChunks = 8  // chunks per item

@@ -10,7 +10,7 @@ import (
 )
 
 // What a NIC that runs XDP in hardware (NFP; the kernel's offload API, which
-// netdevsim emulates) accepts: see c/include/offload.h. netdevsim accepts
+// netdevsim emulates) accepts: see c/include/offload/offload.h. netdevsim accepts
 // any instruction, so this static check is what keeps the offload object
 // within what real hardware takes.
 var offloadHelpers = map[asm.BuiltinFunc]bool{

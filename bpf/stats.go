@@ -2,7 +2,7 @@ package bpf
 
 import "fmt"
 
-// Stat names a counter of stats_map (enum stat_id in c/include/consts.h).
+// Stat names a counter of stats_map (enum stat_id in c/include/common/consts.h).
 type Stat = xdpStatId
 
 // Counters, named as in the C enum without the STAT_ prefix.

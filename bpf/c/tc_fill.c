@@ -8,10 +8,10 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "include/parse.h"
-#include "include/cache.h"
-#include "include/ack.h"
-#include "include/reply_stream.h"
+#include "include/common/parse.h"
+#include "include/host/cache.h"
+#include "include/host/ack.h"
+#include "include/host/reply_stream.h"
 
 char _license[] SEC("license") = "GPL";
 

@@ -9,11 +9,11 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "include/structs.h"
-#include "include/parse.h"
-#include "include/text.h"
-#include "include/offload.h"
-#include "include/counters.h"
+#include "include/common/structs.h"
+#include "include/common/parse.h"
+#include "include/common/text.h"
+#include "include/offload/offload.h"
+#include "include/common/counters.h"
 
 char _license[] SEC("license") = "GPL";
 

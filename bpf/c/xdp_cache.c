@@ -5,13 +5,14 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "include/parse.h"
-#include "include/csum.h"
-#include "include/reply.h"
-#include "include/cache.h"
-#include "include/mutate.h"
-#include "include/ack.h"
-#include "include/reply_stream.h"
+#include "include/common/parse.h"
+#include "include/common/csum.h"
+#include "include/common/reply.h"
+#include "include/common/budget.h"
+#include "include/host/cache.h"
+#include "include/host/mutate.h"
+#include "include/host/ack.h"
+#include "include/host/reply_stream.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -38,21 +39,7 @@ static __always_inline __u32 reply_budget(struct config *cfg, struct pkt *p, __u
 		__builtin_memcpy(k4.addr, p->saddr + 12, 4);
 		rule = bpf_map_lookup_elem(&allow4_map, &k4);
 	}
-	__u32 amp = 0;
-	if (rule) {
-		amp = rule->max_amp;
-	} else {
-		amp = cfg->unlisted_amp;
-		if (!amp) {
-			*reason = STAT_PASS_NOT_ALLOWED;
-			return 0;
-		}
-	}
-	__u32 budget = cfg->mtu;
-	if (amp && (__u64)amp * req_ip_len < budget)
-		budget = amp * req_ip_len;
-	*reason = STAT_PASS_AMPLIFICATION;
-	return budget;
+	return amp_budget(rule, cfg->unlisted_amp, cfg->mtu, req_ip_len, reason);
 }
 
 /* Turns the request into the reply held in s->out[0, out_len) (memcached
@@ -205,7 +192,7 @@ static __always_inline int ticket_same_key(struct ticket *t, struct ticket *n)
  *   ambiguous: no reply fills from it until every request it counts has
  *   been answered (then the next request starts afresh).
  * A second request for the same key keeps the older ticket: its generation
- * and time are the conservative ones. Global: see text.h. */
+ * and time are the conservative ones. Global: see scan.h. */
 __noinline int sc_issue_bin_ticket(struct scratch *s, struct pkt *p, __u32 opaque, __u32 with_key)
 {
 	if (!s || !p)
@@ -245,7 +232,7 @@ out:
 
 /* Parses the keys of "get <k1> <k2> ...\r\n" from s->in[pos, len) into the
  * key slots. Returns nkeys | (offset after the line's '\n') << 8, 0 when
- * malformed, GET_TOO_MANY_KEYS beyond MAX_GET_KEYS. Global: see text.h. */
+ * malformed, GET_TOO_MANY_KEYS beyond MAX_GET_KEYS. Global: see scan.h. */
 __noinline int sc_parse_get(struct scratch *s, struct config *cfg, __u32 pos, __u32 len)
 {
 	if (!s || !cfg)
@@ -278,7 +265,7 @@ __noinline int sc_parse_get(struct scratch *s, struct config *cfg, __u32 pos, __
 }
 
 /* Miss: memcached answers. Leaves a ticket per key and a reply state so the
- * egress program can fill from the answer. Global: see text.h. */
+ * egress program can fill from the answer. Global: see scan.h. */
 __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pkt *p, __u32 nkeys)
 {
 	if (!s || !cfg || !p)

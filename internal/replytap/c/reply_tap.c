@@ -8,9 +8,9 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "include/structs.h"
-#include "include/parse.h"
-#include "include/counters.h"
+#include "include/common/structs.h"
+#include "include/common/parse.h"
+#include "include/common/counters.h"
 
 char _license[] SEC("license") = "GPL";
 

@@ -5,7 +5,7 @@
 #ifndef XDPCACHE_MAPS_H
 #define XDPCACHE_MAPS_H
 
-#include "structs.h"
+#include "../common/structs.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -20,7 +20,7 @@
 
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
-#include "consts.h"
+#include "../common/consts.h"
 
 /* Largest map element (key and value, each rounded up to 8 bytes). */
 #define OFF_ELEM_MAX 64

@@ -32,7 +32,7 @@
 /* memcached's tokenizer and number parsing over the line in s->win.   */
 
 /* Offset of the first non-space byte at or after off in win[0, len), or len.
- * Global: see text.h. */
+ * Global: see scan.h. */
 __noinline int sc_skip_sp(struct scratch *s, __u32 off, __u32 len)
 {
 	if (!s)
@@ -119,7 +119,7 @@ __noinline int sc_num_prefix(struct scratch *s, __u32 off, __u32 len)
 /* safe_strtol / safe_strtoul / safe_strtoull (util.c) over win[off, off+len):
  * leading white space, a sign, digits, then the end or white space;
  * strtol's 64-bit range (ERANGE refused). The callers truncate to 32 bits
- * where memcached stores into an int32_t / uint32_t. Global: see text.h. */
+ * where memcached stores into an int32_t / uint32_t. Global: see scan.h. */
 __noinline int sc_strto(struct scratch *s, __u32 off, __u32 len, __u32 is_signed)
 {
 	if (!s || len > WIN_SIZE)
@@ -241,7 +241,7 @@ static long meta_flag_step(__u32 i, void *data)
 }
 
 /* Reads the meta flags tokens[from, ntok) into s->mf (a loop callback:
- * checked once, not once per token). Global: see text.h. */
+ * checked once, not once per token). Global: see scan.h. */
 __noinline int sc_meta_flags(struct scratch *s, __u32 from)
 {
 	if (!s)
@@ -327,7 +327,7 @@ static __always_inline void store_token(struct scratch *s, struct config *cfg, _
 /* One ASCII command line, s->win[0, lf) ('\n' excluded), as
  * process_command_ascii() reads it. Invalidates what it may change and
  * returns the data bytes memcached reads after it (0: none), or LINE_UNSURE.
- * Global: see text.h. */
+ * Global: see scan.h. */
 __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, __u64 now)
 {
 	if (!s || !cfg || lf > WIN_SIZE)
@@ -525,7 +525,7 @@ gat:
 
 /* A line longer than the window: the first WIN_SIZE bytes are in s->win.
  * Returns LINE_UNSURE when its data block cannot be told; flushes when it may
- * change keys beyond the window. Global: see text.h. */
+ * change keys beyond the window. Global: see scan.h. */
 __noinline int sc_long_line(struct scratch *s, struct config *cfg, __u64 now)
 {
 	if (!s || !cfg)
@@ -628,7 +628,7 @@ static __always_inline int bin_mutating(__u8 op)
 /* One binary request whose header (and as much of its body as the packet
  * holds) is in s->win[0, have). Invalidates what it changes; returns its
  * length (header + body), or -1 when it is no request memcached would take
- * (memcached closes such a connection). Global: see text.h. */
+ * (memcached closes such a connection). Global: see scan.h. */
 __noinline long sc_binary_request(struct scratch *s, struct config *cfg, __u32 have, __u64 now)
 {
 	if (!s || !cfg || have < MC_BIN_HDR_LEN)
@@ -913,7 +913,7 @@ static long find_magic_step(__u32 i, void *data)
 }
 
 /* Does payload [0, end) hold a byte 0x80 (every binary request starts with
- * one)? Global: see text.h. */
+ * one)? Global: see scan.h. */
 __noinline int sc_has_magic(struct xdp_md *ctx, struct scratch *s, __u32 base, __u32 end)
 {
 	if (!s)

@@ -7,7 +7,7 @@
 
 #include <bpf/bpf_endian.h>
 #include "maps.h"
-#include "text.h"
+#include "scan.h"
 
 static __always_inline struct config *get_config(void)
 {
@@ -157,7 +157,7 @@ __noinline int sc_invalidate_hash(struct scratch *s, struct config *cfg, __u64 h
 }
 
 /* Invalidates the key in s->key[0, len) (zero-padded); s->inv_known and
- * s->inv_exp carry the command's exptime (EXP_*). Global: see text.h. */
+ * s->inv_exp carry the command's exptime (EXP_*). Global: see scan.h. */
 __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, __u64 now)
 {
 	if (!s || !cfg)
