@@ -57,7 +57,9 @@ func RunChecks(r *Report, db *nicdb.DB) []Check {
 		add(Check{ID: "lro", Status: Fail, Modes: native, Reason: "LRO is on: the kernel refuses XDP on a device that merges packets",
 			Fix: "ethtool -K " + r.Iface + " lro off"})
 	}
-	if r.Features["rx-gro-hw"] {
+	if c, ok := virtioOffloadsCheck(r); ok {
+		add(c)
+	} else if r.Features["rx-gro-hw"] {
 		c := Check{ID: "gro-hw", Status: Fail, Modes: native, Reason: "hardware GRO (rx-gro-hw) is on: native XDP sees merged frames and drivers refuse it",
 			Fix: "ethtool -K " + r.Iface + " rx-gro-hw off"}
 		if r.Driver == "virtio_net" {
@@ -228,4 +230,44 @@ func peerXDPFix(p *VethPeer, name string) string {
 	default:
 		return what + fmt.Sprintf("ip link set dev %s %s, run in the peer's network namespace (id %d as seen from here; the host, for a container)", name, prog, p.NetnsID) + or
 	}
+}
+
+// virtioGuestOffloads are the virtio-net feature bits virtnet_xdp_set refuses
+// XDP for when the device does not let the guest turn them off.
+var virtioGuestOffloads = []struct {
+	bit  int
+	name string
+}{{1, "guest_csum"}, {7, "guest_tso4"}, {8, "guest_tso6"}, {9, "guest_ecn"}, {10, "guest_ufo"}, {54, "guest_uso4"}, {55, "guest_uso6"}}
+
+// virtioCtrlGuestOffloads is VIRTIO_NET_F_CTRL_GUEST_OFFLOADS: the driver can
+// turn the guest offloads off, and does so itself while XDP is attached.
+const virtioCtrlGuestOffloads = 2
+
+// virtioOffloadsCheck decides virtio_net's guest-offload refusal from the
+// negotiated feature bits, as virtnet_xdp_set does (ok false: bits unknown).
+func virtioOffloadsCheck(r *Report) (Check, bool) {
+	f := r.VirtioFeatures
+	if r.Driver != "virtio_net" || f == "" {
+		return Check{}, false
+	}
+	has := func(bit int) bool { return bit < len(f) && f[bit] == '1' }
+	var on []string
+	for _, o := range virtioGuestOffloads {
+		if has(o.bit) {
+			on = append(on, o.name)
+		}
+	}
+	switch {
+	case len(on) == 0:
+		return Check{ID: "guest-offloads", Status: Pass, Reason: "the hypervisor implements no guest offloads for this virtio device"}, true
+	case has(virtioCtrlGuestOffloads):
+		return Check{ID: "guest-offloads", Status: Pass, Reason: fmt.Sprintf("the hypervisor implements guest offloads (%s) and lets the guest control them: virtio_net turns them off itself while XDP is attached", strings.Join(on, ", "))}, true
+	}
+	var off []string
+	for _, o := range on {
+		off = append(off, o+"=off")
+	}
+	return Check{ID: "guest-offloads", Status: Fail, Modes: []Mode{ModeNative, ModeOffload},
+		Reason: fmt.Sprintf("the hypervisor implements guest offloads (%s) that the guest cannot turn off (no VIRTIO_NET_F_CTRL_GUEST_OFFLOADS): native attach fails with \"Can't set XDP while host is implementing GRO_HW/CSUM\"", strings.Join(on, ", ")),
+		Fix:    "only fixable on the hypervisor: " + strings.Join(off, ",") + " for the device (QEMU -device virtio-net-pci), or ctrl_guest_offloads=on"}, true
 }

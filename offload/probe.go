@@ -56,6 +56,10 @@ type Report struct {
 	Notes         []string        `json:"notes,omitempty"` // what could not be read
 	Checks        []Check         `json:"checks"`
 	Plan          Plan            `json:"plan"`
+
+	// VirtioFeatures: virtio_net's negotiated virtio feature bits, one
+	// '0'/'1' per bit (/sys/class/net/IFACE/device/features).
+	VirtioFeatures string `json:"virtio_features,omitempty"`
 }
 
 // Channels are the device's queue counts (ethtool -l).
@@ -183,6 +187,11 @@ func ProbeInterface(name string, opts ProbeOptions, dopts DecideOptions) (*Repor
 		} else if !errors.Is(err, unix.EOPNOTSUPP) {
 			note("rings", err)
 		} // EOPNOTSUPP (veth, bridge, lo): no rings to report, not an error
+	}
+	if r.Driver == "virtio_net" {
+		if b, err := os.ReadFile(filepath.Join("/sys/class/net", name, "device", "features")); err == nil {
+			r.VirtioFeatures = strings.TrimSpace(string(b))
+		}
 	}
 	if r.Driver == "" && lk.Type() != "device" {
 		r.Driver = lk.Type() // e.g. a bridge reports its kind
