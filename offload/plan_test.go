@@ -59,7 +59,7 @@ func TestDecide(t *testing.T) {
 		}, DecideOptions{}, ModeGeneric, "nicdb does not list native XDP"},
 		{"LRO on", "i40e", func(r *Report) { r.Features["rx-lro"] = true }, DecideOptions{}, ModeGeneric, "LRO is on"},
 		{"MTU too large", "ixgbe", func(r *Report) { r.MTU = 9000 }, DecideOptions{}, ModeGeneric, "single-page XDP limit 3050"},
-		{"MTU too large but rx-sg", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= XDPRxSG }, DecideOptions{}, ModeNative, ""},
+		{"MTU too large, rx-sg does not help a single-buffer program", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= XDPRxSG }, DecideOptions{}, ModeGeneric, "rx-sg does not help"},
 		{"foreign program", "mlx5_core", func(r *Report) { r.XDP = XDPState{Attached: "native", ProgID: 7} }, DecideOptions{}, "", "another XDP program"},
 		{"foreign program, --force", "mlx5_core", func(r *Report) { r.XDP = XDPState{Attached: "native", ProgID: 7} }, DecideOptions{Force: true}, ModeNative, ""},
 		{"ours attached", "mlx5_core", func(r *Report) { r.XDP = XDPState{Attached: "native", ProgID: 7}; r.Ours = true }, DecideOptions{}, ModeNative, ""},
