@@ -438,10 +438,24 @@ var scenarios = []scenario{
 		setup: [][]string{{ethtool, "-L", "vmq", "combined", "4"}}, teardown: [][]string{{ethtool, "-L", "vmq", "combined", "1"}}},
 	{name: "vmx-lro-off", iface: "vmx",
 		setup: [][]string{{ethtool, "-K", "vmx", "lro", "off"}}, teardown: [][]string{{ethtool, "-K", "vmx", "lro", "on"}}},
+	{name: "bond0-alb", iface: "bond0", setup: bondMode("balance-alb"), teardown: bondMode("active-backup"),
+		known: map[string]string{"6.1": "the probe does not read the bond's mode; 6.1 has no netdev XDP features to tell"}},
 	{name: "vmx-mtu3494", iface: "vmx", kernels: []string{"6.12"}, // nicdb's limit: accepted
 		setup: [][]string{{ipCmd, "link", "set", "dev", "vmx", "mtu", "3494"}}, teardown: [][]string{{ipCmd, "link", "set", "dev", "vmx", "mtu", "1500"}}},
 	{name: "vmx-mtu3495", iface: "vmx", // one above: refused
 		setup: [][]string{{ipCmd, "link", "set", "dev", "vmx", "mtu", "3495"}}, teardown: [][]string{{ipCmd, "link", "set", "dev", "vmx", "mtu", "1500"}}},
+}
+
+// bondMode changes bond0's mode: the slaves leave, the bond goes down,
+// the mode changes, the slaves come back.
+func bondMode(mode string) [][]string {
+	return [][]string{
+		{ipCmd, "link", "set", "vb1", "nomaster"}, {ipCmd, "link", "set", "vb2", "nomaster"},
+		{ipCmd, "link", "set", "bond0", "down"}, {ipCmd, "link", "set", "bond0", "type", "bond", "mode", mode},
+		{ipCmd, "link", "set", "vb1", "down"}, {ipCmd, "link", "set", "vb2", "down"},
+		{ipCmd, "link", "set", "vb1", "master", "bond0"}, {ipCmd, "link", "set", "vb2", "master", "bond0"},
+		{ipCmd, "link", "set", "bond0", "up"}, {ipCmd, "link", "set", "vb1", "up"}, {ipCmd, "link", "set", "vb2", "up"},
+	}
 }
 
 // quoted is every "..." phrase in s: the kernel's words a check cites.
