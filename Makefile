@@ -6,7 +6,7 @@ PKGS    ?= ./...
 # packages one at a time; each test cleans up after itself.
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
 
-.PHONY: all build generate check-generate test test-short test-offload fuzz fuzz-diff check-long bench demo vet clean
+.PHONY: all build generate check-generate test test-short test-offload test-lab fuzz fuzz-diff check-long bench demo vet clean
 
 all: build
 
@@ -61,6 +61,16 @@ check-long:
 # scripts/offload-lab.sh for its cache and OFFLOAD_LAB_* settings (root).
 test-offload:
 	GO=$(GO) scripts/offload-lab.sh
+
+# The driver and kernel matrix (docs/lab.md): the netdevsim tests above, then
+# one QEMU guest per kernel (Debian 12's 6.1, bookworm-backports' 6.12) with
+# virtio-net, e1000, e1000e, vmxnet3, a bond, tun and netdevsim, running
+# ./test/lab against the xdpcache binary, memcached and iproute2 (root).
+# LAB_KERNELS="6.1" limits the kernels; LAB_UPDATE=1 rewrites the expected
+# reports in test/lab/testdata/.
+LAB_KERNELS ?=
+test-lab: test-offload
+	GO=$(GO) scripts/lab.sh $(LAB_KERNELS)
 
 test-short:
 	$(GO) test -short $(TESTFLAGS) $(PKGS)

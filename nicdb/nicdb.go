@@ -104,6 +104,17 @@ type Driver struct {
 	MaxXDPMTU   int      `json:"max_xdp_mtu"` // single-page XDP on x86, 4 KiB pages; 0 = unknown
 	Quirks      []Quirk  `json:"quirks"`
 	Sources     []Source `json:"sources"`
+	// Verified lists what the driver and kernel matrix (make test-lab,
+	// docs/lab.md) checked on a real driver; every other fact comes from
+	// the kernel sources named in Sources and Quirks.
+	Verified []Verification `json:"verified,omitempty"`
+}
+
+// Verification is what the lab checked for a driver on one kernel series.
+type Verification struct {
+	Kernel string `json:"kernel"` // kernel series, e.g. "6.1" (Debian's 6.1.0-N-amd64)
+	Device string `json:"device"` // what the driver drove, e.g. "QEMU 7.2 virtio-net-pci"
+	Facts  string `json:"facts"`  // what was checked, in the kernel's words where it refused
 }
 
 func since(field string, k KernelVersion) bool {
@@ -124,6 +135,7 @@ func (d Driver) clone() Driver {
 	d.Aliases = slices.Clone(d.Aliases)
 	d.Quirks = slices.Clone(d.Quirks)
 	d.Sources = slices.Clone(d.Sources)
+	d.Verified = slices.Clone(d.Verified)
 	return d
 }
 
@@ -224,6 +236,11 @@ func (d Driver) validate() error {
 			return fmt.Errorf("source #%d: fact and ref are required", i+1)
 		}
 	}
+	for i, v := range d.Verified {
+		if _, err := ParseKernelVersion(v.Kernel); err != nil || v.Device == "" || v.Facts == "" {
+			return fmt.Errorf("verified #%d: a kernel series, the device and the facts are required", i+1)
+		}
+	}
 	seen := map[string]bool{}
 	for _, q := range d.Quirks {
 		if q.ID == "" || seen[q.ID] {
@@ -268,12 +285,20 @@ func (db *DB) Markdown() string {
 	b.WriteString("`xdpcache nicdb [DRIVER] [--json]` prints the same data.\n\n")
 	b.WriteString("Versions are the first kernel release with the capability; `-` means none. XDP MTU is the\n")
 	b.WriteString("single-page (non-frags) limit on x86 with 4 KiB pages, `?` where unknown. Where a source\n")
-	b.WriteString("says \"approx\", the release is the best known one: check the kernel's history before relying on it.\n\n")
-	b.WriteString("| driver | vendor | native | XDP_TX | redirect | frags | AF_XDP ZC | offload | XDP MTU | quirks |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("says \"approx\", the release is the best known one: check the kernel's history before relying on it.\n")
+	b.WriteString("The lab column names the kernel series on which the driver and kernel matrix (`make test-lab`,\n")
+	b.WriteString("[lab.md](lab.md)) checked the driver itself; every other fact comes from the kernel sources cited.\n\n")
+	b.WriteString("| driver | vendor | native | XDP_TX | redirect | frags | AF_XDP ZC | offload | XDP MTU | quirks | lab |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, d := range db.drivers {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", d.Name, d.Vendor, dash(d.NativeXDP), dash(d.XDPTX),
-			dash(d.Redirect), dash(d.MultiBuffer), dash(d.ZeroCopy), dash(d.HWOffload), mtuString(d.MaxXDPMTU), len(d.Quirks))
+		var lab []string
+		for _, v := range d.Verified {
+			if !slices.Contains(lab, v.Kernel) {
+				lab = append(lab, v.Kernel)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", d.Name, d.Vendor, dash(d.NativeXDP), dash(d.XDPTX),
+			dash(d.Redirect), dash(d.MultiBuffer), dash(d.ZeroCopy), dash(d.HWOffload), mtuString(d.MaxXDPMTU), len(d.Quirks), dash(strings.Join(lab, ", ")))
 	}
 	b.WriteString("\n## Drivers\n")
 	for _, d := range db.drivers {
@@ -291,6 +316,12 @@ func (db *DB) Markdown() string {
 		b.WriteString("\nSources:\n\n")
 		for _, s := range d.Sources {
 			fmt.Fprintf(&b, "- %s — %s\n", s.Fact, s.Ref)
+		}
+		if len(d.Verified) > 0 {
+			b.WriteString("\nVerified in the lab (make test-lab):\n\n")
+			for _, v := range d.Verified {
+				fmt.Fprintf(&b, "- %s, %s: %s\n", v.Kernel, v.Device, v.Facts)
+			}
 		}
 	}
 	return b.String()

@@ -16,6 +16,7 @@
 #   OFFLOAD_LAB_RUN      -test.run pattern (default ^TestNetdevsim)
 #   OFFLOAD_LAB_TIMEOUT  seconds for boot + tests before the guest counts as hung (default 600)
 #   OFFLOAD_LAB_KABI     kernel ABI to use, e.g. 6.1.0-56-amd64 (default: linux-image-amd64's)
+#   OFFLOAD_LAB_PREPARE_ONLY  1: download and build into the cache, boot nothing (scripts/lab.sh)
 #   GO                   go command (default go)
 #
 # Exit status: 0 only if every binary passed, at least one test ran, no
@@ -219,6 +220,7 @@ K=$CACHE/$KABI
 mkdir -p "$K"
 build_kernel_files
 extra_modules
+if [ "${OFFLOAD_LAB_PREPARE_ONLY:-}" = 1 ]; then log "prepared $K"; exit 0; fi
 W=$(mktemp -d /tmp/offload-lab.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 build_tests

@@ -24,7 +24,7 @@ func TestRunChecks(t *testing.T) {
 		{"MTU above the single-page limit", "mlx5_core", func(r *Report) { r.MTU = 9000 }, "mtu", Fail, []mode.Mode{mode.Native, mode.Offload},
 			"above mlx5_core's single-page XDP limit 3498", "ip link set dev eth0 mtu 3498"},
 		{"MTU fits", "mlx5_core", nil, "mtu", Pass, nil, "fits", ""},
-		{"jumbo MTU with rx-sg", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= netdev.XDPRxSG }, "mtu", Pass, nil, "", ""},
+		{"jumbo MTU with rx-sg: the program is single-buffer", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= netdev.XDPRxSG }, "mtu", Fail, []mode.Mode{mode.Native, mode.Offload}, "rx-sg does not help", "ip link set dev eth0 mtu 3046"},
 		{"LRO", "ixgbe", func(r *Report) { r.Features["rx-lro"] = true }, "lro", Fail, []mode.Mode{mode.Native, mode.Offload}, "LRO is on", "ethtool -K eth0 lro off"},
 		{"LRO off", "ixgbe", func(r *Report) { r.Features["rx-lro"] = false }, "lro", "", nil, "", ""},
 		{"hardware GRO", "bnxt_en", func(r *Report) { r.Features["rx-gro-hw"] = true }, "gro-hw", Fail, nil, "rx-gro-hw", "ethtool -K eth0 rx-gro-hw off"},

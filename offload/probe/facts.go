@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -29,6 +31,15 @@ var facts = []fact{
 	{"uppers", gatherUppers},
 	{"ethtool", gatherEthtool},
 	{"nicdb", gatherNICDB},
+	{"virtio", func(r *Report, lk netlink.Link, _ Options, _ func(string, error)) {
+		// virtio_net's negotiated feature bits decide its guest-offload
+		// refusal (checks.go, virtioOffloadsCheck)
+		if r.Driver == "virtio_net" {
+			if b, err := os.ReadFile(filepath.Join("/sys/class/net", lk.Attrs().Name, "device", "features")); err == nil {
+				r.VirtioFeatures = strings.TrimSpace(string(b))
+			}
+		}
+	}},
 	{"xdp", gatherXDP},
 	{"netns", gatherNetns},
 	{"tc", gatherTC},

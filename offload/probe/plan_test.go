@@ -61,7 +61,7 @@ func TestDecide(t *testing.T) {
 		}, DecideOptions{}, mode.Generic, "nicdb does not list native XDP"},
 		{"LRO on", "i40e", func(r *Report) { r.Features["rx-lro"] = true }, DecideOptions{}, mode.Generic, "LRO is on"},
 		{"MTU too large", "ixgbe", func(r *Report) { r.MTU = 9000 }, DecideOptions{}, mode.Generic, "single-page XDP limit 3050"},
-		{"MTU too large but rx-sg", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= netdev.XDPRxSG }, DecideOptions{}, mode.Native, ""},
+		{"MTU too large, rx-sg does not help a single-buffer program", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= netdev.XDPRxSG }, DecideOptions{}, mode.Generic, "rx-sg does not help"},
 		{"foreign program", "mlx5_core", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 7} }, DecideOptions{}, "", "another XDP program"},
 		{"foreign program, --force", "mlx5_core", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 7} }, DecideOptions{Force: true}, mode.Native, ""},
 		{"ours attached", "mlx5_core", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 7}; r.Ours = true }, DecideOptions{}, mode.Native, ""},

@@ -60,6 +60,10 @@ type Report struct {
 	Notes         []string              `json:"notes,omitempty"` // what could not be read
 	Checks        []Check               `json:"checks"`
 	Plan          Plan                  `json:"plan"`
+
+	// VirtioFeatures: virtio_net's negotiated virtio feature bits, one
+	// '0'/'1' per bit (/sys/class/net/IFACE/device/features).
+	VirtioFeatures string `json:"virtio_features,omitempty"`
 }
 
 // Channels are the device's queue counts (ethtool -l).
