@@ -68,7 +68,7 @@ bp_setup() {
   mkdir -p "$BP/lists/partial" "$BP/cache/archives/partial"
   if [ ! -s "$BP/sources.list" ]; then
     uri=$(apt-cache policy 2>/dev/null | awk '$3 == "bookworm/main" && $4 == "amd64" {print $2; exit}')
-    [ -n "$uri" ] || { apt-get update -qq; uri=$(apt-cache policy | awk '$3 == "bookworm/main" && $4 == "amd64" {print $2; exit}'); }
+    [ -n "$uri" ] || { apt-get update -qq >&2; uri=$(apt-cache policy | awk '$3 == "bookworm/main" && $4 == "amd64" {print $2; exit}'); }
     [ -n "$uri" ] || die "the machine's apt has no bookworm/main archive to take bookworm-backports from"
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri bookworm-backports main" >"$BP/sources.list"
   fi
@@ -83,11 +83,11 @@ abi_for() {
   6.1)
     abi=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*-amd64\)$/\1/p' | head -n1)
     if [ -z "$abi" ]; then
-      apt-get update -qq || true
+      apt-get update -qq >&2 || true
       abi=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*-amd64\)$/\1/p' | head -n1)
     fi ;;
   6.12)
-    bp_setup || true
+    bp_setup >&2 || true # abi_for's output is the ABI alone
     abi=$(bp_apt apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*-amd64\)$/\1/p' | head -n1) ;;
   *) die "unknown kernel $series (6.1 or 6.12)" ;;
   esac
