@@ -115,6 +115,12 @@ func attachTC(ifindex int, prog *ebpf.Program, pinDir string) (record.TCAttach, 
 	if !errors.Is(err, ebpf.ErrNotSupported) {
 		return "", fmt.Errorf("attach TC egress (tcx): %w", err)
 	}
+	return attachClsact(ifindex, prog, pinDir)
+}
+
+// attachClsact attaches the egress filler as a cls_bpf filter on a clsact
+// qdisc (kernels before 6.6), adding the qdisc if there is none.
+func attachClsact(ifindex int, prog *ebpf.Program, pinDir string) (record.TCAttach, error) {
 	nl.EnableErrorMessageReporting = true
 	lk, err := netlink.LinkByIndex(ifindex)
 	if err != nil {
@@ -122,7 +128,14 @@ func attachTC(ifindex int, prog *ebpf.Program, pinDir string) (record.TCAttach, 
 	}
 	q := &netlink.GenericQdisc{QdiscType: "clsact", QdiscAttrs: netlink.QdiscAttrs{
 		LinkIndex: ifindex, Parent: netlink.HANDLE_CLSACT, Handle: netlink.MakeHandle(0xffff, 0)}}
-	if err := netlink.QdiscAdd(q); err != nil && !errors.Is(err, unix.EEXIST) {
+	switch err := netlink.QdiscAdd(q); {
+	case err == nil:
+		// ours: undeploy removes it again once no filter is left on it
+		// (a directory, as bpffs holds no plain files)
+		if err := os.MkdirAll(filepath.Join(pinDir, clsactMarker), 0o700); err != nil {
+			return "", fmt.Errorf("mark the clsact qdisc as added: %w", err)
+		}
+	case !errors.Is(err, unix.EEXIST):
 		return "", fmt.Errorf("add clsact qdisc on %s: %w", lk.Attrs().Name, err)
 	}
 	f := &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: ifindex, Parent: netlink.HANDLE_MIN_EGRESS,
@@ -156,8 +169,25 @@ func detachTC(ifindex int, pinDir string) error {
 			}
 		}
 	}
-	return nil
+	marker := filepath.Join(pinDir, clsactMarker)
+	if _, err := os.Stat(marker); err != nil {
+		return nil // the qdisc was there before us
+	}
+	egress, _ := netlink.FilterList(lk, netlink.HANDLE_MIN_EGRESS)
+	ingress, _ := netlink.FilterList(lk, netlink.HANDLE_MIN_INGRESS)
+	if len(egress) == 0 && len(ingress) == 0 {
+		q := &netlink.GenericQdisc{QdiscType: "clsact", QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: lk.Attrs().Index, Parent: netlink.HANDLE_CLSACT, Handle: netlink.MakeHandle(0xffff, 0)}}
+		if err := netlink.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("delete the clsact qdisc deploy added: %w", err)
+		}
+	}
+	return os.Remove(marker)
 }
+
+// clsactMarker, in a deployment's pin directory: deploy added the clsact
+// qdisc (it was not there before).
+const clsactMarker = "clsact-added"
 
 // loadPinnedLink opens a pinned link; what names it in the error.
 func loadPinnedLink(path, what string) (link.Link, error) {

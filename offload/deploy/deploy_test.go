@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -486,5 +487,61 @@ func TestDeployFollowsTheLinkAndMemcached(t *testing.T) {
 	s, _, err := c.Config()
 	if err != nil || s.MTU != 1450 || s.Protocol != "ascii" {
 		t.Errorf("the programs run with MTU %d protocol %q (%v)", s.MTU, s.Protocol, err)
+	}
+}
+
+// TestClsactQdiscRemovedWhenOurs: on kernels without TCX the filler goes on
+// a clsact qdisc; undeploy removes the qdisc only if deploy added it and no
+// filter is left on it.
+func TestClsactQdiscRemovedWhenOurs(t *testing.T) {
+	labtest.RequireRoot(t, "creates network namespaces and attaches TC programs")
+	c, err := bpf.Load(testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		name     string
+		existing bool // a clsact qdisc was there before deploy
+	}{{"added by deploy", false}, {"there before", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := labtest.NS(t, "xc-clsact")
+			labtest.IP(t, ns, "link", "add", "xq0", "type", "veth", "peer", "name", "xq1")
+			labtest.IP(t, ns, "link", "set", "xq0", "up")
+			if tc.existing {
+				if err := ns.Command(context.Background(), "tc", "qdisc", "add", "dev", "xq0", "clsact").Run(); err != nil {
+					t.Fatalf("tc qdisc add: %v", err)
+				}
+			}
+			pinDir := filepath.Join(testPinRoot(t), "xq0")
+			if err := os.MkdirAll(pinDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			qdiscs := func() string {
+				out, err := ns.Command(context.Background(), "tc", "qdisc", "show", "dev", "xq0").CombinedOutput()
+				if err != nil {
+					t.Fatalf("tc qdisc show: %v %s", err, out)
+				}
+				return string(out)
+			}
+			if err := ns.Do(func() error {
+				idx, err := ns.Ifindex("xq0")
+				if err != nil {
+					return err
+				}
+				if how, err := attachClsact(idx, c.TC, pinDir); err != nil || how != record.TCClsact {
+					return fmt.Errorf("attach: %v %v", how, err)
+				}
+				if q := qdiscs(); !strings.Contains(q, "clsact") {
+					return fmt.Errorf("no clsact qdisc after attach: %s", q)
+				}
+				return detachTC(idx, pinDir)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(qdiscs(), "clsact"); got != tc.existing {
+				t.Errorf("clsact qdisc left: %v, want %v (%s)", got, tc.existing, qdiscs())
+			}
+		})
 	}
 }
