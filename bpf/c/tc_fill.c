@@ -163,14 +163,20 @@ static long item_step(__u32 idx, void *data)
 	return item_core(data);
 }
 
-static __always_inline void fill_ascii(struct config *cfg, struct scratch *s, struct pkt *p, __u32 len, __u64 now)
+/* ASCII reply over UDP. Global: keeps its locals off the main program's
+ * frame (the stack of every call chain is bounded). */
+__noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 {
+	struct config *cfg = get_config();
+	struct scratch *s = get_scratch();
+	if (!p || !cfg || !s)
+		return 0;
 	__u16 req_id = *(__u16 *)s->in;
 	ticket_key_for(&s->tkey, p, req_id, 0, 0);
 	struct reply_state *rs = bpf_map_lookup_elem(&reply_map, &s->tkey);
 	if (!rs) {
 		stat_inc(STAT_FILL_NO_TICKET);
-		return;
+		return 0;
 	}
 	__u32 body = len - MC_FRAME_LEN;
 	if (*(__u16 *)(s->in + 2) != 0) {
@@ -179,12 +185,12 @@ static __always_inline void fill_ascii(struct config *cfg, struct scratch *s, st
 		 * reply boundary */
 		if (rs->skip != ~0U)
 			rs->skip = rs->skip > body ? rs->skip - body : 0;
-		return;
+		return 0;
 	}
 	if (rs->skip >= body) {
 		if (rs->skip != ~0U)
 			rs->skip -= body;
-		return;
+		return 0;
 	}
 	struct item_ctx c = {
 		.cfg = cfg, .s = s, .p = p, .rs = rs, .now = now,
@@ -196,14 +202,16 @@ static __always_inline void fill_ascii(struct config *cfg, struct scratch *s, st
 		ticket_key_for(&s->tkey, p, req_id, 0, 0);
 		bpf_map_delete_elem(&reply_map, &s->tkey);
 	}
+	return 0;
 }
 
 /* The item at s->in[rel, lim) of a followed TCP reply ("VALUE " seen):
  * parses it and fills from it. Returns the offset after a whole item, 0 when
  * its header is cut or unlike memcached's, or -(bytes still to skip) when
  * its value continues past lim. Global: checked once. */
-__noinline int sc_tcp_item(struct scratch *s, struct pkt *p, __u32 rel, __u32 lim, __u64 now)
+__noinline int sc_tcp_item(struct scratch *s, struct pkt *p, __u32 rel, __u32 lim)
 {
+	__u64 now = bpf_ktime_get_ns();
 	if (!s || !p)
 		return 0;
 	s = get_scratch(); /* a map-value pointer for map keys (see xdp_cache.c) */
@@ -227,10 +235,7 @@ __noinline int sc_tcp_item(struct scratch *s, struct pkt *p, __u32 rel, __u32 li
  * looks for the end of a line, or reads the reply at a boundary. */
 struct walk_ctx {
 	struct __sk_buff *skb;
-	struct config *cfg;
-	struct scratch *s;
 	struct pkt *p;
-	__u64 now;
 	__u32 pos;       /* payload offset of the next byte to walk */
 	__u32 len;       /* payload length */
 	__u32 chunk_off; /* payload offset of s->in[0] */
@@ -242,6 +247,9 @@ struct walk_ctx {
 /* Room a reply at a boundary needs in s->in: the longest item that can fill
  * (header, value, "\r\n") and any header line memcached writes. */
 #define WALK_LOOKAHEAD 1800
+/* scratch bytes in s->win that fills never use (they use [0, 128)) */
+#define WIN_FLOW_KEY 256
+#define WIN_STREAM_STATE 320
 #define WALK_STEPS 1024
 #define WALK_LINE_SCAN 256
 
@@ -268,9 +276,8 @@ __noinline int walk_find_nl(struct scratch *s, __u32 rel, __u32 lim)
 
 /* The reply starting at s->in[rel]: c->pos, c->skip and c->mode move past its
  * header (and, for an item, parse it and fill from it). */
-static __always_inline long walk_boundary(struct walk_ctx *c, __u32 rel)
+static __always_inline long walk_boundary(struct walk_ctx *c, struct scratch *s, __u32 rel)
 {
-	struct scratch *s = c->s;
 	__u32 lim = c->chunk_len, at_end = c->chunk_off + c->chunk_len >= c->len;
 	__u8 b0 = AT(s->in, BUF_MASK, rel);
 	if (b0 == 0x81) {
@@ -288,7 +295,7 @@ static __always_inline long walk_boundary(struct walk_ctx *c, __u32 rel)
 	}
 	__u64 w = load8(s->in, BUF_MASK, rel);
 	if ((w & MASKN(6)) == W6('V', 'A', 'L', 'U', 'E', ' ')) {
-		int r = sc_tcp_item(s, c->p, rel, lim, c->now);
+		int r = sc_tcp_item(s, c->p, rel, lim);
 		if (r > 0) {
 			c->pos = c->chunk_off + (__u32)r; /* a whole item, filled or not */
 			return 0;
@@ -330,7 +337,8 @@ lost:
 static long walk_step(__u32 idx, void *data)
 {
 	struct walk_ctx *c = data;
-	if (c->pos >= c->len)
+	struct scratch *s = get_scratch();
+	if (!s || c->pos >= c->len)
 		return 1;
 	if (c->skip) {
 		__u32 n = c->len - c->pos;
@@ -347,7 +355,7 @@ static long walk_step(__u32 idx, void *data)
 		__u32 n = c->len - c->pos;
 		if (n > BUF_SIZE)
 			n = BUF_SIZE;
-		if (bpf_skb_load_bytes(c->skb, c->p->pl_off + c->pos, c->s->in, SIZE_1_TO(n, BUF_SIZE)) < 0) {
+		if (bpf_skb_load_bytes(c->skb, c->p->pl_off + c->pos, s->in, SIZE_1_TO(n, BUF_SIZE)) < 0) {
 			walk_lost(c);
 			return 1;
 		}
@@ -357,7 +365,7 @@ static long walk_step(__u32 idx, void *data)
 	}
 	__u32 rel = c->pos - c->chunk_off;
 	if (c->mode == RS_LINE) {
-		int nl = walk_find_nl(c->s, rel, c->chunk_len);
+		int nl = walk_find_nl(s, rel, c->chunk_len);
 		if (nl < 0) {
 			__u32 scanned = c->chunk_len - rel;
 			if (scanned > WALK_LINE_SCAN)
@@ -369,40 +377,41 @@ static long walk_step(__u32 idx, void *data)
 		}
 		return 0;
 	}
-	return walk_boundary(c, rel);
+	return walk_boundary(c, s, rel);
 }
 
 /* Every TCP segment memcached sends: follows the stream, fills at reply
  * boundaries. Global: checked once, apart from the paths leading to it. */
-__noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p, __u64 now)
+__noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p)
 {
-	if (!skb || !p)
-		return 0;
-	struct config *cfg = get_config();
 	struct scratch *s = get_scratch();
-	if (!cfg || !s)
+	if (!skb || !p || !s)
 		return 0;
-	struct flow_key fk = {};
-	flow_key_out(&fk, p);
+	/* key and new value in scratch, off the stack: the call chain down to
+	 * sc_tcp_item must stay within 512 bytes (6.1 rounds each frame up) */
+	struct flow_key *fk = (struct flow_key *)(s->win + WIN_FLOW_KEY);
+	struct stream_state *ns = (struct stream_state *)(s->win + WIN_STREAM_STATE);
+	__builtin_memset(fk, 0, sizeof(*fk));
+	flow_key_out(fk, p);
 	if (p->tcp_flags & TCPF_SYN) {
 		if (!(p->tcp_flags & TCPF_ACK))
 			return 0;
 		/* memcached accepts a connection: its replies start after the SYN */
-		struct stream_state ns = {
-			.next_seq = p->tcp_seq + 1, .req_end = p->tcp_ack,
-			.mode = p->pl_len ? RS_LOST : RS_TRACK,
-		};
-		bpf_map_update_elem(&stream_map, &fk, &ns, BPF_ANY);
+		ns->next_seq = p->tcp_seq + 1;
+		ns->skip = 0;
+		ns->req_end = p->tcp_ack;
+		ns->mode = p->pl_len ? RS_LOST : RS_TRACK;
+		bpf_map_update_elem(&stream_map, fk, ns, BPF_ANY);
 		return 0;
 	}
-	struct stream_state *st = bpf_map_lookup_elem(&stream_map, &fk);
+	struct stream_state *st = bpf_map_lookup_elem(&stream_map, fk);
 	if (!st) {
 		if (p->pl_len)
 			stat_inc(STAT_STREAM_UNTRACKED);
 		return 0;
 	}
 	if (p->tcp_flags & TCPF_RST) {
-		bpf_map_delete_elem(&stream_map, &fk);
+		bpf_map_delete_elem(&stream_map, fk);
 		return 0;
 	}
 	__u32 len = p->pl_len;
@@ -417,11 +426,20 @@ __noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p, __u64 now)
 	}
 	if ((__u32)d >= len)
 		return 0; /* a retransmission of bytes already followed */
+	/* Kernels before 6.7 check a bpf_loop callback once, from the state
+	 * its context has at the call, and hard-wire the branches that state
+	 * decides: every field the steps change must look unknown here. zero
+	 * (config's _pad, always 0) is 0 to the program, unknown to the
+	 * verifier; as flags it also keeps the loop from being inlined. */
+	struct config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u32 zero = cfg->_pad;
 	struct walk_ctx c = {
-		.skb = skb, .cfg = cfg, .s = s, .p = p, .now = now,
-		.pos = (__u32)d, .len = len, .skip = st->skip, .mode = st->mode,
+		.skb = skb, .p = p, .pos = (__u32)d, .len = len, .chunk_off = zero, .chunk_len = zero,
+		.skip = st->skip, .mode = st->mode,
 	};
-	bpf_loop(WALK_STEPS, walk_step, &c, 0);
+	bpf_loop(WALK_STEPS, walk_step, &c, zero);
 	if (c.mode != RS_LOST && c.mode != RS_BINARY && c.pos < c.len) {
 		c.mode = RS_LOST; /* more replies than one walk takes */
 		stat_inc(STAT_STREAM_LOST);
@@ -590,7 +608,7 @@ int xdpcache_tc(struct __sk_buff *skb)
 	if (!s)
 		return TC_ACT_OK;
 	if (p.proto == IPPROTO_TCP) {
-		sc_follow_tcp(skb, &p, now);
+		sc_follow_tcp(skb, &p);
 		return TC_ACT_OK;
 	}
 	__u32 len = p.pl_len;
@@ -602,7 +620,7 @@ int xdpcache_tc(struct __sk_buff *skb)
 		if (len >= MC_FRAME_LEN + MC_BIN_HDR_LEN + 4)
 			sc_fill_binary(&p, len, now);
 	} else {
-		fill_ascii(cfg, s, &p, len, now);
+		sc_fill_ascii(&p, len, now);
 	}
 	return TC_ACT_OK;
 }

@@ -17,7 +17,7 @@ struct config {
 	__u32 unlisted_amp;     /* sources not in the allow-list: serve replies up to this
 	                         * factor of the request size; 0 = never serve them */
 	__u32 flags;            /* CFG_* */
-	__u32 _pad;
+	__u32 _pad;             /* stays 0: tc_fill.c uses it as a zero the verifier cannot see */
 	__u64 seed;             /* key hash seed, random per deployment */
 	__u64 max_age_ns;       /* upper bound on an entry's age */
 	__u64 hold_ns;          /* fills refused this long after a mutation (see docs/consistency.md) */
