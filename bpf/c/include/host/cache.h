@@ -141,12 +141,15 @@ static __always_inline void flush_cache(struct config *cfg, __u64 now, __u64 del
 }
 
 /* Rule I for the key hash h, noted for rule A when a TCP segment is being
- * read. Global: see text.h. */
-__noinline int sc_invalidate_hash(struct scratch *s, struct config *cfg, __u64 h, __u64 now)
+ * read. Global: see scan.h. */
+__noinline int sc_invalidate_hash(struct scratch *s, struct config *cfg, __u64 h, __u64 now, __u32 repeat)
 {
 	if (!s || !cfg)
 		return -1;
-	invalidate_hash(cfg, h, now);
+	/* a repeat of the command's own invalidation is not counted again */
+	invalidate_bucket(cfg, h, cfg->hold_ns, now);
+	if (!repeat)
+		stat_inc(STAT_INVALIDATIONS);
 	if (s->inv_logging) {
 		/* rule A: the TCP flow's reply will invalidate the key again */
 		if (s->inv_logged < ACK_SLOTS)
@@ -164,7 +167,7 @@ __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, _
 		return -1;
 	__u64 h = key_hash(s->key, len, cfg->seed);
 	s->last_hash = h;
-	sc_invalidate_hash(s, cfg, h, now);
+	sc_invalidate_hash(s, cfg, h, now, 0);
 	note_expiry(cfg, h, s->inv_known, s->inv_exp, now);
 	return 0;
 }

@@ -739,7 +739,7 @@ static __always_inline void pend_done(struct scratch *s, struct config *cfg, str
 {
 	struct global_state *g = get_global();
 	fs->pend = 0;
-	sc_invalidate_hash(s, cfg, fs->pend_hash, now);
+	sc_invalidate_hash(s, cfg, fs->pend_hash, now, 1);
 	if (!g || !stored || fs->pend_kind != EXP_SET)
 		return; /* not stored, or cannot tell: the EXP_MAYBE record stays */
 	note_deadline(cfg, fs->pend_hash, g->expiry_epoch == fs->pend_xepoch ? EXP_SET : EXP_MAYBE, fs->pend_deadline,
