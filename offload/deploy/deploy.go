@@ -153,7 +153,7 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 			p.add(func(x *execution) error { return x.keep(prev) },
 				"keep the current deployment (%s mode, same programs and settings): nothing to do", prev.Mode)
 			return p, nil
-		case canUpgradeInPlace(prev, o):
+		case canUpgradeInPlace(prev, o) && pinsOpen(root, prev, o):
 			p.add(func(x *execution) error { return x.upgrade(prev) },
 				"swap new programs into the pinned links of the %s-mode deployment (no moment without a program)", prev.Mode)
 			return p, nil
@@ -544,6 +544,18 @@ func upgradeAllowed(prev *record.Deployment, o *Options) bool {
 }
 
 // canUpgradeInPlace: upgradeAllowed, and our program is still attached.
+// pinsOpen: this build can open the pinned maps of prev (a build whose maps
+// differ cannot swap its programs in: the deployment is replaced instead).
+func pinsOpen(root string, prev *record.Deployment, o *Options) bool {
+	old, err := record.Open(root, prev)
+	if err != nil {
+		o.logf("the pinned deployment on %s cannot be upgraded in place (%v): it is replaced", o.Iface, err)
+		return false
+	}
+	old.Close()
+	return true
+}
+
 func canUpgradeInPlace(prev *record.Deployment, o *Options) bool {
 	return upgradeAllowed(prev, o) && stillAttached(prev)
 }

@@ -235,6 +235,19 @@ func TestDeployLifecycle(t *testing.T) {
 	if st := statusIn(t, lab.Server, root); !st.Attached || st.XDPProgID != d3.XDPProgID || st.Settings.MaxAge != 5*time.Second {
 		t.Errorf("status after the upgrade: attached=%v prog %d settings %+v", st.Attached, st.XDPProgID, st.Settings)
 	}
+	// a deployment made by a build whose maps differ (here: one pin
+	// missing) cannot take the new programs in place: it is replaced
+	if err := os.Remove(filepath.Join(d3.PinDir, "maps", "stream_map")); err != nil {
+		t.Fatal(err)
+	}
+	d4, err := deployIn(t, lab.Server, o)
+	if err != nil {
+		t.Fatalf("deploy over a deployment of another build: %v", err)
+	}
+	if d4.Attempts[0].Why == "programs swapped in place" || d4.Mode != mode.Native {
+		t.Errorf("a deployment with other maps was upgraded in place: %+v", d4)
+	}
+	d3 = d4
 	// offload on veth: a clear error, nothing changed
 	if _, err := deployIn(t, lab.Server, Options{Iface: lab.Server.Iface, Mode: mode.Offload, Settings: testSettings(), PinRoot: root}); err == nil {
 		t.Errorf("offload mode on veth succeeded")
