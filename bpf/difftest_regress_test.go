@@ -100,6 +100,10 @@ func diffRegressions() []diffRegression {
 				{Conn: 0, Data: []byte("hello world\r\n")},
 			}},
 			guards: "rule I at the store's data block: the reply to a GET between the line and the data is old, and must not fill"},
+		// found by the random run: N0 (vivify without expiry) with T3 (a
+		// 3 s TTL): the item expires in 3 s, "0" is not the earlier one
+		{name: "mg-N0-and-T3", stream: tcpStream("mg k N0 T3\n"),
+			guards: "#9: the earlier of two exptimes, 0 meaning never"},
 		// found by the random run: a mode token of length 1 is refused
 		// (CLIENT_ERROR incorrect length for M token), the data swallowed
 		{name: "ms-bad-mode-token", stream: tcpStream("ms k 7 M\nget k\r\n\r\n"),

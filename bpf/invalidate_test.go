@@ -520,3 +520,20 @@ func shortFirstFragment6(pkt []byte, l4 int) []byte {
 	out = append(out, next, 0, 0, 1, 0, 0, 0x12, 0x34) // offset 0, M = 1
 	return append(out, pkt[ip6+40:ip6+40+l4]...)
 }
+
+// TestUDPStoreCompletedByTheNextDatagram: a UDP datagram that ends inside a
+// set's data block makes memcached read the next datagram on its socket,
+// anyone's, as the rest of the block and store then: that next datagram
+// flushes the cache before memcached can read it.
+func TestUDPStoreCompletedByTheNextDatagram(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	h.xdp(f.udpToServer(t, frame(h.nextID(), []byte("set other 0 0 10\r\nab"))))
+	if n := h.statDelta(StatFlushes, func() { h.expectMiss(f, "k") }); n != 1 {
+		t.Fatalf("the datagram after an incomplete store: flushes +%d, want 1", n)
+	}
+	// once: the datagram after it is read normally
+	h.fillASCII(f, "k", 0, []byte("v"), nil)
+	h.getHit(f, "get", "k")
+}

@@ -92,6 +92,7 @@ type xdpGlobalState struct {
 	Epoch       uint64
 	HoldUntilNs uint64
 	ExpiryEpoch uint64
+	UdpPending  uint64
 }
 
 type xdpItem struct {
@@ -178,6 +179,8 @@ type xdpScratch struct {
 		TtlBad uint8
 		Pad    [2]uint8
 	}
+	InUdp        uint32
+	Pad4         uint32
 	LastHash     uint64
 	Pend         uint32
 	PendKind     uint32

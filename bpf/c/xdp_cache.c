@@ -689,6 +689,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 				      __u64 now)
 {
 	__u32 len = p->pl_len;
+	udp_pending_flush(cfg, now);
 	if (len < MC_FRAME_LEN + 1) {
 		stat_inc(STAT_PASS_MALFORMED);
 		return XDP_PASS;

@@ -30,6 +30,8 @@ struct global_state {
 	__u64 hold_until_ns; /* no fill of a request that arrived before this */
 	__u64 expiry_epoch;  /* bumped when a mutation could not be read: every
 			      * expiry record written before is unknown from then on */
+	__u64 udp_pending;   /* a UDP datagram ended inside a data block: memcached
+			      * completes it with the next datagram it reads */
 };
 
 /* One cache bucket (direct-mapped by the seeded key hash). The metadata is
@@ -232,6 +234,8 @@ struct scratch {
 	__u32 more_tok;    /* the line has more tokens than memcached tokenizes at once */
 	__u64 num_u;       /* sc_strto's result, as memcached's strtoul/strtoull see it */
 	struct meta_flags mf;
+	__u32 in_udp;      /* a UDP datagram is being read (mutate.h, scan_udp) */
+	__u32 _pad4;
 	__u64 last_hash;   /* sc_invalidate's key hash */
 	__u32 pend;        /* the command just read is a store with a data block ... */
 	__u32 pend_kind;   /* ... whose exptime is EXP_* ... */

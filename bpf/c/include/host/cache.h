@@ -168,7 +168,13 @@ __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, _
 	__u64 h = key_hash(s->key, len, cfg->seed);
 	s->last_hash = h;
 	sc_invalidate_hash(s, cfg, h, now, 0);
-	note_expiry(cfg, h, s->inv_known, s->inv_exp, now);
+	/* Over UDP nothing is certain to be applied: a datagram ending inside
+	 * a data block makes memcached take the next datagram it reads, from
+	 * anyone, as the rest of the block (conn_nread reads the socket). */
+	int kind = s->inv_known;
+	if (s->in_udp && kind == EXP_SET)
+		kind = EXP_MAYBE;
+	note_expiry(cfg, h, kind, s->inv_exp, now);
 	return 0;
 }
 

@@ -242,9 +242,9 @@ static long meta_flag_step(__u32 i, void *data)
 
 /* Reads the meta flags tokens[from, ntok) into s->mf (a loop callback:
  * checked once, not once per token). Global: see scan.h. */
-__noinline int sc_meta_flags(struct scratch *s, __u32 from)
+__noinline int sc_meta_flags(struct scratch *s, struct config *cfg, __u32 from, __u64 now)
 {
-	if (!s)
+	if (!s || !cfg)
 		return 0;
 	struct meta_flags *mf = &s->mf;
 	mf->bits = 0;
@@ -266,8 +266,14 @@ __noinline int sc_meta_flags(struct scratch *s, __u32 from)
 		if (sc_strto(s, s->tok_off[nt] + 1, s->tok_len[nt] - 1, 1) != NUM_OK)
 			mf->ttl_bad = 1;
 		__s64 e = exptime_of(s, s->tok_off[nt] + 1, s->tok_len[nt] - 1);
-		if (e < ttl)
+		/* the one expiring first; 0 is "never", not the earliest */
+		if (!tt) {
 			ttl = e;
+		} else {
+			__u64 dt = exptime_deadline(cfg, ttl, now), dn = exptime_deadline(cfg, e, now);
+			if (dn && (!dt || dn < dt))
+				ttl = e;
+		}
 	}
 	mf->ttl = mf->has_ttl ? ttl : 0;
 	return 0;
@@ -371,7 +377,7 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 				return 0;
 			/* From here memcached reads vlen + 2 bytes, stored or
 			 * swallowed after an error in the flags. */
-			sc_meta_flags(s, 3);
+			sc_meta_flags(s, cfg, 3, now);
 			int kind = EXP_NONE;
 			__s64 e = mf->has_ttl ? mf->ttl : 0; /* no T: stored without exptime */
 			__u8 mode = mf->mode;
@@ -389,7 +395,7 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 				store_token(s, cfg, 1, now, kind, e);
 			return (__s64)vlen + 2;
 		}
-		sc_meta_flags(s, 2);
+		sc_meta_flags(s, cfg, 2, now);
 		if (c1 == 'g' && !(mf->bits & ~MF_READ_ONLY))
 			return 0;
 		/* mg with N/T/E/...; md; ma: the TTL a T or N flag gives
@@ -740,8 +746,8 @@ static __always_inline void pend_done(struct scratch *s, struct config *cfg, str
 	struct global_state *g = get_global();
 	fs->pend = 0;
 	sc_invalidate_hash(s, cfg, fs->pend_hash, now, 1);
-	if (!g || !stored || fs->pend_kind != EXP_SET)
-		return; /* not stored, or cannot tell: the EXP_MAYBE record stays */
+	if (!g || !stored || fs->pend_kind != EXP_SET || s->in_udp)
+		return; /* not stored, or cannot tell (UDP: see sc_invalidate): the EXP_MAYBE record stays */
 	note_deadline(cfg, fs->pend_hash, g->expiry_epoch == fs->pend_xepoch ? EXP_SET : EXP_MAYBE, fs->pend_deadline,
 		      now);
 }
@@ -946,8 +952,28 @@ static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, str
 	fs->sync = FLOW_SYNCED;
 	fs->proto = first == 0x80 ? FLOW_PROTO_BINARY : FLOW_PROTO_ASCII;
 	s->q_now = now;
+	s->in_udp = 1;
 	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(base, from, end, 1)) < 0 && fs->proto == FLOW_PROTO_ASCII)
 		flush_cache(cfg, now, 0, 1); /* more commands than we read, or an unsure line */
+	s->in_udp = 0;
+	if (fs->skip) {
+		/* the datagram ends inside a data block: memcached reads the
+		 * next datagram on the socket, anyone's, as its rest and stores
+		 * then (udp_pending_flush) */
+		struct global_state *g = get_global();
+		if (g)
+			__sync_fetch_and_or(&g->udp_pending, 1);
+	}
+}
+
+/* Every UDP datagram to memcached, first: a store left incomplete by an
+ * earlier datagram may be completed by this one, changing a key we cannot
+ * name, as memcached reads it. */
+static __always_inline void udp_pending_flush(struct config *cfg, __u64 now)
+{
+	struct global_state *g = get_global();
+	if (g && g->udp_pending && __sync_val_compare_and_swap(&g->udp_pending, 1, 0) == 1)
+		flush_cache(cfg, now, 0, 1);
 }
 
 #endif
