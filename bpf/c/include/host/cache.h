@@ -165,16 +165,17 @@ __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, _
 {
 	if (!s || !cfg)
 		return -1;
+	/* Over UDP nothing is certain to be applied: a datagram ending inside
+	 * a data block makes memcached take the next datagram it reads, from
+	 * anyone, as the rest of the block (conn_nread reads the socket).
+	 * (Changed in scratch, not in a local: this call chain's stack is at
+	 * 6.1's 512-byte limit, every frame rounded up to 32 bytes.) */
+	if (s->in_udp && s->inv_known == EXP_SET)
+		s->inv_known = EXP_MAYBE;
 	__u64 h = key_hash(s->key, len, cfg->seed);
 	s->last_hash = h;
 	sc_invalidate_hash(s, cfg, h, now, 0);
-	/* Over UDP nothing is certain to be applied: a datagram ending inside
-	 * a data block makes memcached take the next datagram it reads, from
-	 * anyone, as the rest of the block (conn_nread reads the socket). */
-	int kind = s->inv_known;
-	if (s->in_udp && kind == EXP_SET)
-		kind = EXP_MAYBE;
-	note_expiry(cfg, h, kind, s->inv_exp, now);
+	note_expiry(cfg, h, s->inv_known, s->inv_exp, now);
 	return 0;
 }
 

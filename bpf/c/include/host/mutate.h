@@ -242,9 +242,23 @@ static long meta_flag_step(__u32 i, void *data)
 
 /* Reads the meta flags tokens[from, ntok) into s->mf (a loop callback:
  * checked once, not once per token). Global: see scan.h. */
-__noinline int sc_meta_flags(struct scratch *s, struct config *cfg, __u32 from, __u64 now)
+/* s->mf.ttl becomes e if e's deadline comes first (0 is never, not the
+ * earliest). Global: a small frame of its own (see sc_invalidate). */
+__noinline int sc_meta_earlier(struct scratch *s, __s64 e)
 {
+	struct config *cfg = get_config();
 	if (!s || !cfg)
+		return 0;
+	__u64 now = s->q_now;
+	__u64 dt = exptime_deadline(cfg, s->mf.ttl, now), dn = exptime_deadline(cfg, e, now);
+	if (dn && (!dt || dn < dt))
+		s->mf.ttl = e;
+	return 0;
+}
+
+__noinline int sc_meta_flags(struct scratch *s, __u32 from)
+{
+	if (!s)
 		return 0;
 	struct meta_flags *mf = &s->mf;
 	mf->bits = 0;
@@ -256,26 +270,21 @@ __noinline int sc_meta_flags(struct scratch *s, struct config *cfg, __u32 from, 
 	__u32 tt = mf->t_tok & (MAX_TOKENS - 1), nt = mf->n_tok & (MAX_TOKENS - 1);
 	mf->has_ttl = tt || nt;
 	mf->ttl_bad = 0;
-	__s64 ttl = 0x7fffffffffffffffLL;
+	mf->ttl = 0;
 	if (tt) {
 		if (sc_strto(s, s->tok_off[tt] + 1, s->tok_len[tt] - 1, 1) != NUM_OK)
 			mf->ttl_bad = 1;
-		ttl = exptime_of(s, s->tok_off[tt] + 1, s->tok_len[tt] - 1);
+		mf->ttl = exptime_of(s, s->tok_off[tt] + 1, s->tok_len[tt] - 1);
 	}
 	if (nt) {
 		if (sc_strto(s, s->tok_off[nt] + 1, s->tok_len[nt] - 1, 1) != NUM_OK)
 			mf->ttl_bad = 1;
 		__s64 e = exptime_of(s, s->tok_off[nt] + 1, s->tok_len[nt] - 1);
-		/* the one expiring first; 0 is "never", not the earliest */
-		if (!tt) {
-			ttl = e;
-		} else {
-			__u64 dt = exptime_deadline(cfg, ttl, now), dn = exptime_deadline(cfg, e, now);
-			if (dn && (!dt || dn < dt))
-				ttl = e;
-		}
+		if (tt)
+			sc_meta_earlier(s, e); /* the one expiring first */
+		else
+			mf->ttl = e;
 	}
-	mf->ttl = mf->has_ttl ? ttl : 0;
 	return 0;
 }
 
@@ -377,7 +386,7 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 				return 0;
 			/* From here memcached reads vlen + 2 bytes, stored or
 			 * swallowed after an error in the flags. */
-			sc_meta_flags(s, cfg, 3, now);
+			sc_meta_flags(s, 3);
 			int kind = EXP_NONE;
 			__s64 e = mf->has_ttl ? mf->ttl : 0; /* no T: stored without exptime */
 			__u8 mode = mf->mode;
@@ -395,7 +404,7 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 				store_token(s, cfg, 1, now, kind, e);
 			return (__s64)vlen + 2;
 		}
-		sc_meta_flags(s, cfg, 2, now);
+		sc_meta_flags(s, 2);
 		if (c1 == 'g' && !(mf->bits & ~MF_READ_ONLY))
 			return 0;
 		/* mg with N/T/E/...; md; ma: the TTL a T or N flag gives
