@@ -336,6 +336,19 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 	return 1;
 }
 
+/* The connection can no longer be read exactly: the cache goes, and the
+ * connection is read conservatively from here on (FLOW_UNSYNCED). */
+static __always_inline void flow_lose_track(struct config *cfg, struct flow_state *fs, __u64 now)
+{
+	fs->sync = FLOW_UNSYNCED;
+	fs->skip = 0;
+	fs->pend = 0;
+	fs->carry_len = 0;
+	fs->mode = FLOW_AT_COMMAND;
+	flush_cache(cfg, now, 0, 1);
+	stat_inc(STAT_FLUSH_UNSYNCED);
+}
+
 /* Reads a segment of a connection whose positions cannot be trusted
  * (FLOW_UNSYNCED). A segment that continues the last one, of an ASCII
  * connection or of one whose protocol is unknown and that holds no 0x80
@@ -352,20 +365,13 @@ static __always_inline void scan_unsynced(struct xdp_md *ctx, struct config *cfg
 		 * protocol is unknown may be binary where a segment holds a
 		 * 0x80 byte, with which every binary request begins), or the
 		 * segment may start inside a line whose start we missed */
-		fs->carry_len = 0;
-		fs->mode = FLOW_AT_COMMAND;
-		flush_cache(cfg, now, 0, 1);
-		stat_inc(STAT_FLUSH_UNSYNCED);
+		flow_lose_track(cfg, fs, now);
 		return;
 	}
 	fs->skip = 0;
 	s->q_now = now;
-	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(p->pl_off, from, p->pl_len, 0)) < 0) {
-		fs->carry_len = 0;
-		fs->mode = FLOW_AT_COMMAND;
-		flush_cache(cfg, now, 0, 1);
-		stat_inc(STAT_FLUSH_UNSYNCED);
-	}
+	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(p->pl_off, from, p->pl_len, 0)) < 0)
+		flow_lose_track(cfg, fs, now);
 }
 
 /* TCP segment to memcached: the connection is followed from its SYN in
@@ -394,11 +400,9 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 		goto out;
 	stat_inc(STAT_TCP_SEGMENTS);
 	if (p->pl_len > 0xffff && fs) {
-		/* larger than we read (BIG TCP): lose track */
-		fs->sync = FLOW_UNSYNCED;
+		/* larger than we read (BIG TCP) */
+		flow_lose_track(cfg, fs, now);
 		fs->next_seq = seq + p->pl_len;
-		flush_cache(cfg, now, 0, 1);
-		stat_inc(STAT_FLUSH_UNSYNCED);
 		goto out;
 	}
 	if (!fs) {
@@ -458,14 +462,8 @@ static __always_inline void scan_tcp(struct xdp_md *ctx, struct config *cfg, str
 	s->q_now = now;
 	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(p->pl_off, from, p->pl_len, 0)) < 0) {
 		/* a line or request that cannot be followed exactly */
-		fs->sync = FLOW_UNSYNCED;
-		fs->skip = 0;
-		fs->pend = 0;
-		fs->carry_len = 0;
-		fs->mode = FLOW_AT_COMMAND;
-		flush_cache(cfg, now, 0, 1);
+		flow_lose_track(cfg, fs, now);
 		stat_inc(STAT_FLOWS_UNSYNCED);
-		stat_inc(STAT_FLUSH_UNSYNCED);
 	}
 	fs->next_seq = seq + p->pl_len;
 out:
@@ -695,13 +693,9 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		return XDP_PASS;
 	}
 	if (len > BUF_SIZE) {
-		/* too long to serve; still look for mutations */
-		__u8 first = 0;
-		bpf_xdp_load_bytes(ctx, p->pl_off + MC_FRAME_LEN, &first, 1);
-		if (first == 0x80)
-			scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
-		else
-			scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		/* too long to serve; still look for mutations (scan_udp picks
+		 * the protocol by the first byte) */
+		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
