@@ -116,25 +116,6 @@ func diffEmpty(m *ebpf.Map) error {
 	return nil
 }
 
-// diffHash is key_hash (c/include/common/text.h) in Go, to find a key's bucket.
-func diffHash(key []byte, seed uint64) uint64 {
-	var buf [KeyBufLen]byte
-	copy(buf[:], key)
-	h := seed ^ (uint64(len(key)) * 0x9E3779B97F4A7C15)
-	for i := 0; i < KeyBufLen/8 && i*8 < len(key); i++ {
-		h ^= binary.LittleEndian.Uint64(buf[i*8:])
-		h *= 0xff51afd7ed558ccd
-		h ^= h >> 32
-	}
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
-}
-
-// KeyBufLen is KEY_BUF (c/include/common/consts.h).
-const KeyBufLen = 256
-
 // diffResult is one run's verdict and availability figures.
 type diffResult struct {
 	failures  []string
@@ -648,7 +629,7 @@ func (d *diffRunner) bucketExpiry(key string) time.Duration {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	h := diffHash([]byte(key), s.Seed)
+	h := KeyHash([]byte(key), s.Seed)
 	var it xdpItem
 	if err := d.c.Maps.CacheMap.Lookup(uint32(h)&(s.Entries-1), &it); err != nil {
 		d.t.Fatal(err)

@@ -91,7 +91,16 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 			lab, m := newLab(t)
 			attachPass(t, lab.Client)
 			root := testPinRoot(t)
-			d, err := deployIn(t, lab.Server, Options{Iface: lab.Server.Iface, Mode: want, Settings: testSettings(), PinRoot: root})
+			keys := make([]string, 20)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("key:%02d", i)
+			}
+			// The cache is direct-mapped: two of these keys in one bucket
+			// would evict each other every round (with a random seed, 1 run
+			// in 20).
+			s := testSettings()
+			s.Seed = seedWithoutCollisions(t, keys, s.Entries)
+			d, err := deployIn(t, lab.Server, Options{Iface: lab.Server.Iface, Mode: want, Settings: s, PinRoot: root})
 			if err != nil {
 				t.Fatalf("deploy: %v", err)
 			}
@@ -102,10 +111,8 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 				t.Errorf("generic mode deployed without a warning")
 			}
 			c := dialMC(t, lab, m)
-			keys := make([]string, 20)
-			for i := range keys {
-				keys[i] = fmt.Sprintf("key:%02d", i)
-				c.set(keys[i], fmt.Sprintf("value-%02d-%s", i, strings.Repeat("x", i)))
+			for i, k := range keys {
+				c.set(k, fmt.Sprintf("value-%02d-%s", i, strings.Repeat("x", i)))
 			}
 			time.Sleep(100 * time.Millisecond) // past the write hold
 			before := c.stats()
@@ -169,6 +176,23 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seedWithoutCollisions returns a hash seed that puts every key in a bucket
+// of its own.
+func seedWithoutCollisions(t *testing.T, keys []string, entries uint32) uint64 {
+	t.Helper()
+	for seed := uint64(1); seed < 1000; seed++ {
+		used := map[uint32]bool{}
+		for _, k := range keys {
+			used[bpf.BucketOf([]byte(k), seed, entries)] = true
+		}
+		if len(used) == len(keys) {
+			return seed
+		}
+	}
+	t.Fatalf("no seed below 1000 spreads %d keys over %d buckets", len(keys), entries)
+	return 0
 }
 
 // memcaslap drives libmemcached's UDP load generator against the cache and
