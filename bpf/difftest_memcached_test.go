@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpcache/xdpcache/internal/netlab"
 )
 
 // mcProc is a private memcached for one stream of the differential harness:
@@ -116,21 +118,11 @@ func (m *mcProc) stop() {
 
 func diffFreePort(t testing.TB) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen tcp: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
+	port, err := netlab.FreeLoopbackPort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
+	return port
 }
 
 // ctlCmd sends one command on the oracle connection and reads the reply up

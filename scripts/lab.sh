@@ -39,21 +39,13 @@ HOST_PKGS=(qemu-system-x86 busybox-static iproute2 ethtool memcached kmod xz-uti
 # Modules every guest loads, with their dependencies (modprobe --show-depends).
 MODS=(virtio_pci virtio_net e1000 e1000e vmxnet3 bonding tun veth sch_ingress cls_bpf psample)
 
-log() { printf '== lab: %s\n' "$*" >&2; }
-die() { printf 'lab: %s\n' "$*" >&2; exit 1; }
+LAB_NAME=lab
+# shellcheck source=scripts/lab-common.sh
+. "$(dirname "$0")/lab-common.sh"
 
 [ "$(id -u)" = 0 ] || die "needs root (installs packages, writes $CACHE, creates taps in a private network namespace)"
 cd "$(dirname "$0")/.."
 REPO=$PWD
-
-install_host_packages() {
-  local missing=() p
-  for p in "${HOST_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  ((${#missing[@]})) || return 0
-  log "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 # The lab's own apt configuration for bookworm-backports: the archive the
 # machine already uses for bookworm, the backports suite, private lists and

@@ -30,8 +30,9 @@ TIMEOUT=${OFFLOAD_LAB_TIMEOUT:-600}
 GO=${GO:-go}
 HOST_PKGS=(qemu-system-x86 busybox-static bpftool iproute2 gcc-12 make bc xz-utils)
 
-log() { printf '== offload-lab: %s\n' "$*" >&2; }
-die() { printf 'offload-lab: %s\n' "$*" >&2; exit 1; }
+LAB_NAME=offload-lab
+# shellcheck source=scripts/lab-common.sh
+. "$(dirname "$0")/lab-common.sh"
 
 [ "$(id -u)" = 0 ] || die "needs root (installs packages, writes $CACHE)"
 cd "$(dirname "$0")/.."
@@ -45,15 +46,6 @@ netdevsim_pkgs() {
 [ -n "$PKGS" ] || PKGS=$(netdevsim_pkgs)
 [ -n "$PKGS" ] || die "no package holds TestNetdevsim* tests"
 T0=$(date +%s)
-
-install_host_packages() {
-  local missing=() p
-  for p in "${HOST_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  ((${#missing[@]})) || return 0
-  log "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 # kernel_abi prints the ABI linux-image-amd64 depends on (e.g. 6.1.0-56-amd64),
 # or, when apt knows none (no package lists), the newest one already cached.

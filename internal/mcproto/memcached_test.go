@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/xdpcache/xdpcache/internal/netlab"
 )
 
 // memcachedServer is a memcached child process listening on 127.0.0.1.
@@ -60,24 +62,13 @@ func startMemcached(t *testing.T) memcachedServer {
 	}
 }
 
-// freePort finds a port that is free for both TCP and UDP on 127.0.0.1.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen tcp: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
+	port, err := netlab.FreeLoopbackPort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no port free for both TCP and UDP after 50 tries")
-	return 0
+	return port
 }
 
 func (s memcachedServer) tcp(t *testing.T) *TCPClient {
