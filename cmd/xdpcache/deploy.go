@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,13 +25,13 @@ func settingsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mode", Value: string(mode.Auto), EnvVars: []string{"XDPCACHE_MODE"}, Usage: "XDP mode: " + mode.List()},
 		&cli.BoolFlag{Name: "no-generic", Usage: "with --mode auto: fail rather than fall back to generic mode"},
 		&cli.UintSliceFlag{Name: "port", Value: cli.NewUintSlice(11211), Usage: "memcached port (repeatable, up to 4)"},
-		&cli.UintFlag{Name: "entries", Value: uint(d.Entries), Usage: "cache buckets (a power of two)"},
+		entriesFlag(),
 		&cli.UintFlag{Name: "max-value-size", Value: uint(d.MaxValue), Usage: fmt.Sprintf("largest value cached, bytes (at most %d)", bpf.MaxValueCap)},
 		&cli.DurationFlag{Name: "max-age", Value: d.MaxAge, Usage: "longest time an entry is served without memcached being asked again"},
 		&cli.DurationFlag{Name: "write-hold", Value: d.WriteHold, Usage: "fills of a key are refused this long after it was written; covers UDP and noreply writes (docs/consistency.md)"},
-		&cli.StringSliceFlag{Name: "allow", Usage: "source prefix served from the cache (repeatable; default: the interface's own subnets)"},
+		allowFlag(),
 		&cli.UintFlag{Name: "unlisted-amplification", Usage: "serve sources outside --allow only if the reply is at most this many times the request (0: never)"},
-		&cli.BoolFlag{Name: "any-destination", Usage: "also answer requests not addressed to this host's own addresses"},
+		anyDestinationFlag(),
 		&cli.UintFlag{Name: "mtu", Value: uint(d.MTU), Usage: "largest reply packet (IP bytes)"},
 		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what deploy would do and change nothing"},
@@ -52,10 +51,10 @@ func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 		ports = append(ports, uint16(p))
 	}
 	s.Ports = ports
-	if c.Uint("entries") > 1<<24 {
-		return deploy.Options{}, fmt.Errorf("--entries %d: at most %d", c.Uint("entries"), 1<<24)
+	var err error
+	if s.Entries, err = entriesValue(c); err != nil {
+		return deploy.Options{}, err
 	}
-	s.Entries = uint32(c.Uint("entries"))
 	if c.Uint("max-value-size") > bpf.MaxValueCap {
 		return deploy.Options{}, fmt.Errorf("--max-value-size %d: at most %d", c.Uint("max-value-size"), bpf.MaxValueCap)
 	}
@@ -68,13 +67,9 @@ func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 	if err := s.Validate(); err != nil {
 		return deploy.Options{}, err
 	}
-	var allow []netip.Prefix
-	for _, a := range c.StringSlice("allow") {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			return deploy.Options{}, fmt.Errorf("--allow %q: not a CIDR prefix such as 198.18.0.0/15 or 2001:db8::/32", a)
-		}
-		allow = append(allow, p)
+	allow, err := allowPrefixes(c)
+	if err != nil {
+		return deploy.Options{}, err
 	}
 	m, err := modeFlag(c)
 	if err != nil {

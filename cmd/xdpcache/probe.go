@@ -24,6 +24,7 @@ func probeCommand() *cli.Command {
 			&cli.UintSliceFlag{Name: "port", Value: cli.NewUintSlice(11211), Usage: "memcached UDP port (repeatable)"},
 			&cli.StringFlag{Name: "mode", Value: string(mode.Auto), Usage: "mode to plan for: " + mode.List()},
 			&cli.BoolFlag{Name: "no-generic", Usage: "plan without falling back to generic mode"},
+			entriesFlag(), allowFlag(), anyDestinationFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print as JSON (schema: docs/probe.md)"},
 			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
 		},
@@ -65,8 +66,17 @@ func probeOptions(c *cli.Context) (probe.Options, probe.DecideOptions, error) {
 	if err != nil {
 		return probe.Options{}, probe.DecideOptions{}, err
 	}
+	entries, err := entriesValue(c)
+	if err != nil {
+		return probe.Options{}, probe.DecideOptions{}, err
+	}
+	allow, err := allowPrefixes(c)
+	if err != nil {
+		return probe.Options{}, probe.DecideOptions{}, err
+	}
 	return probe.Options{Ports: ports, PinRoot: c.String("pin-root")},
-		probe.DecideOptions{Requested: m, NoGeneric: c.Bool("no-generic")}, nil
+		probe.DecideOptions{Requested: m, NoGeneric: c.Bool("no-generic"), Entries: entries,
+			RequireLocal: !c.Bool("any-destination"), Allow: len(allow)}, nil
 }
 
 // probeReports probes iface, or every interface when iface is "".

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -41,10 +42,10 @@ func (o *Options) logf(format string, args ...any) {
 	}
 }
 
-// The warnings deployments carry.
+// relayWarning is what an offload deployment carries (the plan's warnings
+// for its mode come with every deployment: probe.ModeWarnings).
 const (
-	genericWarning = "generic (skb) mode: XDP runs after the kernel built an skb, which costs most of the speed-up; native mode needs a driver with XDP support"
-	relayWarning   = "offload mode: items reach the device through the relay, so keep `xdpcache run` running " +
+	relayWarning = "offload mode: items reach the device through the relay, so keep `xdpcache run` running " +
 		"(the systemd unit does); without it the device still invalidates but never fills, and every GET goes to memcached"
 )
 
@@ -190,7 +191,8 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 // device cannot do it at all; it never falls back.
 func planModes(o *Options, root string) ([]mode.Mode, []record.Attempt, *probe.Report, error) {
 	rep, err := probe.Run(o.Iface, probe.Options{Ports: o.Settings.Ports, PinRoot: root},
-		probe.DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force, Entries: o.Settings.Entries})
+		probe.DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force, Entries: o.Settings.Entries,
+			RequireLocal: o.Settings.RequireLocal, Allow: len(o.Allow)})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -224,7 +226,7 @@ func (p *plan) dryRun() (*record.Deployment, error) {
 	d := &record.Deployment{Iface: p.o.Iface, Ifindex: p.lk.Attrs().Index, PinDir: p.pinDir, Settings: p.o.Settings, Allow: p.o.Allow}
 	if len(d.Allow) == 0 {
 		var err error
-		if d.Allow, err = connectedPrefixes(p.lk); err != nil {
+		if d.Allow, err = netdev.ConnectedPrefixes(p.lk); err != nil {
 			return nil, err
 		}
 	}
@@ -246,11 +248,18 @@ type execution struct {
 	tcHow    record.TCAttach
 	attempts []record.Attempt
 	result   *record.Deployment // set when the plan is complete
+	// restore: offloads to turn back on at undeploy (record.Deployment),
+	// read before anything was attached or carried over from the
+	// deployment this one replaces.
+	restore []string
 }
 
 // execute runs the steps until one fails or the plan is complete.
 func (p *plan) execute() (*record.Deployment, error) {
 	x := &execution{p: p, ifindex: p.lk.Attrs().Index}
+	if on, err := netdev.OffloadsOn(p.o.Iface, netdev.XDPDisabledOffloads); err == nil {
+		x.restore = on
+	}
 	defer x.dropFlavor()
 	for _, s := range p.steps {
 		if err := s.run(x); err != nil {
@@ -284,6 +293,11 @@ func (x *execution) upgrade(prev *record.Deployment) error {
 func (x *execution) replace(prev *record.Deployment) error {
 	o := x.p.o
 	o.logf("replacing the deployment on %s", o.Iface)
+	for _, f := range prev.RestoreOffloads {
+		if !slices.Contains(x.restore, f) {
+			x.restore = append(x.restore, f)
+		}
+	}
 	if err := undeployLocked(o.Iface, x.p.root); err != nil {
 		return fmt.Errorf("remove the previous deployment: %w", err)
 	}
@@ -446,14 +460,18 @@ func (x *execution) finish() error {
 	o := x.p.o
 	xdp, tc := x.flavor.Programs()
 	d := &record.Deployment{Iface: o.Iface, Ifindex: x.ifindex, Mode: x.mode, XDPAttach: x.xdpHow, TCAttach: x.tcHow,
-		XDPProgID: progID(xdp), TCProgID: progID(tc), PinDir: x.p.pinDir, Settings: o.Settings, Allow: x.allow, Attempts: x.attempts}
+		XDPProgID: progID(xdp), TCProgID: progID(tc), PinDir: x.p.pinDir, Settings: o.Settings, Allow: x.allow, Attempts: x.attempts,
+		RestoreOffloads: x.restore}
 	switch x.mode {
 	case mode.Offload:
 		d.Settings.Seed = uint64(x.flavor.(*bpf.OffloadCache).Seed) // the relay hashes keys with it
 		d.Warnings = append(d.Warnings, relayWarning)
-	case mode.Generic:
-		d.Warnings = append(d.Warnings, genericWarning)
 	}
+	var checks []probe.Check
+	if x.p.report != nil {
+		checks = x.p.report.Checks
+	}
+	d.Warnings = append(d.Warnings, probe.ModeWarnings(x.mode, checks)...)
 	if err := writeRecord(x.p.root, d); err != nil {
 		return err
 	}
@@ -504,7 +522,7 @@ func prepareFlavor(f bpf.Flavor, o *Options, lk netlink.Link) ([]netip.Prefix, e
 	allow := o.Allow
 	if len(allow) == 0 {
 		var err error
-		if allow, err = connectedPrefixes(lk); err != nil {
+		if allow, err = netdev.ConnectedPrefixes(lk); err != nil {
 			return nil, err
 		}
 	}
@@ -512,8 +530,14 @@ func prepareFlavor(f bpf.Flavor, o *Options, lk netlink.Link) ([]netip.Prefix, e
 		return nil, err
 	}
 	if o.Settings.RequireLocal {
-		if err := forLocalAddrs(f.AddLocal); err != nil {
+		addrs, err := netdev.LocalAddrs()
+		if err != nil {
 			return nil, err
+		}
+		for _, a := range addrs {
+			if err := f.AddLocal(a); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return allow, nil
@@ -660,6 +684,11 @@ func undeployLocked(iface, root string) error {
 		// interface gone: unpinning the links is all that is left
 		errs = append(errs, detachXDP(0, pinDir, ""), detachTC(0, pinDir))
 	}
+	if derr == nil && ifindex != 0 && len(d.RestoreOffloads) > 0 && !xdpAttached(ifindex) {
+		if _, err := netdev.TurnOn(iface, d.RestoreOffloads); err != nil {
+			errs = append(errs, fmt.Errorf("put back the offloads XDP turned off: %w", err))
+		}
+	}
 	errs = append(errs, bpf.Unpin(pinDir))
 	if err := os.Remove(filepath.Join(pinDir, record.PinMeta)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
@@ -668,6 +697,12 @@ func undeployLocked(iface, root string) error {
 		errs = append(errs, fmt.Errorf("remove %s: %w", pinDir, err))
 	}
 	return errors.Join(errs...)
+}
+
+// xdpAttached: any XDP program is on the interface.
+func xdpAttached(ifindex int) bool {
+	lk, err := netlink.LinkByIndex(ifindex)
+	return err == nil && lk.Attrs().Xdp != nil && lk.Attrs().Xdp.Attached
 }
 
 func ourXDPAttached(ifindex int, d *record.Deployment) bool {
@@ -729,42 +764,4 @@ func progID(p *ebpf.Program) uint32 {
 	}
 	id, _ := info.ID()
 	return uint32(id)
-}
-
-// connectedPrefixes are the subnets of the interface's own addresses: the
-// default allow-list (docs/security.md).
-func connectedPrefixes(lk netlink.Link) ([]netip.Prefix, error) {
-	addrs, err := netlink.AddrList(lk, netlink.FAMILY_ALL)
-	if err != nil {
-		return nil, fmt.Errorf("addresses of %s: %w", lk.Attrs().Name, err)
-	}
-	var out []netip.Prefix
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || ip.IsLinkLocalUnicast() {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s has no addresses, so there is no default allow-list: give --allow CIDR", lk.Attrs().Name)
-	}
-	return out, nil
-}
-
-// forLocalAddrs calls add with every address of this network namespace.
-func forLocalAddrs(add func(netip.Addr) error) error {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return fmt.Errorf("list local addresses: %w", err)
-	}
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			if err := add(ip); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -55,6 +55,8 @@ var checks = []struct {
 	{"mtu", checkMTU},
 	{"lro", checkLRO},
 	{"gro-hw", checkGROHW},
+	{"generic-fixed-offloads", checkGenericFixedOffloads},
+	{"bond-mode", checkBondMode},
 	{"channels", checkChannels},
 	{"cpus", checkCPUs},
 	{"veth-peer", checkVethPeer},
@@ -134,6 +136,64 @@ func checkGROHW(in checkInput) []Check {
 		c.Fix = "only fixable on the hypervisor: guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,guest_csum=off for the device"
 	}
 	return one(c)
+}
+
+// fixedOffloadWarnings: generic_xdp_install turns LRO and hardware GRO off
+// (dev_disable_lro, dev_disable_gro_hw); where the device does not let them
+// go, the kernel logs a WARNING with these words and taints itself (seen in
+// the lab on virtio-net with guest offloads the guest cannot control).
+var fixedOffloadWarnings = []struct{ feature, words string }{
+	{"rx-lro", "failed to disable LRO!"},
+	{"rx-gro-hw", "failed to disable GRO_HW!"},
+}
+
+// checkGenericFixedOffloads: generic mode on a device whose LRO or
+// hardware GRO is fixed on.
+func checkGenericFixedOffloads(in checkInput) []Check {
+	r := in.r
+	var fixed, words []string
+	for _, f := range fixedOffloadWarnings {
+		if slices.Contains(r.FixedFeatures, f.feature) {
+			fixed = append(fixed, f.feature)
+			words = append(words, fmt.Sprintf("%q", f.words))
+		}
+	}
+	if len(fixed) == 0 {
+		return nil
+	}
+	c := Check{ID: "generic-fixed-offloads", Status: Warn, Modes: []mode.Mode{mode.Generic},
+		Reason: fmt.Sprintf("%s cannot be turned off on this device, and generic XDP makes the kernel try: it logs a WARNING (%s) and marks itself tainted; the cache works", strings.Join(fixed, " and "), strings.Join(words, ", ")),
+		Fix:    "a device that lets the guest turn " + strings.Join(fixed, " and ") + " off (for virtio-net: ctrl_guest_offloads=on on the hypervisor), or accept the taint"}
+	if r.Kernel.PanicOnWarn {
+		c.Status, c.Silent = Fail, true
+		c.Reason = fmt.Sprintf("%s cannot be turned off on this device, and generic XDP makes the kernel try and log a WARNING (%s): with kernel.panic_on_warn set, that WARNING panics the host", strings.Join(fixed, " and "), strings.Join(words, ", "))
+		c.Fix = "a device that lets " + strings.Join(fixed, " and ") + " be turned off, or sysctl kernel.panic_on_warn=0 if a taint is acceptable"
+	}
+	return one(c)
+}
+
+// bondXDPModes are the bonding modes with native XDP (bond_xdp_check);
+// balance-xor and 802.3ad only without the vlan+srcmac hash policy.
+var bondXDPModes = []string{"balance-rr", "active-backup", "balance-xor", "802.3ad"}
+
+// checkBondMode: a bond hands native XDP to its slaves only in some modes.
+func checkBondMode(in checkInput) []Check {
+	b := in.r.Bond
+	if b == nil {
+		return nil
+	}
+	const refused = "No native XDP support for the current bonding mode"
+	switch {
+	case !slices.Contains(bondXDPModes, b.Mode):
+		return one(Check{ID: "bond-mode", Status: Fail, Modes: nativeModes,
+			Reason: fmt.Sprintf("the bond is in mode %s, which has no native XDP: native attach fails with \"%s\"", b.Mode, refused),
+			Fix:    fmt.Sprintf("ip link set dev %s type bond mode active-backup (or balance-rr, balance-xor, 802.3ad; the bond must be down with no slaves to change it)", in.r.Iface)})
+	case (b.Mode == "balance-xor" || b.Mode == "802.3ad") && b.XmitHashPolicy == "vlan+srcmac":
+		return one(Check{ID: "bond-mode", Status: Fail, Modes: nativeModes,
+			Reason: fmt.Sprintf("the bond is in mode %s with transmit hash policy vlan+srcmac, which native XDP does not support: native attach fails with \"%s\"", b.Mode, refused),
+			Fix:    fmt.Sprintf("ip link set dev %s type bond xmit_hash_policy layer3+4", in.r.Iface)})
+	}
+	return one(Check{ID: "bond-mode", Status: Pass, Reason: fmt.Sprintf("the bond's mode %s has native XDP (each slave's driver must have it too)", b.Mode)})
 }
 
 // checkChannels: drivers that need spare queues for XDP.

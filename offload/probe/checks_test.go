@@ -72,6 +72,22 @@ func TestRunChecks(t *testing.T) {
 		{"no TCX is information", "ixgbe", func(r *Report) { r.Kernel.TCX = false }, "tcx", Pass, nil, "clsact", ""},
 		{"memlock on an old kernel", "ixgbe", func(r *Report) { r.Kernel.Version = "5.4.0"; r.Kernel.Memlock = 64 << 10 }, "memlock", Warn, nil, "RLIMIT_MEMLOCK", "ulimit -l unlimited"},
 		{"memlock does not matter from 5.11", "ixgbe", func(r *Report) { r.Kernel.Memlock = 64 << 10 }, "memlock", "", nil, "", ""},
+		{"generic on a device whose hardware GRO is fixed on", "virtio_net", func(r *Report) {
+			r.Features["rx-gro-hw"] = true
+			r.FixedFeatures = []string{"rx-gro-hw"}
+		}, "generic-fixed-offloads", Warn, []mode.Mode{mode.Generic}, `"failed to disable GRO_HW!"`, "ctrl_guest_offloads=on"},
+		{"generic with fixed LRO and kernel.panic_on_warn", "ixgbe", func(r *Report) {
+			r.Features["rx-lro"] = true
+			r.FixedFeatures = []string{"rx-lro"}
+			r.Kernel.PanicOnWarn = true
+		}, "generic-fixed-offloads", Fail, []mode.Mode{mode.Generic}, "panics the host", "kernel.panic_on_warn=0"},
+		{"hardware GRO that can be turned off", "bnxt_en", func(r *Report) { r.Features["rx-gro-hw"] = true }, "generic-fixed-offloads", "", nil, "", ""},
+		{"bond in balance-alb", "bonding", func(r *Report) { r.Bond = &BondFacts{Mode: "balance-alb", XmitHashPolicy: "layer2"} }, "bond-mode", Fail, []mode.Mode{mode.Native, mode.Offload},
+			`"No native XDP support for the current bonding mode"`, "ip link set dev eth0 type bond mode active-backup"},
+		{"bond in 802.3ad hashing vlan+srcmac", "bonding", func(r *Report) { r.Bond = &BondFacts{Mode: "802.3ad", XmitHashPolicy: "vlan+srcmac"} }, "bond-mode", Fail, []mode.Mode{mode.Native, mode.Offload},
+			"vlan+srcmac", "xmit_hash_policy layer3+4"},
+		{"bond in active-backup", "bonding", func(r *Report) { r.Bond = &BondFacts{Mode: "active-backup", XmitHashPolicy: "layer2"} }, "bond-mode", Pass, nil, "has native XDP", ""},
+		{"not a bond", "ixgbe", nil, "bond-mode", "", nil, "", ""},
 		{"memcached UDP off", "ixgbe", func(r *Report) { r.Memcached.UDPListening = nil }, "memcached-udp", Warn, nil, "UDP off by default since 1.5.6", "start memcached with -U 11211"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,6 +40,12 @@ var facts = []fact{
 			}
 		}
 	}},
+	{"bond", func(r *Report, lk netlink.Link, _ Options, _ func(string, error)) {
+		if b, ok := lk.(*netlink.Bond); ok {
+			r.Bond = &BondFacts{Mode: b.Mode.String(), XmitHashPolicy: b.XmitHashPolicy.String()}
+		}
+	}},
+	{"addresses", gatherAddrs},
 	{"xdp", gatherXDP},
 	{"netns", gatherNetns},
 	{"tc", gatherTC},
@@ -93,12 +99,15 @@ func gatherEthtool(r *Report, lk netlink.Link, _ Options, note func(string, erro
 		} else {
 			r.Driver, r.DriverVersion, r.Firmware, r.BusInfo = di.Driver, di.Version, di.FwVersion, di.BusInfo
 		}
-		if fs, err := et.Features(name); err != nil {
+		if fs, err := et.FeaturesWithState(name); err != nil {
 			note("offload features", err)
 		} else {
 			for _, f := range probedFeatures {
-				if v, ok := fs[f]; ok {
-					r.Features[f] = v
+				if st, ok := fs[f]; ok {
+					r.Features[f] = st.Active
+					if st.Active && !st.Available {
+						r.FixedFeatures = append(r.FixedFeatures, f)
+					}
 				}
 			}
 		}
@@ -115,6 +124,21 @@ func gatherEthtool(r *Report, lk netlink.Link, _ Options, note func(string, erro
 	}
 	if r.Driver == "" && lk.Type() != "device" {
 		r.Driver = lk.Type() // e.g. a bridge reports its kind
+	}
+}
+
+// gatherAddrs reads the default allow-list and the local addresses deploy
+// would load (what the offload flavor's small device maps must hold).
+func gatherAddrs(r *Report, lk netlink.Link, _ Options, note func(string, error)) {
+	if ps, err := netdev.ConnectedPrefixes(lk); err == nil {
+		for _, p := range ps {
+			r.Subnets = append(r.Subnets, p.String())
+		}
+	}
+	if as, err := netdev.LocalAddrs(); err != nil {
+		note("local addresses", err)
+	} else {
+		r.LocalAddrs = len(as)
 	}
 }
 

@@ -35,9 +35,17 @@ type DecideOptions struct {
 	// Entries is the cache size asked for: offload needs device maps that
 	// large (0: not checked).
 	Entries uint32
+	// RequireLocal: the cache answers only requests to this host's own
+	// addresses (deploy's default), so the offload flavor's device map holds
+	// every one of them.
+	RequireLocal bool
+	// Allow is how many allow-list prefixes were given (0: the interface's
+	// subnets, Report.Subnets).
+	Allow int
 }
 
-const genericWarning = "generic (skb) mode: slower — XDP runs after the kernel has built an skb, which costs most of the speed-up; it is chosen only because native mode is not available here"
+// genericWarning is said whenever generic mode is chosen or asked for.
+const genericWarning = "generic (skb) mode: slower — XDP runs after the kernel has built an skb, which costs most of the speed-up; native mode needs a driver with XDP support"
 
 // Decide chooses a mode from a probe report. It is a pure function of its inputs.
 func Decide(r *Report, checks []Check, o DecideOptions) Plan {
@@ -103,10 +111,25 @@ func Decide(r *Report, checks []Check, o DecideOptions) Plan {
 			p.Mode = m
 		}
 	}
-	if p.Mode == mode.Generic {
-		p.Warnings = append(p.Warnings, genericWarning)
+	if p.Mode != "" {
+		p.Warnings = ModeWarnings(p.Mode, checks)
 	}
 	return p
+}
+
+// ModeWarnings is what an operator should know about running in mode m:
+// the warnings of the checks that name m, and generic mode's cost.
+func ModeWarnings(m mode.Mode, checks []Check) []string {
+	var out []string
+	if m == mode.Generic {
+		out = append(out, genericWarning)
+	}
+	for _, c := range checks {
+		if c.Status == Warn && slices.Contains(c.Modes, m) {
+			out = append(out, c.Reason+" (fix: "+c.Fix+")")
+		}
+	}
+	return out
 }
 
 // offloadStep: offload needs a device that holds offloaded maps (measured
@@ -132,6 +155,20 @@ func offloadStep(r *Report, o DecideOptions, kv nicdb.KernelVersion, kvOK bool, 
 	if d != nil && d.MaxEntries > 0 && o.Entries > d.MaxEntries {
 		return PlanStep{Mode: m, Usable: false, Reason: fmt.Sprintf("%d cache entries do not fit the device's maps (at most %d measured): use --entries %d or less for offload",
 			o.Entries, d.MaxEntries, d.MaxEntries)}
+	}
+	if d != nil && d.MaxEntries > 0 {
+		allow := o.Allow
+		if allow == 0 {
+			allow = len(r.Subnets)
+		}
+		if o.RequireLocal && r.LocalAddrs > int(d.MaxEntries) {
+			return PlanStep{Mode: m, Usable: false, Reason: fmt.Sprintf("answering only this host's %d addresses needs a device map that holds them, and the device's hold at most %d: use --any-destination for offload",
+				r.LocalAddrs, d.MaxEntries)}
+		}
+		if allow > int(d.MaxEntries) {
+			return PlanStep{Mode: m, Usable: false, Reason: fmt.Sprintf("the allow-list's %d prefixes do not fit the device's maps (at most %d measured): give at most %d with --allow for offload",
+				allow, d.MaxEntries, d.MaxEntries)}
+		}
 	}
 	if why, b := blocked(m); b {
 		return PlanStep{Mode: m, Usable: false, Reason: why}

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"cmp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +51,23 @@ func TestDecide(t *testing.T) {
 		{"offload measured, cache too large", "netdevsim", func(r *Report) {
 			r.Offload = &netdev.DeviceOffload{Maps: true, MaxEntries: 2, ElemBytes: 64}
 		}, DecideOptions{Entries: 65536}, mode.Native, "65536 cache entries do not fit the device's maps (at most 2 measured)"},
+		{"offload measured, answering only local addresses that do not fit", "netdevsim", func(r *Report) {
+			r.Offload = &netdev.DeviceOffload{Maps: true, MaxEntries: 2, ElemBytes: 64}
+			r.LocalAddrs = 5
+		}, DecideOptions{Entries: 2, RequireLocal: true}, mode.Native, "this host's 5 addresses"},
+		{"offload measured, any destination", "netdevsim", func(r *Report) {
+			r.Offload = &netdev.DeviceOffload{Maps: true, MaxEntries: 2, ElemBytes: 64}
+			r.LocalAddrs = 5
+			r.Subnets = []string{"198.18.0.0/24"}
+		}, DecideOptions{Entries: 2}, mode.Offload, ""},
+		{"offload measured, allow-list too long", "netdevsim", func(r *Report) {
+			r.Offload = &netdev.DeviceOffload{Maps: true, MaxEntries: 2, ElemBytes: 64}
+		}, DecideOptions{Entries: 2, Allow: 3}, mode.Native, "allow-list's 3 prefixes"},
+		{"bond in a mode without native XDP", "bonding", func(r *Report) {
+			r.XDPFeatures = netdev.XDPFeatures{Reason: "no netdev family"}
+			r.Kernel.Version = "6.1.0-57-amd64"
+			r.Bond = &BondFacts{Mode: "balance-alb", XmitHashPolicy: "layer2"}
+		}, DecideOptions{}, mode.Generic, "No native XDP support for the current bonding mode"},
 		{"generic-only device", "bridge", func(r *Report) { r.XDPFeatures.Raw = 0 }, DecideOptions{}, mode.Generic, "no native XDP"},
 		{"old kernel, nicdb knows the driver", "ixgbe", func(r *Report) {
 			r.XDPFeatures = netdev.XDPFeatures{Reason: "no netdev family"}
@@ -140,7 +158,7 @@ func TestDecide(t *testing.T) {
 					t.Errorf("no step explains %q: %+v", tc.reason, p.Steps)
 				}
 			}
-			if (p.Mode == mode.Generic) != (len(p.Warnings) > 0) {
+			if (p.Mode == mode.Generic) != slices.Contains(p.Warnings, genericWarning) {
 				t.Errorf("generic warning: mode %s, warnings %v", p.Mode, p.Warnings)
 			}
 			if tc.opts.Requested != "" && tc.opts.Requested != "auto" && len(p.Steps) != 1 {
@@ -150,6 +168,23 @@ func TestDecide(t *testing.T) {
 				t.Errorf("plan.requested %q, want %q", p.Requested, want)
 			}
 		})
+	}
+}
+
+// A warning of a check that names the chosen mode comes with the plan.
+func TestPlanCarriesModeWarnings(t *testing.T) {
+	r, db := testReport(t, "virtio_net", func(r *Report) {
+		r.XDPFeatures.Raw = 0 // generic only
+		r.Features["rx-gro-hw"] = true
+		r.FixedFeatures = []string{"rx-gro-hw"}
+	})
+	p := Decide(r, RunChecks(r, db), DecideOptions{})
+	if p.Mode != mode.Generic || len(p.Warnings) != 2 || !strings.Contains(p.Warnings[1], "failed to disable GRO_HW!") {
+		t.Fatalf("plan %s, warnings %q", p.Mode, p.Warnings)
+	}
+	r.Kernel.PanicOnWarn = true
+	if p := Decide(r, RunChecks(r, db), DecideOptions{Requested: mode.Generic}); p.Mode != "" || !p.Steps[0].Final {
+		t.Fatalf("with panic_on_warn, generic must be refused even by name: %+v", p)
 	}
 }
 

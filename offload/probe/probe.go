@@ -61,9 +61,28 @@ type Report struct {
 	Checks        []Check               `json:"checks"`
 	Plan          Plan                  `json:"plan"`
 
+	// FixedFeatures: offload features (of Features) that are on and that
+	// the device does not let anyone turn off (ethtool -k's "[fixed]").
+	FixedFeatures []string `json:"fixed_features,omitempty"`
+	// Bond: a bonding device's mode and transmit hash policy (what its
+	// native XDP depends on).
+	Bond *BondFacts `json:"bond,omitempty"`
+	// Subnets: the interface's own subnets, the default allow-list.
+	Subnets []string `json:"subnets,omitempty"`
+	// LocalAddrs: how many addresses this network namespace has (with a
+	// destination rule the cache holds each: the offload flavor's device
+	// map must fit them).
+	LocalAddrs int `json:"local_addrs"`
+
 	// VirtioFeatures: virtio_net's negotiated virtio feature bits, one
 	// '0'/'1' per bit (/sys/class/net/IFACE/device/features).
 	VirtioFeatures string `json:"virtio_features,omitempty"`
+}
+
+// BondFacts: how a bond sends, as ip -d link shows it.
+type BondFacts struct {
+	Mode           string `json:"mode"`             // e.g. active-backup, balance-alb
+	XmitHashPolicy string `json:"xmit_hash_policy"` // e.g. layer2, vlan+srcmac
 }
 
 // Channels are the device's queue counts (ethtool -l).
@@ -103,6 +122,10 @@ type KernelFacts struct {
 	XDPLink  bool   `json:"xdp_link"` // bpf_link for XDP (5.9+)
 	TCX      bool   `json:"tcx"`      // 6.6+
 	Memlock  int64  `json:"memlock"`  // RLIMIT_MEMLOCK bytes, -1 unlimited
+	// PanicOnWarn: kernel.panic_on_warn is set, so a kernel WARNING
+	// (which some attaches trigger: checks.go, checkGenericGROHW) reboots
+	// the host.
+	PanicOnWarn bool `json:"panic_on_warn,omitempty"`
 }
 
 // MemcachedFacts: is something listening where the cache expects memcached,
@@ -367,6 +390,9 @@ func kernelFacts() KernelFacts {
 	if v, err := nicdb.ParseKernelVersion(k.Version); err == nil {
 		k.XDPLink = v.AtLeast(nicdb.KernelVersion{Major: 5, Minor: 9})
 		k.TCX = v.AtLeast(nicdb.KernelVersion{Major: 6, Minor: 6})
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/panic_on_warn"); err == nil {
+		k.PanicOnWarn = strings.TrimSpace(string(b)) != "0"
 	}
 	var rl unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_MEMLOCK, &rl) == nil {

@@ -57,6 +57,10 @@ type Deployment struct {
 	Attempts   []Attempt      `json:"attempts"`       // each mode tried, in order, with the reason it failed
 	Plan       []string       `json:"plan,omitempty"` // --dry-run: what deploy would do
 	Warnings   []string       `json:"warnings,omitempty"`
+	// RestoreOffloads: offload features that were on before the deployment
+	// and that attaching XDP turns off for good (netdev.XDPDisabledOffloads);
+	// undeploy turns them back on.
+	RestoreOffloads []string `json:"restore_offloads,omitempty"`
 }
 
 // Attempt is one step of the mode fallback.

@@ -438,8 +438,7 @@ var scenarios = []scenario{
 		setup: [][]string{{ethtool, "-L", "vmq", "combined", "4"}}, teardown: [][]string{{ethtool, "-L", "vmq", "combined", "1"}}},
 	{name: "vmx-lro-off", iface: "vmx",
 		setup: [][]string{{ethtool, "-K", "vmx", "lro", "off"}}, teardown: [][]string{{ethtool, "-K", "vmx", "lro", "on"}}},
-	{name: "bond0-alb", iface: "bond0", setup: bondMode("balance-alb"), teardown: bondMode("active-backup"),
-		known: map[string]string{"6.1": "the probe does not read the bond's mode; 6.1 has no netdev XDP features to tell"}},
+	{name: "bond0-alb", iface: "bond0", setup: bondMode("balance-alb"), teardown: bondMode("active-backup")},
 	{name: "vmx-mtu3494", iface: "vmx", kernels: []string{"6.12"}, // nicdb's limit: accepted
 		setup: [][]string{{ipCmd, "link", "set", "dev", "vmx", "mtu", "3494"}}, teardown: [][]string{{ipCmd, "link", "set", "dev", "vmx", "mtu", "1500"}}},
 	{name: "vmx-mtu3495", iface: "vmx", // one above: refused
@@ -508,7 +507,7 @@ func matrixRow(t *testing.T, sc scenario) (got row) {
 		klog, _ := run("dmesg", "-c")
 		got.KernelLog = kernelLog(klog)
 	}()
-	rep, _ := probe(t, iface)
+	rep, _ := probe(t, iface, sc.args...) // probe plans with deploy's flags
 	got = row{Name: sc.name, Iface: iface, Kernel: kernel, Probe: rep.stableProbe, Leftovers: map[string][]string{}}
 	before := readState(iface)
 	mispredict := func(f string, a ...any) { got.Mispredicts = append(got.Mispredicts, fmt.Sprintf(f, a...)) }
@@ -534,7 +533,7 @@ func matrixRow(t *testing.T, sc scenario) (got row) {
 
 	// native, asked for by name: the kernel has the last word, and the
 	// probe must have predicted it.
-	pn, _ := probe(t, iface, "--mode", "native")
+	pn, _ := probe(t, iface, append([]string{"--mode", "native"}, sc.args...)...)
 	got.Native = deploy(t, iface, args("--mode", "native")...)
 	if words := sc.refusal[kernel]; words != "" && (got.Native.Mode != "" || !strings.Contains(got.Native.Error, words)) {
 		t.Errorf("deploy --mode native: want a refusal with %q, got mode %q, %s", words, got.Native.Mode, got.Native.Error)
