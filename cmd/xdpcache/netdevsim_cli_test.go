@@ -33,6 +33,25 @@ func TestNetdevsimCLI(t *testing.T) {
 		t.Errorf("probe --json offload = %+v (%v), want maps of 2 entries measured", rep.Offload, err)
 	}
 
+	// probe plans with deploy's flags: the default cache (65536 entries)
+	// does not fit the device, 2 entries for any destination do
+	var plan struct {
+		Plan struct {
+			Mode  string `json:"mode"`
+			Steps []struct {
+				Reason string `json:"reason"`
+			} `json:"steps"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil || plan.Plan.Mode == "offload" || len(plan.Plan.Steps) == 0 ||
+		!strings.Contains(plan.Plan.Steps[0].Reason, "65536 cache entries do not fit") {
+		t.Errorf("probe with deploy's defaults plans %+v (%v), want no offload: the cache does not fit", plan.Plan, err)
+	}
+	code, out = runApp(append([]string{"probe", "--json", "--entries", "2", "--any-destination", "--allow", "198.18.0.0/15"}, pin[:2]...)...)
+	if err := json.Unmarshal([]byte(out), &plan); code != 0 || err != nil || plan.Plan.Mode != "offload" {
+		t.Errorf("probe --entries 2 --any-destination: exit %d, plan %+v (%v), want offload", code, plan.Plan, err)
+	}
+
 	code, out = runApp(append([]string{"deploy", "--mode", "auto", "--entries", "2", "--any-destination", "--allow", "198.18.0.0/15"}, pin...)...)
 	if code != 0 || !strings.Contains(out, "in offload mode") || !strings.Contains(out, "xdpcache run") {
 		t.Fatalf("deploy --mode auto --entries 2: exit %d, output %q; want offload mode and the relay warning", code, out)

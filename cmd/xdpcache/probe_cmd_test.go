@@ -98,6 +98,9 @@ func TestProbeCommand(t *testing.T) {
 		{"an argument instead of --iface", []string{"eth0"}, exitUsage, nil, `unexpected argument "eth0": name the interface with --iface eth0`},
 		{"empty interface name", []string{"--iface", ""}, exitUsage, nil, `--iface "": not an interface name`},
 		{"interface name too long", []string{"--iface", "averyveryverylongname"}, exitUsage, nil, "1..15 characters"},
+		{"bad --allow", []string{"--iface", "lo", "--allow", "198.18.0.0"}, exitUsage, nil, `--allow "198.18.0.0": not a CIDR prefix`},
+		{"too many entries", []string{"--iface", "lo", "--entries", "33554432"}, exitUsage, nil, "--entries 33554432: at most 16777216"},
+		{"deploy's flags are accepted", []string{"--iface", "lo", "--entries", "2", "--any-destination", "--allow", "198.18.0.0/15"}, 0, []string{"✔ generic"}, ""},
 		{"--no-generic with --mode generic", []string{"--mode", "generic", "--no-generic"}, exitUsage, nil, "--no-generic contradicts --mode generic"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
