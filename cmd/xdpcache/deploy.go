@@ -197,9 +197,15 @@ func statusCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "only this interface"},
 			&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
+			&cli.StringSliceFlag{Name: "key", Usage: "print this key's hash with each deployment's seed, to match shadow-mode mismatches (repeatable)"},
 			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
+			for _, k := range c.StringSlice("key") {
+				if len(k) == 0 || len(k) > bpf.MaxKey {
+					return cli.Exit(fmt.Sprintf("xdpcache status: --key %q: memcached keys are 1..%d bytes", k, bpf.MaxKey), exitUsage)
+				}
+			}
 			ifaces := []string{c.String("iface")}
 			if ifaces[0] == "" {
 				var err error
@@ -223,6 +229,9 @@ func statusCommand() *cli.Command {
 			}
 			for _, st := range all {
 				printStatus(c.App.Writer, st)
+				for _, k := range c.StringSlice("key") {
+					fmt.Fprintf(c.App.Writer, "  key %q: hash %#016x\n", k, bpf.KeyHash([]byte(k), st.Settings.Seed))
+				}
 			}
 			return nil
 		},

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/xdpcache/xdpcache/internal/mcproto"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
 
@@ -40,6 +43,27 @@ func TestShadowCLI(t *testing.T) {
 	code, out := in("status", "--iface", iface)
 	if code != 0 || !strings.Contains(out, "SHADOW MODE") || !strings.Contains(out, "would answer 75.0% in the kernel (3 requests, 3 keys), 3 matched, 0 mismatches") {
 		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	// a value changed behind the cache's back (the server's loopback): the
+	// mismatch names the key's hash, which status --key computes
+	if err := lab.Server.Do(func() error {
+		conn, err := lab.Server.DialTCP(netip.AddrPortFrom(m.Addr, m.Port), 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return mcproto.NewTCPClient(conn, 2*time.Second).Set("k", 0, 0, []byte("changed"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if items, err := c.UDP.Get("k"); err != nil || len(items) != 1 || string(items[0].Value) != "changed" {
+		t.Fatalf("get after the change: %+v %v", items, err)
+	}
+	code, out = in("status", "--iface", iface, "--key", "k")
+	hash := regexp.MustCompile(`key "k": hash (0x[0-9a-f]{16})`).FindStringSubmatch(out)
+	if code != 0 || hash == nil || !strings.Contains(out, "1 mismatches") ||
+		!strings.Contains(out, "key hash "+hash[1]+", value differs") {
+		t.Fatalf("status after a mismatch: exit %d\n%s", code, out)
 	}
 	code, out = in("deploy", "--iface", iface, "--mode", "generic", "--write-hold", "10ms", "--dry-run")
 	if code != 0 || !strings.Contains(out, "turn shadow mode off (go live)") || !strings.Contains(out, "programs and cache stay") {
