@@ -233,3 +233,36 @@ func TestShadowGoLiveKeepsCache(t *testing.T) {
 		}
 	}
 }
+
+// Only requests the cache would have answered are compared: a miss, or a
+// multi-get with one key missing, records nothing, and memcached's reply to
+// it is neither a match nor a mismatch.
+func TestShadowOnlyWouldBeAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		keys  []string
+		reply []byte
+	}{
+		{"miss", []string{"absent"}, asciiItem("absent", 0, []byte("x"), nil)},
+		{"partial-multi-get", []string{"cached", "absent"}, append(asciiItem("cached", 0, []byte("other"), nil), asciiItem("absent", 0, []byte("x"), nil)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := shadowHarness(t)
+			f := v4flow()
+			h.fillASCII(f, "cached", 0, []byte("v"), nil)
+			id := h.nextID()
+			before := h.stats()
+			h.getMiss(f, id, "get", tc.keys...)
+			h.tc(f.udpToClient(t, frame(id, append(tc.reply, "END\r\n"...))))
+			after := h.stats()
+			for _, s := range []Stat{StatShadowHits, StatShadowHitKeys, StatShadowMatched} {
+				if d := after.Get(s) - before.Get(s); d != 0 {
+					t.Errorf("%s grew by %d", StatName(s), d)
+				}
+			}
+			if d := after.Shadow().Mismatches - before.Shadow().Mismatches; d != 0 {
+				t.Errorf("%d mismatches for a request the cache would not have answered", d)
+			}
+		})
+	}
+}
