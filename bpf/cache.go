@@ -36,6 +36,11 @@ type Settings struct {
 	// connection's first byte decides, memcached's default), "ascii" or
 	// "binary". XDP must read connections as memcached does.
 	Protocol string
+	// Shadow: GETs the cache would answer go to memcached all the same,
+	// and TC compares memcached's replies with the would-be ones
+	// (docs/shadow.md). Switching it changes only the config: the
+	// cache is kept.
+	Shadow bool `json:",omitempty"`
 }
 
 // DefaultSettings are the documented defaults (docs/consistency.md).
@@ -216,6 +221,9 @@ func (c *Cache) Configure(s Settings) error {
 	case "binary":
 		cfg.Flags |= cfgProtoBinary
 	}
+	if s.Shadow {
+		cfg.Flags |= cfgShadow
+	}
 	if err := c.Maps.ConfigMap.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
@@ -227,6 +235,7 @@ const (
 	cfgVerifyUDPCsum = 2
 	cfgProtoASCII    = 4
 	cfgProtoBinary   = 8
+	cfgShadow        = 16
 )
 
 // Config reads back what Configure wrote.
@@ -244,6 +253,7 @@ func (c *Cache) Config() (Settings, uint64, error) {
 		UnlistedAmp:   cfg.UnlistedAmp,
 		RequireLocal:  cfg.Flags&cfgRequireLocal != 0,
 		VerifyUDPCsum: cfg.Flags&cfgVerifyUDPCsum != 0,
+		Shadow:        cfg.Flags&cfgShadow != 0,
 		Seed:          cfg.Seed,
 		Protocol:      "auto",
 	}

@@ -46,8 +46,18 @@ const (
 	StatFillAmbiguous     = xdpStatIdSTAT_FILL_AMBIGUOUS
 	StatStreamUntracked   = xdpStatIdSTAT_STREAM_UNTRACKED
 	StatStreamLost        = xdpStatIdSTAT_STREAM_LOST
+	StatShadowHits        = xdpStatIdSTAT_SHADOW_HITS
+	StatShadowHitKeys     = xdpStatIdSTAT_SHADOW_HIT_KEYS
+	StatShadowMatched     = xdpStatIdSTAT_SHADOW_MATCHED
+	StatShadowMismatchVal = xdpStatIdSTAT_SHADOW_MISMATCH_VALUE
+	StatShadowMismatchFlg = xdpStatIdSTAT_SHADOW_MISMATCH_FLAGS
+	StatShadowMismatchCAS = xdpStatIdSTAT_SHADOW_MISMATCH_CAS
+	StatShadowMismatchAbs = xdpStatIdSTAT_SHADOW_MISMATCH_ABSENT
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
+
+// NumStats is the number of counters this build has.
+const NumStats = numStats
 
 // Stats are the counters summed over CPUs, indexed by Stat.
 type Stats []uint64
@@ -80,6 +90,8 @@ var statNames = [...]string{
 	"fill_held", "fill_expired", "fill_busy", "pass_bad_csum", "ack_invalidations", "ack_flushes",
 	"flows_new", "flows_unsynced", "flush_unsynced",
 	"fill_ambiguous", "stream_untracked", "stream_lost",
+	"shadow_hits", "shadow_hit_keys", "shadow_matched",
+	"shadow_mismatch_value", "shadow_mismatch_flags", "shadow_mismatch_cas", "shadow_mismatch_absent",
 }
 
 // StatName is the counter's name as status and metrics show it.

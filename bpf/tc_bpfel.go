@@ -191,51 +191,106 @@ type tcScratch struct {
 	AckZero      tcAckLog
 	Pad2         uint32
 	_            [4]byte
+	ShNote       [16]struct {
+		_      structs.HostLayout
+		End    uint32
+		ValLen uint32
+		Flags  uint32
+		Pad    uint32
+		Cas    uint64
+	}
+	ShWant tcShadowWant
+	ShReq  tcShadowReq
+	ShGot  struct {
+		_      structs.HostLayout
+		ValOff uint32
+		ValLen uint32
+		Flags  uint32
+		Pad    uint32
+		Cas    uint64
+	}
+}
+
+type tcShadowLog struct {
+	_    structs.HostLayout
+	Next uint64
+	E    [64]struct {
+		_      structs.HostLayout
+		Hash   uint64
+		AtNs   uint64
+		Reason uint32
+		Pad    uint32
+	}
+}
+
+type tcShadowReq struct {
+	_     structs.HostLayout
+	Nkeys uint32
+	Pad   uint32
+	Hash  [16]uint64
+}
+
+type tcShadowWant struct {
+	_       structs.HostLayout
+	Hash    uint64
+	Digest  uint64
+	Cas     uint64
+	Flags   uint32
+	ValLen  uint32
+	WantCas uint32
+	Pad     uint32
 }
 
 type tcStatId uint32
 
 const (
-	tcStatIdSTAT_XDP_PACKETS        tcStatId = 0
-	tcStatIdSTAT_MC_PACKETS         tcStatId = 1
-	tcStatIdSTAT_GET_REQS           tcStatId = 2
-	tcStatIdSTAT_HITS               tcStatId = 3
-	tcStatIdSTAT_HIT_KEYS           tcStatId = 4
-	tcStatIdSTAT_MISS_ABSENT        tcStatId = 5
-	tcStatIdSTAT_MISS_EXPIRED       tcStatId = 6
-	tcStatIdSTAT_MISS_NO_CAS        tcStatId = 7
-	tcStatIdSTAT_MISS_TOO_BIG       tcStatId = 8
-	tcStatIdSTAT_PASS_NOT_ALLOWED   tcStatId = 9
-	tcStatIdSTAT_PASS_NOT_LOCAL     tcStatId = 10
-	tcStatIdSTAT_PASS_AMPLIFICATION tcStatId = 11
-	tcStatIdSTAT_PASS_MULTI_FRAME   tcStatId = 12
-	tcStatIdSTAT_PASS_MALFORMED     tcStatId = 13
-	tcStatIdSTAT_PASS_TOO_MANY_KEYS tcStatId = 14
-	tcStatIdSTAT_PASS_OTHER         tcStatId = 15
-	tcStatIdSTAT_INVALIDATIONS      tcStatId = 16
-	tcStatIdSTAT_FLUSHES            tcStatId = 17
-	tcStatIdSTAT_FLUSH_UNREADABLE   tcStatId = 18
-	tcStatIdSTAT_TCP_SEGMENTS       tcStatId = 19
-	tcStatIdSTAT_FILLS              tcStatId = 20
-	tcStatIdSTAT_FILL_STALE         tcStatId = 21
-	tcStatIdSTAT_FILL_NO_TICKET     tcStatId = 22
-	tcStatIdSTAT_FILL_TOO_BIG       tcStatId = 23
-	tcStatIdSTAT_FILL_MALFORMED     tcStatId = 24
-	tcStatIdSTAT_TC_PACKETS         tcStatId = 25
-	tcStatIdSTAT_MISS_NO_ROOM       tcStatId = 26
-	tcStatIdSTAT_FILL_HELD          tcStatId = 27
-	tcStatIdSTAT_FILL_EXPIRED       tcStatId = 28
-	tcStatIdSTAT_FILL_BUSY          tcStatId = 29
-	tcStatIdSTAT_PASS_BAD_CSUM      tcStatId = 30
-	tcStatIdSTAT_ACK_INVALIDATIONS  tcStatId = 31
-	tcStatIdSTAT_ACK_FLUSHES        tcStatId = 32
-	tcStatIdSTAT_FLOWS_NEW          tcStatId = 33
-	tcStatIdSTAT_FLOWS_UNSYNCED     tcStatId = 34
-	tcStatIdSTAT_FLUSH_UNSYNCED     tcStatId = 35
-	tcStatIdSTAT_FILL_AMBIGUOUS     tcStatId = 36
-	tcStatIdSTAT_STREAM_UNTRACKED   tcStatId = 37
-	tcStatIdSTAT_STREAM_LOST        tcStatId = 38
-	tcStatIdSTAT_MAX                tcStatId = 39
+	tcStatIdSTAT_XDP_PACKETS            tcStatId = 0
+	tcStatIdSTAT_MC_PACKETS             tcStatId = 1
+	tcStatIdSTAT_GET_REQS               tcStatId = 2
+	tcStatIdSTAT_HITS                   tcStatId = 3
+	tcStatIdSTAT_HIT_KEYS               tcStatId = 4
+	tcStatIdSTAT_MISS_ABSENT            tcStatId = 5
+	tcStatIdSTAT_MISS_EXPIRED           tcStatId = 6
+	tcStatIdSTAT_MISS_NO_CAS            tcStatId = 7
+	tcStatIdSTAT_MISS_TOO_BIG           tcStatId = 8
+	tcStatIdSTAT_PASS_NOT_ALLOWED       tcStatId = 9
+	tcStatIdSTAT_PASS_NOT_LOCAL         tcStatId = 10
+	tcStatIdSTAT_PASS_AMPLIFICATION     tcStatId = 11
+	tcStatIdSTAT_PASS_MULTI_FRAME       tcStatId = 12
+	tcStatIdSTAT_PASS_MALFORMED         tcStatId = 13
+	tcStatIdSTAT_PASS_TOO_MANY_KEYS     tcStatId = 14
+	tcStatIdSTAT_PASS_OTHER             tcStatId = 15
+	tcStatIdSTAT_INVALIDATIONS          tcStatId = 16
+	tcStatIdSTAT_FLUSHES                tcStatId = 17
+	tcStatIdSTAT_FLUSH_UNREADABLE       tcStatId = 18
+	tcStatIdSTAT_TCP_SEGMENTS           tcStatId = 19
+	tcStatIdSTAT_FILLS                  tcStatId = 20
+	tcStatIdSTAT_FILL_STALE             tcStatId = 21
+	tcStatIdSTAT_FILL_NO_TICKET         tcStatId = 22
+	tcStatIdSTAT_FILL_TOO_BIG           tcStatId = 23
+	tcStatIdSTAT_FILL_MALFORMED         tcStatId = 24
+	tcStatIdSTAT_TC_PACKETS             tcStatId = 25
+	tcStatIdSTAT_MISS_NO_ROOM           tcStatId = 26
+	tcStatIdSTAT_FILL_HELD              tcStatId = 27
+	tcStatIdSTAT_FILL_EXPIRED           tcStatId = 28
+	tcStatIdSTAT_FILL_BUSY              tcStatId = 29
+	tcStatIdSTAT_PASS_BAD_CSUM          tcStatId = 30
+	tcStatIdSTAT_ACK_INVALIDATIONS      tcStatId = 31
+	tcStatIdSTAT_ACK_FLUSHES            tcStatId = 32
+	tcStatIdSTAT_FLOWS_NEW              tcStatId = 33
+	tcStatIdSTAT_FLOWS_UNSYNCED         tcStatId = 34
+	tcStatIdSTAT_FLUSH_UNSYNCED         tcStatId = 35
+	tcStatIdSTAT_FILL_AMBIGUOUS         tcStatId = 36
+	tcStatIdSTAT_STREAM_UNTRACKED       tcStatId = 37
+	tcStatIdSTAT_STREAM_LOST            tcStatId = 38
+	tcStatIdSTAT_SHADOW_HITS            tcStatId = 39
+	tcStatIdSTAT_SHADOW_HIT_KEYS        tcStatId = 40
+	tcStatIdSTAT_SHADOW_MATCHED         tcStatId = 41
+	tcStatIdSTAT_SHADOW_MISMATCH_VALUE  tcStatId = 42
+	tcStatIdSTAT_SHADOW_MISMATCH_FLAGS  tcStatId = 43
+	tcStatIdSTAT_SHADOW_MISMATCH_CAS    tcStatId = 44
+	tcStatIdSTAT_SHADOW_MISMATCH_ABSENT tcStatId = 45
+	tcStatIdSTAT_MAX                    tcStatId = 46
 )
 
 type tcStreamState struct {
@@ -274,21 +329,24 @@ type tcTicketKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tcMapAckMap      = "ack_map"
-	tcMapAllow4Map   = "allow4_map"
-	tcMapAllow6Map   = "allow6_map"
-	tcMapCacheMap    = "cache_map"
-	tcMapConfigMap   = "config_map"
-	tcMapExpiryMap   = "expiry_map"
-	tcMapFlowMap     = "flow_map"
-	tcMapGlobalMap   = "global_map"
-	tcMapLocalMap    = "local_map"
-	tcMapReplyMap    = "reply_map"
-	tcMapScratchMap  = "scratch_map"
-	tcMapStatsMap    = "stats_map"
-	tcMapStreamMap   = "stream_map"
-	tcMapTicketMap   = "ticket_map"
-	tcProgXdpcacheTc = "xdpcache_tc"
+	tcMapAckMap       = "ack_map"
+	tcMapAllow4Map    = "allow4_map"
+	tcMapAllow6Map    = "allow6_map"
+	tcMapCacheMap     = "cache_map"
+	tcMapConfigMap    = "config_map"
+	tcMapExpiryMap    = "expiry_map"
+	tcMapFlowMap      = "flow_map"
+	tcMapGlobalMap    = "global_map"
+	tcMapLocalMap     = "local_map"
+	tcMapReplyMap     = "reply_map"
+	tcMapScratchMap   = "scratch_map"
+	tcMapShadowLogMap = "shadow_log_map"
+	tcMapShadowMap    = "shadow_map"
+	tcMapShadowReqMap = "shadow_req_map"
+	tcMapStatsMap     = "stats_map"
+	tcMapStreamMap    = "stream_map"
+	tcMapTicketMap    = "ticket_map"
+	tcProgXdpcacheTc  = "xdpcache_tc"
 )
 
 // loadTc returns the embedded CollectionSpec for tc.
@@ -340,20 +398,23 @@ type tcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcMapSpecs struct {
-	AckMap     *ebpf.MapSpec `ebpf:"ack_map"`
-	Allow4Map  *ebpf.MapSpec `ebpf:"allow4_map"`
-	Allow6Map  *ebpf.MapSpec `ebpf:"allow6_map"`
-	CacheMap   *ebpf.MapSpec `ebpf:"cache_map"`
-	ConfigMap  *ebpf.MapSpec `ebpf:"config_map"`
-	ExpiryMap  *ebpf.MapSpec `ebpf:"expiry_map"`
-	FlowMap    *ebpf.MapSpec `ebpf:"flow_map"`
-	GlobalMap  *ebpf.MapSpec `ebpf:"global_map"`
-	LocalMap   *ebpf.MapSpec `ebpf:"local_map"`
-	ReplyMap   *ebpf.MapSpec `ebpf:"reply_map"`
-	ScratchMap *ebpf.MapSpec `ebpf:"scratch_map"`
-	StatsMap   *ebpf.MapSpec `ebpf:"stats_map"`
-	StreamMap  *ebpf.MapSpec `ebpf:"stream_map"`
-	TicketMap  *ebpf.MapSpec `ebpf:"ticket_map"`
+	AckMap       *ebpf.MapSpec `ebpf:"ack_map"`
+	Allow4Map    *ebpf.MapSpec `ebpf:"allow4_map"`
+	Allow6Map    *ebpf.MapSpec `ebpf:"allow6_map"`
+	CacheMap     *ebpf.MapSpec `ebpf:"cache_map"`
+	ConfigMap    *ebpf.MapSpec `ebpf:"config_map"`
+	ExpiryMap    *ebpf.MapSpec `ebpf:"expiry_map"`
+	FlowMap      *ebpf.MapSpec `ebpf:"flow_map"`
+	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
+	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
+	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
+	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
+	ShadowLogMap *ebpf.MapSpec `ebpf:"shadow_log_map"`
+	ShadowMap    *ebpf.MapSpec `ebpf:"shadow_map"`
+	ShadowReqMap *ebpf.MapSpec `ebpf:"shadow_req_map"`
+	StatsMap     *ebpf.MapSpec `ebpf:"stats_map"`
+	StreamMap    *ebpf.MapSpec `ebpf:"stream_map"`
+	TicketMap    *ebpf.MapSpec `ebpf:"ticket_map"`
 }
 
 // tcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -382,20 +443,23 @@ func (o *tcObjects) Close() error {
 //
 // It can be passed to loadTcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcMaps struct {
-	AckMap     *ebpf.Map `ebpf:"ack_map"`
-	Allow4Map  *ebpf.Map `ebpf:"allow4_map"`
-	Allow6Map  *ebpf.Map `ebpf:"allow6_map"`
-	CacheMap   *ebpf.Map `ebpf:"cache_map"`
-	ConfigMap  *ebpf.Map `ebpf:"config_map"`
-	ExpiryMap  *ebpf.Map `ebpf:"expiry_map"`
-	FlowMap    *ebpf.Map `ebpf:"flow_map"`
-	GlobalMap  *ebpf.Map `ebpf:"global_map"`
-	LocalMap   *ebpf.Map `ebpf:"local_map"`
-	ReplyMap   *ebpf.Map `ebpf:"reply_map"`
-	ScratchMap *ebpf.Map `ebpf:"scratch_map"`
-	StatsMap   *ebpf.Map `ebpf:"stats_map"`
-	StreamMap  *ebpf.Map `ebpf:"stream_map"`
-	TicketMap  *ebpf.Map `ebpf:"ticket_map"`
+	AckMap       *ebpf.Map `ebpf:"ack_map"`
+	Allow4Map    *ebpf.Map `ebpf:"allow4_map"`
+	Allow6Map    *ebpf.Map `ebpf:"allow6_map"`
+	CacheMap     *ebpf.Map `ebpf:"cache_map"`
+	ConfigMap    *ebpf.Map `ebpf:"config_map"`
+	ExpiryMap    *ebpf.Map `ebpf:"expiry_map"`
+	FlowMap      *ebpf.Map `ebpf:"flow_map"`
+	GlobalMap    *ebpf.Map `ebpf:"global_map"`
+	LocalMap     *ebpf.Map `ebpf:"local_map"`
+	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
+	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
+	ShadowLogMap *ebpf.Map `ebpf:"shadow_log_map"`
+	ShadowMap    *ebpf.Map `ebpf:"shadow_map"`
+	ShadowReqMap *ebpf.Map `ebpf:"shadow_req_map"`
+	StatsMap     *ebpf.Map `ebpf:"stats_map"`
+	StreamMap    *ebpf.Map `ebpf:"stream_map"`
+	TicketMap    *ebpf.Map `ebpf:"ticket_map"`
 }
 
 func (m *tcMaps) Close() error {
@@ -411,6 +475,9 @@ func (m *tcMaps) Close() error {
 		m.LocalMap,
 		m.ReplyMap,
 		m.ScratchMap,
+		m.ShadowLogMap,
+		m.ShadowMap,
+		m.ShadowReqMap,
 		m.StatsMap,
 		m.StreamMap,
 		m.TicketMap,

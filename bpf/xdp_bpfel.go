@@ -191,51 +191,108 @@ type xdpScratch struct {
 	AckZero      xdpAckLog
 	Pad2         uint32
 	_            [4]byte
+	ShNote       [16]struct {
+		_      structs.HostLayout
+		End    uint32
+		ValLen uint32
+		Flags  uint32
+		Pad    uint32
+		Cas    uint64
+	}
+	ShWant xdpShadowWant
+	ShReq  xdpShadowReq
+	ShGot  struct {
+		_      structs.HostLayout
+		ValOff uint32
+		ValLen uint32
+		Flags  uint32
+		Pad    uint32
+		Cas    uint64
+	}
+}
+
+type xdpShadowLog struct {
+	_    structs.HostLayout
+	Next uint64
+	E    [64]xdpShadowMiss
+}
+
+type xdpShadowMiss struct {
+	_      structs.HostLayout
+	Hash   uint64
+	AtNs   uint64
+	Reason uint32
+	Pad    uint32
+}
+
+type xdpShadowReq struct {
+	_     structs.HostLayout
+	Nkeys uint32
+	Pad   uint32
+	Hash  [16]uint64
+}
+
+type xdpShadowWant struct {
+	_       structs.HostLayout
+	Hash    uint64
+	Digest  uint64
+	Cas     uint64
+	Flags   uint32
+	ValLen  uint32
+	WantCas uint32
+	Pad     uint32
 }
 
 type xdpStatId uint32
 
 const (
-	xdpStatIdSTAT_XDP_PACKETS        xdpStatId = 0
-	xdpStatIdSTAT_MC_PACKETS         xdpStatId = 1
-	xdpStatIdSTAT_GET_REQS           xdpStatId = 2
-	xdpStatIdSTAT_HITS               xdpStatId = 3
-	xdpStatIdSTAT_HIT_KEYS           xdpStatId = 4
-	xdpStatIdSTAT_MISS_ABSENT        xdpStatId = 5
-	xdpStatIdSTAT_MISS_EXPIRED       xdpStatId = 6
-	xdpStatIdSTAT_MISS_NO_CAS        xdpStatId = 7
-	xdpStatIdSTAT_MISS_TOO_BIG       xdpStatId = 8
-	xdpStatIdSTAT_PASS_NOT_ALLOWED   xdpStatId = 9
-	xdpStatIdSTAT_PASS_NOT_LOCAL     xdpStatId = 10
-	xdpStatIdSTAT_PASS_AMPLIFICATION xdpStatId = 11
-	xdpStatIdSTAT_PASS_MULTI_FRAME   xdpStatId = 12
-	xdpStatIdSTAT_PASS_MALFORMED     xdpStatId = 13
-	xdpStatIdSTAT_PASS_TOO_MANY_KEYS xdpStatId = 14
-	xdpStatIdSTAT_PASS_OTHER         xdpStatId = 15
-	xdpStatIdSTAT_INVALIDATIONS      xdpStatId = 16
-	xdpStatIdSTAT_FLUSHES            xdpStatId = 17
-	xdpStatIdSTAT_FLUSH_UNREADABLE   xdpStatId = 18
-	xdpStatIdSTAT_TCP_SEGMENTS       xdpStatId = 19
-	xdpStatIdSTAT_FILLS              xdpStatId = 20
-	xdpStatIdSTAT_FILL_STALE         xdpStatId = 21
-	xdpStatIdSTAT_FILL_NO_TICKET     xdpStatId = 22
-	xdpStatIdSTAT_FILL_TOO_BIG       xdpStatId = 23
-	xdpStatIdSTAT_FILL_MALFORMED     xdpStatId = 24
-	xdpStatIdSTAT_TC_PACKETS         xdpStatId = 25
-	xdpStatIdSTAT_MISS_NO_ROOM       xdpStatId = 26
-	xdpStatIdSTAT_FILL_HELD          xdpStatId = 27
-	xdpStatIdSTAT_FILL_EXPIRED       xdpStatId = 28
-	xdpStatIdSTAT_FILL_BUSY          xdpStatId = 29
-	xdpStatIdSTAT_PASS_BAD_CSUM      xdpStatId = 30
-	xdpStatIdSTAT_ACK_INVALIDATIONS  xdpStatId = 31
-	xdpStatIdSTAT_ACK_FLUSHES        xdpStatId = 32
-	xdpStatIdSTAT_FLOWS_NEW          xdpStatId = 33
-	xdpStatIdSTAT_FLOWS_UNSYNCED     xdpStatId = 34
-	xdpStatIdSTAT_FLUSH_UNSYNCED     xdpStatId = 35
-	xdpStatIdSTAT_FILL_AMBIGUOUS     xdpStatId = 36
-	xdpStatIdSTAT_STREAM_UNTRACKED   xdpStatId = 37
-	xdpStatIdSTAT_STREAM_LOST        xdpStatId = 38
-	xdpStatIdSTAT_MAX                xdpStatId = 39
+	xdpStatIdSTAT_XDP_PACKETS            xdpStatId = 0
+	xdpStatIdSTAT_MC_PACKETS             xdpStatId = 1
+	xdpStatIdSTAT_GET_REQS               xdpStatId = 2
+	xdpStatIdSTAT_HITS                   xdpStatId = 3
+	xdpStatIdSTAT_HIT_KEYS               xdpStatId = 4
+	xdpStatIdSTAT_MISS_ABSENT            xdpStatId = 5
+	xdpStatIdSTAT_MISS_EXPIRED           xdpStatId = 6
+	xdpStatIdSTAT_MISS_NO_CAS            xdpStatId = 7
+	xdpStatIdSTAT_MISS_TOO_BIG           xdpStatId = 8
+	xdpStatIdSTAT_PASS_NOT_ALLOWED       xdpStatId = 9
+	xdpStatIdSTAT_PASS_NOT_LOCAL         xdpStatId = 10
+	xdpStatIdSTAT_PASS_AMPLIFICATION     xdpStatId = 11
+	xdpStatIdSTAT_PASS_MULTI_FRAME       xdpStatId = 12
+	xdpStatIdSTAT_PASS_MALFORMED         xdpStatId = 13
+	xdpStatIdSTAT_PASS_TOO_MANY_KEYS     xdpStatId = 14
+	xdpStatIdSTAT_PASS_OTHER             xdpStatId = 15
+	xdpStatIdSTAT_INVALIDATIONS          xdpStatId = 16
+	xdpStatIdSTAT_FLUSHES                xdpStatId = 17
+	xdpStatIdSTAT_FLUSH_UNREADABLE       xdpStatId = 18
+	xdpStatIdSTAT_TCP_SEGMENTS           xdpStatId = 19
+	xdpStatIdSTAT_FILLS                  xdpStatId = 20
+	xdpStatIdSTAT_FILL_STALE             xdpStatId = 21
+	xdpStatIdSTAT_FILL_NO_TICKET         xdpStatId = 22
+	xdpStatIdSTAT_FILL_TOO_BIG           xdpStatId = 23
+	xdpStatIdSTAT_FILL_MALFORMED         xdpStatId = 24
+	xdpStatIdSTAT_TC_PACKETS             xdpStatId = 25
+	xdpStatIdSTAT_MISS_NO_ROOM           xdpStatId = 26
+	xdpStatIdSTAT_FILL_HELD              xdpStatId = 27
+	xdpStatIdSTAT_FILL_EXPIRED           xdpStatId = 28
+	xdpStatIdSTAT_FILL_BUSY              xdpStatId = 29
+	xdpStatIdSTAT_PASS_BAD_CSUM          xdpStatId = 30
+	xdpStatIdSTAT_ACK_INVALIDATIONS      xdpStatId = 31
+	xdpStatIdSTAT_ACK_FLUSHES            xdpStatId = 32
+	xdpStatIdSTAT_FLOWS_NEW              xdpStatId = 33
+	xdpStatIdSTAT_FLOWS_UNSYNCED         xdpStatId = 34
+	xdpStatIdSTAT_FLUSH_UNSYNCED         xdpStatId = 35
+	xdpStatIdSTAT_FILL_AMBIGUOUS         xdpStatId = 36
+	xdpStatIdSTAT_STREAM_UNTRACKED       xdpStatId = 37
+	xdpStatIdSTAT_STREAM_LOST            xdpStatId = 38
+	xdpStatIdSTAT_SHADOW_HITS            xdpStatId = 39
+	xdpStatIdSTAT_SHADOW_HIT_KEYS        xdpStatId = 40
+	xdpStatIdSTAT_SHADOW_MATCHED         xdpStatId = 41
+	xdpStatIdSTAT_SHADOW_MISMATCH_VALUE  xdpStatId = 42
+	xdpStatIdSTAT_SHADOW_MISMATCH_FLAGS  xdpStatId = 43
+	xdpStatIdSTAT_SHADOW_MISMATCH_CAS    xdpStatId = 44
+	xdpStatIdSTAT_SHADOW_MISMATCH_ABSENT xdpStatId = 45
+	xdpStatIdSTAT_MAX                    xdpStatId = 46
 )
 
 type xdpStreamState struct {
@@ -285,6 +342,9 @@ const (
 	xdpMapLocalMap     = "local_map"
 	xdpMapReplyMap     = "reply_map"
 	xdpMapScratchMap   = "scratch_map"
+	xdpMapShadowLogMap = "shadow_log_map"
+	xdpMapShadowMap    = "shadow_map"
+	xdpMapShadowReqMap = "shadow_req_map"
 	xdpMapStatsMap     = "stats_map"
 	xdpMapStreamMap    = "stream_map"
 	xdpMapTicketMap    = "ticket_map"
@@ -340,20 +400,23 @@ type xdpProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpMapSpecs struct {
-	AckMap     *ebpf.MapSpec `ebpf:"ack_map"`
-	Allow4Map  *ebpf.MapSpec `ebpf:"allow4_map"`
-	Allow6Map  *ebpf.MapSpec `ebpf:"allow6_map"`
-	CacheMap   *ebpf.MapSpec `ebpf:"cache_map"`
-	ConfigMap  *ebpf.MapSpec `ebpf:"config_map"`
-	ExpiryMap  *ebpf.MapSpec `ebpf:"expiry_map"`
-	FlowMap    *ebpf.MapSpec `ebpf:"flow_map"`
-	GlobalMap  *ebpf.MapSpec `ebpf:"global_map"`
-	LocalMap   *ebpf.MapSpec `ebpf:"local_map"`
-	ReplyMap   *ebpf.MapSpec `ebpf:"reply_map"`
-	ScratchMap *ebpf.MapSpec `ebpf:"scratch_map"`
-	StatsMap   *ebpf.MapSpec `ebpf:"stats_map"`
-	StreamMap  *ebpf.MapSpec `ebpf:"stream_map"`
-	TicketMap  *ebpf.MapSpec `ebpf:"ticket_map"`
+	AckMap       *ebpf.MapSpec `ebpf:"ack_map"`
+	Allow4Map    *ebpf.MapSpec `ebpf:"allow4_map"`
+	Allow6Map    *ebpf.MapSpec `ebpf:"allow6_map"`
+	CacheMap     *ebpf.MapSpec `ebpf:"cache_map"`
+	ConfigMap    *ebpf.MapSpec `ebpf:"config_map"`
+	ExpiryMap    *ebpf.MapSpec `ebpf:"expiry_map"`
+	FlowMap      *ebpf.MapSpec `ebpf:"flow_map"`
+	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
+	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
+	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
+	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
+	ShadowLogMap *ebpf.MapSpec `ebpf:"shadow_log_map"`
+	ShadowMap    *ebpf.MapSpec `ebpf:"shadow_map"`
+	ShadowReqMap *ebpf.MapSpec `ebpf:"shadow_req_map"`
+	StatsMap     *ebpf.MapSpec `ebpf:"stats_map"`
+	StreamMap    *ebpf.MapSpec `ebpf:"stream_map"`
+	TicketMap    *ebpf.MapSpec `ebpf:"ticket_map"`
 }
 
 // xdpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -382,20 +445,23 @@ func (o *xdpObjects) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpMaps struct {
-	AckMap     *ebpf.Map `ebpf:"ack_map"`
-	Allow4Map  *ebpf.Map `ebpf:"allow4_map"`
-	Allow6Map  *ebpf.Map `ebpf:"allow6_map"`
-	CacheMap   *ebpf.Map `ebpf:"cache_map"`
-	ConfigMap  *ebpf.Map `ebpf:"config_map"`
-	ExpiryMap  *ebpf.Map `ebpf:"expiry_map"`
-	FlowMap    *ebpf.Map `ebpf:"flow_map"`
-	GlobalMap  *ebpf.Map `ebpf:"global_map"`
-	LocalMap   *ebpf.Map `ebpf:"local_map"`
-	ReplyMap   *ebpf.Map `ebpf:"reply_map"`
-	ScratchMap *ebpf.Map `ebpf:"scratch_map"`
-	StatsMap   *ebpf.Map `ebpf:"stats_map"`
-	StreamMap  *ebpf.Map `ebpf:"stream_map"`
-	TicketMap  *ebpf.Map `ebpf:"ticket_map"`
+	AckMap       *ebpf.Map `ebpf:"ack_map"`
+	Allow4Map    *ebpf.Map `ebpf:"allow4_map"`
+	Allow6Map    *ebpf.Map `ebpf:"allow6_map"`
+	CacheMap     *ebpf.Map `ebpf:"cache_map"`
+	ConfigMap    *ebpf.Map `ebpf:"config_map"`
+	ExpiryMap    *ebpf.Map `ebpf:"expiry_map"`
+	FlowMap      *ebpf.Map `ebpf:"flow_map"`
+	GlobalMap    *ebpf.Map `ebpf:"global_map"`
+	LocalMap     *ebpf.Map `ebpf:"local_map"`
+	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
+	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
+	ShadowLogMap *ebpf.Map `ebpf:"shadow_log_map"`
+	ShadowMap    *ebpf.Map `ebpf:"shadow_map"`
+	ShadowReqMap *ebpf.Map `ebpf:"shadow_req_map"`
+	StatsMap     *ebpf.Map `ebpf:"stats_map"`
+	StreamMap    *ebpf.Map `ebpf:"stream_map"`
+	TicketMap    *ebpf.Map `ebpf:"ticket_map"`
 }
 
 func (m *xdpMaps) Close() error {
@@ -411,6 +477,9 @@ func (m *xdpMaps) Close() error {
 		m.LocalMap,
 		m.ReplyMap,
 		m.ScratchMap,
+		m.ShadowLogMap,
+		m.ShadowMap,
+		m.ShadowReqMap,
 		m.StatsMap,
 		m.StreamMap,
 		m.TicketMap,

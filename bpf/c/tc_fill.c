@@ -12,6 +12,7 @@
 #include "include/host/cache.h"
 #include "include/host/ack.h"
 #include "include/host/reply_stream.h"
+#include "include/host/shadow.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -50,6 +51,16 @@ static __always_inline void give_up(struct item_ctx *c)
 {
 	if (c->rs)
 		c->rs->skip = ~0U;
+}
+
+/* Shadow mode: memcached's item for the key in s->key, value at s->in[voff...]. */
+static __always_inline void shadow_got_ascii(struct item_ctx *c, __u32 kl, __u32 voff, __u32 vlen, __u32 flags,
+					     __u64 cas)
+{
+	struct scratch *s = c->s;
+	s->sh_got = (struct shadow_got){ .val_off = voff, .val_len = vlen, .flags = flags, .cas = cas };
+	ticket_key_for(&s->tkey, c->p, c->req_id, 0, sc_hash(s, KEY_SLOT, kl, c->cfg->seed));
+	sc_shadow_check(s);
 }
 
 /* One "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" item, or END. */
@@ -113,6 +124,8 @@ static __always_inline long item_core(struct item_ctx *c)
 	if (AT(s->in, BUF_MASK, dend) != '\r' || AT(s->in, BUF_MASK, dend + 1) != '\n')
 		goto malformed;
 	c->pos = dend + 2;
+	if (!c->tcp && (c->cfg->flags & CFG_SHADOW))
+		shadow_got_ascii(c, kl, pos, bytes, flags, cas);
 
 	if ((__u64)bytes > c->cfg->max_value || bytes > VAL_MAX) {
 		stat_inc(STAT_FILL_TOO_BIG);
@@ -198,6 +211,8 @@ __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 	};
 	rs->skip = 0;
 	bpf_loop(MAX_GET_KEYS + 1, item_step, &c, 0);
+	if (c.done && (cfg->flags & CFG_SHADOW))
+		sc_shadow_end(s, p, req_id);
 	if (c.done) {
 		ticket_key_for(&s->tkey, p, req_id, 0, 0);
 		bpf_map_delete_elem(&reply_map, &s->tkey);
@@ -537,6 +552,8 @@ __noinline int sc_fill_binary(struct pkt *p, __u32 len, __u64 now)
 		stat_inc(STAT_FILL_MALFORMED);
 		return 0;
 	}
+	if (cfg->flags & CFG_SHADOW)
+		sc_shadow_binary_reply(s, p);
 	__u32 koff = MC_FRAME_LEN + MC_BIN_HDR_LEN + elen;
 	struct ticket *tc = &s->tk; /* the copy, in scratch (off the stack) */
 	if (!bin_ticket(cfg, s, p, op, klen, koff, status, tc))
@@ -617,7 +634,8 @@ int xdpcache_tc(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, p.pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return TC_ACT_OK;
 	if (s->in[MC_FRAME_LEN] == 0x81) {
-		if (len >= MC_FRAME_LEN + MC_BIN_HDR_LEN + 4)
+		/* no extras: a GETK "not found" echoing a key under 4 bytes (shadow mode counts it) */
+		if (len >= MC_FRAME_LEN + MC_BIN_HDR_LEN)
 			sc_fill_binary(&p, len, now);
 	} else {
 		sc_fill_ascii(&p, len, now);

@@ -13,6 +13,7 @@
 #include "include/host/mutate.h"
 #include "include/host/ack.h"
 #include "include/host/reply_stream.h"
+#include "include/host/shadow.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -556,6 +557,8 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		s->q_limit = BUF_SIZE - 64;
 
 	bpf_loop(MAX_GET_KEYS, get_key_step, &g, 0);
+	if (!g.miss && (cfg->flags & CFG_SHADOW))
+		g.miss = sc_shadow_ascii(s, p, nkeys); /* counted as the "miss": memcached answers */
 	if (!g.miss) {
 		__u32 o = s->q_out;
 		*(__u64 *)(s->out + (o & BUF_MASK)) = W5('E', 'N', 'D', '\r', '\n');
@@ -637,6 +640,8 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	s->q_out = MC_FRAME_LEN + MC_BIN_HDR_LEN;
 	s->q_limit = limit;
 	int miss = sc_serve_binary(s, cfg, with_key);
+	if (!miss && (cfg->flags & CFG_SHADOW))
+		miss = sc_shadow_binary(s, p, *(__u32 *)(h + 12), with_key); /* as in udp_ascii_get */
 	if (!miss) {
 		__u32 kl = with_key ? klen : 0;
 		__u32 vlen = s->q_vlen, o = s->q_out;

@@ -66,6 +66,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"deploy", "--iface", "lo", "--allow", "10.0.0.1"}, exitUsage, `--allow "10.0.0.1"`},
 		{[]string{"deploy", "--iface", "lo", "--allow", "bogus/8"}, exitUsage, "CIDR"},
 		{[]string{"deploy", "--iface", "lo", "--mode", "generic", "--no-generic"}, exitUsage, "contradicts"},
+		{[]string{"deploy", "--iface", "lo", "--mode", "offload", "--shadow"}, exitUsage, "--shadow contradicts --mode offload"},
 		{[]string{"deploy", "--iface", "lo", "--max-age", "-1s"}, exitUsage, "max age"},
 		{[]string{"deploy", "--iface", "lo", "--mtu", "100"}, exitUsage, "MTU"},
 		{[]string{"run", "--iface", "lo", "--interval", "0s"}, exitUsage, "--interval"},

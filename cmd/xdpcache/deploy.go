@@ -33,6 +33,7 @@ func settingsFlags() []cli.Flag {
 		&cli.UintFlag{Name: "unlisted-amplification", Usage: "serve sources outside --allow only if the reply is at most this many times the request (0: never)"},
 		anyDestinationFlag(),
 		&cli.UintFlag{Name: "mtu", Value: uint(d.MTU), Usage: "largest reply packet (IP bytes)"},
+		&cli.BoolFlag{Name: "shadow", Usage: "shadow mode: answer nothing, pass every GET to memcached and count what the cache would have answered and any reply that differs (docs/shadow.md); deploy without it to go live, keeping the cache"},
 		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what deploy would do and change nothing"},
 		&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Usage: "bpffs directory for pins", Hidden: true},
@@ -64,6 +65,7 @@ func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 	s.MTU = uint32(min(c.Uint("mtu"), 1<<16))
 	s.UnlistedAmp = uint32(min(c.Uint("unlisted-amplification"), 1<<16))
 	s.RequireLocal = !c.Bool("any-destination")
+	s.Shadow = c.Bool("shadow")
 	if err := s.Validate(); err != nil {
 		return deploy.Options{}, err
 	}
@@ -74,6 +76,9 @@ func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 	m, err := modeFlag(c)
 	if err != nil {
 		return deploy.Options{}, err
+	}
+	if s.Shadow && m == mode.Offload {
+		return deploy.Options{}, errors.New("--shadow contradicts --mode offload: shadow mode runs in the host flavor (native, generic or auto)")
 	}
 	return deploy.Options{
 		Iface: c.String("iface"), Mode: m, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
@@ -187,9 +192,15 @@ func statusCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "only this interface"},
 			&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
+			&cli.StringSliceFlag{Name: "key", Usage: "print this key's hash with each deployment's seed, to match shadow-mode mismatches (repeatable)"},
 			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
+			for _, k := range c.StringSlice("key") {
+				if len(k) == 0 || len(k) > bpf.MaxKey {
+					return cli.Exit(fmt.Sprintf("xdpcache status: --key %q: memcached keys are 1..%d bytes", k, bpf.MaxKey), exitUsage)
+				}
+			}
 			ifaces := []string{c.String("iface")}
 			if ifaces[0] == "" {
 				var err error
@@ -213,11 +224,17 @@ func statusCommand() *cli.Command {
 			}
 			for _, st := range all {
 				printStatus(c.App.Writer, st)
+				for _, k := range c.StringSlice("key") {
+					fmt.Fprintf(c.App.Writer, "  key %q: hash %#016x\n", k, bpf.KeyHash([]byte(k), st.Settings.Seed))
+				}
 			}
 			return nil
 		},
 	}
 }
+
+// shownMismatches is how many of the last shadow mismatches status prints.
+const shownMismatches = 10
 
 func printStatus(w io.Writer, st *deploy.Status) {
 	state := "attached"
@@ -232,6 +249,20 @@ func printStatus(w io.Writer, st *deploy.Status) {
 		s.Ports, s.Entries, s.MaxValue, s.MaxAge, s.WriteHold)
 	fmt.Fprintf(w, "  hit ratio %.1f%% (%d of %d GET requests answered in the kernel), occupancy ~%.1f%% of %d buckets\n",
 		100*st.HitRatio, st.Stats.Get(bpf.StatHits), st.Stats.Get(bpf.StatGetReqs), 100*st.Occupancy, s.Entries)
+	if s.Shadow || st.Shadow.WouldAnswer > 0 {
+		state := "SHADOW MODE (nothing is answered in the kernel)"
+		if !s.Shadow {
+			state = "live now; in shadow mode earlier"
+		}
+		fmt.Fprintf(w, "  %s: %s\n", state, st.Shadow)
+		for i, m := range st.ShadowMismatches {
+			if i == shownMismatches {
+				fmt.Fprintf(w, "    ... %d more (--json lists them)\n", len(st.ShadowMismatches)-i)
+				break
+			}
+			fmt.Fprintf(w, "    mismatch %s: key hash %#016x, %s\n", m.At.Format(time.RFC3339Nano), m.KeyHash, m.Reason)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for i, v := range st.Stats {
 		if v != 0 {

@@ -136,4 +136,7 @@ func logCounters(c *cli.Context, pinRoot, iface string) {
 	fmt.Fprintf(c.App.Writer, "%s %s gets=%d hits=%d ratio=%.1f%% fills=%d stale_fills=%d invalidations=%d flushes=%d attached=%v\n",
 		time.Now().Format(time.RFC3339), iface, s.Get(bpf.StatGetReqs), s.Get(bpf.StatHits), 100*st.HitRatio,
 		s.Get(bpf.StatFills), s.Get(bpf.StatFillStale), s.Get(bpf.StatInvalidations), s.Get(bpf.StatFlushes), st.Attached)
+	if st.Settings.Shadow {
+		fmt.Fprintf(c.App.Writer, "%s %s shadow: %s\n", time.Now().Format(time.RFC3339), iface, st.Shadow)
+	}
 }

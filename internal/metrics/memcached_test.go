@@ -38,7 +38,7 @@ func (s statuses) Collect(ch chan<- prometheus.Metric) {
 }
 
 // allStats is the number of counters this build knows.
-const allStats = int(bpf.StatFlushUnsynced) + 1
+const allStats = bpf.NumStats
 
 // status is a deployment on iface whose counters are set; n is the length of
 // its Stats (an older deployment may have fewer counters), 0 for all.

@@ -25,6 +25,7 @@ type Collector struct {
 	gets, hits, fills, refused, invalidations, flushes, passes, packets *prometheus.Desc
 	mode, entries, attached, hitRatio, buildInfo                        *prometheus.Desc
 	mcCommands                                                          *prometheus.Desc
+	shadow, shadowWould, shadowWouldKeys, shadowMatched, shadowMismatch *prometheus.Desc
 }
 
 // Source is the value of the constant "source" label on the series exported
@@ -62,21 +63,26 @@ func New(pinRoot, version string) *Collector {
 		return prometheus.NewDesc("xdpcache_"+name, help, labels, nil)
 	}
 	return &Collector{
-		pinRoot:       pinRoot,
-		version:       version,
-		gets:          d("gets_total", "GET requests seen by the XDP program, by result (hit: answered in the kernel).", "iface", "result"),
-		hits:          d("hits_total", "Keys answered from the cache.", "iface"),
-		fills:         d("fills_total", "Entries written from memcached's replies.", "iface"),
-		refused:       d("fills_refused_total", "Replies not written to the cache, by reason.", "iface", "reason"),
-		invalidations: d("invalidations_total", "Keys invalidated by mutating commands.", "iface"),
-		flushes:       d("flushes_total", "Whole-cache flushes, by cause (command: flush_all and the like; unreadable: a mutation whose key could not be read).", "iface", "cause"),
-		passes:        d("passes_total", "GET requests left to memcached, by reason.", "iface", "reason"),
-		packets:       d("packets_total", "Packets seen by the programs.", "iface", "hook"),
-		mode:          d("mode", "XDP mode of the deployment (1 for the mode in use).", "iface", "mode"),
-		entries:       d("entries", "Estimated cache entries that can be served now (sampled).", "iface"),
-		attached:      d("attached", "1 while xdpcache's XDP program is attached to the interface.", "iface"),
-		hitRatio:      d("hit_ratio", "Share of GET requests answered in the kernel since deployment.", "iface"),
-		buildInfo:     d("build_info", "Build information.", "version", "goversion"),
+		pinRoot:         pinRoot,
+		version:         version,
+		gets:            d("gets_total", "GET requests seen by the XDP program, by result (hit: answered in the kernel).", "iface", "result"),
+		hits:            d("hits_total", "Keys answered from the cache.", "iface"),
+		fills:           d("fills_total", "Entries written from memcached's replies.", "iface"),
+		refused:         d("fills_refused_total", "Replies not written to the cache, by reason.", "iface", "reason"),
+		invalidations:   d("invalidations_total", "Keys invalidated by mutating commands.", "iface"),
+		flushes:         d("flushes_total", "Whole-cache flushes, by cause (command: flush_all and the like; unreadable: a mutation whose key could not be read).", "iface", "cause"),
+		passes:          d("passes_total", "GET requests left to memcached, by reason.", "iface", "reason"),
+		packets:         d("packets_total", "Packets seen by the programs.", "iface", "hook"),
+		mode:            d("mode", "XDP mode of the deployment (1 for the mode in use).", "iface", "mode"),
+		entries:         d("entries", "Estimated cache entries that can be served now (sampled).", "iface"),
+		attached:        d("attached", "1 while xdpcache's XDP program is attached to the interface.", "iface"),
+		hitRatio:        d("hit_ratio", "Share of GET requests answered in the kernel since deployment.", "iface"),
+		buildInfo:       d("build_info", "Build information.", "version", "goversion"),
+		shadow:          d("shadow", "1 while the deployment is in shadow mode (answers nothing, compares memcached's replies with what it would have answered).", "iface"),
+		shadowWould:     d("shadow_would_answer_total", "Shadow mode: GET requests the kernel would have answered (memcached answered them).", "iface"),
+		shadowWouldKeys: d("shadow_would_answer_keys_total", "Shadow mode: keys of those requests.", "iface"),
+		shadowMatched:   d("shadow_matched_total", "Shadow mode: keys memcached answered as the kernel would have.", "iface"),
+		shadowMismatch:  d("shadow_mismatches_total", "Shadow mode: keys memcached answered differently, by reason (value, flags, cas, absent: memcached missed).", "iface", "reason"),
 		mcCommands: prometheus.NewDesc("memcached_commands_total",
 			"Requests answered by xdpcache in the kernel that memcached never saw, by command and status, "+
 				"as memcached_exporter counts them (add to memcached's own to get the total).",
@@ -87,7 +93,8 @@ func New(pinRoot, version string) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.gets, c.hits, c.fills, c.refused, c.invalidations, c.flushes,
-		c.passes, c.packets, c.mode, c.entries, c.attached, c.hitRatio, c.buildInfo, c.mcCommands} {
+		c.passes, c.packets, c.mode, c.entries, c.attached, c.hitRatio, c.buildInfo, c.mcCommands,
+		c.shadow, c.shadowWould, c.shadowWouldKeys, c.shadowMatched, c.shadowMismatch} {
 		ch <- d
 	}
 }
@@ -141,6 +148,8 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st *deploy.Status) {
 			counter(c.refused, v, strings.TrimPrefix(name, "fill_"))
 		case strings.HasPrefix(name, "miss_"), strings.HasPrefix(name, "pass_"):
 			counter(c.passes, v, name)
+		case strings.HasPrefix(name, "shadow_mismatch_"):
+			counter(c.shadowMismatch, v, strings.TrimPrefix(name, "shadow_mismatch_"))
 		}
 	}
 	for _, m := range mode.Attached() {
@@ -157,4 +166,12 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st *deploy.Status) {
 	}
 	gauge(c.attached, att)
 	gauge(c.hitRatio, st.HitRatio)
+	shadow := 0.0
+	if st.Settings.Shadow {
+		shadow = 1
+	}
+	gauge(c.shadow, shadow)
+	counter(c.shadowWould, s.Get(bpf.StatShadowHits))
+	counter(c.shadowWouldKeys, s.Get(bpf.StatShadowHitKeys))
+	counter(c.shadowMatched, s.Get(bpf.StatShadowMatched))
 }

@@ -58,6 +58,9 @@ func Deploy(o Options) (*record.Deployment, error) {
 		return nil, err
 	}
 	o.Mode = o.Mode.Resolve()
+	if o.Settings.Shadow && o.Mode == mode.Offload {
+		return nil, errors.New(shadowOffload + ": deploy in native or generic mode (or auto) for shadow mode")
+	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
@@ -154,6 +157,14 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 			p.add(func(x *execution) error { return x.keep(prev) },
 				"keep the current deployment (%s mode, same programs and settings): nothing to do", prev.Mode)
 			return p, nil
+		case onlyShadowDiffers(prev, o) && stillAttached(prev):
+			to := "turn shadow mode off (go live)"
+			if o.Settings.Shadow {
+				to = "turn shadow mode on"
+			}
+			p.add(func(x *execution) error { return x.reconfigure(prev) },
+				"%s in the pinned config of the %s-mode deployment: programs and cache stay", to, prev.Mode)
+			return p, nil
 		case canUpgradeInPlace(prev, o) && pinsOpen(root, prev, o):
 			p.add(func(x *execution) error { return x.upgrade(prev) },
 				"swap new programs into the pinned links of the %s-mode deployment (no moment without a program)", prev.Mode)
@@ -200,6 +211,8 @@ func planModes(o *Options, root string) ([]mode.Mode, []record.Attempt, *probe.R
 	var skipped []record.Attempt
 	for _, s := range rep.Plan.Steps {
 		switch {
+		case o.Settings.Shadow && s.Mode == mode.Offload:
+			skipped = append(skipped, record.Attempt{Mode: s.Mode, Why: shadowOffload})
 		case s.Usable:
 			modes = append(modes, s.Mode)
 		case !o.Mode.IsAuto() && s.Mode != mode.Offload && !s.Final:
@@ -285,6 +298,43 @@ func (x *execution) upgrade(prev *record.Deployment) error {
 		return err
 	}
 	x.result = d
+	return nil
+}
+
+// shadowOffload is why shadow mode never uses offload mode.
+const shadowOffload = "shadow mode needs the host flavor: the offloaded program on the device cannot hand " +
+	"its would-be answers to the host, where TC compares them with memcached's"
+
+// reconfigure switches shadow mode on or off by rewriting the pinned config:
+// the programs and every map, the cache among them, stay as they are.
+func (x *execution) reconfigure(prev *record.Deployment) error {
+	o := x.p.o
+	f, err := record.Open(x.p.root, prev)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c, ok := f.(*bpf.Cache)
+	if !ok {
+		return fmt.Errorf("the deployment on %s is not the host flavor: shadow mode cannot be switched", o.Iface)
+	}
+	cur, seed, err := c.Config()
+	if err != nil {
+		return err
+	}
+	cur.Seed = seed // the items in the cache are hashed with it
+	cur.Shadow = o.Settings.Shadow
+	if err := c.Configure(cur); err != nil {
+		return err
+	}
+	o.logf("shadow mode %s on %s; the cache is kept", map[bool]string{true: "on", false: "off"}[cur.Shadow], o.Iface)
+	d := *prev
+	d.Settings.Shadow = o.Settings.Shadow
+	d.Attempts = []record.Attempt{{Mode: prev.Mode, OK: true, Why: "config rewritten in place"}}
+	if err := writeRecord(x.p.root, &d); err != nil {
+		return err
+	}
+	x.result = &d
 	return nil
 }
 
@@ -739,6 +789,17 @@ func sameDeployment(d *record.Deployment, o *Options) bool {
 		return string(oj) == string(dj)
 	}
 	return true
+}
+
+// onlyShadowDiffers: d is what o asks for, by this build, but for shadow
+// mode, which a config write switches.
+func onlyShadowDiffers(d *record.Deployment, o *Options) bool {
+	if d.Settings.Shadow == o.Settings.Shadow || d.Mode == mode.Offload {
+		return false
+	}
+	oo := *o
+	oo.Settings.Shadow = d.Settings.Shadow
+	return sameDeployment(d, &oo)
 }
 
 // attachedMode reads back the mode the kernel actually used.

@@ -15,6 +15,10 @@ type Status struct {
 	Counters  map[string]uint64 `json:"counters"`
 	HitRatio  float64           `json:"hit_ratio"`
 	Occupancy float64           `json:"occupancy"` // share of buckets holding a servable entry (sampled)
+	// Shadow mode (host flavor): what the cache would have answered, and
+	// the last keys memcached answered differently, newest first.
+	Shadow           bpf.ShadowSummary    `json:"shadow"`
+	ShadowMismatches []bpf.ShadowMismatch `json:"shadow_mismatches,omitempty"`
 }
 
 // occupancySamples is how many buckets Status reads to estimate occupancy.
@@ -55,7 +59,20 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 			return nil, err
 		}
 	}
-	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ}
+	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ, Shadow: st.Shadow()}
+	if c, ok := f.(*bpf.Cache); ok {
+		if s.Settings.Seed == 0 {
+			// picked at random when deployed: the mismatches' key hashes need it
+			if _, s.Settings.Seed, err = c.Config(); err != nil {
+				return nil, err
+			}
+		}
+		if s.Shadow.Mismatches > 0 {
+			if s.ShadowMismatches, err = c.ShadowMismatches(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if g := st.Get(bpf.StatGetReqs); g > 0 {
 		s.HitRatio = float64(st.Get(bpf.StatHits)) / float64(g)
 	}

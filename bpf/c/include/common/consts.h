@@ -95,6 +95,15 @@
 			       * where local senders leave it partial (veth: checksum offload) */
 #define CFG_PROTO_ASCII 4  /* memcached -B ascii: every TCP connection speaks ASCII */
 #define CFG_PROTO_BINARY 8 /* memcached -B binary (neither: -B auto, by the first byte) */
+#define CFG_SHADOW 16 /* shadow mode: GETs XDP would answer go to memcached too (host/shadow.h) */
+
+/* Shadow mode: why memcached's reply differed from the would-be one
+ * (shadow_miss.reason; STAT_SHADOW_MISMATCH_* in the same order). */
+#define SHADOW_VALUE 1  /* value bytes or length */
+#define SHADOW_FLAGS 2  /* client flags */
+#define SHADOW_CAS 3    /* CAS (gets, binary) */
+#define SHADOW_ABSENT 4 /* memcached did not have the key */
+#define SHADOW_LOG 64   /* mismatches kept (power of two) */
 
 /* memcached treats exptime above 30 days as an absolute unix time. */
 #define REL_EXPTIME_MAX (60 * 60 * 24 * 30)
@@ -142,6 +151,13 @@ enum stat_id {
 				 * the client, request id and opaque, so the reply names no one key */
 	STAT_STREAM_UNTRACKED,  /* TCP reply segments on connections whose start TC never saw: no fills */
 	STAT_STREAM_LOST,       /* TCP connections whose replies TC lost track of: no more fills */
+	STAT_SHADOW_HITS,       /* shadow mode: requests XDP would have answered (memcached did) */
+	STAT_SHADOW_HIT_KEYS,   /* ... their keys */
+	STAT_SHADOW_MATCHED,    /* keys whose reply from memcached was the would-be one */
+	STAT_SHADOW_MISMATCH_VALUE,  /* keys whose reply differed: value bytes or length, */
+	STAT_SHADOW_MISMATCH_FLAGS,  /* client flags, */
+	STAT_SHADOW_MISMATCH_CAS,    /* CAS, */
+	STAT_SHADOW_MISMATCH_ABSENT, /* memcached did not have the key */
 	STAT_MAX,
 };
 

@@ -200,6 +200,58 @@ struct meta_flags {
 	__u8 _pad[2];
 };
 
+/* Shadow mode (host/shadow.h): the item XDP would have answered for one key
+ * of one request. */
+struct shadow_want {
+	__u64 hash;     /* key hash */
+	__u64 digest;   /* of the value bytes */
+	__u64 cas;
+	__u32 flags;
+	__u32 val_len;
+	__u32 want_cas; /* the request showed the CAS (gets, binary) */
+	__u32 _pad;
+};
+
+/* The keys of an ASCII request XDP would have answered. */
+struct shadow_req {
+	__u32 nkeys;
+	__u32 _pad;
+	__u64 hash[MAX_GET_KEYS];
+};
+
+/* A key whose reply from memcached differed from the would-be one. */
+struct shadow_miss {
+	__u64 hash;   /* key hash (bpf.KeyHash with the deployment's seed) */
+	__u64 at_ns;  /* monotonic time TC saw the reply */
+	__u32 reason; /* SHADOW_* */
+	__u32 _pad;
+};
+
+/* The last SHADOW_LOG mismatches: e[(next - 1) % SHADOW_LOG] is the newest.
+ * Racing CPUs may tear a record (it is a diagnostic). */
+struct shadow_log {
+	__u64 next;
+	struct shadow_miss e[SHADOW_LOG];
+};
+
+/* sc_serve_ascii's note of a would-be item: its text ends at end in s->out. */
+struct shadow_note {
+	__u32 end;
+	__u32 val_len;
+	__u32 flags;
+	__u32 _pad;
+	__u64 cas;
+};
+
+/* memcached's item as TC read it: value at s->in[val_off, +val_len). */
+struct shadow_got {
+	__u32 val_off;
+	__u32 val_len;
+	__u32 flags;
+	__u32 _pad;
+	__u64 cas;
+};
+
 /* Per-CPU scratch: requests are copied here so parsing works on a map value
  * with masked offsets instead of packet pointers, and replies are assembled
  * here before one bpf_xdp_store_bytes. */
@@ -246,6 +298,10 @@ struct scratch {
 	struct ack_log ack_zero; /* never written: a new flow's ack_log (kept off the stack,
 				  * whose 512 bytes the call chain to it nearly fills) */
 	__u32 _pad2;
+	struct shadow_note sh_note[MAX_GET_KEYS]; /* shadow mode (host/shadow.h) */
+	struct shadow_want sh_want;
+	struct shadow_req sh_req;
+	struct shadow_got sh_got;
 };
 
 #endif

@@ -334,6 +334,8 @@ __noinline int sc_serve_ascii(struct scratch *s, struct config *cfg, __u32 k)
 	if (item_version(it) != version)
 		return STAT_MISS_ABSENT; /* changed while we copied */
 	s->q_out = end;
+	if (cfg->flags & CFG_SHADOW) /* shadow mode: what it would answer (shadow.h) */
+		s->sh_note[k] = (struct shadow_note){ .end = end, .val_len = LEN_VAL(lens), .flags = flags, .cas = cas };
 	return 0;
 }
 
