@@ -119,7 +119,7 @@ static __always_inline long item_core(struct item_ctx *c)
 		return 0;
 	}
 	struct fill f = {
-		.hash = sc_hash(s, KEY_SLOT, kl, c->cfg->seed),
+		.hash = sc_hash(s, KEY_SLOT, kl, s->seed),
 		.cas = cas,
 		.flags = flags,
 		.key_len = kl,
@@ -468,7 +468,7 @@ static __always_inline int bin_ticket(struct config *cfg, struct scratch *s, str
 			return 0;
 		}
 		sc_copy_key(s, BUF_IN, koff, klen, KEY_SLOT);
-		hash = sc_hash(s, KEY_SLOT, klen, cfg->seed);
+		hash = sc_hash(s, KEY_SLOT, klen, s->seed);
 	} else if (klen != 0) {
 		stat_inc(STAT_FILL_MALFORMED);
 		return 0;
@@ -607,6 +607,7 @@ int xdpcache_tc(struct __sk_buff *skb)
 	struct scratch *s = get_scratch();
 	if (!s)
 		return TC_ACT_OK;
+	packet_instance(s, cfg, &p, 1);
 	if (p.proto == IPPROTO_TCP) {
 		sc_follow_tcp(skb, &p);
 		return TC_ACT_OK;

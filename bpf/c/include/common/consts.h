@@ -95,6 +95,8 @@
 			       * where local senders leave it partial (veth: checksum offload) */
 #define CFG_PROTO_ASCII 4  /* memcached -B ascii: every TCP connection speaks ASCII */
 #define CFG_PROTO_BINARY 8 /* memcached -B binary (neither: -B auto, by the first byte) */
+#define CFG_INST_BY_ADDR 16 /* a port is held by several memcached instances at different
+			     * addresses: inst_map names each request's instance */
 
 /* memcached treats exptime above 30 days as an absolute unix time. */
 #define REL_EXPTIME_MAX (60 * 60 * 24 * 30)
