@@ -81,7 +81,7 @@ func TestNetdevsimDeployOffload(t *testing.T) {
 			ifname, ifindex := newNetdevsim(t)
 			addPortAddr(t, ifname)
 			root := nsimPinRoot(t)
-			d, err := Deploy(Options{Iface: ifname, Mode: m, Settings: offloadSettings(), PinRoot: root})
+			d, err := Deploy(Options{Iface: ifname, Mode: m, Settings: offloadSettings(), PinRoot: root, ListedOnly: true})
 			if err != nil {
 				t.Fatalf("deploy --mode %s: %v", m, err)
 			}
@@ -139,11 +139,11 @@ func TestNetdevsimOffloadTooLarge(t *testing.T) {
 	root := nsimPinRoot(t)
 	s := offloadSettings()
 	s.Entries = 65536
-	_, err := Deploy(Options{Iface: ifname, Mode: mode.Offload, Settings: s, PinRoot: root})
+	_, err := Deploy(Options{Iface: ifname, Mode: mode.Offload, Settings: s, PinRoot: root, ListedOnly: true})
 	if err == nil || !strings.Contains(err.Error(), "do not fit the device's maps") {
 		t.Fatalf("deploy --mode offload with 65536 entries: %v, want a clear refusal", err)
 	}
-	d, err := Deploy(Options{Iface: ifname, Mode: mode.Auto, Settings: s, PinRoot: root})
+	d, err := Deploy(Options{Iface: ifname, Mode: mode.Auto, Settings: s, PinRoot: root, ListedOnly: true})
 	if err != nil {
 		t.Fatalf("deploy --mode auto: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestNetdevsimRelayWritesDevice(t *testing.T) {
 	ifname, _ := newNetdevsim(t)
 	server, client := addPortAddr(t, ifname)
 	root := nsimPinRoot(t)
-	d, err := Deploy(Options{Iface: ifname, Mode: mode.Offload, Settings: offloadSettings(), PinRoot: root})
+	d, err := Deploy(Options{Iface: ifname, Mode: mode.Offload, Settings: offloadSettings(), PinRoot: root, ListedOnly: true})
 	if err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
