@@ -276,6 +276,14 @@ func printStatus(w io.Writer, st *deploy.Status) {
 	if st.ListedOnly {
 		fmt.Fprintln(w, "  --listed-only: writes through other interfaces (lo included) are not seen")
 	}
+	for _, p := range st.Coverage {
+		if !p.Covered && !st.ListedOnly {
+			fmt.Fprintf(w, "  writes through %s NOT seen: %s\n", p.Iface, p.Why)
+		}
+	}
+	if n := len(st.Settings.Instances); n > 0 {
+		fmt.Fprintf(w, "  memcached instances told apart by address: %d listening sockets\n", n)
+	}
 	s := st.Settings
 	fmt.Fprintf(w, "  settings: ports %v, %d entries, values <= %d B, max age %s, write hold %s\n",
 		s.Ports, s.Entries, s.MaxValue, s.MaxAge, s.WriteHold)
