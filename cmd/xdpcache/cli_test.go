@@ -417,7 +417,7 @@ func TestDeployTwoInterfacesCLI(t *testing.T) {
 			[]string{"xdpcache deployed on " + a, "and on " + b + " (serve) in generic mode", "and on lo (watch) in generic mode"}},
 		{[]string{"status", "--iface", "lo"}, []string{a + ": generic mode, attached", "and " + b + " (serve)", "and lo (watch)"}},
 		{[]string{"status"}, []string{a + ": generic mode, attached"}},
-		{[]string{"undeploy", "--iface", b}, []string{"xdpcache removed from " + b}},
+		{[]string{"undeploy", "--iface", b}, []string{"xdpcache removed from " + a + ", " + b + ", lo"}},
 		{[]string{"status"}, []string{"not deployed on any interface"}},
 	} {
 		out := cmd(tc.args...)

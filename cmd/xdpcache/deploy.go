@@ -213,10 +213,14 @@ func undeployCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			for _, iface := range c.StringSlice("iface") {
+				names := []string{iface}
+				if st, err := deploy.ReadStatus(c.String("pin-root"), iface); err == nil {
+					names = st.Ifaces() // the whole deployment goes
+				}
 				if err := deploy.Undeploy(iface, c.String("pin-root")); err != nil {
 					return cli.Exit("xdpcache undeploy: "+err.Error(), exitFailed)
 				}
-				fmt.Fprintf(c.App.Writer, "xdpcache removed from %s\n", iface)
+				fmt.Fprintf(c.App.Writer, "xdpcache removed from %s\n", strings.Join(names, ", "))
 			}
 			return nil
 		},
