@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 	"testing"
@@ -165,4 +166,38 @@ func (h *harness) watch(pkt []byte) (uint32, []byte) {
 		h.t.Fatalf("watch XDP test run: %v", err)
 	}
 	return ret, out
+}
+
+// TestOffloadEntriesBelongToOnePort: on the card an instance is a port. A
+// key filled from memcached on one port is never served to a GET for the
+// other port, which fills and serves its own value; a write to one port
+// leaves the other's entry.
+func TestOffloadEntriesBelongToOnePort(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write []byte // sent to the second port
+	}{
+		{"ASCII delete", []byte("delete foo\r\n")},
+		{"binary delete", []byte{0x80, 0x04, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'f', 'o', 'o'}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newOffHarness(t, func(s *Settings) { s.Ports = []uint16{11211, 11212} })
+			a, b := v4flow(), v4flow()
+			b.sport = 11212
+			h.fill(a, "foo", 0, []byte("AAA"))
+			if got, _ := h.getHit(a, "foo"); !bytes.Contains(got, []byte("AAA")) {
+				t.Fatalf("hit at the filling port: %q", got)
+			}
+			h.expectMiss(b, "foo")
+			h.fill(b, "foo", 0, []byte("BBB"))
+			if got, _ := h.getHit(b, "foo"); !bytes.Contains(got, []byte("BBB")) {
+				t.Fatalf("hit at the other port: %q", got)
+			}
+			h.xdp(b.udpToServer(t, frame(h.nextID(), tc.write)))
+			h.expectMiss(b, "foo")
+			if got, _ := h.getHit(a, "foo"); !bytes.Contains(got, []byte("AAA")) {
+				t.Fatalf("after a write to the other port: %q", got)
+			}
+		})
+	}
 }

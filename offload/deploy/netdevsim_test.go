@@ -185,7 +185,7 @@ func TestNetdevsimRelayWritesDevice(t *testing.T) {
 	defer c.Close()
 	const reqID, cport = 0x1234, 40000
 	key, val := "nsim-key", []byte("from the relay")
-	hash := bpf.OffloadKeyHash([]byte(key), c.Seed)
+	hash := bpf.OffloadKeyHash([]byte(key), bpf.OffloadInstanceSeed(c.Seed, 11211)) // the reply comes from port 11211
 	tk := bpf.OffloadTicketKey{Addr: client.As16(), Port: htons(cport), ReqId: htons(reqID), Hash: hash}
 	if err := c.Maps.OticketMap.Update(&tk, &bpf.OffloadTicket{}, ebpf.UpdateAny); err != nil {
 		t.Fatalf("write the ticket on the device: %v", err)
