@@ -150,14 +150,14 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 	if err := p.planMembers(); err != nil {
 		return nil, err
 	}
-	if modes, skipped, err = p.withoutOffload(modes, skipped); err != nil {
-		return nil, err
-	}
 	p.report = rep
 	if o.Settings.Instances == nil {
 		if o.Settings.Instances = listeners.Instances(o.socks); len(o.Settings.Instances) > 0 {
 			o.logf("memcached instances share a port: entries are kept apart by instance (%d listening sockets)", len(o.Settings.Instances))
 		}
+	}
+	if modes, skipped, err = p.withoutOffload(modes, skipped); err != nil {
+		return nil, err
 	}
 	for _, m := range rep.Memcached.Instances {
 		if (m.Protocol == "ascii" || m.Protocol == "binary") && o.Settings.Protocol == "" {
@@ -223,20 +223,27 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 	return p, nil
 }
 
-// withoutOffload drops offload mode from a deployment with members: the
+// withoutOffload drops offload mode from a deployment with members (the
 // card's cache can be invalidated by nothing but the card's own program, so
-// writes through another interface (lo included) would leave it serving
-// the old value. An explicit --mode offload is then an error.
+// writes through another interface, lo included, would leave it serving
+// the old value) or with memcached instances that are not one per port (the
+// card keys entries by port). An explicit --mode offload is then an error.
 func (p *plan) withoutOffload(modes []mode.Mode, skipped []record.Attempt) ([]mode.Mode, []record.Attempt, error) {
-	if len(p.members) == 0 {
+	var why string
+	switch {
+	case len(p.members) > 0:
+		var names []string
+		for _, m := range p.members {
+			names = append(names, m.name)
+		}
+		why = fmt.Sprintf("offload mode cannot see writes through %s (only the card's program can invalidate the card's cache): "+
+			"it needs one --iface and --listed-only", strings.Join(names, ", "))
+	case len(p.o.Settings.Instances) > 0:
+		// on the card an instance is a port (offload.md)
+		why = "memcached's instances are not one per port (several on one port, or one on several ports): the card tells instances apart by port only"
+	default:
 		return modes, skipped, nil
 	}
-	var names []string
-	for _, m := range p.members {
-		names = append(names, m.name)
-	}
-	why := fmt.Sprintf("offload mode cannot see writes through %s (only the card's program can invalidate the card's cache): "+
-		"it needs one --iface and --listed-only", strings.Join(names, ", "))
 	if p.o.Mode == mode.Offload {
 		return nil, nil, &NoModeError{Iface: p.o.Iface, Reasons: []string{why}}
 	}
