@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -437,5 +438,63 @@ func TestDeployTwoInterfacesCLI(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestRunFollowsMemcachedsListeners: memcached restarts and a second
+// memcached now shares its port at another address; run deploys again, so
+// the two instances' entries are kept apart: a GET to either is answered
+// with its own value, from the cache too.
+func TestRunFollowsMemcachedsListeners(t *testing.T) {
+	lab, m := labtest.Start(t)
+	bin := buildBinary(t)
+	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-listeners-"+lab.Server.Iface)
+	defer os.RemoveAll(root)
+	// the second instance's address is there from the start (deploy knows it
+	// as local): only the listeners change
+	third := lab.Server.Addr.Next().Next()
+	labtest.IP(t, lab.Server, "addr", "add", third.String()+"/24", "dev", lab.Server.Iface)
+	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--mode", "generic",
+		"--pin-root", root, "--restart-poll", "200ms", "--write-hold", "0s")
+	var out syncBuffer
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
+	waitFor(t, &out, "deployed on", 20*time.Second)
+	time.Sleep(300 * time.Millisecond) // the watcher has seen the first memcached
+	m.Stop()
+	a, err := lab.StartMemcached(11211)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.StartMemcachedAt(11211, []netip.Addr{third})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &out, "deployment updated (", 10*time.Second)
+	ca, cb := labtest.Dial(t, lab, a), labtest.Dial(t, lab, b)
+	for _, c := range []struct {
+		cl  labtest.Client
+		val string
+	}{{ca, "AAA"}, {cb, "BBB"}} {
+		if err := c.cl.TCP.Set("foo", 0, 0, []byte(c.val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 { // fill, then served from the cache
+		for _, c := range []struct {
+			cl  labtest.Client
+			val string
+		}{{ca, "AAA"}, {cb, "BBB"}} {
+			if items, err := c.cl.UDP.Get("foo"); err != nil || len(items) != 1 || string(items[0].Value) != c.val {
+				t.Fatalf("get foo = %+v, %v; want %s", items, err, c.val)
+			}
+		}
+	}
+	st, err := lab.Server.Command(context.Background(), bin, "status", "--pin-root", root).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "told apart by address") {
+		t.Errorf("status: %v\n%s", err, st)
 	}
 }
