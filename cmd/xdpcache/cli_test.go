@@ -464,12 +464,13 @@ func TestRunFollowsMemcachedsListeners(t *testing.T) {
 	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
 	waitFor(t, &out, "deployed on", 20*time.Second)
 	time.Sleep(300 * time.Millisecond) // the watcher has seen the first memcached
-	m.Stop()
-	a, err := lab.StartMemcached(11211)
+	// the second instance first: when run sees the first restart, both listen
+	b, err := lab.StartMemcachedAt(11211, []netip.Addr{third})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := lab.StartMemcachedAt(11211, []netip.Addr{third})
+	m.Stop()
+	a, err := lab.StartMemcached(11211)
 	if err != nil {
 		t.Fatal(err)
 	}
