@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +43,20 @@ type Settings struct {
 	// (docs/shadow.md). Switching it changes only the config: the
 	// cache is kept.
 	Shadow bool `json:",omitempty"`
+	// Instances names the memcached instance of each listening socket on
+	// Ports, when a port is held by more than one (at different local
+	// addresses); empty: each port is one instance. Entries belong to one
+	// instance: a GET to one is never answered with another's value.
+	Instances []Listener `json:",omitempty"`
+}
+
+// Listener is one memcached listening socket: its local address (the
+// unspecified address of its family for a wildcard socket), port, and the
+// instance (process) holding it.
+type Listener struct {
+	Addr     netip.Addr
+	Port     uint16
+	Instance uint32 // 1.. per memcached process; the programs use 1<<16 | Instance
 }
 
 // DefaultSettings are the documented defaults (docs/consistency.md).
@@ -87,7 +103,42 @@ func (s Settings) Validate() error {
 	default:
 		return fmt.Errorf("memcached protocol must be auto, ascii or binary (its -B setting), got %q", s.Protocol)
 	}
+	if len(s.Instances) > instMapSize {
+		return fmt.Errorf("%d memcached listening sockets: at most %d are told apart", len(s.Instances), instMapSize)
+	}
+	for _, l := range s.Instances {
+		if !l.Addr.IsValid() || l.Instance == 0 || l.Instance > 0xffff || !slices.Contains(s.Ports, l.Port) {
+			return fmt.Errorf("memcached listener %v port %d instance %d: needs an address, one of the ports and an instance in 1..65535", l.Addr, l.Port, l.Instance)
+		}
+	}
 	return nil
+}
+
+// instMapSize is inst_map's max_entries (c/include/host/maps.h).
+const instMapSize = 64
+
+// InstanceID is the instance the programs name a request to (addr, port)
+// by, given the deployment's listeners: the port, unless s.Instances holds
+// the socket (exact address first, then the wildcard sockets), as
+// sc_instance does.
+func (s Settings) InstanceID(addr netip.Addr, port uint16) uint32 {
+	if len(s.Instances) == 0 {
+		return uint32(port)
+	}
+	addr = addr.Unmap()
+	try := []netip.Addr{addr}
+	if addr.Is4() {
+		try = append(try, netip.IPv4Unspecified())
+	}
+	try = append(try, netip.IPv6Unspecified())
+	for _, a := range try {
+		for _, l := range s.Instances {
+			if l.Port == port && l.Addr.Unmap() == a {
+				return 1<<16 | l.Instance
+			}
+		}
+	}
+	return uint32(port)
 }
 
 // ProgramTags identify this build's programs, both flavors (the kernel's
@@ -122,11 +173,14 @@ func ProgramTags() (string, error) {
 	return strings.Join(tags, "/"), nil
 }
 
-// Cache is the loaded XDP and TC programs with their shared maps.
+// Cache is the loaded XDP and TC programs with their shared maps. Watch,
+// when loaded (LoadWatch), is the XDP program for interfaces that are only
+// watched for writes, on the same maps.
 type Cache struct {
-	XDP  *ebpf.Program
-	TC   *ebpf.Program
-	Maps Maps
+	XDP   *ebpf.Program
+	TC    *ebpf.Program
+	Watch *ebpf.Program
+	Maps  Maps
 }
 
 // Maps are the maps both programs share.
@@ -181,6 +235,44 @@ func (c *Cache) loadTC() error {
 	return nil
 }
 
+// LoadWatch loads the watch-only XDP program (watch_only in xdp_cache.c)
+// on c's maps, unless it is loaded: it invalidates on every write it sees,
+// as XDP does, and never answers a GET. For lo and the other interfaces
+// writes may reach memcached through.
+func (c *Cache) LoadWatch() error {
+	if c.Watch != nil {
+		return nil
+	}
+	spec, err := loadXdp()
+	if err != nil {
+		return fmt.Errorf("parse XDP object: %w", err)
+	}
+	if err := spec.Variables[xdpVarWatchOnly].Set(uint32(1)); err != nil {
+		return fmt.Errorf("watch-only program: %w", err)
+	}
+	spec.Maps[xdpMapCacheMap].MaxEntries = c.Maps.CacheMap.MaxEntries()
+	repl := map[string]*ebpf.Map{}
+	all := mapFields(&c.Maps)
+	for name := range spec.Maps {
+		if strings.HasPrefix(name, ".") {
+			continue // the program's own constants
+		}
+		m := all[name]
+		if m == nil || *m == nil {
+			return fmt.Errorf("XDP object has a map %q the loaded cache lacks", name)
+		}
+		repl[name] = *m
+	}
+	var objs struct {
+		Prog *ebpf.Program `ebpf:"xdpcache_xdp"`
+	}
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
+		return fmt.Errorf("load the watch-only XDP program: %w", VerifierSummary(err))
+	}
+	c.Watch = objs.Prog
+	return nil
+}
+
 // Configure writes the settings into config_map. The programs read it on
 // every packet, so this takes effect at once.
 func (c *Cache) Configure(s Settings) error {
@@ -212,6 +304,12 @@ func (c *Cache) Configure(s Settings) error {
 	if s.RequireLocal {
 		cfg.Flags |= cfgRequireLocal
 	}
+	if err := c.writeInstances(s.Instances); err != nil {
+		return err
+	}
+	if len(s.Instances) > 0 {
+		cfg.Flags |= cfgInstByAddr
+	}
 	if s.VerifyUDPCsum {
 		cfg.Flags |= cfgVerifyUDPCsum
 	}
@@ -236,7 +334,33 @@ const (
 	cfgProtoASCII    = 4
 	cfgProtoBinary   = 8
 	cfgShadow        = 16
+	cfgInstByAddr    = 32
 )
+
+// writeInstances replaces inst_map's contents with ls.
+func (c *Cache) writeInstances(ls []Listener) error {
+	var k xdpInstKey
+	for {
+		if err := c.Maps.InstMap.NextKey(nil, &k); err != nil {
+			break // empty
+		}
+		if err := c.Maps.InstMap.Delete(&k); err != nil {
+			return fmt.Errorf("clear instances: %w", err)
+		}
+	}
+	for _, l := range ls {
+		k := xdpInstKey{Addr: instAddr(l.Addr), Port: l.Port}
+		if err := c.Maps.InstMap.Put(&k, uint32(1<<16|l.Instance)); err != nil {
+			return fmt.Errorf("write instance of %v port %d: %w", l.Addr, l.Port, err)
+		}
+	}
+	return nil
+}
+
+// instAddr is a listener's address as inst_map keys it: IPv4 as
+// ::ffff:a.b.c.d (the IPv4 wildcard ::ffff:0.0.0.0), the IPv6 wildcard
+// all zeros.
+func instAddr(a netip.Addr) [16]byte { return a.As16() }
 
 // Config reads back what Configure wrote.
 func (c *Cache) Config() (Settings, uint64, error) {
@@ -275,7 +399,7 @@ func (c *Cache) Config() (Settings, uint64, error) {
 // references).
 func (c *Cache) Close() error {
 	var errs []error
-	for _, p := range []*ebpf.Program{c.XDP, c.TC} {
+	for _, p := range []*ebpf.Program{c.XDP, c.TC, c.Watch} {
 		if p != nil {
 			errs = append(errs, p.Close())
 		}

@@ -629,7 +629,7 @@ func (d *diffRunner) bucketExpiry(key string) time.Duration {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	h := KeyHash([]byte(key), s.Seed)
+	h := KeyHash([]byte(key), InstanceSeed(s.Seed, uint32(s.Ports[0])))
 	var it xdpItem
 	if err := d.c.Maps.CacheMap.Lookup(uint32(h)&(s.Entries-1), &it); err != nil {
 		d.t.Fatal(err)

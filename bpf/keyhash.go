@@ -28,3 +28,11 @@ func KeyHash(key []byte, seed uint64) uint64 {
 func BucketOf(key []byte, seed uint64, entries uint32) uint32 {
 	return uint32(KeyHash(key, seed)) & (entries - 1)
 }
+
+// InstanceSeed is the seed the programs hash the keys of memcached instance
+// inst with (INST_SEED in c/include/host/cache.h): keys of different
+// instances land in different buckets with different hashes.
+// Settings.InstanceID names a request's instance.
+func InstanceSeed(seed uint64, inst uint32) uint64 {
+	return seed ^ (uint64(inst) * 0x9E3779B97F4A7C15)
+}

@@ -37,6 +37,14 @@ func OffloadKeyHash(key []byte, seed uint32) uint32 {
 	return h
 }
 
+// OffloadInstanceSeed is the seed the offload programs hash the keys of the
+// memcached instance on port with (OINST_SEED in offload/commands.h): on the
+// card each port is an instance, so two instances on two ports never answer
+// for each other (instances told apart by address do not fit the card).
+func OffloadInstanceSeed(seed uint32, port uint16) uint32 {
+	return seed ^ (uint32(port) * 0x9E3779B1)
+}
+
 // OffloadMaps are the offload XDP program's maps, which live on the device
 // when the program is offloaded.
 type OffloadMaps = xdpoffMaps

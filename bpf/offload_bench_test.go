@@ -20,8 +20,8 @@ func BenchmarkOffloadRelayFill(b *testing.B) {
 			f := v4flow()
 			val := make([]byte, size)
 			payload := itemReply("key-0123456789ab", 0, val)
-			hash := OffloadKeyHash([]byte("key-0123456789ab"), h.c.Seed)
-			rec := FillRecord{Addr: f.client.As16(), Port: htons(f.cport), Payload: payload}
+			hash := OffloadKeyHash([]byte("key-0123456789ab"), OffloadInstanceSeed(h.c.Seed, f.sport))
+			rec := FillRecord{Addr: f.client.As16(), Port: htons(f.cport), MCPort: htons(f.sport), Payload: payload}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				rec.ReqID = uint16(i)

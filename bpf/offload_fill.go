@@ -17,11 +17,12 @@ type FillRecord struct {
 	Addr    [16]byte // client (IPv4 as ::ffff:a.b.c.d)
 	Port    uint16   // network order, as on the wire
 	ReqID   uint16   // network order
+	MCPort  uint16   // memcached's port, the reply's source (network order): its instance
 	Payload []byte
 }
 
 // fillRecordHeader is struct fill_record's fixed part (offload.h).
-const fillRecordHeader = 16 + 2 + 2 + 4
+const fillRecordHeader = 16 + 2 + 2 + 4 + 2 + 2
 
 // ParseFillRecord decodes one ring buffer record.
 func ParseFillRecord(raw []byte) (FillRecord, error) {
@@ -33,6 +34,7 @@ func ParseFillRecord(raw []byte) (FillRecord, error) {
 	r.Port = binary.LittleEndian.Uint16(raw[16:])
 	r.ReqID = binary.LittleEndian.Uint16(raw[18:])
 	n := binary.LittleEndian.Uint32(raw[20:])
+	r.MCPort = binary.LittleEndian.Uint16(raw[24:])
 	if n > OffloadItemMax || int(n) > len(raw)-fillRecordHeader {
 		return FillRecord{}, fmt.Errorf("fill record says %d payload bytes, has %d", n, len(raw)-fillRecordHeader)
 	}
@@ -162,7 +164,7 @@ func (s *OffloadStore) Fill(r FillRecord) (FillResult, uint32, error) {
 	if len(r.Payload) > OffloadItemMax || len(key) > OffloadKeyMax {
 		return FillTooBig, 0, nil
 	}
-	hash := OffloadKeyHash(key, s.Seed)
+	hash := OffloadKeyHash(key, OffloadInstanceSeed(s.Seed, ntohs(r.MCPort)))
 	b := hash & (s.Buckets - 1)
 	tk := OffloadTicketKey{Addr: r.Addr, Port: r.Port, ReqId: r.ReqID, Hash: hash}
 	var t OffloadTicket
@@ -269,3 +271,6 @@ func (s *OffloadStore) deleteChunks(b, fill uint32, n int) {
 		_ = s.Maps.OchunkMap.Delete(&ck) // absent is fine: it was never written
 	}
 }
+
+// ntohs turns a port stored as on the wire into its number.
+func ntohs(v uint16) uint16 { return v<<8 | v>>8 }

@@ -455,7 +455,7 @@ func TestOffloadTornEntryNotServed(t *testing.T) {
 	h := newOffHarness(t, nil)
 	f := v4flow()
 	h.fill(f, "k", 0, []byte("value"))
-	b := OffloadKeyHash([]byte("k"), h.c.Seed) & (h.c.Buckets - 1)
+	b := OffloadKeyHash([]byte("k"), OffloadInstanceSeed(h.c.Seed, f.sport)) & (h.c.Buckets - 1)
 	var e OffloadEntry
 	if err := h.c.Maps.OentryMap.Lookup(&b, &e); err != nil {
 		t.Fatal(err)
@@ -472,7 +472,7 @@ func TestOffloadEvictAndClear(t *testing.T) {
 	f := v4flow()
 	h.fill(f, "a", 0, []byte("1"))
 	h.fill(f, "b", 0, bytes.Repeat([]byte("2"), 100))
-	b := OffloadKeyHash([]byte("a"), h.c.Seed) & (h.c.Buckets - 1)
+	b := OffloadKeyHash([]byte("a"), OffloadInstanceSeed(h.c.Seed, f.sport)) & (h.c.Buckets - 1)
 	if err := h.store.Evict(b); err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +532,7 @@ func TestOffloadKeyHashMatchesProgram(t *testing.T) {
 	for _, k := range []string{"a", "key-0123456789ab", string(bytes.Repeat([]byte{0xfe}, OffloadKeyMax))} {
 		id := h.nextID()
 		h.getMiss(f, id, k)
-		tk := OffloadTicketKey{Addr: f.client.As16(), Port: htons(f.cport), ReqId: htons(id), Hash: OffloadKeyHash([]byte(k), h.c.Seed)}
+		tk := OffloadTicketKey{Addr: f.client.As16(), Port: htons(f.cport), ReqId: htons(id), Hash: OffloadKeyHash([]byte(k), OffloadInstanceSeed(h.c.Seed, f.sport))}
 		var tt OffloadTicket
 		if err := h.c.Maps.OticketMap.Lookup(&tk, &tt); err != nil {
 			t.Errorf("key %q: no ticket under the Go hash: %v", k, err)

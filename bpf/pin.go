@@ -16,9 +16,10 @@ import (
 // map under maps/ by its name in the C source. Both flavors use the same
 // layout, so Unpin removes either flavor's pins.
 const (
-	PinXDPProg = "prog_xdp"
-	PinTCProg  = "prog_tc"
-	pinMapsDir = "maps"
+	PinXDPProg   = "prog_xdp"
+	PinTCProg    = "prog_tc"
+	PinWatchProg = "prog_xdp_watch" // host flavor: the watch-only XDP program, if loaded
+	pinMapsDir   = "maps"
 )
 
 // objectLoader is a generated loadXxx: one object's collection spec.
@@ -41,7 +42,9 @@ func objectMapNames(objs []objectLoader) ([]string, error) {
 			return nil, fmt.Errorf("parse BPF object: %w", err)
 		}
 		for name := range spec.Maps {
-			seen[name] = true
+			if !strings.HasPrefix(name, ".") { // a program's constants (.rodata)
+				seen[name] = true
+			}
 		}
 	}
 	names := make([]string, 0, len(seen))
@@ -151,10 +154,15 @@ func (c *Cache) Pin(dir string) error {
 	if err != nil {
 		return err
 	}
-	return pinAll(dir, map[string]*ebpf.Program{PinXDPProg: c.XDP, PinTCProg: c.TC}, maps)
+	progs := map[string]*ebpf.Program{PinXDPProg: c.XDP, PinTCProg: c.TC}
+	if c.Watch != nil {
+		progs[PinWatchProg] = c.Watch
+	}
+	return pinAll(dir, progs, maps)
 }
 
-// LoadPinned opens a pinned deployment's programs and maps.
+// LoadPinned opens a pinned deployment's programs and maps (and the
+// watch-only program, if one is pinned).
 func LoadPinned(dir string) (*Cache, error) {
 	c := &Cache{}
 	maps, err := c.pins()
@@ -164,6 +172,13 @@ func LoadPinned(dir string) (*Cache, error) {
 	if err := loadPinnedAll(dir, "host", &c.XDP, &c.TC, maps); err != nil {
 		c.Close()
 		return nil, err
+	}
+	w, err := ebpf.LoadPinnedProgram(filepath.Join(dir, PinWatchProg), nil)
+	if err == nil {
+		c.Watch = w
+	} else if !errors.Is(err, os.ErrNotExist) {
+		c.Close()
+		return nil, fmt.Errorf("open pinned watch-only XDP program: %w", err)
 	}
 	return c, nil
 }
@@ -195,7 +210,7 @@ func LoadPinnedOffload(dir string, seed, buckets uint32) (*OffloadCache, error) 
 // Unpin removes the pins Pin created (the objects live on while attached or open).
 func Unpin(dir string) error {
 	var errs []error
-	for _, name := range []string{PinXDPProg, PinTCProg} {
+	for _, name := range []string{PinXDPProg, PinTCProg, PinWatchProg} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -95,6 +95,13 @@ type tcGlobalState struct {
 	UdpPending  uint64
 }
 
+type tcInstKey struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+	Port uint16
+	Pad  uint16
+}
+
 type tcItem struct {
 	_    structs.HostLayout
 	Lock struct {
@@ -116,7 +123,8 @@ type tcItem struct {
 	HasCas      uint8
 	NumLen      uint8
 	CasLen      uint8
-	Pad         [5]uint8
+	Pad         uint8
+	Inst        uint32
 	B           struct {
 		_      structs.HostLayout
 		Key    [256]uint8
@@ -209,6 +217,11 @@ type tcScratch struct {
 		Pad    uint32
 		Cas    uint64
 	}
+	Inst uint32
+	_    [4]byte
+	Seed uint64
+	Ikey tcInstKey
+	_    [4]byte
 }
 
 type tcShadowLog struct {
@@ -337,6 +350,7 @@ const (
 	tcMapExpiryMap    = "expiry_map"
 	tcMapFlowMap      = "flow_map"
 	tcMapGlobalMap    = "global_map"
+	tcMapInstMap      = "inst_map"
 	tcMapLocalMap     = "local_map"
 	tcMapReplyMap     = "reply_map"
 	tcMapScratchMap   = "scratch_map"
@@ -406,6 +420,7 @@ type tcMapSpecs struct {
 	ExpiryMap    *ebpf.MapSpec `ebpf:"expiry_map"`
 	FlowMap      *ebpf.MapSpec `ebpf:"flow_map"`
 	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
+	InstMap      *ebpf.MapSpec `ebpf:"inst_map"`
 	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
 	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
 	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
@@ -451,6 +466,7 @@ type tcMaps struct {
 	ExpiryMap    *ebpf.Map `ebpf:"expiry_map"`
 	FlowMap      *ebpf.Map `ebpf:"flow_map"`
 	GlobalMap    *ebpf.Map `ebpf:"global_map"`
+	InstMap      *ebpf.Map `ebpf:"inst_map"`
 	LocalMap     *ebpf.Map `ebpf:"local_map"`
 	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
 	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
@@ -472,6 +488,7 @@ func (m *tcMaps) Close() error {
 		m.ExpiryMap,
 		m.FlowMap,
 		m.GlobalMap,
+		m.InstMap,
 		m.LocalMap,
 		m.ReplyMap,
 		m.ScratchMap,

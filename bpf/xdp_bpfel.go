@@ -95,6 +95,13 @@ type xdpGlobalState struct {
 	UdpPending  uint64
 }
 
+type xdpInstKey struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+	Port uint16
+	Pad  uint16
+}
+
 type xdpItem struct {
 	_    structs.HostLayout
 	Lock struct {
@@ -116,7 +123,8 @@ type xdpItem struct {
 	HasCas      uint8
 	NumLen      uint8
 	CasLen      uint8
-	Pad         [5]uint8
+	Pad         uint8
+	Inst        uint32
 	B           struct {
 		_      structs.HostLayout
 		Key    [256]uint8
@@ -209,6 +217,11 @@ type xdpScratch struct {
 		Pad    uint32
 		Cas    uint64
 	}
+	Inst uint32
+	_    [4]byte
+	Seed uint64
+	Ikey xdpInstKey
+	_    [4]byte
 }
 
 type xdpShadowLog struct {
@@ -339,6 +352,7 @@ const (
 	xdpMapExpiryMap    = "expiry_map"
 	xdpMapFlowMap      = "flow_map"
 	xdpMapGlobalMap    = "global_map"
+	xdpMapInstMap      = "inst_map"
 	xdpMapLocalMap     = "local_map"
 	xdpMapReplyMap     = "reply_map"
 	xdpMapScratchMap   = "scratch_map"
@@ -349,6 +363,7 @@ const (
 	xdpMapStreamMap    = "stream_map"
 	xdpMapTicketMap    = "ticket_map"
 	xdpProgXdpcacheXdp = "xdpcache_xdp"
+	xdpVarWatchOnly    = "watch_only"
 )
 
 // loadXdp returns the embedded CollectionSpec for xdp.
@@ -408,6 +423,7 @@ type xdpMapSpecs struct {
 	ExpiryMap    *ebpf.MapSpec `ebpf:"expiry_map"`
 	FlowMap      *ebpf.MapSpec `ebpf:"flow_map"`
 	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
+	InstMap      *ebpf.MapSpec `ebpf:"inst_map"`
 	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
 	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
 	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
@@ -423,6 +439,7 @@ type xdpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpVariableSpecs struct {
+	WatchOnly *ebpf.VariableSpec `ebpf:"watch_only"`
 }
 
 // xdpObjects contains all objects after they have been loaded into the kernel.
@@ -453,6 +470,7 @@ type xdpMaps struct {
 	ExpiryMap    *ebpf.Map `ebpf:"expiry_map"`
 	FlowMap      *ebpf.Map `ebpf:"flow_map"`
 	GlobalMap    *ebpf.Map `ebpf:"global_map"`
+	InstMap      *ebpf.Map `ebpf:"inst_map"`
 	LocalMap     *ebpf.Map `ebpf:"local_map"`
 	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
 	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
@@ -474,6 +492,7 @@ func (m *xdpMaps) Close() error {
 		m.ExpiryMap,
 		m.FlowMap,
 		m.GlobalMap,
+		m.InstMap,
 		m.LocalMap,
 		m.ReplyMap,
 		m.ScratchMap,
@@ -490,6 +509,7 @@ func (m *xdpMaps) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpVariables struct {
+	WatchOnly *ebpf.Variable `ebpf:"watch_only"`
 }
 
 // xdpPrograms contains all programs after they have been loaded into the kernel.

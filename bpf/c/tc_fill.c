@@ -59,7 +59,7 @@ static __always_inline void shadow_got_ascii(struct item_ctx *c, __u32 kl, __u32
 {
 	struct scratch *s = c->s;
 	s->sh_got = (struct shadow_got){ .val_off = voff, .val_len = vlen, .flags = flags, .cas = cas };
-	ticket_key_for(&s->tkey, c->p, c->req_id, 0, sc_hash(s, KEY_SLOT, kl, c->cfg->seed));
+	ticket_key_for(&s->tkey, c->p, c->req_id, 0, sc_hash(s, KEY_SLOT, kl, s->seed));
 	sc_shadow_check(s);
 }
 
@@ -132,7 +132,7 @@ static __always_inline long item_core(struct item_ctx *c)
 		return 0;
 	}
 	struct fill f = {
-		.hash = sc_hash(s, KEY_SLOT, kl, c->cfg->seed),
+		.hash = sc_hash(s, KEY_SLOT, kl, s->seed),
 		.cas = cas,
 		.flags = flags,
 		.key_len = kl,
@@ -483,7 +483,7 @@ static __always_inline int bin_ticket(struct config *cfg, struct scratch *s, str
 			return 0;
 		}
 		sc_copy_key(s, BUF_IN, koff, klen, KEY_SLOT);
-		hash = sc_hash(s, KEY_SLOT, klen, cfg->seed);
+		hash = sc_hash(s, KEY_SLOT, klen, s->seed);
 	} else if (klen != 0) {
 		stat_inc(STAT_FILL_MALFORMED);
 		return 0;
@@ -624,6 +624,7 @@ int xdpcache_tc(struct __sk_buff *skb)
 	struct scratch *s = get_scratch();
 	if (!s)
 		return TC_ACT_OK;
+	packet_instance(s, cfg, &p, 1);
 	if (p.proto == IPPROTO_TCP) {
 		sc_follow_tcp(skb, &p);
 		return TC_ACT_OK;

@@ -79,6 +79,8 @@ int xdpcache_tc_relay(struct __sk_buff *skb)
 	rec->port = p.dport;
 	rec->req_id = *(__u16 *)hdr;
 	rec->len = len;
+	rec->mc_port = p.sport;
+	rec->_pad = 0;
 	/* len is in [20, OFF_ITEM_MAX]: the copy size is len, bounded for the verifier */
 	if (bpf_skb_load_bytes(skb, p.pl_off + MC_FRAME_LEN, rec->payload, SIZE_1_TO(len, OFF_RECORD_PAYLOAD)) < 0) {
 		bpf_ringbuf_discard(rec, 0);

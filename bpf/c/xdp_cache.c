@@ -143,6 +143,12 @@ static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cf
 	return csum_fold(sum) == 0;
 }
 
+/* Set by the loader for the program xdpcache attaches to the interfaces it
+ * only watches for writes (lo, interfaces not served): it invalidates as
+ * the serving program does, and never answers or tickets a UDP GET. A
+ * constant, so the serving program pays nothing for it. */
+const volatile __u32 watch_only = 0;
+
 /* Counts a GET and checks the kernel would accept it (see request_csum_ok),
  * which also leaves the request's headers in s->hdr for send_reply. */
 static __always_inline int admit_get(struct xdp_md *ctx, struct config *cfg, struct pkt *p, struct scratch *s, __u32 len)
@@ -252,7 +258,7 @@ __noinline int sc_parse_get(struct scratch *s, struct config *cfg, __u32 pos, __
 		if (kl <= 0 || kl > KEY_MAX)
 			return 0;
 		s->key_lens[k & (MAX_GET_KEYS - 1)] = kl;
-		s->hashes[k & (MAX_GET_KEYS - 1)] = sc_hash(s, k, kl, cfg->seed);
+		s->hashes[k & (MAX_GET_KEYS - 1)] = sc_hash(s, k, kl, s->seed);
 		pos += kl;
 		nkeys++;
 	}
@@ -618,7 +624,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	__u64 *k64 = (__u64 *)s->keys[0];
 	sc_copy_key(s, BUF_IN, MC_FRAME_LEN + MC_BIN_HDR_LEN, klen, 0);
 	s->key_lens[0] = klen;
-	s->hashes[0] = sc_hash(s, 0, klen, cfg->seed);
+	s->hashes[0] = sc_hash(s, 0, klen, s->seed);
 
 	struct global_state *gs = get_global();
 	if (!gs)
@@ -718,6 +724,13 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		stat_inc(STAT_PASS_MULTI_FRAME);
 		return XDP_PASS;
 	}
+	if (watch_only) {
+		/* an interface only watched for writes: memcached answers
+		 * every GET; the datagram is read for mutations alone */
+		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		stat_inc(STAT_PASS_OTHER);
+		return XDP_PASS;
+	}
 	if (s->in[MC_FRAME_LEN] == 0x80) {
 		if (len < MC_FRAME_LEN + MC_BIN_HDR_LEN) {
 			stat_inc(STAT_PASS_MALFORMED);
@@ -765,6 +778,7 @@ int xdpcache_xdp(struct xdp_md *ctx)
 	struct scratch *s = get_scratch();
 	if (!s)
 		return XDP_PASS;
+	packet_instance(s, cfg, &p, 0);
 	if (p.proto == IPPROTO_TCP) {
 		handle_tcp(ctx, cfg, s, &p, now);
 		return XDP_PASS;

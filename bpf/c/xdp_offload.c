@@ -221,7 +221,7 @@ static __always_inline int serve_get(struct xdp_md *ctx, struct ocfg *cfg, struc
 		return XDP_PASS;
 	__u16 req_id = frame[0];
 
-	__u32 hash = oc_hash(ctx, r->key_off, r->key_len, cfg->seed);
+	__u32 hash = oc_hash(ctx, r->key_off, r->key_len, OINST_SEED(cfg->seed, p->dport));
 	__u32 b = hash & cfg->buckets_mask, zero = 0;
 	struct ogen *g = bpf_map_lookup_elem(&ogen_map, &b);
 	struct ostate *st = bpf_map_lookup_elem(&ostate_map, &zero);
@@ -309,7 +309,7 @@ int xdpcache_offload(struct xdp_md *ctx)
 		ostat_inc(STAT_TCP_SEGMENTS);
 		if (p.pl_len) {
 			struct oreq r = {};
-			read_commands(ctx, pos, end, &r);
+			read_commands(ctx, pos, end, &r, OINST_SEED(cfg->seed, p.dport));
 		}
 		return XDP_PASS;
 	}
@@ -324,7 +324,7 @@ int xdpcache_offload(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	struct oreq r = {};
-	read_commands(ctx, pos + MC_FRAME_LEN, end, &r);
+	read_commands(ctx, pos + MC_FRAME_LEN, end, &r, OINST_SEED(cfg->seed, p.dport));
 	if (r.get)
 		return serve_get(ctx, cfg, &p, &r);
 	ostat_inc(STAT_PASS_OTHER);

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,12 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--bogus"}, exitUsage, "(see xdpcache --help)"},
 		{[]string{"deploy", "--iface", "lo", "--bogus"}, exitUsage, "(see xdpcache deploy --help)"},
 		{[]string{"status", "--bogus"}, exitUsage, "(see xdpcache status --help)"},
+		{[]string{"deploy", "--iface", "lo", "--iface", "lo"}, exitUsage, "--iface lo is given twice"},
+		{[]string{"deploy", "--iface", "lo", "--mode", "native", "--mode", "generic"}, exitUsage, "--mode is given more than once"},
+		{[]string{"deploy", "--iface", "lo", "--mode=native", "--mode", "generic"}, exitUsage, "--mode is given more than once"},
+		{[]string{"deploy", "--iface", "lo", "--max-age", "1s", "--max-age", "2s"}, exitUsage, "--max-age is given more than once"},
+		{[]string{"run", "--iface", "lo", "--interval", "1s", "--interval", "2s"}, exitUsage, "--interval is given more than once"},
+		{[]string{"status", "--iface", "a", "--iface", "b"}, exitUsage, "--iface is given more than once"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out := runApp(tc.args...)
@@ -371,5 +378,125 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
+	}
+}
+
+// TestDeployTwoInterfacesCLI: deploy --iface a --iface b in a lab with a
+// second link: --dry-run shows every path writes can take; deploy, status
+// (from a member) and undeploy (from a member) handle it as one deployment.
+func TestDeployTwoInterfacesCLI(t *testing.T) {
+	labtest.RequireRoot(t, "deploys xdpcache")
+	bin := buildBinary(t)
+	lab, err := netlab.New(netlab.Options{Subnet: 212})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	second, err := lab.AddLink(213)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := lab.Server.Iface, second.Server.Iface
+	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-cli2-"+a)
+	defer os.RemoveAll(root)
+	cmd := func(args ...string) string {
+		t.Helper()
+		out, err := lab.Server.Command(context.Background(), bin, append(args, "--pin-root", root)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("xdpcache %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"deploy", "--iface", a, "--iface", b, "--mode", "generic", "--dry-run"},
+			[]string{"paths writes can take to memcached", "seen  listed: GETs answered", "attach XDP to " + b, "watched (loopback", "attach the watch-only XDP program to lo"}},
+		{[]string{"deploy", "--iface", a, "--iface", b, "--mode", "generic", "--listed-only", "--dry-run"},
+			[]string{"NOT SEEN  --listed-only"}},
+		{[]string{"deploy", "--iface", a, "--iface", b, "--mode", "generic"},
+			[]string{"xdpcache deployed on " + a, "and on " + b + " (serve) in generic mode", "and on lo (watch) in generic mode"}},
+		{[]string{"status", "--iface", "lo"}, []string{a + ": generic mode, attached", "and " + b + " (serve)", "and lo (watch)"}},
+		{[]string{"status"}, []string{a + ": generic mode, attached"}},
+		{[]string{"undeploy", "--iface", b}, []string{"xdpcache removed from " + a + ", " + b + ", lo"}},
+		{[]string{"status"}, []string{"not deployed on any interface"}},
+	} {
+		out := cmd(tc.args...)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("xdpcache %v: output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+	for _, iface := range []string{a, b, "lo"} {
+		if _, err := os.Stat(filepath.Join(root, iface)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("pins of %s left after undeploy", iface)
+		}
+		lab.Server.Do(func() error {
+			if lk, err := netlink.LinkByName(iface); err == nil && lk.Attrs().Xdp != nil && lk.Attrs().Xdp.Attached {
+				t.Errorf("XDP still attached to %s", iface)
+			}
+			return nil
+		})
+	}
+}
+
+// TestRunFollowsMemcachedsListeners: memcached restarts and a second
+// memcached now shares its port at another address; run deploys again, so
+// the two instances' entries are kept apart: a GET to either is answered
+// with its own value, from the cache too.
+func TestRunFollowsMemcachedsListeners(t *testing.T) {
+	lab, m := labtest.Start(t)
+	bin := buildBinary(t)
+	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-listeners-"+lab.Server.Iface)
+	defer os.RemoveAll(root)
+	// the second instance's address is there from the start (deploy knows it
+	// as local): only the listeners change
+	third := lab.Server.Addr.Next().Next()
+	labtest.IP(t, lab.Server, "addr", "add", third.String()+"/24", "dev", lab.Server.Iface)
+	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--mode", "generic",
+		"--pin-root", root, "--restart-poll", "200ms", "--write-hold", "0s")
+	var out syncBuffer
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
+	waitFor(t, &out, "deployed on", 20*time.Second)
+	time.Sleep(300 * time.Millisecond) // the watcher has seen the first memcached
+	// the second instance first: when run sees the first restart, both listen
+	b, err := lab.StartMemcachedAt(11211, []netip.Addr{third})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	a, err := lab.StartMemcached(11211)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &out, "deployment updated (", 10*time.Second)
+	ca, cb := labtest.Dial(t, lab, a), labtest.Dial(t, lab, b)
+	for _, c := range []struct {
+		cl  labtest.Client
+		val string
+	}{{ca, "AAA"}, {cb, "BBB"}} {
+		if err := c.cl.TCP.Set("foo", 0, 0, []byte(c.val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 { // fill, then served from the cache
+		for _, c := range []struct {
+			cl  labtest.Client
+			val string
+		}{{ca, "AAA"}, {cb, "BBB"}} {
+			if items, err := c.cl.UDP.Get("foo"); err != nil || len(items) != 1 || string(items[0].Value) != c.val {
+				t.Fatalf("get foo = %+v, %v; want %s", items, err, c.val)
+			}
+		}
+	}
+	st, err := lab.Server.Command(context.Background(), bin, "status", "--pin-root", root).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "told apart by address") {
+		t.Errorf("status: %v\n%s", err, st)
 	}
 }

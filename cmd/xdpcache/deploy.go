@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,7 +23,9 @@ import (
 func settingsFlags() []cli.Flag {
 	d := bpf.DefaultSettings()
 	return []cli.Flag{
-		&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, EnvVars: []string{"XDPCACHE_IFACE"}, Usage: "network interface memcached listens on", Required: true},
+		&cli.StringSliceFlag{Name: "iface", Aliases: []string{"i"}, EnvVars: []string{"XDPCACHE_IFACE"}, Required: true,
+			Usage: "network interface clients reach memcached through (repeatable: one deployment whose interfaces share one cache)"},
+		&cli.BoolFlag{Name: "listed-only", Usage: "writes reach memcached only through the --iface interfaces: watch no other interface (lo included) for them"},
 		&cli.StringFlag{Name: "mode", Value: string(mode.Auto), EnvVars: []string{"XDPCACHE_MODE"}, Usage: "XDP mode: " + mode.List()},
 		&cli.BoolFlag{Name: "no-generic", Usage: "with --mode auto: fail rather than fall back to generic mode"},
 		&cli.UintSliceFlag{Name: "port", Value: cli.NewUintSlice(11211), Usage: "memcached port (repeatable, up to 4)"},
@@ -80,8 +84,17 @@ func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 	if s.Shadow && m == mode.Offload {
 		return deploy.Options{}, errors.New("--shadow contradicts --mode offload: shadow mode runs in the host flavor (native, generic or auto)")
 	}
+	ifaces := c.StringSlice("iface")
+	if len(ifaces) == 0 {
+		return deploy.Options{}, errors.New("--iface: give at least one interface")
+	}
+	for i, n := range ifaces {
+		if slices.Contains(ifaces[:i], n) {
+			return deploy.Options{}, fmt.Errorf("--iface %s is given twice", n)
+		}
+	}
 	return deploy.Options{
-		Iface: c.String("iface"), Mode: m, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
+		Iface: ifaces[0], More: ifaces[1:], ListedOnly: c.Bool("listed-only"), Mode: m, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
 		Force: c.Bool("force"), DryRun: c.Bool("dry-run"), PinRoot: c.String("pin-root"),
 		Log: func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) },
 	}, nil
@@ -118,10 +131,11 @@ func deployCommand() *cli.Command {
 				return printJSON(c.App.Writer, d)
 			}
 			if opts.DryRun {
-				fmt.Fprintf(c.App.Writer, "xdpcache deploy --dry-run on %s would:\n", d.Iface)
+				fmt.Fprintf(c.App.Writer, "xdpcache deploy --dry-run on %s would:\n", strings.Join(d.Ifaces(), ", "))
 				for i, step := range d.Plan {
 					fmt.Fprintf(c.App.Writer, "  %d. %s\n", i+1, step)
 				}
+				printCoverage(c.App.Writer, d.Coverage)
 				return nil
 			}
 			printDeployment(c.App.Writer, c.App.ErrWriter, d)
@@ -150,6 +164,10 @@ func printDeployment(w, ew io.Writer, d *record.Deployment) {
 	}
 	fmt.Fprintf(w, "xdpcache deployed on %s in %s mode (XDP via %s, prog %d; TC egress via %s, prog %d)\n",
 		d.Iface, d.Mode, d.XDPAttach, d.XDPProgID, d.TCAttach, d.TCProgID)
+	for _, m := range d.Members {
+		fmt.Fprintf(w, "  and on %s (%s) in %s mode (XDP via %s, prog %d; TC egress via %s), same cache\n",
+			m.Iface, m.Role, m.Mode, m.XDPAttach, m.XDPProgID, m.TCAttach)
+	}
 	fmt.Fprintf(w, "  pins: %s\n", d.PinDir)
 	var allow []string
 	for _, p := range d.Allow {
@@ -159,6 +177,24 @@ func printDeployment(w, ew io.Writer, d *record.Deployment) {
 	for _, warn := range d.Warnings {
 		fmt.Fprintf(ew, "WARNING: %s\n", warn)
 	}
+}
+
+// printCoverage prints the paths writes can take to memcached and whether
+// the deployment sees them.
+func printCoverage(w io.Writer, paths []record.Path) {
+	if len(paths) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "paths writes can take to memcached:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, p := range paths {
+		seen := "NOT SEEN"
+		if p.Covered {
+			seen = "seen"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Iface, seen, p.Why)
+	}
+	tw.Flush()
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -172,14 +208,21 @@ func undeployCommand() *cli.Command {
 		Name:  "undeploy",
 		Usage: "remove everything xdpcache attached to an interface",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Required: true, Usage: "interface"},
+			&cli.StringSliceFlag{Name: "iface", Aliases: []string{"i"}, Required: true,
+				Usage: "an interface of the deployment (repeatable); the whole deployment it belongs to is removed"},
 			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
-			if err := deploy.Undeploy(c.String("iface"), c.String("pin-root")); err != nil {
-				return cli.Exit("xdpcache undeploy: "+err.Error(), exitFailed)
+			for _, iface := range c.StringSlice("iface") {
+				names := []string{iface}
+				if st, err := deploy.ReadStatus(c.String("pin-root"), iface); err == nil {
+					names = st.Ifaces() // the whole deployment goes
+				}
+				if err := deploy.Undeploy(iface, c.String("pin-root")); err != nil {
+					return cli.Exit("xdpcache undeploy: "+err.Error(), exitFailed)
+				}
+				fmt.Fprintf(c.App.Writer, "xdpcache removed from %s\n", strings.Join(names, ", "))
 			}
-			fmt.Fprintf(c.App.Writer, "xdpcache removed from %s\n", c.String("iface"))
 			return nil
 		},
 	}
@@ -225,11 +268,33 @@ func statusCommand() *cli.Command {
 			for _, st := range all {
 				printStatus(c.App.Writer, st)
 				for _, k := range c.StringSlice("key") {
-					fmt.Fprintf(c.App.Writer, "  key %q: hash %#016x\n", k, bpf.KeyHash([]byte(k), st.Settings.Seed))
+					printKeyHashes(c.App.Writer, k, st.Settings)
 				}
 			}
 			return nil
 		},
+	}
+}
+
+// printKeyHashes prints the hash key has in each memcached instance of a
+// deployment (entries belong to one instance, whose seed the hash takes).
+func printKeyHashes(w io.Writer, key string, s bpf.Settings) {
+	type inst struct {
+		where string
+		id    uint32
+	}
+	var insts []inst
+	if len(s.Instances) == 0 {
+		for _, p := range s.Ports {
+			insts = append(insts, inst{fmt.Sprintf("port %d", p), uint32(p)})
+		}
+	} else {
+		for _, l := range s.Instances {
+			insts = append(insts, inst{netip.AddrPortFrom(l.Addr, l.Port).String(), s.InstanceID(l.Addr, l.Port)})
+		}
+	}
+	for _, i := range insts {
+		fmt.Fprintf(w, "  key %q at %s: hash %#016x\n", key, i.where, bpf.KeyHash([]byte(key), bpf.InstanceSeed(s.Seed, i.id)))
 	}
 }
 
@@ -244,6 +309,20 @@ func printStatus(w io.Writer, st *deploy.Status) {
 	fmt.Fprintf(w, "%s: %s mode, %s, XDP prog %d (%s), TC prog %d (%s), deployed %s (%s ago)\n",
 		st.Iface, st.Mode, state, st.XDPProgID, st.XDPAttach, st.TCProgID, st.TCAttach,
 		st.DeployedAt.Format(time.RFC3339), time.Since(st.DeployedAt).Truncate(time.Second))
+	for _, m := range st.Members {
+		fmt.Fprintf(w, "  and %s (%s): %s mode, XDP prog %d (%s), TC prog %d (%s)\n", m.Iface, m.Role, m.Mode, m.XDPProgID, m.XDPAttach, m.TCProgID, m.TCAttach)
+	}
+	if st.ListedOnly {
+		fmt.Fprintln(w, "  --listed-only: writes through other interfaces (lo included) are not seen")
+	}
+	for _, p := range st.Coverage {
+		if !p.Covered && !st.ListedOnly {
+			fmt.Fprintf(w, "  writes through %s NOT seen: %s\n", p.Iface, p.Why)
+		}
+	}
+	if n := len(st.Settings.Instances); n > 0 {
+		fmt.Fprintf(w, "  memcached instances told apart by address: %d listening sockets\n", n)
+	}
 	s := st.Settings
 	fmt.Fprintf(w, "  settings: ports %v, %d entries, values <= %d B, max age %s, write hold %s\n",
 		s.Ports, s.Entries, s.MaxValue, s.MaxAge, s.WriteHold)

@@ -57,6 +57,7 @@ func newApp() *cli.App {
 		},
 	}
 	withUsageErrors(app.Commands)
+	rejectRepeats(app.Commands)
 	return app
 }
 

@@ -52,7 +52,7 @@ func TestNetdevsimCLI(t *testing.T) {
 		t.Errorf("probe --entries 2 --any-destination: exit %d, plan %+v (%v), want offload", code, plan.Plan, err)
 	}
 
-	code, out = runApp(append([]string{"deploy", "--mode", "auto", "--entries", "2", "--any-destination", "--allow", "198.18.0.0/15"}, pin...)...)
+	code, out = runApp(append([]string{"deploy", "--listed-only", "--mode", "auto", "--entries", "2", "--any-destination", "--allow", "198.18.0.0/15"}, pin...)...)
 	if code != 0 || !strings.Contains(out, "in offload mode") || !strings.Contains(out, "xdpcache run") {
 		t.Fatalf("deploy --mode auto --entries 2: exit %d, output %q; want offload mode and the relay warning", code, out)
 	}
@@ -72,7 +72,7 @@ func TestNetdevsimCLI(t *testing.T) {
 	}
 
 	// --mode offload with more entries than the device holds: refused, nothing attached
-	code, out = runApp(append([]string{"deploy", "--mode", "offload", "--entries", "65536", "--allow", "198.18.0.0/15"}, pin...)...)
+	code, out = runApp(append([]string{"deploy", "--listed-only", "--mode", "offload", "--entries", "65536", "--allow", "198.18.0.0/15"}, pin...)...)
 	if code != exitNoMode || !strings.Contains(out, "do not fit the device's maps") {
 		t.Errorf("deploy --mode offload --entries 65536: exit %d, output %q", code, out)
 	}

@@ -210,6 +210,17 @@ func printReport(w io.Writer, r *probe.Report, color bool) {
 	k := r.Kernel
 	fmt.Fprintf(w, "  kernel:    %s, BTF %v, bpffs %v, spin lock %v, XDP link %v, TCX %v\n", k.Version, k.BTF, k.BPFFS, k.SpinLock, k.XDPLink, k.TCX)
 	fmt.Fprintf(w, "  memcached: UDP ports %v, listening %v\n", r.Memcached.Ports, r.Memcached.UDPListening)
+	for i, p := range r.WritePaths {
+		label := "           "
+		if i == 0 {
+			label = "writes:    "
+		}
+		seen := "seen"
+		if !p.Covered {
+			seen = paint("33", "NOT SEEN")
+		}
+		fmt.Fprintf(w, "  %s%s %s: %s\n", label, p.Iface, seen, p.Why)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note:      %s\n", n)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/xdpcache/xdpcache/internal/metrics"
 	"github.com/xdpcache/xdpcache/offload/deploy"
 	"github.com/xdpcache/xdpcache/offload/mode"
+	"github.com/xdpcache/xdpcache/offload/record"
 	"github.com/xdpcache/xdpcache/offload/relay"
 )
 
@@ -101,6 +103,9 @@ func runCommand() *cli.Command {
 						} else {
 							fmt.Fprintf(c.App.Writer, "%s memcached restarted: cache flushed\n", time.Now().Format(time.RFC3339))
 						}
+						if d.Mode != mode.Offload {
+							d = redeploy(c, opts, d)
+						}
 					}
 				case <-ctx.Done():
 					if c.Bool("keep") {
@@ -124,6 +129,25 @@ func runCommand() *cli.Command {
 			}
 		},
 	}
+}
+
+// redeploy deploys again after memcached restarted: it may listen on other
+// addresses or ports now, which changes its instances (Settings.Instances)
+// and the interfaces writes reach it through. Nothing changed: nothing to
+// do; otherwise the programs are swapped in place (or the deployment
+// replaced when its interfaces changed). On failure the deployment stays.
+func redeploy(c *cli.Context, opts deploy.Options, d *record.Deployment) *record.Deployment {
+	opts.Log = nil
+	nd, err := deploy.Deploy(opts)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "%s memcached restarted; deploying again for its listeners failed: %v\n", time.Now().Format(time.RFC3339), err)
+		return d
+	}
+	if nd.XDPProgID != d.XDPProgID || len(nd.Members) != len(d.Members) {
+		fmt.Fprintf(c.App.Writer, "%s memcached restarted with other listeners: deployment updated (%d instance listeners, interfaces %s)\n",
+			time.Now().Format(time.RFC3339), len(nd.Settings.Instances), strings.Join(nd.Ifaces(), ", "))
+	}
+	return nd
 }
 
 func logCounters(c *cli.Context, pinRoot, iface string) {

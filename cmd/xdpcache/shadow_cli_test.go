@@ -26,7 +26,7 @@ func TestShadowCLI(t *testing.T) {
 		lab.Server.Do(func() error { code, out = runApp(append(args, "--pin-root", root)...); return nil })
 		return code, out
 	}
-	if code, out := in("deploy", "--iface", iface, "--mode", "generic", "--write-hold", "10ms", "--shadow"); code != 0 {
+	if code, out := in("deploy", "--iface", iface, "--listed-only", "--mode", "generic", "--write-hold", "10ms", "--shadow"); code != 0 {
 		t.Fatalf("deploy --shadow: exit %d\n%s", code, out)
 	}
 	defer in("undeploy", "--iface", iface)
@@ -60,12 +60,12 @@ func TestShadowCLI(t *testing.T) {
 		t.Fatalf("get after the change: %+v %v", items, err)
 	}
 	code, out = in("status", "--iface", iface, "--key", "k")
-	hash := regexp.MustCompile(`key "k": hash (0x[0-9a-f]{16})`).FindStringSubmatch(out)
+	hash := regexp.MustCompile(`key "k" at port \d+: hash (0x[0-9a-f]{16})`).FindStringSubmatch(out)
 	if code != 0 || hash == nil || !strings.Contains(out, "1 mismatches") ||
 		!strings.Contains(out, "key hash "+hash[1]+", value differs") {
 		t.Fatalf("status after a mismatch: exit %d\n%s", code, out)
 	}
-	code, out = in("deploy", "--iface", iface, "--mode", "generic", "--write-hold", "10ms", "--dry-run")
+	code, out = in("deploy", "--iface", iface, "--listed-only", "--mode", "generic", "--write-hold", "10ms", "--dry-run")
 	if code != 0 || !strings.Contains(out, "turn shadow mode off (go live)") || !strings.Contains(out, "programs and cache stay") {
 		t.Fatalf("deploy --dry-run without --shadow: exit %d\n%s", code, out)
 	}

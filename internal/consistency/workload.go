@@ -27,6 +27,15 @@ type Workload struct {
 	Seed       uint64
 	DialTCP    func() (net.Conn, error)
 	DialUDP    func() (*net.UDPConn, error)
+	// Name prefixes the clients' names, and so the values they write: two
+	// workloads on two memcached instances write different values under
+	// the same keys.
+	Name string
+	// WriteVia and ReadVia, when set, are the paths writers and readers
+	// take in turn (writer i dials WriteVia[i % len]): a second interface,
+	// loopback. Unset: DialTCP and DialUDP.
+	WriteVia []func() (net.Conn, error)
+	ReadVia  []func() (*net.UDPConn, error)
 }
 
 // Client timeouts: writers wait for memcached; a reader's UDP request may
@@ -82,19 +91,23 @@ func (w Workload) Run(ctx context.Context) (*History, error) {
 func (w Workload) key(r *rand.Rand) string { return "ck:" + strconv.Itoa(r.IntN(w.Keys)) }
 
 func (w Workload) writer(id int, h *History, more func() bool) error {
-	tc, err := w.DialTCP()
+	dial := w.DialTCP
+	if len(w.WriteVia) > 0 {
+		dial = w.WriteVia[id%len(w.WriteVia)]
+	}
+	tc, err := dial()
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	bc, err := w.DialTCP() // binary protocol on its own connection
+	bc, err := dial() // binary protocol on its own connection
 	if err != nil {
 		return err
 	}
 	defer bc.Close()
 	c, bin := mcproto.NewTCPClient(tc, writeTimeout), mcproto.NewTCPClient(bc, writeTimeout)
 	r := rand.New(rand.NewPCG(w.Seed, uint64(id)))
-	name := "w" + strconv.Itoa(id)
+	name := w.Name + "w" + strconv.Itoa(id)
 	seq := 0
 	val := func(k string) string { seq++; return Value(k, name, seq) }
 	for n := 0; more(); n++ {
@@ -191,14 +204,18 @@ func (w Workload) writer(id int, h *History, more func() bool) error {
 }
 
 func (w Workload) reader(id int, h *History, more func() bool) error {
-	uc, err := w.DialUDP()
+	dial := w.DialUDP
+	if len(w.ReadVia) > 0 {
+		dial = w.ReadVia[id%len(w.ReadVia)]
+	}
+	uc, err := dial()
 	if err != nil {
 		return err
 	}
 	defer uc.Close()
 	c := mcproto.NewUDPClient(uc, readTimeout)
 	r := rand.New(rand.NewPCG(w.Seed^0xabcdef, uint64(id)))
-	name := "r" + strconv.Itoa(id)
+	name := w.Name + "r" + strconv.Itoa(id)
 	timeouts := 0
 	for more() {
 		start := time.Now()

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,11 +35,22 @@ type NS struct {
 	Addr6 netip.Addr // IPv6 address of Iface
 }
 
-// Lab is a server and a client namespace joined by a veth pair.
+// Lab is a server and a client namespace joined by a veth pair, and
+// optionally more client namespaces joined to the server by veth pairs of
+// their own (AddLink).
 type Lab struct {
 	Server NS
 	Client NS
+	Links  []Link // AddLink's
 	procs  []*exec.Cmd
+}
+
+// Link is one more client namespace: Server is the server namespace seen
+// through the link's server end (its Iface and addresses), Client the new
+// namespace.
+type Link struct {
+	Server NS
+	Client NS
 }
 
 // Options tune a lab.
@@ -98,13 +110,55 @@ func New(opts Options) (*Lab, error) {
 			[]string{"-n", ns.Name, "link", "set", ns.Iface, "up"},
 		)
 	}
-	for _, s := range steps {
-		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("ip %s: %v: %s", strings.Join(s, " "), err, strings.TrimSpace(string(out)))
-		}
+	if err := runIP(steps); err != nil {
+		l.Close()
+		return nil, err
 	}
 	return l, nil
+}
+
+func runIP(steps [][]string) error {
+	for _, s := range steps {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(s, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// AddLink adds a client namespace joined to the server namespace by a veth
+// pair of its own, on 198.18.<subnet>.0/24 and 2001:db8:<subnet>::/64
+// (server .1, client .2). Close deletes it with the lab.
+func (l *Lab) AddLink(subnet int) (Link, error) {
+	if subnet < 0 || subnet > 255 {
+		return Link{}, fmt.Errorf("subnet %d is outside 0..255", subnet)
+	}
+	tag := strings.TrimPrefix(l.Server.Iface, "xcs") + strconv.Itoa(len(l.Links)+1)
+	k := Link{
+		Server: NS{Name: l.Server.Name, Iface: "xcs" + tag,
+			Addr:  netip.MustParseAddr(fmt.Sprintf("198.18.%d.1", subnet)),
+			Addr6: netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::1", subnet))},
+		Client: NS{Name: "xc-" + tag + "-c", Iface: "xcc" + tag,
+			Addr:  netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", subnet)),
+			Addr6: netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::2", subnet))},
+	}
+	steps := [][]string{
+		{"netns", "add", k.Client.Name},
+		{"link", "add", k.Server.Iface, "netns", k.Server.Name, "type", "veth", "peer", "name", k.Client.Iface, "netns", k.Client.Name},
+	}
+	for _, ns := range []NS{k.Server, k.Client} {
+		steps = append(steps,
+			[]string{"-n", ns.Name, "link", "set", "lo", "up"},
+			[]string{"-n", ns.Name, "addr", "add", ns.Addr.String() + "/24", "dev", ns.Iface},
+			[]string{"-n", ns.Name, "addr", "add", ns.Addr6.String() + "/64", "dev", ns.Iface, "nodad"},
+			[]string{"-n", ns.Name, "link", "set", ns.Iface, "up"},
+		)
+	}
+	l.Links = append(l.Links, k) // Close deletes the namespace, made or not
+	if err := runIP(steps); err != nil {
+		return Link{}, err
+	}
+	return k, nil
 }
 
 // Close stops what the lab started and deletes its namespaces (the veth
@@ -118,7 +172,11 @@ func (l *Lab) Close() error {
 	}
 	l.procs = nil
 	var errs []error
-	for _, ns := range []NS{l.Server, l.Client} {
+	all := []NS{l.Server, l.Client}
+	for _, k := range l.Links {
+		all = append(all, k.Client)
+	}
+	for _, ns := range all {
 		if _, err := os.Stat("/run/netns/" + ns.Name); err != nil {
 			continue
 		}
@@ -203,12 +261,26 @@ type Memcached struct {
 // StartMemcached starts memcached with UDP on (-U: UDP is off by default
 // since 1.5.6) in the server namespace and waits until it accepts TCP.
 func (l *Lab) StartMemcached(port uint16, extra ...string) (*Memcached, error) {
+	return l.StartMemcachedAt(port, []netip.Addr{l.Server.Addr, l.Server.Addr6}, extra...)
+}
+
+// StartMemcachedAt is StartMemcached listening at addrs (the first one
+// IPv4 and reachable from the client namespace).
+func (l *Lab) StartMemcachedAt(port uint16, addrs []netip.Addr, extra ...string) (*Memcached, error) {
 	bin, err := exec.LookPath("memcached")
 	if err != nil {
 		return nil, errors.New("memcached is not installed (apt-get install memcached)")
 	}
 	p := fmt.Sprint(port)
-	args := append([]string{"-U", p, "-p", p, "-l", l.Server.Addr.String() + "," + "[" + l.Server.Addr6.String() + "]",
+	var listen []string
+	for _, a := range addrs {
+		if a.Is6() {
+			listen = append(listen, "["+a.String()+"]")
+		} else {
+			listen = append(listen, a.String())
+		}
+	}
+	args := append([]string{"-U", p, "-p", p, "-l", strings.Join(listen, ","),
 		"-u", "root", "-t", "2", "-m", "64"}, extra...)
 	cmd := l.Server.Command(context.Background(), bin, args...)
 	var stderr strings.Builder
@@ -217,16 +289,20 @@ func (l *Lab) StartMemcached(port uint16, extra ...string) (*Memcached, error) {
 		return nil, fmt.Errorf("start memcached: %w", err)
 	}
 	l.procs = append(l.procs, cmd)
-	m := &Memcached{Port: port, Addr: l.Server.Addr, cmd: cmd}
+	m := &Memcached{Port: port, Addr: addrs[0], cmd: cmd}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c, err := l.Client.DialTCP(netip.AddrPortFrom(l.Server.Addr, port), 200*time.Millisecond)
+		from := l.Client
+		if addrs[0] != l.Server.Addr {
+			from = l.Server // over loopback
+		}
+		c, err := from.DialTCP(netip.AddrPortFrom(addrs[0], port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return m, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("memcached did not come up on %s:%d: %v %s", l.Server.Addr, port, err, stderr.String())
+			return nil, fmt.Errorf("memcached did not come up on %s:%d: %v %s", addrs[0], port, err, stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/offload/listeners"
 	"github.com/xdpcache/xdpcache/offload/mode"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 	"github.com/xdpcache/xdpcache/offload/probe"
@@ -23,17 +25,24 @@ import (
 
 // Options say what to deploy where.
 type Options struct {
-	Iface     string
-	Mode      mode.Mode // "" is mode.Auto
-	NoGeneric bool      // auto stops at native
-	Settings  bpf.Settings
-	Allow     []netip.Prefix // sources served; empty: the interface's own subnets
-	Force     bool           // replace a foreign XDP program
-	DryRun    bool           // work out and return the plan; change nothing
-	PinRoot   string         // "" is record.DefaultRoot
-	Log       func(format string, args ...any)
+	Iface string   // the first interface served (its directory holds the pins and the record)
+	More  []string // further interfaces served, on the same maps (deploy --iface a --iface b)
+	// ListedOnly: writes reach memcached only through the listed interfaces,
+	// so no other interface (lo included) is watched for them.
+	ListedOnly bool
+	Mode       mode.Mode // "" is mode.Auto
+	NoGeneric  bool      // auto stops at native
+	Settings   bpf.Settings
+	Allow      []netip.Prefix // sources served; empty: the interface's own subnets
+	Force      bool           // replace a foreign XDP program
+	DryRun     bool           // work out and return the plan; change nothing
+	PinRoot    string         // "" is record.DefaultRoot
+	Log        func(format string, args ...any)
 
 	attachTC func(ifindex int, prog *ebpf.Program, pinDir string) (record.TCAttach, error) // tests inject failures
+
+	paths []record.Path      // the paths writes can take (probe.WritePaths), worked out by Deploy
+	socks []listeners.Socket // memcached's listening sockets on the ports
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -71,7 +80,18 @@ func Deploy(o Options) (*record.Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockIface(o.Iface)
+	listed, err := listedIfaces(&o)
+	if err != nil {
+		return nil, err
+	}
+	o.socks, err = listeners.Find(o.Settings.Ports)
+	if err != nil {
+		o.logf("memcached's listening sockets: %v (each port is taken for one instance, every interface for one it listens on)", err)
+	}
+	if o.paths, err = probe.WritePaths(listed, o.ListedOnly, probe.ListenAddrs(o.socks)); err != nil {
+		return nil, err
+	}
+	unlock, err := lockAll(append(listed, probe.Watched(o.paths)...))
 	if err != nil {
 		return nil, err
 	}
@@ -95,12 +115,13 @@ type step struct {
 // plan is what deploying on one interface takes, worked out before anything
 // changes: the steps in order. Deploy runs them; --dry-run prints them.
 type plan struct {
-	steps  []step
-	o      *Options
-	lk     netlink.Link
-	root   string // the resolved pin root
-	pinDir string
-	report *probe.Report
+	steps   []step
+	o       *Options
+	lk      netlink.Link
+	root    string // the resolved pin root
+	pinDir  string
+	report  *probe.Report
+	members []*member // the other interfaces (members.go)
 }
 
 func (p *plan) add(run func(x *execution) error, format string, args ...any) {
@@ -125,11 +146,22 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 		return nil, rerr
 	}
 	p := &plan{o: o, lk: lk, root: root, pinDir: record.Dir(root, o.Iface)}
-	modes, skipped, rep, err := planModes(o, root)
+	modes, skipped, rep, err := planModesOn(o, o.Iface, root)
 	if err != nil {
 		return nil, err
 	}
+	if err := p.planMembers(); err != nil {
+		return nil, err
+	}
 	p.report = rep
+	if o.Settings.Instances == nil {
+		if o.Settings.Instances = listeners.Instances(o.socks); len(o.Settings.Instances) > 0 {
+			o.logf("memcached instances share a port: entries are kept apart by instance (%d listening sockets)", len(o.Settings.Instances))
+		}
+	}
+	if modes, skipped, err = p.withoutOffload(modes, skipped); err != nil {
+		return nil, err
+	}
 	for _, m := range rep.Memcached.Instances {
 		if (m.Protocol == "ascii" || m.Protocol == "binary") && o.Settings.Protocol == "" {
 			// read every connection as memcached does (its -B)
@@ -137,14 +169,17 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 			o.logf("memcached reads every connection as %s (-B %s): so does the cache", m.Protocol, m.Protocol)
 		}
 	}
-	if mtu := lk.Attrs().MTU; mtu >= 576 && uint32(mtu) < o.Settings.MTU {
-		// a reply larger than the link's MTU would be lost
-		o.logf("%s has MTU %d: replies are kept within it (asked for %d)", o.Iface, mtu, o.Settings.MTU)
-		o.Settings.MTU = uint32(mtu)
-	}
-	if o.Settings.VerifyUDPCsum && partialChecksums(lk) {
-		o.Settings.VerifyUDPCsum = false
-		o.logf("%s is a veth: local senders leave UDP checksums to offload, so requests' UDP checksums are not verified", o.Iface)
+	for _, l := range p.serveLinks() {
+		name := l.Attrs().Name
+		if mtu := l.Attrs().MTU; mtu >= 576 && uint32(mtu) < o.Settings.MTU {
+			// a reply larger than the link's MTU would be lost
+			o.logf("%s has MTU %d: replies are kept within it (asked for %d)", name, mtu, o.Settings.MTU)
+			o.Settings.MTU = uint32(mtu)
+		}
+		if o.Settings.VerifyUDPCsum && partialChecksums(l) {
+			o.Settings.VerifyUDPCsum = false
+			o.logf("%s is a veth: local senders leave UDP checksums to offload, so requests' UDP checksums are not verified", name)
+		}
 	}
 	if rerr != nil {
 		dir := filepath.Dir(root)
@@ -152,12 +187,15 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 			"mount a BPF filesystem at %s to pin into (none is there)", dir)
 	}
 	if prev, err := record.Read(root, o.Iface); rerr == nil && err == nil {
+		if prev.MemberOf != "" {
+			return nil, &MemberConflictError{Iface: o.Iface, Owner: prev.MemberOf}
+		}
 		switch {
-		case sameDeployment(prev, o) && stillAttached(prev):
+		case sameDeployment(prev, o) && p.sameMembers(prev) && stillAttached(prev) && membersAttached(prev):
 			p.add(func(x *execution) error { return x.keep(prev) },
 				"keep the current deployment (%s mode, same programs and settings): nothing to do", prev.Mode)
 			return p, nil
-		case onlyShadowDiffers(prev, o) && stillAttached(prev):
+		case onlyShadowDiffers(prev, o) && p.sameMembers(prev) && stillAttached(prev) && membersAttached(prev):
 			to := "turn shadow mode off (go live)"
 			if o.Settings.Shadow {
 				to = "turn shadow mode on"
@@ -165,7 +203,7 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 			p.add(func(x *execution) error { return x.reconfigure(prev) },
 				"%s in the pinned config of the %s-mode deployment: programs and cache stay", to, prev.Mode)
 			return p, nil
-		case canUpgradeInPlace(prev, o) && pinsOpen(root, prev, o):
+		case canUpgradeInPlace(prev, o) && p.sameMembers(prev) && membersLinked(prev) && membersAttached(prev) && pinsOpen(root, prev, o):
 			p.add(func(x *execution) error { return x.upgrade(prev) },
 				"swap new programs into the pinned links of the %s-mode deployment (no moment without a program)", prev.Mode)
 			return p, nil
@@ -191,8 +229,47 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 		}
 	}
 	p.add((*execution).attachTC, "attach the TC egress filler (TCX on kernels 6.6+, else clsact + cls_bpf)")
+	p.addMemberSteps()
 	p.add((*execution).finish, "pin programs, maps and links under %s", p.pinDir)
 	return p, nil
+}
+
+// withoutOffload drops offload mode from a deployment with members (the
+// card's cache can be invalidated by nothing but the card's own program, so
+// writes through another interface, lo included, would leave it serving
+// the old value) or with memcached instances that are not one per port (the
+// card keys entries by port). An explicit --mode offload is then an error.
+func (p *plan) withoutOffload(modes []mode.Mode, skipped []record.Attempt) ([]mode.Mode, []record.Attempt, error) {
+	var why string
+	switch {
+	case len(p.members) > 0:
+		var names []string
+		for _, m := range p.members {
+			names = append(names, m.name)
+		}
+		why = fmt.Sprintf("offload mode cannot see writes through %s (only the card's program can invalidate the card's cache): "+
+			"it needs one --iface and --listed-only", strings.Join(names, ", "))
+	case len(p.o.Settings.Instances) > 0:
+		// on the card an instance is a port (offload.md)
+		why = "memcached's instances are not one per port (several on one port, or one on several ports): the card tells instances apart by port only"
+	default:
+		return modes, skipped, nil
+	}
+	if p.o.Mode == mode.Offload {
+		return nil, nil, &NoModeError{Iface: p.o.Iface, Reasons: []string{why}}
+	}
+	var out []mode.Mode
+	for _, m := range modes {
+		if m == mode.Offload {
+			skipped = append(skipped, record.Attempt{Mode: m, Why: why})
+			continue
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return nil, nil, &NoModeError{Iface: p.o.Iface, Reasons: []string{why}}
+	}
+	return out, skipped, nil
 }
 
 // planModes asks the probe which modes to try, in order. With auto, modes the
@@ -200,8 +277,8 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 // runs no XDP would swallow native-mode replies, for one). An explicit mode is
 // always tried — the kernel has the last word — unless the plan says the
 // device cannot do it at all; it never falls back.
-func planModes(o *Options, root string) ([]mode.Mode, []record.Attempt, *probe.Report, error) {
-	rep, err := probe.Run(o.Iface, probe.Options{Ports: o.Settings.Ports, PinRoot: root},
+func planModesOn(o *Options, iface, root string) ([]mode.Mode, []record.Attempt, *probe.Report, error) {
+	rep, err := probe.Run(iface, probe.Options{Ports: o.Settings.Ports, PinRoot: root},
 		probe.DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force, Entries: o.Settings.Entries,
 			RequireLocal: o.Settings.RequireLocal, Allow: len(o.Allow)})
 	if err != nil {
@@ -225,7 +302,7 @@ func planModes(o *Options, root string) ([]mode.Mode, []record.Attempt, *probe.R
 		}
 	}
 	if len(modes) == 0 {
-		e := &NoModeError{Iface: o.Iface}
+		e := &NoModeError{Iface: iface}
 		for _, a := range skipped {
 			e.Reasons = append(e.Reasons, fmt.Sprintf("%s: %s", a.Mode, a.Why))
 		}
@@ -236,12 +313,17 @@ func planModes(o *Options, root string) ([]mode.Mode, []record.Attempt, *probe.R
 
 // dryRun is the plan as a deployment record that changes nothing.
 func (p *plan) dryRun() (*record.Deployment, error) {
-	d := &record.Deployment{Iface: p.o.Iface, Ifindex: p.lk.Attrs().Index, PinDir: p.pinDir, Settings: p.o.Settings, Allow: p.o.Allow}
+	d := &record.Deployment{Iface: p.o.Iface, Ifindex: p.lk.Attrs().Index, PinDir: p.pinDir, Settings: p.o.Settings, Allow: p.o.Allow,
+		ListedOnly: p.o.ListedOnly, Coverage: p.o.paths}
 	if len(d.Allow) == 0 {
 		var err error
-		if d.Allow, err = netdev.ConnectedPrefixes(p.lk); err != nil {
+		if d.Allow, err = connectedPrefixesOf(p.serveLinks()); err != nil {
 			return nil, err
 		}
+	}
+	for _, m := range p.members {
+		d.Members = append(d.Members, record.Member{Iface: m.name, Ifindex: m.lk.Attrs().Index, Role: m.role, Mode: m.modes[0],
+			PinDir: m.dir})
 	}
 	d.Plan = p.describe()
 	return d, nil
@@ -459,12 +541,12 @@ func (x *execution) loadFlavor(offload bool) error {
 	if err != nil {
 		return err
 	}
-	allow, err := prepareFlavor(f, o, x.p.lk)
+	allow, err := prepareFlavor(f, o, x.p.serveLinks())
 	if err != nil {
 		f.Close()
 		return err
 	}
-	att, err := beginAttempt(x.ifindex, x.p.pinDir)
+	att, err := beginAttempt(x.ifindex, x.p.root, x.p.pinDir)
 	if err != nil {
 		f.Close()
 		return err
@@ -511,7 +593,7 @@ func (x *execution) finish() error {
 	xdp, tc := x.flavor.Programs()
 	d := &record.Deployment{Iface: o.Iface, Ifindex: x.ifindex, Mode: x.mode, XDPAttach: x.xdpHow, TCAttach: x.tcHow,
 		XDPProgID: progID(xdp), TCProgID: progID(tc), PinDir: x.p.pinDir, Settings: o.Settings, Allow: x.allow, Attempts: x.attempts,
-		RestoreOffloads: x.restore}
+		RestoreOffloads: x.restore, ListedOnly: o.ListedOnly, Coverage: o.paths}
 	switch x.mode {
 	case mode.Offload:
 		d.Settings.Seed = uint64(x.flavor.(*bpf.OffloadCache).Seed) // the relay hashes keys with it
@@ -522,6 +604,9 @@ func (x *execution) finish() error {
 		checks = x.p.report.Checks
 	}
 	d.Warnings = append(d.Warnings, probe.ModeWarnings(x.mode, checks)...)
+	if err := x.finishMembers(d); err != nil {
+		return err
+	}
 	if err := writeRecord(x.p.root, d); err != nil {
 		return err
 	}
@@ -534,16 +619,19 @@ func (x *execution) finish() error {
 // removes whatever it attached (XDP in mode attached, if any; TC) and pinned.
 type attempt struct {
 	ifindex  int
+	root     string
 	pinDir   string
 	attached mode.Mode // set once XDP is on: a netlink attachment has no pin to drop
+	members  []*memberAttempt
+	pointers []string // members whose own records were written
 	ok       bool
 }
 
-func beginAttempt(ifindex int, pinDir string) (*attempt, error) {
+func beginAttempt(ifindex int, root, pinDir string) (*attempt, error) {
 	if err := os.MkdirAll(pinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", pinDir, err)
 	}
-	return &attempt{ifindex: ifindex, pinDir: pinDir}, nil
+	return &attempt{ifindex: ifindex, root: root, pinDir: pinDir}, nil
 }
 
 func (a *attempt) done() { a.ok = true }
@@ -552,6 +640,7 @@ func (a *attempt) rollback() {
 	if a.ok {
 		return
 	}
+	a.rollbackMembers(a.root)
 	detachXDP(a.ifindex, a.pinDir, a.attached)
 	detachTC(a.ifindex, a.pinDir)
 	bpf.Unpin(a.pinDir)
@@ -568,11 +657,11 @@ func partialChecksums(lk netlink.Link) bool {
 // prepareFlavor fills the allow-list (o.Allow, or the interface's own
 // subnets) and, with RequireLocal, the local addresses; it returns the
 // allow-list used.
-func prepareFlavor(f bpf.Flavor, o *Options, lk netlink.Link) ([]netip.Prefix, error) {
+func prepareFlavor(f bpf.Flavor, o *Options, links []netlink.Link) ([]netip.Prefix, error) {
 	allow := o.Allow
 	if len(allow) == 0 {
 		var err error
-		if allow, err = netdev.ConnectedPrefixes(lk); err != nil {
+		if allow, err = connectedPrefixesOf(links); err != nil {
 			return nil, err
 		}
 	}
@@ -649,6 +738,13 @@ func upgradeInPlace(prev *record.Deployment, p *plan) (*record.Deployment, error
 		return nil, err
 	}
 	defer tl.Close()
+	d := *prev
+	d.Members = slices.Clone(prev.Members)
+	mls, closeMembers, err := openMemberLinks(p.root, &d)
+	if err != nil {
+		return nil, err
+	}
+	defer closeMembers()
 	old, err := record.Open(p.root, prev)
 	if err != nil {
 		return nil, err
@@ -659,11 +755,16 @@ func upgradeInPlace(prev *record.Deployment, p *plan) (*record.Deployment, error
 		return nil, err
 	}
 	defer cache.Close()
-	allow, err := prepareFlavor(cache, p.o, p.lk)
+	if hasWatch(prev) {
+		if err := cache.LoadWatch(); err != nil {
+			return nil, err
+		}
+	}
+	allow, err := prepareFlavor(cache, p.o, p.serveLinks())
 	if err != nil {
 		return nil, err
 	}
-	oldXDP, _ := old.Programs()
+	oldXDP, oldTC := old.Programs()
 	restorePins := func() {
 		bpf.Unpin(pinDir)
 		old.Pin(pinDir)
@@ -684,11 +785,23 @@ func upgradeInPlace(prev *record.Deployment, p *plan) (*record.Deployment, error
 		restorePins()
 		return nil, fmt.Errorf("swap the TC program: %w", err)
 	}
-	d := *prev
+	if err := swapMembers(mls, cache); err != nil {
+		if oc, ok := old.(*bpf.Cache); ok {
+			swapMembers(mls, oc)
+		}
+		xl.Update(oldXDP)
+		tl.Update(oldTC)
+		restorePins()
+		return nil, err
+	}
 	d.PinDir = pinDir
 	d.Settings, d.Allow, d.Warnings = p.o.Settings, allow, prev.Warnings
+	d.ListedOnly, d.Coverage = p.o.ListedOnly, p.o.paths
 	d.Attempts = []record.Attempt{{Mode: prev.Mode, OK: true, Why: "programs swapped in place"}}
 	d.XDPProgID, d.TCProgID = progID(cache.XDP), progID(cache.TC)
+	if err := rewriteMemberRecords(p.root, &d); err != nil {
+		return nil, err
+	}
 	if err := writeRecord(p.root, &d); err != nil {
 		return nil, err
 	}
@@ -705,7 +818,14 @@ func Undeploy(iface, pinRoot string) error {
 	if err := checkPrivileges(); err != nil {
 		return err
 	}
-	unlock, err := lockIface(iface)
+	if d, err := record.Read(root, iface); err == nil && d.MemberOf != "" {
+		iface = d.MemberOf // a member: the whole deployment goes
+	}
+	names := []string{iface}
+	if d, err := record.Read(root, iface); err == nil {
+		names = d.Ifaces()
+	}
+	unlock, err := lockAll(names)
 	if err != nil {
 		return err
 	}
@@ -716,11 +836,17 @@ func Undeploy(iface, pinRoot string) error {
 func undeployLocked(iface, root string) error {
 	pinDir := record.Dir(root, iface)
 	d, derr := record.Read(root, iface)
+	if derr == nil && d.MemberOf != "" {
+		return undeployLocked(d.MemberOf, root)
+	}
+	var errs []error
+	if derr == nil {
+		errs = append(errs, undeployMembers(root, d))
+	}
 	ifindex := 0
 	if lk, err := netlink.LinkByName(iface); err == nil {
 		ifindex = lk.Attrs().Index
 	}
-	var errs []error
 	var m mode.Mode
 	if derr == nil {
 		m = d.Mode
@@ -825,4 +951,22 @@ func progID(p *ebpf.Program) uint32 {
 	}
 	id, _ := info.ID()
 	return uint32(id)
+}
+
+// connectedPrefixesOf is netdev.ConnectedPrefixes of every link, in order, each
+// prefix once.
+func connectedPrefixesOf(links []netlink.Link) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, lk := range links {
+		ps, err := netdev.ConnectedPrefixes(lk)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
 }

@@ -99,7 +99,7 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 			// would evict each other every round (with a random seed, 1 run
 			// in 20).
 			s := testSettings()
-			s.Seed = seedWithoutCollisions(t, keys, s.Entries)
+			s.Seed = seedWithoutCollisions(t, keys, s.Entries, uint32(s.Ports[0]))
 			d, err := deployIn(t, lab.Server, Options{Iface: lab.Server.Iface, Mode: want, Settings: s, PinRoot: root})
 			if err != nil {
 				t.Fatalf("deploy: %v", err)
@@ -178,14 +178,14 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 	}
 }
 
-// seedWithoutCollisions returns a hash seed that puts every key in a bucket
-// of its own.
-func seedWithoutCollisions(t *testing.T, keys []string, entries uint32) uint64 {
+// seedWithoutCollisions returns a hash seed that puts every key of
+// instance inst (a port, bpf.Settings.InstanceID) in a bucket of its own.
+func seedWithoutCollisions(t *testing.T, keys []string, entries, inst uint32) uint64 {
 	t.Helper()
 	for seed := uint64(1); seed < 1000; seed++ {
 		used := map[uint32]bool{}
 		for _, k := range keys {
-			used[bpf.BucketOf([]byte(k), seed, entries)] = true
+			used[bpf.BucketOf([]byte(k), bpf.InstanceSeed(seed, inst), entries)] = true
 		}
 		if len(used) == len(keys) {
 			return seed

@@ -81,7 +81,7 @@ func TestNetdevsimDeployOffload(t *testing.T) {
 			ifname, ifindex := newNetdevsim(t)
 			addPortAddr(t, ifname)
 			root := nsimPinRoot(t)
-			d, err := Deploy(Options{Iface: ifname, Mode: m, Settings: offloadSettings(), PinRoot: root})
+			d, err := Deploy(Options{Iface: ifname, Mode: m, Settings: offloadSettings(), PinRoot: root, ListedOnly: true})
 			if err != nil {
 				t.Fatalf("deploy --mode %s: %v", m, err)
 			}
@@ -139,11 +139,11 @@ func TestNetdevsimOffloadTooLarge(t *testing.T) {
 	root := nsimPinRoot(t)
 	s := offloadSettings()
 	s.Entries = 65536
-	_, err := Deploy(Options{Iface: ifname, Mode: mode.Offload, Settings: s, PinRoot: root})
+	_, err := Deploy(Options{Iface: ifname, Mode: mode.Offload, Settings: s, PinRoot: root, ListedOnly: true})
 	if err == nil || !strings.Contains(err.Error(), "do not fit the device's maps") {
 		t.Fatalf("deploy --mode offload with 65536 entries: %v, want a clear refusal", err)
 	}
-	d, err := Deploy(Options{Iface: ifname, Mode: mode.Auto, Settings: s, PinRoot: root})
+	d, err := Deploy(Options{Iface: ifname, Mode: mode.Auto, Settings: s, PinRoot: root, ListedOnly: true})
 	if err != nil {
 		t.Fatalf("deploy --mode auto: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestNetdevsimRelayWritesDevice(t *testing.T) {
 	ifname, _ := newNetdevsim(t)
 	server, client := addPortAddr(t, ifname)
 	root := nsimPinRoot(t)
-	d, err := Deploy(Options{Iface: ifname, Mode: mode.Offload, Settings: offloadSettings(), PinRoot: root})
+	d, err := Deploy(Options{Iface: ifname, Mode: mode.Offload, Settings: offloadSettings(), PinRoot: root, ListedOnly: true})
 	if err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
@@ -185,7 +185,7 @@ func TestNetdevsimRelayWritesDevice(t *testing.T) {
 	defer c.Close()
 	const reqID, cport = 0x1234, 40000
 	key, val := "nsim-key", []byte("from the relay")
-	hash := bpf.OffloadKeyHash([]byte(key), c.Seed)
+	hash := bpf.OffloadKeyHash([]byte(key), bpf.OffloadInstanceSeed(c.Seed, 11211)) // the reply comes from port 11211
 	tk := bpf.OffloadTicketKey{Addr: client.As16(), Port: htons(cport), ReqId: htons(reqID), Hash: hash}
 	if err := c.Maps.OticketMap.Update(&tk, &bpf.OffloadTicket{}, ebpf.UpdateAny); err != nil {
 		t.Fatalf("write the ticket on the device: %v", err)

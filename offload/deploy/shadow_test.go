@@ -34,9 +34,10 @@ func TestShadowEndToEnd(t *testing.T) {
 		keys[i] = fmt.Sprintf("shadow:%02d", i)
 	}
 	s := testSettings()
-	s.Seed = seedWithoutCollisions(t, keys, s.Entries)
+	s.Seed = seedWithoutCollisions(t, keys, s.Entries, uint32(s.Ports[0]))
 	s.Shadow = true
-	o := Options{Iface: lab.Server.Iface, Mode: mode.Native, Settings: s, PinRoot: root}
+	o := Options{Iface: lab.Server.Iface, Mode: mode.Native, Settings: s, PinRoot: root,
+		ListedOnly: true} // the test changes values behind the cache over loopback
 	d, err := deployIn(t, lab.Server, o)
 	if err != nil {
 		t.Fatalf("deploy --shadow: %v", err)
@@ -102,9 +103,9 @@ func TestShadowEndToEnd(t *testing.T) {
 	if st.Shadow.Mismatches != 1 || st.Stats.Get(bpf.StatShadowMismatchVal) != 1 {
 		t.Fatalf("after the change behind the cache: %d mismatches (counters %v), want 1 value mismatch", st.Shadow.Mismatches, st.Counters)
 	}
-	if len(st.ShadowMismatches) != 1 || st.ShadowMismatches[0].KeyHash != bpf.KeyHash([]byte(stale), s.Seed) ||
+	if len(st.ShadowMismatches) != 1 || st.ShadowMismatches[0].KeyHash != bpf.KeyHash([]byte(stale), bpf.InstanceSeed(s.Seed, uint32(s.Ports[0]))) ||
 		st.ShadowMismatches[0].Reason != bpf.ShadowValue {
-		t.Fatalf("mismatch log %+v, want %s's hash %#x, value differs", st.ShadowMismatches, stale, bpf.KeyHash([]byte(stale), s.Seed))
+		t.Fatalf("mismatch log %+v, want %s's hash %#x, value differs", st.ShadowMismatches, stale, bpf.KeyHash([]byte(stale), bpf.InstanceSeed(s.Seed, uint32(s.Ports[0]))))
 	}
 
 	// Go live: the same deployment without --shadow. Programs and cache stay

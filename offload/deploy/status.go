@@ -10,7 +10,7 @@ import (
 // Status is a deployment with its live counters.
 type Status struct {
 	record.Deployment
-	Attached  bool              `json:"attached"` // our XDP program is still on the interface
+	Attached  bool              `json:"attached"` // our XDP program is still on the interface (on every interface of the deployment)
 	Stats     bpf.Stats         `json:"-"`
 	Counters  map[string]uint64 `json:"counters"`
 	HitRatio  float64           `json:"hit_ratio"`
@@ -34,13 +34,14 @@ func List(pinRoot string) ([]string, error) {
 	return record.Deployed(root)
 }
 
-// ReadStatus reads a deployment's record and counters.
+// ReadStatus reads a deployment's record and counters; iface may be any
+// of its interfaces.
 func ReadStatus(pinRoot, iface string) (*Status, error) {
 	root, err := record.Resolve(pinRoot)
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", iface, err)
 	}
-	d, err := record.Read(root, iface)
+	d, err := record.ReadDeployment(root, iface)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 			return nil, err
 		}
 	}
-	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ, Shadow: st.Shadow()}
+	s := &Status{Deployment: *d, Attached: stillAttached(d) && membersAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ, Shadow: st.Shadow()}
 	if c, ok := f.(*bpf.Cache); ok {
 		if s.Settings.Seed == 0 {
 			// picked at random when deployed: the mismatches' key hashes need it
@@ -85,7 +86,7 @@ func Flush(pinRoot, iface string) error {
 	if err != nil {
 		return fmt.Errorf("flush %s: %w", iface, err)
 	}
-	d, err := record.Read(root, iface)
+	d, err := record.ReadDeployment(root, iface)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpcache/xdpcache/offload/listeners"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 	"github.com/xdpcache/xdpcache/offload/record"
 )
@@ -47,6 +48,18 @@ var facts = []fact{
 	}},
 	{"addresses", gatherAddrs},
 	{"xdp", gatherXDP},
+	{"write-paths", func(r *Report, lk netlink.Link, o Options, note func(string, error)) {
+		// what a default deploy on this interface alone would see
+		socks, err := listeners.Find(o.Ports)
+		if err != nil {
+			note("memcached's listening sockets", err)
+		}
+		paths, err := WritePaths([]string{lk.Attrs().Name}, false, ListenAddrs(socks))
+		if err != nil {
+			note("write paths", err)
+		}
+		r.WritePaths = paths
+	}},
 	{"netns", gatherNetns},
 	{"tc", gatherTC},
 	{"xdp-features", gatherXDPFeatures},

@@ -28,38 +28,41 @@ import (
 // Report is everything probe learns about one interface, read-only. The
 // JSON names are a stable schema (docs/probe.md).
 type Report struct {
-	Hostname      string                `json:"hostname"`
-	Iface         string                `json:"iface"`
-	Ifindex       int                   `json:"ifindex"`
-	Driver        string                `json:"driver"`
-	DriverVersion string                `json:"driver_version"`
-	Firmware      string                `json:"firmware"`
-	BusInfo       string                `json:"bus_info"`
-	LinkType      string                `json:"link_type"`
-	MTU           int                   `json:"mtu"`
-	MinMTU        int                   `json:"min_mtu"`
-	MaxMTU        int                   `json:"max_mtu"`
-	Master        string                `json:"master,omitempty"` // "NAME (KIND)" of a bond/bridge/team this is a port of
-	Uppers        []UpperDev            `json:"uppers,omitempty"` // the master and vlan/macvlan/ipvlan devices on top
-	OperState     string                `json:"operstate"`
-	Netns         string                `json:"netns"` // the network namespace's inode, net:[N]
-	Features      map[string]bool       `json:"features"`
-	Channels      *Channels             `json:"channels,omitempty"`
-	Rings         *Rings                `json:"rings,omitempty"`
-	XDP           netdev.XDPState       `json:"xdp"`
-	XDPProgName   string                `json:"xdp_prog_name,omitempty"`
-	Ours          bool                  `json:"ours"` // the attached XDP program is xdpcache's
-	TCFilters     []string              `json:"tc_filters"`
-	XDPFeatures   netdev.XDPFeatures    `json:"xdp_features"`
-	Kernel        KernelFacts           `json:"kernel"`
-	Memcached     MemcachedFacts        `json:"memcached"`
-	VethPeer      *VethPeer             `json:"veth_peer,omitempty"`
-	Offload       *netdev.DeviceOffload `json:"offload,omitempty"` // measured map offload (nil: not probed)
-	NICDB         *nicdb.Driver         `json:"nicdb,omitempty"`
-	CPUs          int                   `json:"cpus"`            // possible CPUs (nr_cpu_ids): what drivers size XDP TX queues by
-	Notes         []string              `json:"notes,omitempty"` // what could not be read
-	Checks        []Check               `json:"checks"`
-	Plan          Plan                  `json:"plan"`
+	Hostname      string             `json:"hostname"`
+	Iface         string             `json:"iface"`
+	Ifindex       int                `json:"ifindex"`
+	Driver        string             `json:"driver"`
+	DriverVersion string             `json:"driver_version"`
+	Firmware      string             `json:"firmware"`
+	BusInfo       string             `json:"bus_info"`
+	LinkType      string             `json:"link_type"`
+	MTU           int                `json:"mtu"`
+	MinMTU        int                `json:"min_mtu"`
+	MaxMTU        int                `json:"max_mtu"`
+	Master        string             `json:"master,omitempty"` // "NAME (KIND)" of a bond/bridge/team this is a port of
+	Uppers        []UpperDev         `json:"uppers,omitempty"` // the master and vlan/macvlan/ipvlan devices on top
+	OperState     string             `json:"operstate"`
+	Netns         string             `json:"netns"` // the network namespace's inode, net:[N]
+	Features      map[string]bool    `json:"features"`
+	Channels      *Channels          `json:"channels,omitempty"`
+	Rings         *Rings             `json:"rings,omitempty"`
+	XDP           netdev.XDPState    `json:"xdp"`
+	XDPProgName   string             `json:"xdp_prog_name,omitempty"`
+	Ours          bool               `json:"ours"` // the attached XDP program is xdpcache's
+	TCFilters     []string           `json:"tc_filters"`
+	XDPFeatures   netdev.XDPFeatures `json:"xdp_features"`
+	Kernel        KernelFacts        `json:"kernel"`
+	Memcached     MemcachedFacts     `json:"memcached"`
+	// WritePaths: every interface writes could reach memcached through, and
+	// what `deploy --iface` this interface would do there (WritePaths).
+	WritePaths []record.Path         `json:"write_paths,omitempty"`
+	VethPeer   *VethPeer             `json:"veth_peer,omitempty"`
+	Offload    *netdev.DeviceOffload `json:"offload,omitempty"` // measured map offload (nil: not probed)
+	NICDB      *nicdb.Driver         `json:"nicdb,omitempty"`
+	CPUs       int                   `json:"cpus"`            // possible CPUs (nr_cpu_ids): what drivers size XDP TX queues by
+	Notes      []string              `json:"notes,omitempty"` // what could not be read
+	Checks     []Check               `json:"checks"`
+	Plan       Plan                  `json:"plan"`
 
 	// FixedFeatures: offload features (of Features) that are on and that
 	// the device does not let anyone turn off (ethtool -k's "[fixed]").

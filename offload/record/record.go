@@ -61,6 +61,66 @@ type Deployment struct {
 	// and that attaching XDP turns off for good (netdev.XDPDisabledOffloads);
 	// undeploy turns them back on.
 	RestoreOffloads []string `json:"restore_offloads,omitempty"`
+	// Members are the deployment's other interfaces, on the same maps:
+	// further listed ones (RoleServe) and those only watched for writes
+	// (RoleWatch: lo, any other interface writes may reach memcached
+	// through). Empty for a deployment on one interface with --listed-only.
+	Members []Member `json:"members,omitempty"`
+	// ListedOnly: deployed with --listed-only (writes reach memcached only
+	// through the listed interfaces: none is watched).
+	ListedOnly bool `json:"listed_only,omitempty"`
+	// Coverage says, for every path a write can take to memcached, whether
+	// the deployment sees it (deploy --dry-run and the record alike).
+	Coverage []Path `json:"coverage,omitempty"`
+	// MemberOf is set in a member interface's own record only: the first
+	// interface of the deployment it belongs to, whose record has the rest.
+	MemberOf string `json:"member_of,omitempty"`
+}
+
+// Role is what a deployment does on an interface.
+type Role string
+
+// Roles.
+const (
+	RoleServe Role = "serve" // answers GETs, fills, invalidates (a listed interface)
+	RoleWatch Role = "watch" // invalidates on writes and repeats them on acknowledgement; never answers
+)
+
+// Member is one more interface of a deployment.
+type Member struct {
+	Iface     string    `json:"iface"`
+	Ifindex   int       `json:"ifindex"`
+	Role      Role      `json:"role"`
+	Mode      mode.Mode `json:"mode"`
+	XDPAttach XDPAttach `json:"xdp_attach"`
+	TCAttach  TCAttach  `json:"tc_attach"`
+	XDPProgID uint32    `json:"xdp_prog_id"`
+	TCProgID  uint32    `json:"tc_prog_id"`
+	PinDir    string    `json:"pin_dir"` // its links' pins
+}
+
+// Path is one way writes can reach memcached: an interface, and whether
+// (and how) the deployment sees the writes arriving on it.
+type Path struct {
+	Iface   string `json:"iface"`
+	Covered bool   `json:"covered"`
+	Role    Role   `json:"role,omitempty"`
+	Why     string `json:"why"`
+}
+
+// Ifaces lists every interface of d: its first, then its members.
+func (d *Deployment) Ifaces() []string {
+	out := []string{d.Iface}
+	for _, m := range d.Members {
+		out = append(out, m.Iface)
+	}
+	return out
+}
+
+// MemberDir is where the links of member iface of the deployment whose
+// first interface is first are pinned.
+func MemberDir(root, first, iface string) string {
+	return filepath.Join(root, first, "members", iface)
 }
 
 // Attempt is one step of the mode fallback.
@@ -78,7 +138,10 @@ const (
 	PinTCLink  = "link_tc"
 )
 
-const metaSize = 8192
+const (
+	metaSize = 8192    // a record's map value, at least
+	metaMax  = 1 << 20 // at most
+)
 
 // ErrNotDeployed is matched (errors.Is) by the error of an interface
 // without a deployment record; so is os.ErrNotExist.
@@ -103,15 +166,19 @@ func Write(root string, d *Deployment) error {
 	if err != nil {
 		return fmt.Errorf("encode deployment: %w", err)
 	}
-	if len(b) > metaSize {
-		return fmt.Errorf("deployment record is %d bytes, more than %d", len(b), metaSize)
+	size := metaSize // grown for a deployment on many interfaces; Read takes any size
+	for size < len(b) {
+		size *= 2
 	}
-	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "xdpcache_meta", Type: ebpf.Array, KeySize: 4, ValueSize: metaSize, MaxEntries: 1})
+	if size > metaMax {
+		return fmt.Errorf("deployment record is %d bytes, more than %d", len(b), metaMax)
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "xdpcache_meta", Type: ebpf.Array, KeySize: 4, ValueSize: uint32(size), MaxEntries: 1})
 	if err != nil {
 		return fmt.Errorf("create deployment record: %w", err)
 	}
 	defer m.Close()
-	val := make([]byte, metaSize)
+	val := make([]byte, size)
 	copy(val, b)
 	if err := m.Put(uint32(0), val); err != nil {
 		return fmt.Errorf("write deployment record: %w", err)
@@ -135,7 +202,7 @@ func Read(root, iface string) (*Deployment, error) {
 		return nil, fmt.Errorf("open deployment record of %s: %w", iface, err)
 	}
 	defer m.Close()
-	val := make([]byte, metaSize)
+	val := make([]byte, m.ValueSize())
 	if err := m.Lookup(uint32(0), &val); err != nil {
 		return nil, fmt.Errorf("read deployment record of %s: %w", iface, err)
 	}
@@ -146,8 +213,19 @@ func Read(root, iface string) (*Deployment, error) {
 	return &d, nil
 }
 
+// ReadDeployment is Read, following a member interface's record to the
+// record of its deployment.
+func ReadDeployment(root, iface string) (*Deployment, error) {
+	d, err := Read(root, iface)
+	if err != nil || d.MemberOf == "" {
+		return d, err
+	}
+	return Read(root, d.MemberOf)
+}
+
 // Deployed lists the interfaces that have a deployment record under root
-// (a root Resolve found), sorted; none is an empty list.
+// (a root Resolve found), sorted; none is an empty list. A deployment on
+// several interfaces is listed by its first; its members are not.
 func Deployed(root string) ([]string, error) {
 	ents, err := os.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {
@@ -159,6 +237,9 @@ func Deployed(root string) ([]string, error) {
 	out := []string{}
 	for _, e := range ents {
 		if _, err := os.Stat(filepath.Join(root, e.Name(), PinMeta)); err == nil {
+			if d, err := Read(root, e.Name()); err == nil && d.MemberOf != "" {
+				continue
+			}
 			out = append(out, e.Name())
 		}
 	}

@@ -267,7 +267,7 @@ type result struct {
 
 func deploy(t *testing.T, iface string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(xdpcache, append([]string{"deploy", "--json", "--iface", iface, "--write-hold", "200ms"}, args...)...)
+	cmd := exec.Command(xdpcache, append([]string{"deploy", "--json", "--iface", iface, "--listed-only", "--write-hold", "200ms"}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -114,6 +114,46 @@ func Start(t testing.TB, memcachedArgs ...string) (*netlab.Lab, *netlab.Memcache
 	return lab, m
 }
 
+// StartLinks builds a lab with links more client namespaces (each joined to
+// the server namespace by a veth pair of its own, on a subnet of its own)
+// and memcached (UDP on, port 11211) listening on the server's addresses of
+// every link.
+func StartLinks(t testing.TB, links int, memcachedArgs ...string) (*netlab.Lab, *netlab.Memcached) {
+	t.Helper()
+	RequireRoot(t, "creates network namespaces and attaches BPF programs")
+	if _, err := exec.LookPath("memcached"); err != nil {
+		t.Skip("memcached is not installed (apt-get install memcached)")
+	}
+	lab := newLab(t)
+	addrs := []netip.Addr{lab.Server.Addr, lab.Server.Addr6}
+	for range links {
+		k, err := lab.AddLink(100 + int(subnet.Add(1))%150)
+		if err != nil {
+			t.Fatalf("lab link: %v", err)
+		}
+		addrs = append(addrs, k.Server.Addr, k.Server.Addr6)
+	}
+	m, err := lab.StartMemcachedAt(11211, addrs, memcachedArgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lab, m
+}
+
+func newLab(t testing.TB) *netlab.Lab {
+	t.Helper()
+	lab, err := netlab.New(netlab.Options{Subnet: 100 + int(subnet.Add(1))%150})
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
+	return lab
+}
+
 // PassOnClient attaches an XDP_PASS program to the client's veth end.
 func PassOnClient(t testing.TB, lab *netlab.Lab) {
 	t.Helper()

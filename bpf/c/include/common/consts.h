@@ -105,6 +105,9 @@
 #define SHADOW_ABSENT 4 /* memcached did not have the key */
 #define SHADOW_LOG 64   /* mismatches kept (power of two) */
 
+#define CFG_INST_BY_ADDR 32 /* a port is held by several memcached instances at different
+			     * addresses: inst_map names each request's instance */
+
 /* memcached treats exptime above 30 days as an absolute unix time. */
 #define REL_EXPTIME_MAX (60 * 60 * 24 * 30)
 #define NSEC 1000000000ULL

@@ -58,7 +58,8 @@ struct item {
 	__u8 has_cas;
 	__u8 num_len;         /* length of num_txt */
 	__u8 cas_len;         /* length of cas_txt */
-	__u8 _pad[5];
+	__u8 _pad;
+	__u32 inst;           /* the memcached instance the item is of (inst_map) */
 	/* A separate struct so the copy functions can be handed a pointer
 	 * that does not cover the lock (the verifier requires that). */
 	struct item_bytes {
@@ -187,6 +188,15 @@ struct local_addr {
 	__u8 addr[16];
 };
 
+/* A memcached listening socket's local address and port (inst_map's key):
+ * addr is all zeros but ::ffff for an IPv4 wildcard socket, all zeros for
+ * an IPv6 one. */
+struct inst_key {
+	__u8 addr[16];
+	__u16 port; /* host order */
+	__u16 _pad;
+};
+
 /* Meta command flags (mutate.h): a bit per flag letter (bit 63: a repeated
  * or unknown byte), the T and N tokens, the M mode. */
 struct meta_flags {
@@ -302,6 +312,11 @@ struct scratch {
 	struct shadow_want sh_want;
 	struct shadow_req sh_req;
 	struct shadow_got sh_got;
+	/* the memcached instance the packet is for (XDP) or from (TC), and the
+	 * key hash seed of that instance (sc_instance) */
+	__u32 inst;
+	__u64 seed;
+	struct inst_key ikey;
 };
 
 #endif

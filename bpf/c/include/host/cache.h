@@ -33,6 +33,62 @@ static __always_inline int port_match(struct config *cfg, __u16 port_be)
 	return port_in(cfg->ports, port_be);
 }
 
+/* The instance's key hash seed: keys of different memcached instances hash
+ * apart, so a write to one never touches another's bucket. */
+#define INST_SEED(seed, inst) ((seed) ^ ((__u64)(inst) * 0x9E3779B97F4A7C15ULL))
+
+/* Names the memcached instance of a packet by its memcached-side address
+ * and port (the destination of a request, egress: the source of a reply)
+ * into s->inst and s->seed. A port is one instance unless
+ * CFG_INST_BY_ADDR: then inst_map names the socket, exact address first,
+ * then the wildcard sockets (an IPv6 one takes IPv4 too); an address no
+ * socket holds counts as its port's. Global: keeps the key off the
+ * callers' frames (the stack is bounded). */
+__noinline int sc_instance(struct pkt *p, __u32 egress)
+{
+	struct scratch *s = get_scratch();
+	struct config *cfg = get_config();
+	if (!s || !cfg || !p)
+		return 0;
+	__u32 port = bpf_ntohs(egress ? p->sport : p->dport);
+	__u32 inst = port;
+	if (cfg->flags & CFG_INST_BY_ADDR) {
+		struct inst_key *k = &s->ikey;
+		__builtin_memcpy(k->addr, egress ? p->saddr : p->daddr, 16);
+		k->port = port;
+		k->_pad = 0;
+		__u32 *v = bpf_map_lookup_elem(&inst_map, k);
+		if (!v && !p->ipv6) {
+			/* the IPv4 wildcard, ::ffff:0.0.0.0 */
+			*(__u32 *)(k->addr + 12) = 0;
+			v = bpf_map_lookup_elem(&inst_map, k);
+		}
+		if (!v) {
+			/* the IPv6 wildcard */
+			__builtin_memset(k->addr, 0, 16);
+			v = bpf_map_lookup_elem(&inst_map, k);
+		}
+		if (v)
+			inst = *v;
+	}
+	s->inst = inst;
+	s->seed = INST_SEED(cfg->seed, inst);
+	return 0;
+}
+
+/* sc_instance without the call where a port is an instance (the usual case:
+ * the hit path pays an xor and a multiply). */
+static __always_inline void packet_instance(struct scratch *s, struct config *cfg, struct pkt *p, __u32 egress)
+{
+	if (cfg->flags & CFG_INST_BY_ADDR) {
+		sc_instance(p, egress);
+		return;
+	}
+	__u32 port = bpf_ntohs(egress ? p->sport : p->dport);
+	s->inst = port;
+	s->seed = INST_SEED(cfg->seed, port);
+}
+
 static __always_inline struct item *bucket(struct config *cfg, __u64 hash)
 {
 	__u32 idx = (__u32)hash & cfg->entries_mask;
@@ -172,7 +228,7 @@ __noinline int sc_invalidate(struct scratch *s, struct config *cfg, __u32 len, _
 	 * 6.1's 512-byte limit, every frame rounded up to 32 bytes.) */
 	if (s->in_udp && s->inv_known == EXP_SET)
 		s->inv_known = EXP_MAYBE;
-	__u64 h = key_hash(s->key, len, cfg->seed);
+	__u64 h = key_hash(s->key, len, s->seed);
 	s->last_hash = h;
 	sc_invalidate_hash(s, cfg, h, now, 0);
 	note_expiry(cfg, h, s->inv_known, s->inv_exp, now);
@@ -280,13 +336,13 @@ __noinline int sc_key_equal(struct scratch *s, struct item_bytes *it, __u32 slot
 
 /* Metadata check under the lock. Returns 0 and the version and lengths if
  * the bucket holds a usable item for (hash, klen) in this epoch. */
-static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __u64 epoch, __u64 now, int want_cas,
-					__u32 *version, __u32 *lens, __u64 *gen, __u64 *cas, __u32 *flags)
+static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __u32 inst, __u64 epoch, __u64 now,
+					int want_cas, __u32 *version, __u32 *lens, __u64 *gen, __u64 *cas, __u32 *flags)
 {
 	__u32 miss = 0;
 	bpf_spin_lock(&it->lock);
 	*gen = it->gen;
-	if (!it->valid || it->busy || it->hash != h || it->key_len != klen || it->epoch != epoch)
+	if (!it->valid || it->busy || it->hash != h || it->key_len != klen || it->inst != inst || it->epoch != epoch)
 		miss = STAT_MISS_ABSENT;
 	else if (now >= it->expires_ns)
 		miss = STAT_MISS_EXPIRED;
@@ -323,7 +379,8 @@ __noinline int sc_serve_ascii(struct scratch *s, struct config *cfg, __u32 k)
 		return STAT_MISS_ABSENT;
 	__u32 version, lens, flags;
 	__u64 cas, gen;
-	int miss = check_item(it, h, klen, s->q_epoch, s->q_now, s->q_want_cas, &version, &lens, &gen, &cas, &flags);
+	int miss = check_item(it, h, klen, s->inst, s->q_epoch, s->q_now, s->q_want_cas, &version, &lens, &gen, &cas,
+			      &flags);
 	if (miss)
 		return miss;
 	if (s->q_out + 6 + klen + LEN_NUM(lens) + LEN_CAS(lens) + 4 + LEN_VAL(lens) > s->q_limit)
@@ -352,7 +409,7 @@ __noinline int sc_serve_binary(struct scratch *s, struct config *cfg, int with_k
 		return STAT_MISS_ABSENT;
 	__u32 version, lens, flags;
 	__u64 cas, gen;
-	int miss = check_item(it, h, klen, s->q_epoch, s->q_now, 1, &version, &lens, &gen, &cas, &flags);
+	int miss = check_item(it, h, klen, s->inst, s->q_epoch, s->q_now, 1, &version, &lens, &gen, &cas, &flags);
 	if (miss)
 		return miss;
 	__u32 kl = with_key ? klen : 0;
@@ -455,6 +512,7 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	if (it->gen == t->gen) {
 		it->valid = 1;
 		it->hash = f->hash;
+		it->inst = s->inst; /* the instance the reply came from */
 		it->epoch = t->epoch;
 		it->expires_ns = expires;
 		it->cas = f->cas;

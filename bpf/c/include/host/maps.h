@@ -87,6 +87,15 @@ struct {
 	__uint(max_entries, 256);
 } local_map SEC(".maps");
 
+/* Which memcached instance holds a listening socket (only consulted with
+ * CFG_INST_BY_ADDR; otherwise a port is one instance). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct inst_key);
+	__type(value, __u32);
+	__uint(max_entries, 64);
+} inst_map SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, enum stat_id); /* names the counters in BTF for the Go side */

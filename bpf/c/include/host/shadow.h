@@ -232,7 +232,7 @@ __noinline int sc_shadow_binary_reply(struct scratch *s, struct pkt *p)
 		if (klen == 0)
 			return 0;
 		sc_copy_key(s, BUF_IN, koff, klen, KEY_SLOT);
-		hash = sc_hash(s, KEY_SLOT, klen, cfg->seed);
+		hash = sc_hash(s, KEY_SLOT, klen, s->seed);
 	}
 	shadow_key(&s->tkey, p->daddr, p->dport, *(__u16 *)s->in, *(__u32 *)(h + 12), hash);
 	if (status != 0) {

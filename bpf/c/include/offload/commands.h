@@ -42,6 +42,10 @@ struct oreq {
 	__u32 get; /* ASCII "get <key>\r\n", nothing else on the line */
 };
 
+/* The key hash seed of the memcached instance on port (network order): on
+ * the card an instance is a port (bpf.OffloadInstanceSeed). */
+#define OINST_SEED(seed, port_be) ((seed) ^ ((__u32)bpf_ntohs(port_be) * 0x9E3779B1U))
+
 static __always_inline struct ocfg *ocfg_get(void)
 {
 	__u32 zero = 0;
@@ -155,12 +159,12 @@ __noinline __u32 oc_hash(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 seed)
  * (atomic add: the program never stores into map values) and, for a
  * mutation that set an expiry time -- or kept one an earlier mutation
  * set -- records the generation it produced. */
-__noinline int oc_invalidate(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 ttl)
+__noinline int oc_invalidate(struct xdp_md *ctx, __u32 pos, __u32 len, __u32 ttl, __u32 seed)
 {
 	struct ocfg *cfg = ocfg_get();
 	if (!cfg)
 		return -1;
-	__u32 b = oc_hash(ctx, pos, len, cfg->seed) & cfg->buckets_mask;
+	__u32 b = oc_hash(ctx, pos, len, seed) & cfg->buckets_mask;
 	struct ogen *g = bpf_map_lookup_elem(&ogen_map, &b);
 	if (!g)
 		return -1;
@@ -190,7 +194,7 @@ static __always_inline void oflush(int unreadable)
 }
 
 /* A binary-protocol command at pos. */
-__noinline int oc_binary(struct xdp_md *ctx, __u32 pos, __u32 end)
+__noinline int oc_binary(struct xdp_md *ctx, __u32 pos, __u32 end, __u32 seed)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -248,7 +252,7 @@ __noinline int oc_binary(struct xdp_md *ctx, __u32 pos, __u32 end)
 		ttl = exp ? OTTL_SET : OTTL_KEEP;
 		break;
 	}
-	if (oc_invalidate(ctx, pos + MC_BIN_HDR_LEN + extlen, klen, ttl) < 0)
+	if (oc_invalidate(ctx, pos + MC_BIN_HDR_LEN + extlen, klen, ttl, seed) < 0)
 		return OC_UNREADABLE;
 	return ret;
 }
@@ -311,7 +315,7 @@ static __always_inline int line_ends_at(struct xdp_md *ctx, __u32 pos, __u32 end
 /* One ASCII or meta command at pos: invalidates what it mutates. Returns
  * the next command's offset, OC_END, OC_UNREADABLE or OC_FLUSH. When it is a
  * single-key "get" and r is not NULL, describes it in r. */
-__noinline int oc_ascii(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r)
+__noinline int oc_ascii(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r, __u32 seed)
 {
 	int clen = oc_token(ctx, pos, end);
 	if (clen <= 0 || clen > 9)
@@ -409,15 +413,16 @@ __noinline int oc_ascii(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r
 	}
 	if (cmd != C_STORE && cmd != C_STORE_COND && cmd != C_STORE_KEEP && cmd != C_CAS && cmd != C_META_SET && eol < 0)
 		return OC_UNREADABLE;
-	if (oc_invalidate(ctx, key_off, klen, ttl) < 0)
+	if (oc_invalidate(ctx, key_off, klen, ttl, seed) < 0)
 		return OC_UNREADABLE;
 	return next < 0 ? OC_UNREADABLE : (next < end ? next : OC_END);
 }
 
 /* Reads up to OFF_MAX_CMDS commands from pos and invalidates what they
- * mutate; flushes when one cannot be read or more follow. Fills r when the
- * first command is a single-key GET that is alone in the packet. */
-static __always_inline void read_commands(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r)
+ * mutate, keys hashed with seed (the instance's, OINST_SEED); flushes when
+ * one cannot be read or more follow. Fills r when the first command is a
+ * single-key GET that is alone in the packet. */
+static __always_inline void read_commands(struct xdp_md *ctx, __u32 pos, __u32 end, struct oreq *r, __u32 seed)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -431,7 +436,7 @@ static __always_inline void read_commands(struct xdp_md *ctx, __u32 pos, __u32 e
 			return;
 		}
 		__u8 first = *c;
-		next = first == 0x80 ? oc_binary(ctx, at, end) : oc_ascii(ctx, at, end, i == 0 ? r : 0);
+		next = first == 0x80 ? oc_binary(ctx, at, end, seed) : oc_ascii(ctx, at, end, i == 0 ? r : 0, seed);
 		if (next == OC_END)
 			return;
 		if (i == 0)

@@ -129,6 +129,8 @@ struct fill_record {
 	__u16 port;    /* network order */
 	__u16 req_id;  /* network order */
 	__u32 len;     /* item bytes in payload */
+	__u16 mc_port; /* memcached's port (the reply's source), network order: its instance */
+	__u16 _pad;
 	__u8 payload[OFF_RECORD_PAYLOAD];
 };
 
