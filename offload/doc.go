@@ -4,6 +4,7 @@
 //
 //   - mode: the XDP mode type and its parser
 //   - netdev: what the kernel says about a device, device maps, netlink attach
+//   - dispatch: libxdp's multi-program dispatcher: inspect, join, leave
 //   - record: deployment records, the pin root, opening a pinned deployment
 //   - probe: a report of the facts, the pre-flight checks, the mode plan
 //   - deploy: plan then execute, undeploy, status, flush
