@@ -14,6 +14,7 @@ import (
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/mode"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 	"github.com/xdpcache/xdpcache/offload/record"
@@ -34,7 +35,10 @@ func settingsFlags() []cli.Flag {
 		&cli.UintFlag{Name: "unlisted-amplification", Usage: "serve sources outside --allow only if the reply is at most this many times the request (0: never)"},
 		&cli.BoolFlag{Name: "any-destination", Usage: "also answer requests not addressed to this host's own addresses"},
 		&cli.UintFlag{Name: "mtu", Value: uint(d.MTU), Usage: "largest reply packet (IP bytes)"},
-		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach"},
+		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach (one running alone; a libxdp dispatcher is joined instead)"},
+		&cli.BoolFlag{Name: "dispatcher", Usage: "run under a libxdp multi-program dispatcher even with no other XDP program, so xdp-loader can add programs beside xdpcache (one already there is always joined)"},
+		&cli.UintFlag{Name: "xdp-priority", Value: deploy.DefaultPriority, Usage: "run priority in a libxdp dispatcher: lower runs first (libxdp's default is 50)"},
+		&cli.StringFlag{Name: "chain-call", Value: "XDP_PASS", Usage: "in a libxdp dispatcher, the XDP actions after which the next program runs (comma-separated)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what deploy would do and change nothing"},
 		&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Usage: "bpffs directory for pins", Hidden: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
@@ -80,7 +84,15 @@ func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 	if err != nil {
 		return deploy.Options{}, err
 	}
+	chain, err := dispatch.ParseActions(c.String("chain-call"))
+	if err != nil {
+		return deploy.Options{}, fmt.Errorf("--chain-call %q: %w", c.String("chain-call"), err)
+	}
+	if c.Uint("xdp-priority") > 1<<31 {
+		return deploy.Options{}, fmt.Errorf("--xdp-priority %d: too large", c.Uint("xdp-priority"))
+	}
 	return deploy.Options{
+		Share: deploy.Share{Dispatcher: c.Bool("dispatcher"), Priority: uint32(c.Uint("xdp-priority")), ChainCall: chain},
 		Iface: c.String("iface"), Mode: m, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
 		Force: c.Bool("force"), DryRun: c.Bool("dry-run"), PinRoot: c.String("pin-root"),
 		Log: func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) },
@@ -150,6 +162,10 @@ func printDeployment(w, ew io.Writer, d *record.Deployment) {
 	}
 	fmt.Fprintf(w, "xdpcache deployed on %s in %s mode (XDP via %s, prog %d; TC egress via %s, prog %d)\n",
 		d.Iface, d.Mode, d.XDPAttach, d.XDPProgID, d.TCAttach, d.TCProgID)
+	if m := d.Dispatcher; m != nil {
+		fmt.Fprintf(w, "  in the interface's libxdp dispatcher at priority %d, the next program runs after %s (xdp-loader status %s lists it)\n",
+			m.Priority, m.ChainCall, d.Iface)
+	}
 	fmt.Fprintf(w, "  pins: %s\n", d.PinDir)
 	var allow []string
 	for _, p := range d.Allow {
@@ -232,6 +248,16 @@ func printStatus(w io.Writer, st *deploy.Status) {
 	fmt.Fprintf(w, "%s: %s mode, %s, XDP prog %d (%s), TC prog %d (%s), deployed %s (%s ago)\n",
 		st.Iface, st.Mode, state, st.XDPProgID, st.XDPAttach, st.TCProgID, st.TCAttach,
 		st.DeployedAt.Format(time.RFC3339), time.Since(st.DeployedAt).Truncate(time.Second))
+	if d := st.LibXDP; d != nil {
+		fmt.Fprintf(w, "  in the libxdp dispatcher (program %d), in run order:\n", d.ProgID)
+		for _, c := range d.Components {
+			me := ""
+			if c.ProgID == st.XDPProgID {
+				me = "  <- xdpcache"
+			}
+			fmt.Fprintf(w, "    %d. %s (prog %d, priority %d, next after %s)%s\n", c.Slot, c.Name, c.ProgID, c.Priority, c.Chain, me)
+		}
+	}
 	s := st.Settings
 	fmt.Fprintf(w, "  settings: ports %v, %d entries, values <= %d B, max age %s, write hold %s\n",
 		s.Ports, s.Entries, s.MaxValue, s.MaxAge, s.WriteHold)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/mode"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 	"github.com/xdpcache/xdpcache/offload/probe"
@@ -27,7 +28,8 @@ type Options struct {
 	NoGeneric bool      // auto stops at native
 	Settings  bpf.Settings
 	Allow     []netip.Prefix // sources served; empty: the interface's own subnets
-	Force     bool           // replace a foreign XDP program
+	Force     bool           // replace a foreign XDP program (one alone: a dispatcher is joined)
+	Share     Share          // sharing the interface through a libxdp dispatcher
 	DryRun    bool           // work out and return the plan; change nothing
 	PinRoot   string         // "" is record.DefaultRoot
 	Log       func(format string, args ...any)
@@ -97,6 +99,7 @@ type plan struct {
 	root   string // the resolved pin root
 	pinDir string
 	report *probe.Report
+	joins  bool // XDP joins a libxdp dispatcher (share.go)
 }
 
 func (p *plan) add(run func(x *execution) error, format string, args ...any) {
@@ -147,7 +150,16 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 		p.add(func(*execution) error { _, err := record.Ensure(o.PinRoot); return err },
 			"mount a BPF filesystem at %s to pin into (none is there)", dir)
 	}
-	if prev, err := record.Read(root, o.Iface); rerr == nil && err == nil {
+	prev, perr := record.Read(root, o.Iface)
+	if rerr != nil || perr != nil {
+		prev = nil
+	}
+	join, err := planJoin(o, lk.Attrs().Index, prev, modes)
+	if err != nil {
+		return nil, err
+	}
+	p.joins = join != nil
+	if prev != nil {
 		switch {
 		case sameDeployment(prev, o) && stillAttached(prev):
 			p.add(func(x *execution) error { return x.keep(prev) },
@@ -160,7 +172,7 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 		default:
 			p.add(func(x *execution) error { return x.replace(prev) }, "remove the current %s-mode deployment", prev.Mode)
 		}
-	} else if xs := lk.Attrs().Xdp; xs != nil && xs.Attached {
+	} else if xs := lk.Attrs().Xdp; xs != nil && xs.Attached && !p.joins && !besideDispatcher(o, xs.ProgId) {
 		if !o.Force {
 			return nil, &ForeignProgramError{Iface: o.Iface, ProgID: xs.ProgId}
 		}
@@ -168,6 +180,10 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 	}
 	for _, a := range skipped {
 		p.add(func(x *execution) error { x.attempts = append(x.attempts, a); return nil }, "skip %s mode: %s", a.Mode, a.Why)
+	}
+	if join != nil {
+		modes = nil
+		p.add(func(x *execution) error { return x.join(join) }, "%s", join.do)
 	}
 	for i, m := range modes {
 		last := i == len(modes)-1
@@ -245,6 +261,8 @@ type execution struct {
 	xdpHow   record.XDPAttach
 	tcHow    record.TCAttach
 	attempts []record.Attempt
+	ext      *bpf.Extension     // load XDP as a dispatcher's component (share.go)
+	member   *record.Member     // how it runs in the dispatcher
 	result   *record.Deployment // set when the plan is complete
 }
 
@@ -292,7 +310,7 @@ func (x *execution) replace(prev *record.Deployment) error {
 		return err
 	}
 	x.p.lk = lk
-	if xs := lk.Attrs().Xdp; xs != nil && xs.Attached {
+	if xs := lk.Attrs().Xdp; xs != nil && xs.Attached && !x.p.joins {
 		if !o.Force {
 			return &ForeignProgramError{Iface: o.Iface, ProgID: xs.ProgId}
 		}
@@ -390,7 +408,7 @@ func (x *execution) loadFlavor(offload bool) error {
 		}
 		f, err = bpf.LoadOffload(o.Settings, bpf.OffloadOptions{Ifindex: x.ifindex, NewDeviceMap: netdev.NewDeviceMap, MaxEntries: maxEntries})
 	} else {
-		f, err = bpf.Load(o.Settings)
+		f, err = bpf.LoadExtension(o.Settings, x.ext)
 	}
 	if err != nil {
 		return err
@@ -446,7 +464,8 @@ func (x *execution) finish() error {
 	o := x.p.o
 	xdp, tc := x.flavor.Programs()
 	d := &record.Deployment{Iface: o.Iface, Ifindex: x.ifindex, Mode: x.mode, XDPAttach: x.xdpHow, TCAttach: x.tcHow,
-		XDPProgID: progID(xdp), TCProgID: progID(tc), PinDir: x.p.pinDir, Settings: o.Settings, Allow: x.allow, Attempts: x.attempts}
+		XDPProgID: progID(xdp), TCProgID: progID(tc), PinDir: x.p.pinDir, Settings: o.Settings, Allow: x.allow, Attempts: x.attempts,
+		Dispatcher: x.member}
 	switch x.mode {
 	case mode.Offload:
 		d.Settings.Seed = uint64(x.flavor.(*bpf.OffloadCache).Seed) // the relay hashes keys with it
@@ -468,6 +487,7 @@ type attempt struct {
 	ifindex  int
 	pinDir   string
 	attached mode.Mode // set once XDP is on: a netlink attachment has no pin to drop
+	leave    func()    // takes XDP out of the dispatcher it joined
 	ok       bool
 }
 
@@ -483,6 +503,9 @@ func (a *attempt) done() { a.ok = true }
 func (a *attempt) rollback() {
 	if a.ok {
 		return
+	}
+	if a.leave != nil {
+		a.leave()
 	}
 	detachXDP(a.ifindex, a.pinDir, a.attached)
 	detachTC(a.ifindex, a.pinDir)
@@ -653,6 +676,12 @@ func undeployLocked(iface, root string) error {
 		if d.XDPAttach == record.XDPNetlink && ifindex != 0 && !ourXDPAttached(ifindex, d) {
 			m = "" // someone else's program is there now: leave it
 		}
+		if d.XDPAttach == record.XDPDispatcher {
+			m = "" // no netlink attachment of ours: the dispatcher's
+			if ifindex != 0 {
+				errs = append(errs, leaveDispatcher(ifindex, d, dispatch.Options{}))
+			}
+		}
 	}
 	if ifindex != 0 {
 		errs = append(errs, detachXDP(ifindex, pinDir, m), detachTC(ifindex, pinDir))
@@ -679,6 +708,9 @@ func ourXDPAttached(ifindex int, d *record.Deployment) bool {
 }
 
 func stillAttached(d *record.Deployment) bool {
+	if d.XDPAttach == record.XDPDispatcher {
+		return DispatcherOf(d) != nil
+	}
 	lk, err := netlink.LinkByName(d.Iface)
 	return err == nil && lk.Attrs().Index == d.Ifindex && lk.Attrs().Xdp != nil && lk.Attrs().Xdp.ProgId == d.XDPProgID
 }

@@ -36,5 +36,7 @@ type ForeignProgramError struct {
 }
 
 func (e *ForeignProgramError) Error() string {
-	return fmt.Sprintf("%s already has an XDP program (id %d) that xdpcache did not attach; use --force to replace it", e.Iface, e.ProgID)
+	return fmt.Sprintf("%s already has an XDP program (id %d) that xdpcache did not attach, running alone; use --force to replace it, "+
+		"or share the interface: load that program through libxdp's dispatcher (xdp-loader load %s ITS_OBJECT.o) and deploy again, which joins it",
+		e.Iface, e.ProgID, e.Iface)
 }

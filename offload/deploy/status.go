@@ -4,17 +4,20 @@ import (
 	"fmt"
 
 	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/record"
 )
 
 // Status is a deployment with its live counters.
 type Status struct {
 	record.Deployment
-	Attached  bool              `json:"attached"` // our XDP program is still on the interface
-	Stats     bpf.Stats         `json:"-"`
-	Counters  map[string]uint64 `json:"counters"`
-	HitRatio  float64           `json:"hit_ratio"`
-	Occupancy float64           `json:"occupancy"` // share of buckets holding a servable entry (sampled)
+	Attached bool `json:"attached"` // our XDP program is still on the interface
+	// LibXDP: the libxdp dispatcher the XDP program runs in (nil: none).
+	LibXDP    *dispatch.Dispatcher `json:"libxdp_dispatcher,omitempty"`
+	Stats     bpf.Stats            `json:"-"`
+	Counters  map[string]uint64    `json:"counters"`
+	HitRatio  float64              `json:"hit_ratio"`
+	Occupancy float64              `json:"occupancy"` // share of buckets holding a servable entry (sampled)
 }
 
 // occupancySamples is how many buckets Status reads to estimate occupancy.
@@ -55,7 +58,7 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 			return nil, err
 		}
 	}
-	s := &Status{Deployment: *d, Attached: stillAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ}
+	s := &Status{Deployment: *d, Attached: stillAttached(d), LibXDP: DispatcherOf(d), Stats: st, Counters: st.Named(), Occupancy: occ}
 	if g := st.Get(bpf.StatGetReqs); g > 0 {
 		s.HitRatio = float64(st.Get(bpf.StatHits)) / float64(g)
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/nicdb"
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 	"github.com/xdpcache/xdpcache/offload/record"
 )
@@ -48,7 +49,8 @@ type Report struct {
 	Rings         *Rings                `json:"rings,omitempty"`
 	XDP           netdev.XDPState       `json:"xdp"`
 	XDPProgName   string                `json:"xdp_prog_name,omitempty"`
-	Ours          bool                  `json:"ours"` // the attached XDP program is xdpcache's
+	Ours          bool                  `json:"ours"`             // the attached XDP program is xdpcache's
+	LibXDP        *LibXDPFacts          `json:"libxdp,omitempty"` // a libxdp dispatcher, or why none can be joined
 	TCFilters     []string              `json:"tc_filters"`
 	XDPFeatures   netdev.XDPFeatures    `json:"xdp_features"`
 	Kernel        KernelFacts           `json:"kernel"`
@@ -64,6 +66,20 @@ type Report struct {
 	// VirtioFeatures: virtio_net's negotiated virtio feature bits, one
 	// '0'/'1' per bit (/sys/class/net/IFACE/device/features).
 	VirtioFeatures string `json:"virtio_features,omitempty"`
+}
+
+// LibXDPFacts are what sharing the interface through libxdp's
+// multi-program dispatcher depends on (docs/coexistence.md).
+type LibXDPFacts struct {
+	// State: the host-mode program and, if it is a dispatcher, its
+	// programs in run order.
+	State *dispatch.State `json:"state,omitempty"`
+	// Supported: this kernel runs programs under a dispatcher (freplace);
+	// Why says why not.
+	Supported bool   `json:"supported"`
+	Why       string `json:"why,omitempty"`
+	// OursInside: xdpcache's deployment is one of the dispatcher's programs.
+	OursInside bool `json:"ours_inside,omitempty"`
 }
 
 // Channels are the device's queue counts (ethtool -l).
