@@ -161,11 +161,11 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 	p.joins = join != nil
 	if prev != nil {
 		switch {
-		case sameDeployment(prev, o) && stillAttached(prev):
+		case sameDeployment(prev, o) && sameShare(prev, o, p.joins) && stillAttached(prev):
 			p.add(func(x *execution) error { return x.keep(prev) },
 				"keep the current deployment (%s mode, same programs and settings): nothing to do", prev.Mode)
 			return p, nil
-		case canUpgradeInPlace(prev, o) && pinsOpen(root, prev, o):
+		case !p.joins && canUpgradeInPlace(prev, o) && pinsOpen(root, prev, o):
 			p.add(func(x *execution) error { return x.upgrade(prev) },
 				"swap new programs into the pinned links of the %s-mode deployment (no moment without a program)", prev.Mode)
 			return p, nil

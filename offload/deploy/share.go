@@ -39,6 +39,15 @@ func (s Share) member() record.Member {
 	return record.Member{Priority: prio, ChainCall: chain.String()}
 }
 
+// sameShare: prev shares the interface as o asks (in a dispatcher at the
+// same priority and chain-call actions, or alone with no dispatcher to join).
+func sameShare(prev *record.Deployment, o *Options, joins bool) bool {
+	if prev.XDPAttach == record.XDPDispatcher {
+		return prev.Dispatcher != nil && *prev.Dispatcher == o.Share.member()
+	}
+	return !joins
+}
+
 // joinPlan is deploy's decision to join a dispatcher.
 type joinPlan struct {
 	mode   mode.Mode
