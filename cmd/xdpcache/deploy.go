@@ -37,6 +37,7 @@ func settingsFlags() []cli.Flag {
 		&cli.UintFlag{Name: "mtu", Value: uint(d.MTU), Usage: "largest reply packet (IP bytes)"},
 		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach (one running alone; a libxdp dispatcher is joined instead)"},
 		&cli.BoolFlag{Name: "dispatcher", Usage: "run under a libxdp multi-program dispatcher even with no other XDP program, so xdp-loader can add programs beside xdpcache (one already there is always joined)"},
+		&cli.StringFlag{Name: "adopt", Usage: "the object file (.o) of the XDP program running alone on the interface: move it into a libxdp dispatcher with xdpcache beside it (loaded again from the file, keeping its maps; its tag must match)"},
 		&cli.UintFlag{Name: "xdp-priority", Value: deploy.DefaultPriority, Usage: "run priority in a libxdp dispatcher: lower runs first (libxdp's default is 50)"},
 		&cli.StringFlag{Name: "chain-call", Value: "XDP_PASS", Usage: "in a libxdp dispatcher, the XDP actions after which the next program runs (comma-separated)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what deploy would do and change nothing"},
@@ -92,7 +93,7 @@ func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 		return deploy.Options{}, fmt.Errorf("--xdp-priority %d: too large", c.Uint("xdp-priority"))
 	}
 	return deploy.Options{
-		Share: deploy.Share{Dispatcher: c.Bool("dispatcher"), Priority: uint32(c.Uint("xdp-priority")), ChainCall: chain},
+		Share: deploy.Share{Dispatcher: c.Bool("dispatcher"), Priority: uint32(c.Uint("xdp-priority")), ChainCall: chain, Adopt: c.String("adopt")},
 		Iface: c.String("iface"), Mode: m, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
 		Force: c.Bool("force"), DryRun: c.Bool("dry-run"), PinRoot: c.String("pin-root"),
 		Log: func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) },

@@ -206,7 +206,7 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 // device cannot do it at all; it never falls back.
 func planModes(o *Options, root string) ([]mode.Mode, []record.Attempt, *probe.Report, error) {
 	rep, err := probe.Run(o.Iface, probe.Options{Ports: o.Settings.Ports, PinRoot: root},
-		probe.DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force, Entries: o.Settings.Entries})
+		probe.DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force || o.Share.Adopt != "", Entries: o.Settings.Entries})
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -22,6 +22,10 @@ type Share struct {
 	Dispatcher bool
 	Priority   uint32           // run priority; 0 is DefaultPriority
 	ChainCall  dispatch.Actions // after these the next program runs; 0 is XDP_PASS
+	// Adopt is the object file the program running alone on the interface
+	// was loaded from: it is loaded again as a component of a new
+	// dispatcher, keeping its maps, with xdpcache beside it.
+	Adopt string
 }
 
 // DefaultPriority runs xdpcache after programs of libxdp's default
@@ -53,6 +57,7 @@ type joinPlan struct {
 	mode   mode.Mode
 	member record.Member
 	chain  dispatch.Actions
+	adopt  string // the lone program's object (dispatch.Adopt)
 	do     string
 }
 
@@ -90,6 +95,12 @@ func planJoin(o *Options, ifindex int, prev *record.Deployment, modes []mode.Mod
 		}
 		jp.do = fmt.Sprintf("join the libxdp dispatcher on %s (program %d, %s mode, running %v) at priority %d, going on after %s",
 			o.Iface, d.ProgID, st.Mode, names, m.Priority, m.ChainCall)
+	case st.Lone() && (prev == nil || prev.XDPProgID != st.ProgID) && o.Share.Adopt != "":
+		jp.mode, jp.adopt = st.Mode, o.Share.Adopt
+		jp.do = fmt.Sprintf("move %q (program %d, running alone in %s mode) into a new libxdp dispatcher: load it again from %s with its maps, and xdpcache beside it at priority %d",
+			st.ProgName, st.ProgID, st.Mode, o.Share.Adopt, m.Priority)
+	case o.Share.Adopt != "":
+		return nil, fmt.Errorf("--adopt %s: no program runs alone on %s to move into a dispatcher", o.Share.Adopt, o.Iface)
 	case !o.Share.Dispatcher:
 		return nil, nil
 	case st.Lone() && (prev == nil || prev.XDPProgID != st.ProgID):
@@ -129,9 +140,9 @@ type LoneProgramError struct {
 }
 
 func (e *LoneProgramError) Error() string {
-	return fmt.Sprintf("%s runs the XDP program %q (id %d) alone, outside a dispatcher; a loaded program cannot be moved into one, "+
-		"so load it again through libxdp (xdp-loader unload %s --all; xdp-loader load %s ITS_OBJECT.o) and deploy again: xdpcache joins it. "+
-		"Or replace it: --force", e.Iface, e.Name, e.ProgID, e.Iface, e.Iface)
+	return fmt.Sprintf("%s runs the XDP program %q (id %d) alone, outside a dispatcher; the kernel cannot turn a loaded program into a dispatcher's component, "+
+		"so it must be loaded again from its object file: --adopt ITS_OBJECT.o does that (keeping its maps), or load it through libxdp "+
+		"(xdp-loader unload %s --all; xdp-loader load %s ITS_OBJECT.o) and deploy again. Or replace it: --force", e.Iface, e.Name, e.ProgID, e.Iface, e.Iface)
 }
 
 // join is the attach step of a deployment that joins (or creates) a
@@ -148,7 +159,13 @@ func (x *execution) join(jp *joinPlan) error {
 			xdp, _ := x.flavor.Programs()
 			return xdp, nil
 		}}
-	res, err := dispatch.Join(x.ifindex, jp.mode, member, dispatch.Options{})
+	var res *dispatch.Result
+	var err error
+	if jp.adopt != "" {
+		res, err = dispatch.Adopt(x.ifindex, jp.adopt, member, dispatch.Options{})
+	} else {
+		res, err = dispatch.Join(x.ifindex, jp.mode, member, dispatch.Options{})
+	}
 	if err != nil {
 		var lone *LoneProgramError
 		if errors.As(err, &lone) || errors.Is(err, dispatch.ErrNotDispatcher) {

@@ -3,7 +3,10 @@ package dispatch
 import (
 	"encoding/binary"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf"
 )
 
 func TestActionsRoundTrip(t *testing.T) {
@@ -153,5 +156,71 @@ func TestReadConfigOfLoadedDispatcher(t *testing.T) {
 	}
 	if *got != want {
 		t.Errorf("config read back %+v, want %+v", *got, want)
+	}
+}
+
+// The run configuration comes from the object's BTF, as libxdp reads it.
+func TestRunConfigOfTheCounter(t *testing.T) {
+	spec, err := ebpf.LoadCollectionSpec("dispatchtest/counter_bpfel.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		fn    string
+		prio  uint32
+		chain Actions
+	}{
+		{"xdp_count", 10, ActionPass},
+		{"no_such_program", DefaultPriority, ActionPass},
+	} {
+		if prio, chain := runConfig(spec, tc.fn); prio != tc.prio || chain != tc.chain {
+			t.Errorf("%s: priority %d chain %s, want %d %s", tc.fn, prio, chain, tc.prio, tc.chain)
+		}
+	}
+}
+
+// Adopting a lone program loads it again from its object: only the same
+// program (by tag), with the running program's maps.
+func TestReloadChecksTheObject(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loads a BPF program: needs root")
+	}
+	spec, err := ebpf.LoadCollectionSpec("dispatchtest/counter_bpfel.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	running := coll.Programs["xdp_count"]
+	for _, tc := range []struct {
+		object string
+		err    string
+	}{
+		{"dispatchtest/counter_bpfel.o", ""},
+		{"dispatcher_bpfel.o", "has no XDP program named"},
+		{"no/such.o", "no such file"},
+	} {
+		r, err := reload(running, tc.object)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.object, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.object, err)
+		}
+		m := r.maps["count_map"]
+		want, _ := coll.Maps["count_map"].Info()
+		got, _ := m.Info()
+		wid, _ := want.ID()
+		gid, _ := got.ID()
+		if m == nil || wid != gid || r.prio != 10 || r.chain != ActionPass {
+			t.Errorf("reloaded: map %d (want the running one's, %d), priority %d, chain %s", gid, wid, r.prio, r.chain)
+		}
+		r.close()
 	}
 }

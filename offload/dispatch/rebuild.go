@@ -68,7 +68,7 @@ func Join(ifindex int, want mode.Mode, m Member, o Options) (*Result, error) {
 		if len(es) >= MaxPrograms {
 			return "", nil, fmt.Errorf("the dispatcher already runs %d programs, its most", len(es))
 		}
-		return md, append(es, entry{name: m.Name, prio: m.Priority, chain: m.ChainCall, load: m.Load, added: true}), nil
+		return md, append(es, entry{name: m.Name, prio: m.Priority, chain: m.ChainCall, load: m.Load, added: true, member: true}), nil
 	})
 }
 
@@ -96,14 +96,15 @@ var errUnchanged = errors.New("unchanged")
 
 // entry is one program of the dispatcher being built.
 type entry struct {
-	name  string
-	prio  uint32
-	chain Actions
-	frags bool
-	id    uint32        // an existing component's id
-	prog  *ebpf.Program // an existing component (nil for the member)
-	load  func(*ebpf.Program, string) (*ebpf.Program, error)
-	added bool
+	name   string
+	prio   uint32
+	chain  Actions
+	frags  bool
+	id     uint32        // an existing component's id
+	prog   *ebpf.Program // an existing component (nil for the member)
+	load   func(*ebpf.Program, string) (*ebpf.Program, error)
+	added  bool // loaded for this dispatcher
+	member bool // the program joining (its slot is Result.Slot)
 }
 
 // existing lists the current dispatcher's components as entries, keeping
@@ -200,7 +201,7 @@ func change(ifindex int, o Options, plan func(*current) (mode.Mode, []entry, err
 	}
 	res := &Result{Mode: md, Dispatcher: b.d, Slot: -1}
 	for i, e := range es {
-		if e.added {
+		if e.member {
 			res.Slot = i
 		}
 	}

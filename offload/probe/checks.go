@@ -232,7 +232,8 @@ func checkAttached(in checkInput) []Check {
 	}
 	fix := "xdpcache deploy --force replaces it, or remove it: ip link set dev " + r.Iface + " xdp off"
 	if l := r.LibXDP; l != nil && l.Supported && !strings.HasPrefix(r.XDPProgName, "xdpcache_xdp") {
-		fix += "; or share the interface: load it again through libxdp's dispatcher (xdp-loader load " + r.Iface + " ITS_OBJECT.o) and deploy joins it"
+		fix += "; or share the interface: xdpcache deploy --adopt ITS_OBJECT.o moves it into a libxdp dispatcher beside xdpcache, " +
+			"or load it again through libxdp (xdp-loader load " + r.Iface + " ITS_OBJECT.o) and deploy joins it"
 	}
 	return one(Check{ID: "attached", Status: Fail, Reason: why, Fix: fix})
 }
