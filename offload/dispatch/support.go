@@ -3,6 +3,7 @@ package dispatch
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -55,4 +56,49 @@ func passExtension(target *ebpf.Program, fn string) *ebpf.ProgramSpec {
 		asm.Return(),
 	}
 	return &ebpf.ProgramSpec{Name: "xdpcache_probe", Type: ebpf.Extension, Instructions: insns, License: "GPL", AttachTarget: target, AttachTo: fn}
+}
+
+// ChecksPacketChanges reports whether this kernel refuses an extension
+// that changes packet data (bpf_xdp_adjust_tail: xdpcache does) in place
+// of a function that does not (6.13's check for extensions, backported to
+// some older series). libxdp's dispatcher slots before 1.5.5 do not, so on
+// such a kernel those libxdp versions cannot link xdpcache into a
+// dispatcher they rebuild; this package's slots do, and are unaffected.
+func ChecksPacketChanges() (bool, error) {
+	if err := Supported(); err != nil {
+		return false, err
+	}
+	proto := &btf.FuncProto{
+		Return: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
+		Params: []btf.FuncParam{{Name: "ctx", Type: &btf.Pointer{Target: &btf.Struct{Name: "xdp_md"}}}},
+	}
+	fn := func(name string) *btf.Func { return &btf.Func{Name: name, Type: proto, Linkage: btf.GlobalFunc} }
+	// an XDP program whose global function "slot" leaves packet data alone
+	target, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xdpcache_chk", Type: ebpf.XDP, License: "GPL", Instructions: asm.Instructions{
+		btf.WithFuncMetadata(asm.Call.Label("slot").WithSymbol("xdpcache_chk"), fn("xdpcache_chk")),
+		asm.Return(),
+		btf.WithFuncMetadata(asm.Mov.Imm(asm.R0, 2).WithSymbol("slot"), fn("slot")),
+		asm.Return(),
+	}})
+	if err != nil {
+		return false, fmt.Errorf("load the check's target program: %w", err)
+	}
+	defer target.Close()
+	// an extension of it that moves the packet's tail (by 0 bytes)
+	ext, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xdpcache_chk_x", Type: ebpf.Extension, License: "GPL",
+		AttachTarget: target, AttachTo: "slot", Instructions: asm.Instructions{
+			btf.WithFuncMetadata(asm.Mov.Imm(asm.R2, 0).WithSymbol("xdpcache_chk_x"), fn("xdpcache_chk_x")),
+			asm.FnXdpAdjustTail.Call(),
+			asm.Mov.Imm(asm.R0, 2),
+			asm.Return(),
+		}})
+	if err == nil {
+		ext.Close()
+		return false, nil
+	}
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) && strings.Contains(strings.Join(ve.Log, "\n"), "changes packet data") {
+		return true, nil
+	}
+	return false, fmt.Errorf("load the check's extension: %w", err)
 }

@@ -256,6 +256,11 @@ func checkDispatcher(r *Report, l *LibXDPFacts) []Check {
 			Fix: "remove them (xdp-loader unload " + r.Iface + " --all) or deploy elsewhere"})
 	}
 	out := []Check{{ID: "attached", Status: Pass, Reason: what + ": deploy joins it as one more program (xdp-loader status lists it; undeploy removes only xdpcache)"}}
+	if l.ChecksPacketChanges {
+		out = append(out, Check{ID: "libxdp-relink", Status: Warn,
+			Reason: "this kernel refuses an extension that changes packet data (xdpcache does) in place of a dispatcher slot that does not: libxdp before 1.5.5 (Debian 12 ships 1.3.1) cannot re-link xdpcache, so xdp-loader cannot add or remove programs while xdpcache is in the dispatcher (it fails and changes nothing)",
+			Fix:    "change the other programs with xdpcache undeployed, or use libxdp 1.5.5 or later"})
+	}
 	other := mode.Generic
 	if st.Mode == mode.Generic {
 		other = mode.Native

@@ -76,6 +76,11 @@ func TestRunChecks(t *testing.T) {
 			"dispatcher-mode", Fail, []mode.Mode{mode.Native}, "runs in generic mode", "xdp-loader"},
 		{"a dispatcher this kernel cannot add to", "ixgbe", func(r *Report) { withDispatcher(r, mode.Native, false, false) },
 			"attached", Fail, nil, "cannot join it: lockdown", "xdp-loader unload eth0 --all"},
+		{"a kernel where old libxdp cannot re-link xdpcache", "ixgbe", func(r *Report) {
+			withDispatcher(r, mode.Native, true, false)
+			r.LibXDP.ChecksPacketChanges = true
+		}, "libxdp-relink", Warn, nil, "libxdp before 1.5.5", "undeployed"},
+		{"no warning where it can", "ixgbe", func(r *Report) { withDispatcher(r, mode.Native, true, false) }, "libxdp-relink", "", nil, "", ""},
 		{"xdpcache inside the dispatcher", "ixgbe", func(r *Report) { withDispatcher(r, mode.Native, true, true) },
 			"attached", Pass, nil, "xdpcache is one of them", ""},
 		{"ours", "ixgbe", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 4, DrvProgID: 4}; r.Ours = true }, "attached", Pass, nil, "upgrades", ""},

@@ -158,6 +158,10 @@ func gatherLibXDP(r *Report, ifindex int, d *record.Deployment, note func(string
 	f := &LibXDPFacts{Supported: true}
 	if err := dispatch.Supported(); err != nil {
 		f.Supported, f.Why = false, err.Error()
+	} else if checks, err := dispatch.ChecksPacketChanges(); err != nil {
+		note("extension packet-change check", err)
+	} else {
+		f.ChecksPacketChanges = checks
 	}
 	st, err := dispatch.Inspect(ifindex, dispatch.Options{})
 	if err != nil {

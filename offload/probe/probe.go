@@ -80,6 +80,10 @@ type LibXDPFacts struct {
 	Why       string `json:"why,omitempty"`
 	// OursInside: xdpcache's deployment is one of the dispatcher's programs.
 	OursInside bool `json:"ours_inside,omitempty"`
+	// ChecksPacketChanges: the kernel refuses an extension that changes
+	// packet data in place of a function that does not, so libxdp before
+	// 1.5.5 cannot re-link xdpcache (dispatch.ChecksPacketChanges).
+	ChecksPacketChanges bool `json:"kernel_checks_packet_changes,omitempty"`
 }
 
 // Channels are the device's queue counts (ethtool -l).

@@ -127,6 +127,12 @@ func TestShare(t *testing.T) {
 	if _, err := os.Stat(xdpLoader); err != nil {
 		t.Fatalf("xdp-loader is not in the guest (scripts/lab.sh copies it from xdp-tools): %v", err)
 	}
+	// The kernel check behind libxdpRelinks, seen directly.
+	if checks, err := dispatch.ChecksPacketChanges(); err != nil {
+		t.Fatal(err)
+	} else if checks == libxdpRelinks[kernel] {
+		t.Errorf("on %s the kernel checks extensions for changing packet data: %v; libxdpRelinks says libxdp 1.3.1 re-links xdpcache: %v", kernel, checks, libxdpRelinks[kernel])
+	}
 	n := nics[0] // virtio-net: native and generic XDP, a client on its hub
 	iface := n.name
 	lk, err := netlabIfindex(iface)
