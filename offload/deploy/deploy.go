@@ -28,7 +28,7 @@ type Options struct {
 	NoGeneric bool      // auto stops at native
 	Settings  bpf.Settings
 	Allow     []netip.Prefix // sources served; empty: the interface's own subnets
-	Force     bool           // replace a foreign XDP program (one alone: a dispatcher is joined)
+	Force     bool           // replace a foreign XDP program running alone (a dispatcher is joined, never replaced)
 	Share     Share          // sharing the interface through a libxdp dispatcher
 	DryRun    bool           // work out and return the plan; change nothing
 	PinRoot   string         // "" is record.DefaultRoot
