@@ -187,7 +187,19 @@ type Cache struct {
 type Maps = xdpMaps
 
 // Load creates the maps and loads both programs. The caller attaches them.
-func Load(s Settings) (*Cache, error) {
+func Load(s Settings) (*Cache, error) { return LoadExtension(s, nil) }
+
+// Extension says to load the XDP program as an freplace extension
+// (BPF_PROG_TYPE_EXT) of the function Function of Target, a multi-program
+// dispatcher's slot (offload/dispatch), rather than as an XDP program.
+type Extension struct {
+	Target   *ebpf.Program
+	Function string
+}
+
+// LoadExtension is Load with the XDP program loaded as ext says (nil: as
+// an XDP program). Maps and the TC program are the same either way.
+func LoadExtension(s Settings, ext *Extension) (*Cache, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -196,6 +208,11 @@ func Load(s Settings) (*Cache, error) {
 		return nil, fmt.Errorf("parse XDP object: %w", err)
 	}
 	xspec.Maps["cache_map"].MaxEntries = s.Entries
+	if ext != nil {
+		ps := xspec.Programs["xdpcache_xdp"]
+		ps.Type, ps.AttachType = ebpf.Extension, ebpf.AttachNone
+		ps.AttachTarget, ps.AttachTo = ext.Target, ext.Function
+	}
 	var xo xdpObjects
 	if err := xspec.LoadAndAssign(&xo, nil); err != nil {
 		return nil, fmt.Errorf("load XDP program: %w", VerifierSummary(err))

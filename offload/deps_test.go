@@ -10,7 +10,7 @@ import (
 // The subpackages' imports point one way: each may import only the ones
 // before it in this list (as the package doc says).
 func TestDependenciesPointOneWay(t *testing.T) {
-	order := []string{"mode", "listeners", "netdev", "record", "probe", "deploy", "relay"}
+	order := []string{"mode", "listeners", "netdev", "dispatch", "record", "probe", "deploy", "relay"}
 	const prefix = "github.com/xdpcache/xdpcache/offload/"
 	for i, name := range order {
 		pkg, err := build.ImportDir(name, 0)

@@ -5,6 +5,7 @@
 //   - mode: the XDP mode type and its parser
 //   - listeners: memcached's listening sockets and the processes holding them
 //   - netdev: what the kernel says about a device, device maps, netlink attach
+//   - dispatch: libxdp's multi-program dispatcher: inspect, join, leave
 //   - record: deployment records, the pin root, opening a pinned deployment
 //   - probe: a report of the facts, the pre-flight checks, the mode plan, the
 //     paths writes can take

@@ -35,7 +35,7 @@ TIMEOUT=${LAB_TIMEOUT:-900}
 SMP=${LAB_SMP:-1}
 RUN=${LAB_RUN:-.}
 GO=${GO:-go}
-HOST_PKGS=(qemu-system-x86 busybox-static iproute2 ethtool memcached kmod xz-utils util-linux)
+HOST_PKGS=(qemu-system-x86 busybox-static iproute2 ethtool memcached kmod xz-utils util-linux xdp-tools)
 # Modules every guest loads, with their dependencies (modprobe --show-depends).
 MODS=(virtio_pci virtio_net e1000 e1000e vmxnet3 bonding tun veth sch_ingress cls_bpf psample)
 
@@ -191,7 +191,11 @@ build_initramfs() {
   mkdir -p "$r/etc"; echo 'root:x:0:0:root:/tmp:/bin/sh' >"$r/etc/passwd"; echo 'root:x:0:' >"$r/etc/group" # memcached -u root
   cp "$K"/lab-mods/*.ko "$K/lab-mods/order" "$r/modules/"
   [ "$series" != 6.1 ] || [ ! -s "$K/netdevsim.ko" ] || { cp "$K/netdevsim.ko" "$r/modules/"; echo netdevsim.ko >>"$r/modules/order"; }
-  for m in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ethtool /usr/bin/memcached; do copy_with_libs "$r" "$m"; done
+  for m in /usr/sbin/ip /usr/sbin/tc /usr/sbin/ethtool /usr/bin/memcached /usr/sbin/xdp-loader; do copy_with_libs "$r" "$m"; done
+  # libxdp's own dispatcher object, and the counting program TestShare loads with xdp-loader
+  mkdir -p "$r/usr/lib/x86_64-linux-gnu/bpf"
+  cp /usr/lib/x86_64-linux-gnu/bpf/xdp-dispatcher.o "$r/usr/lib/x86_64-linux-gnu/bpf/"
+  cp "$REPO/offload/dispatch/dispatchtest/counter_bpfel.o" "$r/tests/lab/"
   cp "$B/xdpcache" "$r/bin/xdpcache"
   cp "$B/lab.test" "$r/tests/lab/"
   [ ! -d "$REPO/test/lab/testdata" ] || cp -r "$REPO/test/lab/testdata" "$r/tests/lab/"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/offload/deploy"
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/mode"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 	"github.com/xdpcache/xdpcache/offload/record"
@@ -38,7 +39,11 @@ func settingsFlags() []cli.Flag {
 		anyDestinationFlag(),
 		&cli.UintFlag{Name: "mtu", Value: uint(d.MTU), Usage: "largest reply packet (IP bytes)"},
 		&cli.BoolFlag{Name: "shadow", Usage: "shadow mode: answer nothing, pass every GET to memcached and count what the cache would have answered and any reply that differs (docs/shadow.md); deploy without it to go live, keeping the cache"},
-		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach"},
+		&cli.BoolFlag{Name: "force", Usage: "replace an XDP program xdpcache did not attach (one running alone; a libxdp dispatcher is joined instead)"},
+		&cli.BoolFlag{Name: "dispatcher", Usage: "run under a libxdp multi-program dispatcher even with no other XDP program, so xdp-loader can add programs beside xdpcache (one already there is always joined)"},
+		&cli.StringFlag{Name: "adopt", Usage: "the object file (.o) of the XDP program running alone on the interface: move it into a libxdp dispatcher with xdpcache beside it (loaded again from the file, keeping its maps; its tag must match)"},
+		&cli.UintFlag{Name: "xdp-priority", Value: deploy.DefaultPriority, Usage: "run priority in a libxdp dispatcher: lower runs first (libxdp's default is 50)"},
+		&cli.StringFlag{Name: "chain-call", Value: "XDP_PASS", Usage: "in a libxdp dispatcher, the XDP actions after which the next program runs (comma-separated)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what deploy would do and change nothing"},
 		&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Usage: "bpffs directory for pins", Hidden: true},
 		&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
@@ -93,7 +98,15 @@ func deployOptions(c *cli.Context, log io.Writer) (deploy.Options, error) {
 			return deploy.Options{}, fmt.Errorf("--iface %s is given twice", n)
 		}
 	}
+	chain, err := dispatch.ParseActions(c.String("chain-call"))
+	if err != nil {
+		return deploy.Options{}, fmt.Errorf("--chain-call %q: %w", c.String("chain-call"), err)
+	}
+	if c.Uint("xdp-priority") > 1<<31 {
+		return deploy.Options{}, fmt.Errorf("--xdp-priority %d: too large", c.Uint("xdp-priority"))
+	}
 	return deploy.Options{
+		Share: deploy.Share{Dispatcher: c.Bool("dispatcher"), Priority: uint32(c.Uint("xdp-priority")), ChainCall: chain, Adopt: c.String("adopt")},
 		Iface: ifaces[0], More: ifaces[1:], ListedOnly: c.Bool("listed-only"), Mode: m, NoGeneric: c.Bool("no-generic"), Settings: s, Allow: allow,
 		Force: c.Bool("force"), DryRun: c.Bool("dry-run"), PinRoot: c.String("pin-root"),
 		Log: func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) },
@@ -167,6 +180,10 @@ func printDeployment(w, ew io.Writer, d *record.Deployment) {
 	for _, m := range d.Members {
 		fmt.Fprintf(w, "  and on %s (%s) in %s mode (XDP via %s, prog %d; TC egress via %s), same cache\n",
 			m.Iface, m.Role, m.Mode, m.XDPAttach, m.XDPProgID, m.TCAttach)
+	}
+	if m := d.Dispatcher; m != nil {
+		fmt.Fprintf(w, "  in the interface's libxdp dispatcher at priority %d, the next program runs after %s (xdp-loader status %s lists it)\n",
+			m.Priority, m.ChainCall, d.Iface)
 	}
 	fmt.Fprintf(w, "  pins: %s\n", d.PinDir)
 	var allow []string
@@ -322,6 +339,16 @@ func printStatus(w io.Writer, st *deploy.Status) {
 	}
 	if n := len(st.Settings.Instances); n > 0 {
 		fmt.Fprintf(w, "  memcached instances told apart by address: %d listening sockets\n", n)
+	}
+	if d := st.LibXDP; d != nil {
+		fmt.Fprintf(w, "  in the libxdp dispatcher (program %d), in run order:\n", d.ProgID)
+		for _, c := range d.Components {
+			me := ""
+			if c.ProgID == st.XDPProgID {
+				me = "  <- xdpcache"
+			}
+			fmt.Fprintf(w, "    %d. %s (prog %d, priority %d, next after %s)%s\n", c.Slot, c.Name, c.ProgID, c.Priority, c.Chain, me)
+		}
 	}
 	s := st.Settings
 	fmt.Fprintf(w, "  settings: ports %v, %d entries, values <= %d B, max age %s, write hold %s\n",

@@ -207,6 +207,21 @@ func printReport(w io.Writer, r *probe.Report, color bool) {
 		attached += fmt.Sprintf(" (%s, drv %d skb %d hw %d)", r.XDPProgName, r.XDP.DrvProgID, r.XDP.SkbProgID, r.XDP.HwProgID)
 	}
 	fmt.Fprintf(w, "  attached:  XDP %s; tc egress: %s\n", attached, or(strings.Join(r.TCFilters, ", ")))
+	if l := r.LibXDP; l != nil {
+		switch {
+		case l.State != nil && l.State.Dispatcher != nil:
+			var progs []string
+			for _, c := range l.State.Dispatcher.Components {
+				progs = append(progs, fmt.Sprintf("%s (priority %d, chain %s)", c.Name, c.Priority, c.Chain))
+			}
+			fmt.Fprintf(w, "  libxdp:    dispatcher %d in %s mode runs %s\n", l.State.Dispatcher.ProgID, l.State.Mode, strings.Join(progs, ", "))
+		case l.State != nil && l.State.NotDispatcher != "":
+			fmt.Fprintf(w, "  libxdp:    %s looks like a dispatcher but is not usable: %s\n", l.State.ProgName, l.State.NotDispatcher)
+		}
+		if !l.Supported {
+			fmt.Fprintf(w, "  libxdp:    programs cannot run under a dispatcher here: %s\n", l.Why)
+		}
+	}
 	k := r.Kernel
 	fmt.Fprintf(w, "  kernel:    %s, BTF %v, bpffs %v, spin lock %v, XDP link %v, TCX %v\n", k.Version, k.BTF, k.BPFFS, k.SpinLock, k.XDPLink, k.TCX)
 	fmt.Fprintf(w, "  memcached: UDP ports %v, listening %v\n", r.Memcached.Ports, r.Memcached.UDPListening)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/listeners"
 	"github.com/xdpcache/xdpcache/offload/mode"
 	"github.com/xdpcache/xdpcache/offload/netdev"
@@ -34,7 +35,8 @@ type Options struct {
 	NoGeneric  bool      // auto stops at native
 	Settings   bpf.Settings
 	Allow      []netip.Prefix // sources served; empty: the interface's own subnets
-	Force      bool           // replace a foreign XDP program
+	Force      bool           // replace a foreign XDP program running alone (a dispatcher is joined, never replaced)
+	Share      Share          // sharing the interface through a libxdp dispatcher
 	DryRun     bool           // work out and return the plan; change nothing
 	PinRoot    string         // "" is record.DefaultRoot
 	Log        func(format string, args ...any)
@@ -122,6 +124,7 @@ type plan struct {
 	pinDir  string
 	report  *probe.Report
 	members []*member // the other interfaces (members.go)
+	joins   bool      // XDP joins a libxdp dispatcher (share.go)
 }
 
 func (p *plan) add(run func(x *execution) error, format string, args ...any) {
@@ -186,16 +189,25 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 		p.add(func(*execution) error { _, err := record.Ensure(o.PinRoot); return err },
 			"mount a BPF filesystem at %s to pin into (none is there)", dir)
 	}
-	if prev, err := record.Read(root, o.Iface); rerr == nil && err == nil {
-		if prev.MemberOf != "" {
-			return nil, &MemberConflictError{Iface: o.Iface, Owner: prev.MemberOf}
-		}
+	prev, perr := record.Read(root, o.Iface)
+	if rerr != nil || perr != nil {
+		prev = nil
+	}
+	if prev != nil && prev.MemberOf != "" {
+		return nil, &MemberConflictError{Iface: o.Iface, Owner: prev.MemberOf}
+	}
+	join, err := planJoin(o, lk.Attrs().Index, prev, modes)
+	if err != nil {
+		return nil, err
+	}
+	p.joins = join != nil
+	if prev != nil {
 		switch {
-		case sameDeployment(prev, o) && p.sameMembers(prev) && stillAttached(prev) && membersAttached(prev):
+		case sameDeployment(prev, o) && sameShare(prev, o, p.joins) && p.sameMembers(prev) && stillAttached(prev) && membersAttached(prev):
 			p.add(func(x *execution) error { return x.keep(prev) },
 				"keep the current deployment (%s mode, same programs and settings): nothing to do", prev.Mode)
 			return p, nil
-		case onlyShadowDiffers(prev, o) && p.sameMembers(prev) && stillAttached(prev) && membersAttached(prev):
+		case onlyShadowDiffers(prev, o) && sameShare(prev, o, p.joins) && p.sameMembers(prev) && stillAttached(prev) && membersAttached(prev):
 			to := "turn shadow mode off (go live)"
 			if o.Settings.Shadow {
 				to = "turn shadow mode on"
@@ -203,14 +215,14 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 			p.add(func(x *execution) error { return x.reconfigure(prev) },
 				"%s in the pinned config of the %s-mode deployment: programs and cache stay", to, prev.Mode)
 			return p, nil
-		case canUpgradeInPlace(prev, o) && p.sameMembers(prev) && membersLinked(prev) && membersAttached(prev) && pinsOpen(root, prev, o):
+		case !p.joins && canUpgradeInPlace(prev, o) && p.sameMembers(prev) && membersLinked(prev) && membersAttached(prev) && pinsOpen(root, prev, o):
 			p.add(func(x *execution) error { return x.upgrade(prev) },
 				"swap new programs into the pinned links of the %s-mode deployment (no moment without a program)", prev.Mode)
 			return p, nil
 		default:
 			p.add(func(x *execution) error { return x.replace(prev) }, "remove the current %s-mode deployment", prev.Mode)
 		}
-	} else if xs := lk.Attrs().Xdp; xs != nil && xs.Attached {
+	} else if xs := lk.Attrs().Xdp; xs != nil && xs.Attached && !p.joins && !besideDispatcher(o, xs.ProgId) {
 		if !o.Force {
 			return nil, &ForeignProgramError{Iface: o.Iface, ProgID: xs.ProgId}
 		}
@@ -218,6 +230,10 @@ func newPlan(o *Options, lk netlink.Link) (*plan, error) {
 	}
 	for _, a := range skipped {
 		p.add(func(x *execution) error { x.attempts = append(x.attempts, a); return nil }, "skip %s mode: %s", a.Mode, a.Why)
+	}
+	if join != nil {
+		modes = nil
+		p.add(func(x *execution) error { return x.join(join) }, "%s", join.do)
 	}
 	for i, m := range modes {
 		last := i == len(modes)-1
@@ -279,7 +295,7 @@ func (p *plan) withoutOffload(modes []mode.Mode, skipped []record.Attempt) ([]mo
 // device cannot do it at all; it never falls back.
 func planModesOn(o *Options, iface, root string) ([]mode.Mode, []record.Attempt, *probe.Report, error) {
 	rep, err := probe.Run(iface, probe.Options{Ports: o.Settings.Ports, PinRoot: root},
-		probe.DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force, Entries: o.Settings.Entries,
+		probe.DecideOptions{Requested: o.Mode, NoGeneric: o.NoGeneric, Force: o.Force || o.Share.Adopt != "", Entries: o.Settings.Entries,
 			RequireLocal: o.Settings.RequireLocal, Allow: len(o.Allow)})
 	if err != nil {
 		return nil, nil, nil, err
@@ -342,7 +358,9 @@ type execution struct {
 	xdpHow   record.XDPAttach
 	tcHow    record.TCAttach
 	attempts []record.Attempt
-	result   *record.Deployment // set when the plan is complete
+	ext      *bpf.Extension         // load XDP as a dispatcher's component (share.go)
+	member   *record.DispatcherSlot // how it runs in the dispatcher
+	result   *record.Deployment     // set when the plan is complete
 	// restore: offloads to turn back on at undeploy (record.Deployment),
 	// read before anything was attached or carried over from the
 	// deployment this one replaces.
@@ -438,7 +456,7 @@ func (x *execution) replace(prev *record.Deployment) error {
 		return err
 	}
 	x.p.lk = lk
-	if xs := lk.Attrs().Xdp; xs != nil && xs.Attached {
+	if xs := lk.Attrs().Xdp; xs != nil && xs.Attached && !x.p.joins {
 		if !o.Force {
 			return &ForeignProgramError{Iface: o.Iface, ProgID: xs.ProgId}
 		}
@@ -536,7 +554,7 @@ func (x *execution) loadFlavor(offload bool) error {
 		}
 		f, err = bpf.LoadOffload(o.Settings, bpf.OffloadOptions{Ifindex: x.ifindex, NewDeviceMap: netdev.NewDeviceMap, MaxEntries: maxEntries})
 	} else {
-		f, err = bpf.Load(o.Settings)
+		f, err = bpf.LoadExtension(o.Settings, x.ext)
 	}
 	if err != nil {
 		return err
@@ -593,7 +611,7 @@ func (x *execution) finish() error {
 	xdp, tc := x.flavor.Programs()
 	d := &record.Deployment{Iface: o.Iface, Ifindex: x.ifindex, Mode: x.mode, XDPAttach: x.xdpHow, TCAttach: x.tcHow,
 		XDPProgID: progID(xdp), TCProgID: progID(tc), PinDir: x.p.pinDir, Settings: o.Settings, Allow: x.allow, Attempts: x.attempts,
-		RestoreOffloads: x.restore, ListedOnly: o.ListedOnly, Coverage: o.paths}
+		RestoreOffloads: x.restore, ListedOnly: o.ListedOnly, Coverage: o.paths, Dispatcher: x.member}
 	switch x.mode {
 	case mode.Offload:
 		d.Settings.Seed = uint64(x.flavor.(*bpf.OffloadCache).Seed) // the relay hashes keys with it
@@ -624,6 +642,7 @@ type attempt struct {
 	attached mode.Mode // set once XDP is on: a netlink attachment has no pin to drop
 	members  []*memberAttempt
 	pointers []string // members whose own records were written
+	leave    func()   // takes XDP out of the dispatcher it joined
 	ok       bool
 }
 
@@ -639,6 +658,9 @@ func (a *attempt) done() { a.ok = true }
 func (a *attempt) rollback() {
 	if a.ok {
 		return
+	}
+	if a.leave != nil {
+		a.leave()
 	}
 	a.rollbackMembers(a.root)
 	detachXDP(a.ifindex, a.pinDir, a.attached)
@@ -853,6 +875,12 @@ func undeployLocked(iface, root string) error {
 		if d.XDPAttach == record.XDPNetlink && ifindex != 0 && !ourXDPAttached(ifindex, d) {
 			m = "" // someone else's program is there now: leave it
 		}
+		if d.XDPAttach == record.XDPDispatcher {
+			m = "" // no netlink attachment of ours: the dispatcher's
+			if ifindex != 0 {
+				errs = append(errs, leaveDispatcher(ifindex, d, dispatch.Options{}))
+			}
+		}
 	}
 	if ifindex != 0 {
 		errs = append(errs, detachXDP(ifindex, pinDir, m), detachTC(ifindex, pinDir))
@@ -890,6 +918,9 @@ func ourXDPAttached(ifindex int, d *record.Deployment) bool {
 }
 
 func stillAttached(d *record.Deployment) bool {
+	if d.XDPAttach == record.XDPDispatcher {
+		return DispatcherOf(d) != nil
+	}
 	lk, err := netlink.LinkByName(d.Iface)
 	return err == nil && lk.Attrs().Index == d.Ifindex && lk.Attrs().Xdp != nil && lk.Attrs().Xdp.ProgId == d.XDPProgID
 }

@@ -36,5 +36,8 @@ type ForeignProgramError struct {
 }
 
 func (e *ForeignProgramError) Error() string {
-	return fmt.Sprintf("%s already has an XDP program (id %d) that xdpcache did not attach; use --force to replace it", e.Iface, e.ProgID)
+	return fmt.Sprintf("%s already has an XDP program (id %d) that xdpcache did not attach, running alone; use --force to replace it, "+
+		"or share the interface: --adopt ITS_OBJECT.o moves it into a libxdp dispatcher with xdpcache (loading it again from the file, keeping its maps), "+
+		"or load it through libxdp (xdp-loader load %s ITS_OBJECT.o) and deploy again, which joins it",
+		e.Iface, e.ProgID, e.Iface)
 }

@@ -4,17 +4,20 @@ import (
 	"fmt"
 
 	"github.com/xdpcache/xdpcache/bpf"
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/record"
 )
 
 // Status is a deployment with its live counters.
 type Status struct {
 	record.Deployment
-	Attached  bool              `json:"attached"` // our XDP program is still on the interface (on every interface of the deployment)
-	Stats     bpf.Stats         `json:"-"`
-	Counters  map[string]uint64 `json:"counters"`
-	HitRatio  float64           `json:"hit_ratio"`
-	Occupancy float64           `json:"occupancy"` // share of buckets holding a servable entry (sampled)
+	Attached bool `json:"attached"` // our XDP program is still on the interface (on every interface of the deployment)
+	// LibXDP: the libxdp dispatcher the XDP program runs in (nil: none).
+	LibXDP    *dispatch.Dispatcher `json:"libxdp_dispatcher,omitempty"`
+	Stats     bpf.Stats            `json:"-"`
+	Counters  map[string]uint64    `json:"counters"`
+	HitRatio  float64              `json:"hit_ratio"`
+	Occupancy float64              `json:"occupancy"` // share of buckets holding a servable entry (sampled)
 	// Shadow mode (host flavor): what the cache would have answered, and
 	// the last keys memcached answered differently, newest first.
 	Shadow           bpf.ShadowSummary    `json:"shadow"`
@@ -60,7 +63,7 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 			return nil, err
 		}
 	}
-	s := &Status{Deployment: *d, Attached: stillAttached(d) && membersAttached(d), Stats: st, Counters: st.Named(), Occupancy: occ, Shadow: st.Shadow()}
+	s := &Status{Deployment: *d, Attached: stillAttached(d) && membersAttached(d), LibXDP: DispatcherOf(d), Stats: st, Counters: st.Named(), Occupancy: occ, Shadow: st.Shadow()}
 	if c, ok := f.(*bpf.Cache); ok {
 		if s.Settings.Seed == 0 {
 			// picked at random when deployed: the mismatches' key hashes need it

@@ -283,12 +283,52 @@ func checkAttached(in checkInput) []Check {
 	if r.Ours {
 		return one(Check{ID: "attached", Status: Pass, Reason: fmt.Sprintf("xdpcache is attached (%s mode): deploy upgrades it", r.XDP.Attached)})
 	}
+	if l := r.LibXDP; l != nil && l.State != nil && l.State.Dispatcher != nil {
+		return checkDispatcher(r, l)
+	}
 	why := fmt.Sprintf("another XDP program (%q, %s) is attached: deploy refuses to replace it", r.XDPProgName, r.XDP.Describe())
 	if strings.HasPrefix(r.XDPProgName, "xdpcache_xdp") {
 		why = fmt.Sprintf("an xdpcache program (%s) is attached but has no deployment record under the pin root (another pin root, or its pins were removed), so it cannot be upgraded in place", r.XDP.Describe())
 	}
-	return one(Check{ID: "attached", Status: Fail, Reason: why,
-		Fix: "xdpcache deploy --force replaces it, or remove it: ip link set dev " + r.Iface + " xdp off"})
+	fix := "xdpcache deploy --force replaces it, or remove it: ip link set dev " + r.Iface + " xdp off"
+	if l := r.LibXDP; l != nil && l.Supported && !strings.HasPrefix(r.XDPProgName, "xdpcache_xdp") {
+		fix += "; or share the interface: xdpcache deploy --adopt ITS_OBJECT.o moves it into a libxdp dispatcher beside xdpcache, " +
+			"or load it again through libxdp (xdp-loader load " + r.Iface + " ITS_OBJECT.o) and deploy joins it"
+	}
+	return one(Check{ID: "attached", Status: Fail, Reason: why, Fix: fix})
+}
+
+// checkDispatcher: a libxdp dispatcher runs on the interface. deploy joins
+// it, in its mode only (the other host mode is ruled out); offload stays
+// outside it, on the device.
+func checkDispatcher(r *Report, l *LibXDPFacts) []Check {
+	st := l.State
+	var progs []string
+	for _, c := range st.Dispatcher.Components {
+		progs = append(progs, fmt.Sprintf("%s (id %d, priority %d, chain %s)", c.Name, c.ProgID, c.Priority, c.Chain))
+	}
+	what := fmt.Sprintf("a libxdp dispatcher (program %d, %s mode) runs %d program(s): %s", st.Dispatcher.ProgID, st.Mode, len(progs), strings.Join(progs, ", "))
+	if l.OursInside {
+		return one(Check{ID: "attached", Status: Pass, Reason: what + "; xdpcache is one of them: deploy replaces its own program only"})
+	}
+	if !l.Supported {
+		return one(Check{ID: "attached", Status: Fail, Reason: what + ", but xdpcache cannot join it: " + l.Why,
+			Fix: "remove them (xdp-loader unload " + r.Iface + " --all) or deploy elsewhere"})
+	}
+	out := []Check{{ID: "attached", Status: Pass, Reason: what + ": deploy joins it as one more program (xdp-loader status lists it; undeploy removes only xdpcache)"}}
+	if l.ChecksPacketChanges {
+		out = append(out, Check{ID: "libxdp-relink", Status: Warn,
+			Reason: "this kernel refuses an extension that changes packet data (xdpcache does) in place of a dispatcher slot that does not: libxdp before 1.5.5 (Debian 12 ships 1.3.1) cannot re-link xdpcache, so xdp-loader cannot add or remove programs while xdpcache is in the dispatcher (it fails and changes nothing)",
+			Fix:    "change the other programs with xdpcache undeployed, or use libxdp 1.5.5 or later"})
+	}
+	other := mode.Generic
+	if st.Mode == mode.Generic {
+		other = mode.Native
+	}
+	out = append(out, Check{ID: "dispatcher-mode", Status: Fail, Modes: []mode.Mode{other},
+		Reason: fmt.Sprintf("the dispatcher runs in %s mode: programs join it in that mode only", st.Mode),
+		Fix:    "to use " + string(other) + " mode, move the dispatcher's programs (xdp-loader unload/load -m)"})
+	return out
 }
 
 // checkKernel: the kernel's BPF features and limits.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/mode"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 )
@@ -64,6 +65,24 @@ func TestRunChecks(t *testing.T) {
 			r.XDP = netdev.XDPState{Attached: "generic", ProgID: 4, SkbProgID: 4}
 			r.XDPProgName = "xdpcache_xdp"
 		}, "attached", Fail, nil, "no deployment record", ""},
+		{"a lone program, dispatchers supported: the fix says how to share", "ixgbe", func(r *Report) {
+			r.XDP = netdev.XDPState{Attached: "native", ProgID: 42, DrvProgID: 42}
+			r.XDPProgName = "katran"
+			r.LibXDP = &LibXDPFacts{Supported: true, State: &dispatch.State{Mode: mode.Native, ProgID: 42, ProgName: "katran"}}
+		}, "attached", Fail, nil, "another XDP program", "xdp-loader load eth0"},
+		{"a libxdp dispatcher: deploy joins it", "ixgbe", func(r *Report) { withDispatcher(r, mode.Native, true, false) },
+			"attached", Pass, nil, "a libxdp dispatcher (program 50, native mode) runs 1 program(s): xdp_filter (id 51, priority 10, chain XDP_PASS): deploy joins it", ""},
+		{"a generic-mode dispatcher rules native out", "ixgbe", func(r *Report) { withDispatcher(r, mode.Generic, true, false) },
+			"dispatcher-mode", Fail, []mode.Mode{mode.Native}, "runs in generic mode", "xdp-loader"},
+		{"a dispatcher this kernel cannot add to", "ixgbe", func(r *Report) { withDispatcher(r, mode.Native, false, false) },
+			"attached", Fail, nil, "cannot join it: lockdown", "xdp-loader unload eth0 --all"},
+		{"a kernel where old libxdp cannot re-link xdpcache", "ixgbe", func(r *Report) {
+			withDispatcher(r, mode.Native, true, false)
+			r.LibXDP.ChecksPacketChanges = true
+		}, "libxdp-relink", Warn, nil, "libxdp before 1.5.5", "undeployed"},
+		{"no warning where it can", "ixgbe", func(r *Report) { withDispatcher(r, mode.Native, true, false) }, "libxdp-relink", "", nil, "", ""},
+		{"xdpcache inside the dispatcher", "ixgbe", func(r *Report) { withDispatcher(r, mode.Native, true, true) },
+			"attached", Pass, nil, "xdpcache is one of them", ""},
 		{"ours", "ixgbe", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 4, DrvProgID: 4}; r.Ours = true }, "attached", Pass, nil, "upgrades", ""},
 		{"no spin lock", "ixgbe", func(r *Report) { r.Kernel.SpinLock = false }, "spin-lock", Fail, nil, "bpf_spin_lock", ""},
 		{"no bpffs", "ixgbe", func(r *Report) { r.Kernel.BPFFS = false }, "bpffs", Warn, nil, "deploy mounts", "mount -t bpf bpf /sys/fs/bpf"},
@@ -163,4 +182,17 @@ func TestChecksAndDecidePure(t *testing.T) {
 	if p1.Mode != p2.Mode || len(p1.Steps) != len(p2.Steps) || r.Iface != before.Iface || r.VethPeer != before.VethPeer || len(r.Checks) != 0 {
 		t.Errorf("not pure: %+v vs %+v", p1, p2)
 	}
+}
+
+// withDispatcher puts a libxdp dispatcher running one filter on the report's
+// interface in mode m.
+func withDispatcher(r *Report, m mode.Mode, supported, oursInside bool) {
+	r.XDP = netdev.XDPState{Attached: string(m), ProgID: 50}
+	r.XDPProgName = dispatch.ProgName
+	f := &LibXDPFacts{Supported: supported, OursInside: oursInside, State: &dispatch.State{Mode: m, ProgID: 50, ProgName: dispatch.ProgName,
+		Dispatcher: &dispatch.Dispatcher{ProgID: 50, Version: 2, Components: []dispatch.Component{{ProgID: 51, Name: "xdp_filter", Priority: 10, Chain: "XDP_PASS"}}}}}
+	if !supported {
+		f.Why = "lockdown forbids freplace"
+	}
+	r.LibXDP = f
 }

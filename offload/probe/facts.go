@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/listeners"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 	"github.com/xdpcache/xdpcache/offload/record"
@@ -179,11 +180,36 @@ func gatherXDP(r *Report, lk netlink.Link, o Options, note func(string, error)) 
 		}
 		p.Close()
 	}
+	var d *record.Deployment
 	if root, err := record.Resolve(o.PinRoot); err == nil {
-		if d, err := record.Read(root, r.Iface); err == nil && d.XDPProgID == id {
+		if d, err = record.Read(root, r.Iface); err == nil && d.XDPProgID == id {
 			r.Ours = true
 		}
 	}
+	gatherLibXDP(r, lk.Attrs().Index, d, note)
+}
+
+// gatherLibXDP reads the dispatcher on the interface, if any, and whether
+// this kernel can run programs under one.
+func gatherLibXDP(r *Report, ifindex int, d *record.Deployment, note func(string, error)) {
+	f := &LibXDPFacts{Supported: true}
+	if err := dispatch.Supported(); err != nil {
+		f.Supported, f.Why = false, err.Error()
+	} else if checks, err := dispatch.ChecksPacketChanges(); err != nil {
+		note("extension packet-change check", err)
+	} else {
+		f.ChecksPacketChanges = checks
+	}
+	st, err := dispatch.Inspect(ifindex, dispatch.Options{})
+	if err != nil {
+		note("libxdp dispatcher", err)
+	} else {
+		f.State = st
+		if st.Dispatcher != nil && d != nil && d.XDPAttach == record.XDPDispatcher && st.Dispatcher.Has(d.XDPProgID) {
+			f.OursInside = true
+		}
+	}
+	r.LibXDP = f
 }
 
 func gatherNetns(r *Report, _ netlink.Link, _ Options, _ func(string, error)) {

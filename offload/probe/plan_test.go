@@ -81,6 +81,8 @@ func TestDecide(t *testing.T) {
 		{"MTU too large", "ixgbe", func(r *Report) { r.MTU = 9000 }, DecideOptions{}, mode.Generic, "single-page XDP limit 3050"},
 		{"MTU too large, rx-sg does not help a single-buffer program", "ice", func(r *Report) { r.MTU = 9000; r.XDPFeatures.Raw |= netdev.XDPRxSG }, DecideOptions{}, mode.Generic, "rx-sg does not help"},
 		{"foreign program", "mlx5_core", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 7} }, DecideOptions{}, "", "another XDP program"},
+		{"a native dispatcher is joined natively", "mlx5_core", func(r *Report) { withDispatcher(r, mode.Native, true, false) }, DecideOptions{}, mode.Native, ""},
+		{"a generic dispatcher is joined in generic mode", "mlx5_core", func(r *Report) { withDispatcher(r, mode.Generic, true, false) }, DecideOptions{}, mode.Generic, ""},
 		{"foreign program, --force", "mlx5_core", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 7} }, DecideOptions{Force: true}, mode.Native, ""},
 		{"ours attached", "mlx5_core", func(r *Report) { r.XDP = netdev.XDPState{Attached: "native", ProgID: 7}; r.Ours = true }, DecideOptions{}, mode.Native, ""},
 		{"veth peer without XDP", "veth", func(r *Report) {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/nicdb"
+	"github.com/xdpcache/xdpcache/offload/dispatch"
 	"github.com/xdpcache/xdpcache/offload/netdev"
 	"github.com/xdpcache/xdpcache/offload/record"
 )
@@ -48,7 +49,8 @@ type Report struct {
 	Rings         *Rings             `json:"rings,omitempty"`
 	XDP           netdev.XDPState    `json:"xdp"`
 	XDPProgName   string             `json:"xdp_prog_name,omitempty"`
-	Ours          bool               `json:"ours"` // the attached XDP program is xdpcache's
+	Ours          bool               `json:"ours"`             // the attached XDP program is xdpcache's
+	LibXDP        *LibXDPFacts       `json:"libxdp,omitempty"` // a libxdp dispatcher, or why none can be joined
 	TCFilters     []string           `json:"tc_filters"`
 	XDPFeatures   netdev.XDPFeatures `json:"xdp_features"`
 	Kernel        KernelFacts        `json:"kernel"`
@@ -86,6 +88,24 @@ type Report struct {
 type BondFacts struct {
 	Mode           string `json:"mode"`             // e.g. active-backup, balance-alb
 	XmitHashPolicy string `json:"xmit_hash_policy"` // e.g. layer2, vlan+srcmac
+}
+
+// LibXDPFacts are what sharing the interface through libxdp's
+// multi-program dispatcher depends on (docs/coexistence.md).
+type LibXDPFacts struct {
+	// State: the host-mode program and, if it is a dispatcher, its
+	// programs in run order.
+	State *dispatch.State `json:"state,omitempty"`
+	// Supported: this kernel runs programs under a dispatcher (freplace);
+	// Why says why not.
+	Supported bool   `json:"supported"`
+	Why       string `json:"why,omitempty"`
+	// OursInside: xdpcache's deployment is one of the dispatcher's programs.
+	OursInside bool `json:"ours_inside,omitempty"`
+	// ChecksPacketChanges: the kernel refuses an extension that changes
+	// packet data in place of a function that does not, so libxdp before
+	// 1.5.5 cannot re-link xdpcache (dispatch.ChecksPacketChanges).
+	ChecksPacketChanges bool `json:"kernel_checks_packet_changes,omitempty"`
 }
 
 // Channels are the device's queue counts (ethtool -l).

@@ -29,7 +29,16 @@ type XDPAttach string
 const (
 	XDPLink    XDPAttach = "link"    // a pinned bpf_link (kernel 5.9+)
 	XDPNetlink XDPAttach = "netlink" // IFLA_XDP: stays until removed
+	// XDPDispatcher: a component of a libxdp multi-program dispatcher
+	// (offload/dispatch), an freplace link pinned with the dispatcher.
+	XDPDispatcher XDPAttach = "dispatcher"
 )
+
+// DispatcherSlot is how a deployment runs in a libxdp dispatcher.
+type DispatcherSlot struct {
+	Priority  uint32 `json:"priority"`
+	ChainCall string `json:"chain_call_actions"` // e.g. "XDP_PASS"
+}
 
 // TCAttach is how the TC egress program is attached.
 type TCAttach string
@@ -42,21 +51,22 @@ const (
 
 // Deployment describes what is attached to one interface.
 type Deployment struct {
-	Iface      string         `json:"iface"`
-	Ifindex    int            `json:"ifindex"`
-	Mode       mode.Mode      `json:"mode"`
-	XDPAttach  XDPAttach      `json:"xdp_attach"` // link or netlink
-	TCAttach   TCAttach       `json:"tc_attach"`  // tcx or clsact
-	XDPProgID  uint32         `json:"xdp_prog_id"`
-	TCProgID   uint32         `json:"tc_prog_id"`
-	ProgTags   string         `json:"prog_tags"` // this build's program tags (bpf.ProgramTags)
-	PinDir     string         `json:"pin_dir"`
-	DeployedAt time.Time      `json:"deployed_at"`
-	Settings   bpf.Settings   `json:"settings"`
-	Allow      []netip.Prefix `json:"allow"`
-	Attempts   []Attempt      `json:"attempts"`       // each mode tried, in order, with the reason it failed
-	Plan       []string       `json:"plan,omitempty"` // --dry-run: what deploy would do
-	Warnings   []string       `json:"warnings,omitempty"`
+	Iface      string          `json:"iface"`
+	Ifindex    int             `json:"ifindex"`
+	Mode       mode.Mode       `json:"mode"`
+	XDPAttach  XDPAttach       `json:"xdp_attach"`           // link, netlink or dispatcher
+	Dispatcher *DispatcherSlot `json:"dispatcher,omitempty"` // XDPAttach dispatcher
+	TCAttach   TCAttach        `json:"tc_attach"`            // tcx or clsact
+	XDPProgID  uint32          `json:"xdp_prog_id"`
+	TCProgID   uint32          `json:"tc_prog_id"`
+	ProgTags   string          `json:"prog_tags"` // this build's program tags (bpf.ProgramTags)
+	PinDir     string          `json:"pin_dir"`
+	DeployedAt time.Time       `json:"deployed_at"`
+	Settings   bpf.Settings    `json:"settings"`
+	Allow      []netip.Prefix  `json:"allow"`
+	Attempts   []Attempt       `json:"attempts"`       // each mode tried, in order, with the reason it failed
+	Plan       []string        `json:"plan,omitempty"` // --dry-run: what deploy would do
+	Warnings   []string        `json:"warnings,omitempty"`
 	// RestoreOffloads: offload features that were on before the deployment
 	// and that attaching XDP turns off for good (netdev.XDPDisabledOffloads);
 	// undeploy turns them back on.
