@@ -168,9 +168,27 @@ func BenchmarkReport(b *testing.B) {
 	if cases[0].name != floorCase {
 		b.Fatal("the floor must be the first case")
 	}
+	cases = append(cases, altCases(b, altCaches(b))...)
+	if only := os.Getenv("XDPCACHE_BENCH_ONLY"); only != "" {
+		// development: the floor and the cases whose names contain one of
+		// the comma-separated words
+		keep := cases[:1]
+		for _, c := range cases[1:] {
+			for _, w := range strings.Split(only, ",") {
+				if strings.Contains(c.name, w) {
+					keep = append(keep, c)
+					break
+				}
+			}
+		}
+		cases = keep
+	}
 	empty := emptyXDP(b)
 	mcNs, mcErr := memcachedNsPerGet(b, 20000)
-	const runs = 200000 // per round: in one call, or one call each for replies / 10
+	runs := 200000 // per round: in one call, or one call each for replies / 10
+	if n, err := strconv.Atoi(os.Getenv("XDPCACHE_BENCH_RUNS")); err == nil && n >= 10 {
+		runs = n
+	}
 	rounds := benchRounds()
 	ns := make([][]float64, len(cases))
 	ratio := make([][]float64, len(cases))
