@@ -218,7 +218,7 @@ func BenchmarkReport(b *testing.B) {
 		fmt.Printf("%-38s %10.1f %15s %9.2f %16s\n", c.name, med,
 			fmt.Sprintf("%.0f-%.0f", ns[i][0], ns[i][len(ns[i])-1]), median(ratio[i]), vsMc)
 	}
-	_, d, err := empty.Benchmark(cases[1].pkt(h), runs, nil)
+	_, d, err := empty.Benchmark(cases[0].pkt(h), runs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

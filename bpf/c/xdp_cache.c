@@ -555,7 +555,10 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 	if (s->q_limit > BUF_SIZE - 64)
 		s->q_limit = BUF_SIZE - 64;
 
-	bpf_loop(MAX_GET_KEYS, get_key_step, &g, 0);
+	if (nkeys == 1)
+		g.miss = sc_serve_ascii(s, cfg, 0); /* bpf_loop's calls cost more than the one key */
+	else
+		bpf_loop(MAX_GET_KEYS, get_key_step, &g, 0);
 	if (!g.miss) {
 		__u32 o = s->q_out;
 		*(__u64 *)(s->out + (o & BUF_MASK)) = W5('E', 'N', 'D', '\r', '\n');

@@ -38,9 +38,10 @@ struct global_state {
  * read and written under lock; the bytes (key, text, value) are copied
  * outside it, guarded by version: a writer sets busy and clears valid, copies,
  * then publishes; a reader notes version under lock, copies, and keeps the
- * copy only if version is unchanged (a seqlock whose counter the spin lock
- * protects). gen and hold_until_ns belong to the bucket, not to the item in
- * it, and survive replacement. See docs/consistency.md. */
+ * copy only if version is unchanged when read again with an atomic (a
+ * seqlock whose counter the spin lock protects; cache.h item_version). gen
+ * and hold_until_ns belong to the bucket, not to the item in it, and survive
+ * replacement. See docs/consistency.md. */
 struct item {
 	struct bpf_spin_lock lock;
 	__u32 valid;
