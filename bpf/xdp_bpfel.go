@@ -156,6 +156,9 @@ type xdpScratch struct {
 	Q_out      uint32
 	Q_limit    uint32
 	Q_vlen     uint32
+	Q_ngen     uint32
+	Pad5       uint32
+	Q_gen      [16]uint64
 	Num        int64
 	InvExp     int64
 	InvKnown   uint32

@@ -288,7 +288,7 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 		if (k >= nkeys)
 			break;
 		__u64 h = s->hashes[k];
-		issue_ticket(s, p, req_id, tcp ? TICKET_TCP : 0, h, bucket_gen(cfg, h), s->q_epoch, s->q_now);
+		issue_ticket(s, p, req_id, tcp ? TICKET_TCP : 0, h, ticket_gen(s, cfg, k, h), s->q_epoch, s->q_now);
 	}
 	if (tcp)
 		return 0;
@@ -332,6 +332,7 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 		return 0;
 	s->q_epoch = gs->epoch;
 	s->q_now = now;
+	s->q_ngen = 0;
 	sc_issue_tickets(s, cfg, p, n & 0xff);
 	return 1;
 }
@@ -542,6 +543,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 	s->q_now = now;
 	s->q_want_cas = want_cas;
 	s->q_out = MC_FRAME_LEN;
+	s->q_ngen = 0;
 	if (!budget) {
 		stat_inc(reason);
 		return XDP_PASS;
@@ -639,6 +641,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	s->q_now = now;
 	s->q_out = MC_FRAME_LEN + MC_BIN_HDR_LEN;
 	s->q_limit = limit;
+	s->q_ngen = 0;
 	int miss = sc_serve_binary(s, cfg, with_key);
 	if (!miss) {
 		__u32 kl = with_key ? klen : 0;
@@ -679,7 +682,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	s->tk.key_len = klen;
 	s->tk.hash = s->hashes[0];
 	s->tk.opcode = op;
-	s->tk.gen = bucket_gen(cfg, s->hashes[0]);
+	s->tk.gen = ticket_gen(s, cfg, 0, s->hashes[0]);
 	s->tk.epoch = epoch;
 	s->tk.t_req_ns = now;
 	sc_issue_bin_ticket(s, p, *(__u32 *)(h + 12), with_key);

@@ -223,6 +223,9 @@ struct scratch {
 	__u32 q_out;   /* bytes assembled in out */
 	__u32 q_limit; /* largest out allowed */
 	__u32 q_vlen;
+	__u32 q_ngen;  /* key slots 0..q_ngen-1 have their bucket's generation in q_gen, */
+	__u32 _pad5;   /* read by check_item: a miss's tickets take it from there */
+	__u64 q_gen[MAX_GET_KEYS];
 	__s64 num;     /* sc_num's result */
 	__s64 inv_exp; /* sc_invalidate's exptime ... */
 	__u32 inv_known; /* ... and whether the command carried one */

@@ -327,6 +327,8 @@ __noinline int sc_serve_ascii(struct scratch *s, struct config *cfg, __u32 k)
 	__u32 version, lens, flags;
 	__u64 cas, gen;
 	int miss = check_item(it, h, klen, s->q_epoch, s->q_now, s->q_want_cas, &version, &lens, &gen, &cas, &flags);
+	s->q_gen[k] = gen;
+	s->q_ngen = k + 1;
 	if (miss)
 		return miss;
 	if (s->q_out + 6 + klen + LEN_NUM(lens) + LEN_CAS(lens) + 4 + LEN_VAL(lens) > s->q_limit)
@@ -354,6 +356,8 @@ __noinline int sc_serve_binary(struct scratch *s, struct config *cfg, int with_k
 	__u32 version, lens, flags;
 	__u64 cas, gen;
 	int miss = check_item(it, h, klen, s->q_epoch, s->q_now, 1, &version, &lens, &gen, &cas, &flags);
+	s->q_gen[0] = gen;
+	s->q_ngen = 1;
 	if (miss)
 		return miss;
 	__u32 kl = with_key ? klen : 0;
@@ -381,6 +385,16 @@ static __always_inline __u64 bucket_gen(struct config *cfg, __u64 hash)
 	g = it->gen;
 	bpf_spin_unlock(&it->lock);
 	return g;
+}
+
+/* The bucket generation for a ticket of key slot k: the one check_item read
+ * for this request if it got that far (earlier, so at least as strict; one
+ * lock section fewer per miss), else the bucket's now. */
+static __always_inline __u64 ticket_gen(struct scratch *s, struct config *cfg, __u32 k, __u64 hash)
+{
+	if (k < s->q_ngen)
+		return s->q_gen[k & (MAX_GET_KEYS - 1)];
+	return bucket_gen(cfg, hash);
 }
 
 /* Everything a fill writes, prepared in scratch before the lock is taken. */
