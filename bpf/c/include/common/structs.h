@@ -34,14 +34,14 @@ struct global_state {
 			      * completes it with the next datagram it reads */
 };
 
-/* One cache bucket (direct-mapped by the seeded key hash). The metadata is
- * read and written under lock; the bytes (key, text, value) are copied
- * outside it, guarded by version: a writer sets busy and clears valid, copies,
- * then publishes; a reader notes version under lock, copies, and keeps the
- * copy only if version is unchanged when read again with an atomic (a
- * seqlock whose counter the spin lock protects; cache.h item_version). gen
- * and hold_until_ns belong to the bucket, not to the item in it, and survive
- * replacement. See docs/consistency.md. */
+/* One cache bucket (direct-mapped by the seeded key hash). Writers change
+ * it under the lock; the bytes (key, text, value) are copied outside it,
+ * guarded by version: a writer sets busy and clears valid, copies, then
+ * publishes; a reader takes no lock, reads version, the metadata and the
+ * bytes, and keeps its copy only if version is unchanged (a seqlock whose
+ * writers serialize on the spin lock; cache.h check_item and item_version).
+ * gen and hold_until_ns belong to the bucket, not to the item in it, and
+ * survive replacement. See docs/consistency.md. */
 struct item {
 	struct bpf_spin_lock lock;
 	__u32 valid;

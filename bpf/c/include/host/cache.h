@@ -278,13 +278,20 @@ __noinline int sc_key_equal(struct scratch *s, struct item_bytes *it, __u32 slot
 	return 1;
 }
 
-/* Metadata check under the lock. Returns 0 and the version and lengths if
- * the bucket holds a usable item for (hash, klen) in this epoch. */
+/* Metadata check, without the lock: version is read first with a fetching
+ * atomic (fully ordered), then the fields; item_version reads it again after
+ * the copy, and the caller keeps nothing unless it is unchanged. Every writer
+ * bumps version while the fields it changes are in flux: a fill's claim
+ * (busy = 1) bumps it before its bytes, its publish after its fields and
+ * before busy = 0, an invalidation with valid = 0 (a reader that saw the item
+ * still valid then answered before it). So an unchanged version means the
+ * fields read here were one item's, whole. Returns 0 and the version and
+ * lengths if the bucket holds a usable item for (hash, klen) in this epoch. */
 static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __u64 epoch, __u64 now, int want_cas,
 					__u32 *version, __u32 *lens, __u64 *gen, __u64 *cas, __u32 *flags)
 {
 	__u32 miss = 0;
-	bpf_spin_lock(&it->lock);
+	*version = __sync_fetch_and_add(&it->version, 0);
 	*gen = it->gen;
 	if (!it->valid || it->busy || it->hash != h || it->key_len != klen || it->epoch != epoch)
 		miss = STAT_MISS_ABSENT;
@@ -292,11 +299,9 @@ static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __
 		miss = STAT_MISS_EXPIRED;
 	else if (want_cas && !it->has_cas)
 		miss = STAT_MISS_NO_CAS;
-	*version = it->version;
 	*lens = PACK_LENS(it->key_len, it->num_len & 31, want_cas ? it->cas_len & 31 : 0, it->val_len & 0x7ff);
 	*cas = it->cas;
 	*flags = it->flags;
-	bpf_spin_unlock(&it->lock);
 	return miss;
 }
 
@@ -469,8 +474,6 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	/* 3. publish, unless an invalidation came in meanwhile */
 	int ok = 0;
 	bpf_spin_lock(&it->lock);
-	it->busy = 0;
-	it->version++;
 	if (it->gen == t->gen) {
 		it->valid = 1;
 		it->hash = f->hash;
@@ -485,6 +488,10 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 		it->cas_len = f->cas_len;
 		ok = 1;
 	}
+	/* the fields first, then the bump (fully ordered), then busy = 0: a
+	 * lockless reader that sees busy == 0 sees this bump too (check_item) */
+	__atomic_exchange_n(&it->version, it->version + 1, __ATOMIC_SEQ_CST);
+	it->busy = 0;
 	bpf_spin_unlock(&it->lock);
 	stat_inc(ok ? STAT_FILLS : STAT_FILL_STALE);
 	return ok ? 0 : -1;
