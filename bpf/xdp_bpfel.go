@@ -132,9 +132,13 @@ type xdpLocalAddr struct {
 }
 
 type xdpReplyState struct {
-	_    structs.HostLayout
-	Skip uint32
-	Pad  uint32
+	_         structs.HostLayout
+	Skip      uint32
+	HasTicket uint32
+	T_hash    uint64
+	T_gen     uint64
+	T_epoch   uint64
+	T_reqNs   uint64
 }
 
 type xdpScratch struct {
@@ -149,6 +153,7 @@ type xdpScratch struct {
 	Hdr        [264]uint8
 	Tkey       xdpTicketKey
 	Tk         xdpTicket
+	RsNew      xdpReplyState
 	Q_epoch    uint64
 	Q_now      uint64
 	Q_cas      uint64

@@ -100,10 +100,16 @@ struct ticket {
 #define TICKET_BINARY_AMBIGUOUS 2 /* GET/GETQ for different keys under one (client, id, opaque) */
 
 /* Parse state of one reply that spans several datagrams, keyed like a
- * ticket with hash = 0 and opaque = 0. */
+ * ticket with hash = 0 and opaque = 0. A one-key GET's ticket is kept here
+ * (one map update per miss instead of two); other GETs' tickets are in
+ * ticket_map. */
 struct reply_state {
 	__u32 skip;       /* bytes of value data still to come before the next item */
-	__u32 _pad;
+	__u32 has_ticket; /* 1: the ticket below is live */
+	__u64 t_hash;     /* its key hash, gen, epoch and arrival time (struct ticket) */
+	__u64 t_gen;
+	__u64 t_epoch;
+	__u64 t_req_ns;
 };
 
 /* A TCP connection to memcached, client to server. */
@@ -215,6 +221,7 @@ struct scratch {
 	__u8 hdr[HDR_MAX + 8]; /* the request's headers while the frame is resized */
 	struct ticket_key tkey;
 	struct ticket tk;
+	struct reply_state rs_new; /* a miss's new reply state (off the stack) */
 	/* the request being served (sc_serve_ascii / sc_serve_binary) */
 	__u64 q_epoch;
 	__u64 q_now;
