@@ -190,3 +190,30 @@ func TestLongHeadersServed(t *testing.T) {
 		}
 	}
 }
+
+// A one-key GET's ticket rides in its reply state (reply_map) rather than
+// ticket_map: it still fills only the key asked for, and only once.
+func TestOneKeyTicketOnlyForItsKeyOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	f := v4flow()
+	id := h.nextID()
+	h.getMiss(f, id, "get", "a")
+	if n := h.statDelta(StatFillNoTicket, func() {
+		h.tc(f.udpToClient(t, frame(id, append(asciiItem("b", 0, []byte("x"), nil), "END\r\n"...))))
+	}); n != 1 {
+		t.Errorf("an item of another key: fill_no_ticket +%d, want 1", n)
+	}
+	h.expectMiss(f, "b")
+	id = h.nextID()
+	h.getMiss(f, id, "get", "a")
+	twice := append(asciiItem("a", 0, []byte("x"), nil), asciiItem("a", 0, []byte("y"), nil)...)
+	fills := h.statDelta(StatFills, func() {
+		h.tc(f.udpToClient(t, frame(id, append(twice, "END\r\n"...))))
+	})
+	if fills != 1 {
+		t.Fatalf("the key twice in one reply: %d fills, want 1", fills)
+	}
+	if got, want := h.getHit(f, "get", "a"), append(asciiItem("a", 0, []byte("x"), nil), "END\r\n"...); !bytes.Equal(got, want) {
+		t.Errorf("hit %q, want %q", got, want)
+	}
+}

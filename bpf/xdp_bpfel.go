@@ -140,9 +140,13 @@ type xdpLocalAddr struct {
 }
 
 type xdpReplyState struct {
-	_    structs.HostLayout
-	Skip uint32
-	Pad  uint32
+	_         structs.HostLayout
+	Skip      uint32
+	HasTicket uint32
+	T_hash    uint64
+	T_gen     uint64
+	T_epoch   uint64
+	T_reqNs   uint64
 }
 
 type xdpScratch struct {
@@ -157,6 +161,7 @@ type xdpScratch struct {
 	Hdr        [264]uint8
 	Tkey       xdpTicketKey
 	Tk         xdpTicket
+	RsNew      xdpReplyState
 	Q_epoch    uint64
 	Q_now      uint64
 	Q_cas      uint64
@@ -164,6 +169,9 @@ type xdpScratch struct {
 	Q_out      uint32
 	Q_limit    uint32
 	Q_vlen     uint32
+	Q_ngen     uint32
+	Pad5       uint32
+	Q_gen      [16]uint64
 	Num        int64
 	InvExp     int64
 	InvKnown   uint32

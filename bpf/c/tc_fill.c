@@ -146,6 +146,18 @@ static __always_inline long item_core(struct item_ctx *c)
 		goto malformed;
 	stash_text(s, 0, num_at);
 	stash_text(s, 32, cas_at);
+	/* copy (into scratch, off the stack): the ticket may be replaced under us */
+	struct ticket *tc = &s->tk;
+	struct reply_state *rs = c->rs;
+	if (!c->tcp && rs && rs->has_ticket && rs->t_hash == f.hash) {
+		/* a one-key GET's ticket, kept in its reply state */
+		rs->has_ticket = 0;
+		tc->gen = rs->t_gen;
+		tc->epoch = rs->t_epoch;
+		tc->t_req_ns = rs->t_req_ns;
+		fill_commit(c->cfg, s, &f, tc, c->now);
+		return 0;
+	}
 	ticket_key_for(&s->tkey, c->p, c->req_id, c->tcp ? TICKET_TCP : 0, f.hash);
 	struct ticket *t = bpf_map_lookup_elem(&ticket_map, &s->tkey);
 	/* TCP: the server had the whole GET when it sent this reply */
@@ -153,8 +165,6 @@ static __always_inline long item_core(struct item_ctx *c)
 		stat_inc(STAT_FILL_NO_TICKET);
 		return 0;
 	}
-	/* copy (into scratch, off the stack): the ticket may be replaced under us */
-	struct ticket *tc = &s->tk;
 	tc->gen = t->gen;
 	tc->epoch = t->epoch;
 	tc->t_req_ns = t->t_req_ns;

@@ -115,24 +115,28 @@ static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cf
 		return 0;
 	if (bpf_xdp_load_bytes(ctx, 0, s->hdr, SIZE_1_TO(p->pl_off, HDR_MAX)) < 0)
 		return 0;
+	/* header words summed inline: cheaper than a bpf_csum_diff call for
+	 * these few bytes (l3 < 32, so every index below stays inside hdr) */
 	__u64 sum = 0;
-	__s64 r;
 	if (!p->ipv6) {
 		__u32 ihl = (l4 - l3) & 0x3c;
 		if (ihl < 20)
 			return 0;
-		r = bpf_csum_diff(0, 0, (__be32 *)(s->hdr + l3), ihl, 0);
-		if (r < 0 || csum_fold((__u32)r) != 0)
+		__u64 ip = 0;
+		for (int i = 0; i < 15; i++) {
+			if (i * 4 >= ihl)
+				break;
+			ip += *(__u32 *)(s->hdr + l3 + i * 4);
+		}
+		if (csum_fold(ip) != 0)
 			return 0;
-		r = bpf_csum_diff(0, 0, (__be32 *)(s->hdr + l3 + 12), 8, 0); /* addresses */
+		sum = (__u64) * (__u32 *)(s->hdr + l3 + 12) + *(__u32 *)(s->hdr + l3 + 16); /* addresses */
 	} else {
-		r = bpf_csum_diff(0, 0, (__be32 *)(s->hdr + l3 + 8), 32, 0);
+		for (int i = 0; i < 8; i++)
+			sum += *(__u32 *)(s->hdr + l3 + 8 + i * 4);
 	}
-	if (r < 0)
-		return 0;
 	if (!(cfg->flags & CFG_VERIFY_UDP_CSUM))
 		return 1;
-	sum += (__u32)r;
 	__u16 *udp = (__u16 *)(s->hdr + l4); /* l4 + 8 <= HDR_MAX: inside hdr */
 	if (udp[3] == 0) /* no checksum: allowed over IPv4 only */
 		return !p->ipv6;
@@ -149,11 +153,13 @@ static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cf
  * constant, so the serving program pays nothing for it. */
 const volatile __u32 watch_only = 0;
 
-/* Counts a GET and checks the kernel would accept it (see request_csum_ok),
- * which also leaves the request's headers in s->hdr for send_reply. */
+/* Checks the kernel would accept a GET about to be answered (see
+ * request_csum_ok), which also leaves the request's headers in s->hdr for
+ * send_reply. Only answers are checked: a request that goes to memcached is
+ * checked by the kernel, and its tickets only ever refuse fills (a forged
+ * request can carry a valid checksum as well). */
 static __always_inline int admit_get(struct xdp_md *ctx, struct config *cfg, struct pkt *p, struct scratch *s, __u32 len)
 {
-	stat_inc(STAT_GET_REQS);
 	if (!request_csum_ok(ctx, cfg, p, s, len)) {
 		stat_inc(STAT_PASS_BAD_CSUM);
 		return 0;
@@ -291,25 +297,46 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 	if (tcp && !stream_ticket_ok(p, &req_end))
 		return 0;
 	s->tk.tcp_seq = req_end;
+	struct reply_state *rs = &s->rs_new;
+	rs->skip = 0;
+	rs->has_ticket = 0;
+	if (!tcp) {
+		struct ticket_key *rk = &s->tkey;
+		__builtin_memcpy(rk->addr, p->saddr, 16);
+		rk->port = p->sport;
+		rk->req_id = req_id;
+		rk->opaque = 0;
+		rk->hash = 0;
+		/* A reply to this client's request id may be out mid-value (the
+		 * id reused): its parse state stays, or the rest of that value
+		 * would be read as items; the tickets go to ticket_map. */
+		struct reply_state *old = bpf_map_lookup_elem(&reply_map, rk);
+		if (old && old->skip && old->skip != ~0U)
+			rs = 0;
+		if (rs && nkeys == 1) {
+			/* the one key's ticket rides in the reply state */
+			__u64 h = s->hashes[0];
+			rs->has_ticket = 1;
+			rs->t_hash = h;
+			rs->t_gen = ticket_gen(s, cfg, 0, h);
+			rs->t_epoch = s->q_epoch;
+			rs->t_req_ns = s->q_now;
+			bpf_map_update_elem(&reply_map, rk, rs, BPF_ANY);
+			return 0;
+		}
+	}
 	for (int k = 0; k < MAX_GET_KEYS; k++) {
 		if (k >= nkeys)
 			break;
 		__u64 h = s->hashes[k];
-		issue_ticket(s, p, req_id, tcp ? TICKET_TCP : 0, h, bucket_gen(cfg, h), s->q_epoch, s->q_now);
+		issue_ticket(s, p, req_id, tcp ? TICKET_TCP : 0, h, ticket_gen(s, cfg, k, h), s->q_epoch, s->q_now);
 	}
-	if (tcp)
+	if (tcp || !rs)
 		return 0;
 	struct ticket_key *rk = &s->tkey;
 	rk->opaque = 0;
 	rk->hash = 0;
-	/* A reply to this client's request id may be out mid-value (the id
-	 * reused): its parse state stays, or the rest of that value would be
-	 * read as items. */
-	struct reply_state *old = bpf_map_lookup_elem(&reply_map, rk);
-	if (old && old->skip && old->skip != ~0U)
-		return 0;
-	struct reply_state rs = {};
-	bpf_map_update_elem(&reply_map, rk, &rs, BPF_ANY);
+	bpf_map_update_elem(&reply_map, rk, rs, BPF_ANY);
 	return 0;
 }
 
@@ -339,6 +366,7 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 		return 0;
 	s->q_epoch = gs->epoch;
 	s->q_now = now;
+	s->q_ngen = 0;
 	sc_issue_tickets(s, cfg, p, n & 0xff);
 	return 1;
 }
@@ -534,8 +562,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
-	if (!admit_get(ctx, cfg, p, s, len))
-		return XDP_PASS;
+	stat_inc(STAT_GET_REQS);
 
 	struct global_state *gs = get_global();
 	if (!gs)
@@ -549,6 +576,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 	s->q_now = now;
 	s->q_want_cas = want_cas;
 	s->q_out = MC_FRAME_LEN;
+	s->q_ngen = 0;
 	if (!budget) {
 		stat_inc(reason);
 		return XDP_PASS;
@@ -562,7 +590,10 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 	if (s->q_limit > BUF_SIZE - 64)
 		s->q_limit = BUF_SIZE - 64;
 
-	bpf_loop(MAX_GET_KEYS, get_key_step, &g, 0);
+	if (nkeys == 1)
+		g.miss = sc_serve_ascii(s, cfg, 0); /* bpf_loop's calls cost more than the one key */
+	else
+		bpf_loop(MAX_GET_KEYS, get_key_step, &g, 0);
 	if (!g.miss && (cfg->flags & CFG_SHADOW))
 		g.miss = sc_shadow_ascii(s, p, nkeys); /* counted as the "miss": memcached answers */
 	if (!g.miss) {
@@ -574,6 +605,8 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		*(__u16 *)(s->out + 2) = 0;
 		*(__u16 *)(s->out + 4) = bpf_htons(1);
 		*(__u16 *)(s->out + 6) = 0;
+		if (!admit_get(ctx, cfg, p, s, len))
+			return XDP_PASS;
 		int rc = send_reply(ctx, p, s, o);
 		if (rc == XDP_TX) {
 			stat_inc(STAT_HITS);
@@ -619,8 +652,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
-	if (!admit_get(ctx, cfg, p, s, len))
-		return XDP_PASS;
+	stat_inc(STAT_GET_REQS);
 	__u64 *k64 = (__u64 *)s->keys[0];
 	sc_copy_key(s, BUF_IN, MC_FRAME_LEN + MC_BIN_HDR_LEN, klen, 0);
 	s->key_lens[0] = klen;
@@ -645,6 +677,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	s->q_now = now;
 	s->q_out = MC_FRAME_LEN + MC_BIN_HDR_LEN;
 	s->q_limit = limit;
+	s->q_ngen = 0;
 	int miss = sc_serve_binary(s, cfg, with_key);
 	if (!miss && (cfg->flags & CFG_SHADOW))
 		miss = sc_shadow_binary(s, p, *(__u32 *)(h + 12), with_key); /* as in udp_ascii_get */
@@ -668,6 +701,8 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 		*(__u32 *)(rh + 8) = bpf_htonl(4 + kl + vlen);
 		*(__u32 *)(rh + 12) = *(__u32 *)(h + 12); /* opaque */
 		*(__u64 *)(rh + 16) = bpf_cpu_to_be64(s->q_cas);
+		if (!admit_get(ctx, cfg, p, s, len))
+			return XDP_PASS;
 		int rc = send_reply(ctx, p, s, o);
 		if (rc == XDP_TX) {
 			stat_inc(STAT_HITS);
@@ -687,7 +722,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	s->tk.key_len = klen;
 	s->tk.hash = s->hashes[0];
 	s->tk.opcode = op;
-	s->tk.gen = bucket_gen(cfg, s->hashes[0]);
+	s->tk.gen = ticket_gen(s, cfg, 0, s->hashes[0]);
 	s->tk.epoch = epoch;
 	s->tk.t_req_ns = now;
 	sc_issue_bin_ticket(s, p, *(__u32 *)(h + 12), with_key);

@@ -34,13 +34,14 @@ struct global_state {
 			      * completes it with the next datagram it reads */
 };
 
-/* One cache bucket (direct-mapped by the seeded key hash). The metadata is
- * read and written under lock; the bytes (key, text, value) are copied
- * outside it, guarded by version: a writer sets busy and clears valid, copies,
- * then publishes; a reader notes version under lock, copies, and keeps the
- * copy only if version is unchanged (a seqlock whose counter the spin lock
- * protects). gen and hold_until_ns belong to the bucket, not to the item in
- * it, and survive replacement. See docs/consistency.md. */
+/* One cache bucket (direct-mapped by the seeded key hash). Writers change
+ * it under the lock; the bytes (key, text, value) are copied outside it,
+ * guarded by version: a writer sets busy and clears valid, copies, then
+ * publishes; a reader takes no lock, reads version, the metadata and the
+ * bytes, and keeps its copy only if version is unchanged (a seqlock whose
+ * writers serialize on the spin lock; cache.h check_item and item_version).
+ * gen and hold_until_ns belong to the bucket, not to the item in it, and
+ * survive replacement. See docs/consistency.md. */
 struct item {
 	struct bpf_spin_lock lock;
 	__u32 valid;
@@ -100,10 +101,16 @@ struct ticket {
 #define TICKET_BINARY_AMBIGUOUS 2 /* GET/GETQ for different keys under one (client, id, opaque) */
 
 /* Parse state of one reply that spans several datagrams, keyed like a
- * ticket with hash = 0 and opaque = 0. */
+ * ticket with hash = 0 and opaque = 0. A one-key GET's ticket is kept here
+ * (one map update per miss instead of two); other GETs' tickets are in
+ * ticket_map. */
 struct reply_state {
 	__u32 skip;       /* bytes of value data still to come before the next item */
-	__u32 _pad;
+	__u32 has_ticket; /* 1: the ticket below is live */
+	__u64 t_hash;     /* its key hash, gen, epoch and arrival time (struct ticket) */
+	__u64 t_gen;
+	__u64 t_epoch;
+	__u64 t_req_ns;
 };
 
 /* A TCP connection to memcached, client to server. */
@@ -276,6 +283,7 @@ struct scratch {
 	__u8 hdr[HDR_MAX + 8]; /* the request's headers while the frame is resized */
 	struct ticket_key tkey;
 	struct ticket tk;
+	struct reply_state rs_new; /* a miss's new reply state (off the stack) */
 	/* the request being served (sc_serve_ascii / sc_serve_binary) */
 	__u64 q_epoch;
 	__u64 q_now;
@@ -284,6 +292,9 @@ struct scratch {
 	__u32 q_out;   /* bytes assembled in out */
 	__u32 q_limit; /* largest out allowed */
 	__u32 q_vlen;
+	__u32 q_ngen;  /* key slots 0..q_ngen-1 have their bucket's generation in q_gen, */
+	__u32 _pad5;   /* read by check_item: a miss's tickets take it from there */
+	__u64 q_gen[MAX_GET_KEYS];
 	__s64 num;     /* sc_num's result */
 	__s64 inv_exp; /* sc_invalidate's exptime ... */
 	__u32 inv_known; /* ... and whether the command carried one */

@@ -334,13 +334,20 @@ __noinline int sc_key_equal(struct scratch *s, struct item_bytes *it, __u32 slot
 	return 1;
 }
 
-/* Metadata check under the lock. Returns 0 and the version and lengths if
- * the bucket holds a usable item for (hash, klen) in this epoch. */
+/* Metadata check, without the lock: version is read first with a fetching
+ * atomic (fully ordered), then the fields; item_version reads it again after
+ * the copy, and the caller keeps nothing unless it is unchanged. Every writer
+ * bumps version while the fields it changes are in flux: a fill's claim
+ * (busy = 1) bumps it before its bytes, its publish after its fields and
+ * before busy = 0, an invalidation with valid = 0 (a reader that saw the item
+ * still valid then answered before it). So an unchanged version means the
+ * fields read here were one item's, whole. Returns 0 and the version and
+ * lengths if the bucket holds a usable item for (hash, klen) in this epoch. */
 static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __u32 inst, __u64 epoch, __u64 now,
 					int want_cas, __u32 *version, __u32 *lens, __u64 *gen, __u64 *cas, __u32 *flags)
 {
 	__u32 miss = 0;
-	bpf_spin_lock(&it->lock);
+	*version = __sync_fetch_and_add(&it->version, 0);
 	*gen = it->gen;
 	if (!it->valid || it->busy || it->hash != h || it->key_len != klen || it->inst != inst || it->epoch != epoch)
 		miss = STAT_MISS_ABSENT;
@@ -348,20 +355,21 @@ static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __
 		miss = STAT_MISS_EXPIRED;
 	else if (want_cas && !it->has_cas)
 		miss = STAT_MISS_NO_CAS;
-	*version = it->version;
 	*lens = PACK_LENS(it->key_len, it->num_len & 31, want_cas ? it->cas_len & 31 : 0, it->val_len & 0x7ff);
 	*cas = it->cas;
 	*flags = it->flags;
-	bpf_spin_unlock(&it->lock);
 	return miss;
 }
 
+/* The bucket's version after a copy, read without the lock. Every change of
+ * the bytes or of valid bumps version first (a fill's claim with a fully
+ * ordered atomic, so its byte stores are never seen before the bump), and a
+ * fetching atomic orders the copy's loads before this read: an unchanged
+ * version means nothing touched the item since check_item. Half the cost of
+ * a second lock section. */
 static __always_inline __u32 item_version(struct item *it)
 {
-	bpf_spin_lock(&it->lock);
-	__u32 v = it->valid ? it->version : it->version + 1;
-	bpf_spin_unlock(&it->lock);
-	return v;
+	return __sync_fetch_and_add(&it->version, 0);
 }
 
 /* Looks up key slot k and, on a hit, appends its ASCII item to s->out at
@@ -381,6 +389,8 @@ __noinline int sc_serve_ascii(struct scratch *s, struct config *cfg, __u32 k)
 	__u64 cas, gen;
 	int miss = check_item(it, h, klen, s->inst, s->q_epoch, s->q_now, s->q_want_cas, &version, &lens, &gen, &cas,
 			      &flags);
+	s->q_gen[k] = gen;
+	s->q_ngen = k + 1;
 	if (miss)
 		return miss;
 	if (s->q_out + 6 + klen + LEN_NUM(lens) + LEN_CAS(lens) + 4 + LEN_VAL(lens) > s->q_limit)
@@ -410,6 +420,8 @@ __noinline int sc_serve_binary(struct scratch *s, struct config *cfg, int with_k
 	__u32 version, lens, flags;
 	__u64 cas, gen;
 	int miss = check_item(it, h, klen, s->inst, s->q_epoch, s->q_now, 1, &version, &lens, &gen, &cas, &flags);
+	s->q_gen[0] = gen;
+	s->q_ngen = 1;
 	if (miss)
 		return miss;
 	__u32 kl = with_key ? klen : 0;
@@ -437,6 +449,16 @@ static __always_inline __u64 bucket_gen(struct config *cfg, __u64 hash)
 	g = it->gen;
 	bpf_spin_unlock(&it->lock);
 	return g;
+}
+
+/* The bucket generation for a ticket of key slot k: the one check_item read
+ * for this request if it got that far (earlier, so at least as strict; one
+ * lock section fewer per miss), else the bucket's now. */
+static __always_inline __u64 ticket_gen(struct scratch *s, struct config *cfg, __u32 k, __u64 hash)
+{
+	if (k < s->q_ngen)
+		return s->q_gen[k & (MAX_GET_KEYS - 1)];
+	return bucket_gen(cfg, hash);
 }
 
 /* Everything a fill writes, prepared in scratch before the lock is taken. */
@@ -498,7 +520,11 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	}
 	it->busy = 1;
 	it->valid = 0;
-	it->version++;
+	/* an exchange (always a fully ordered BPF atomic; an add whose
+	 * result is unused compiles to an unordered one): the bytes copied
+	 * below are never seen before this bump (readers check version
+	 * without the lock, item_version) */
+	__atomic_exchange_n(&it->version, it->version + 1, __ATOMIC_SEQ_CST);
 	bpf_spin_unlock(&it->lock);
 
 	/* 2. copy the bytes in, unlocked: readers see valid == 0 */
@@ -507,8 +533,6 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	/* 3. publish, unless an invalidation came in meanwhile */
 	int ok = 0;
 	bpf_spin_lock(&it->lock);
-	it->busy = 0;
-	it->version++;
 	if (it->gen == t->gen) {
 		it->valid = 1;
 		it->hash = f->hash;
@@ -524,6 +548,10 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 		it->cas_len = f->cas_len;
 		ok = 1;
 	}
+	/* the fields first, then the bump (fully ordered), then busy = 0: a
+	 * lockless reader that sees busy == 0 sees this bump too (check_item) */
+	__atomic_exchange_n(&it->version, it->version + 1, __ATOMIC_SEQ_CST);
+	it->busy = 0;
 	bpf_spin_unlock(&it->lock);
 	stat_inc(ok ? STAT_FILLS : STAT_FILL_STALE);
 	return ok ? 0 : -1;
