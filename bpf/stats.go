@@ -46,6 +46,8 @@ const (
 	StatFillAmbiguous     = xdpStatIdSTAT_FILL_AMBIGUOUS
 	StatStreamUntracked   = xdpStatIdSTAT_STREAM_UNTRACKED
 	StatStreamLost        = xdpStatIdSTAT_STREAM_LOST
+	StatAckExact          = xdpStatIdSTAT_ACK_EXACT
+	StatAckHeld           = xdpStatIdSTAT_ACK_HELD
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
 
@@ -80,6 +82,7 @@ var statNames = [...]string{
 	"fill_held", "fill_expired", "fill_busy", "pass_bad_csum", "ack_invalidations", "ack_flushes",
 	"flows_new", "flows_unsynced", "flush_unsynced",
 	"fill_ambiguous", "stream_untracked", "stream_lost",
+	"ack_exact", "ack_held",
 }
 
 // StatName is the counter's name as status and metrics show it.

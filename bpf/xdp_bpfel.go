@@ -14,12 +14,17 @@ import (
 )
 
 type xdpAckLog struct {
-	_       structs.HostLayout
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
 	Next    uint32
+	Live    uint32
 	Pad     uint32
 	FlushNs uint64
 	Hash    [8]uint64
-	SeenNs  [8]uint64
+	Unit    [8]uint32
 }
 
 type xdpAllowKey4 struct {
@@ -79,8 +84,10 @@ type xdpFlowState struct {
 	Mode         uint8
 	Pend         uint8
 	PendKind     uint8
-	Pad          [5]uint8
-	_            [4]byte
+	Unsure       uint8
+	Units        uint32
+	PendHeld     uint8
+	Pad          [3]uint8
 	PendHash     uint64
 	PendDeadline uint64
 	PendXepoch   uint64
@@ -161,12 +168,31 @@ type xdpScratch struct {
 	InvKnown   uint32
 	InvLogged  uint32
 	InvLog     [8]uint64
+	InvUnit    [8]uint32
 	InvLogging uint32
+	CmdBase    uint32
+	CmdUnits   uint32
+	CmdFamily  uint32
+	CmdOpaque  uint32
+	CmdOpcode  uint32
+	Ncmds      uint32
+	RepeatHeld uint32
+	UdpFamily  uint32
+	UdpOpaque  uint32
+	UdpOpcode  uint32
+	UdpReqId   uint32
+	Pad6       uint32
+	_          [4]byte
+	AckCopy    [8]uint64
+	AckNcopy   uint32
+	AckOk      uint32
+	TcCounted  uint32
+	TcReplies  uint32
+	AckFk      xdpFlowKey
 	TokOff     [24]uint16
 	TokLen     [24]uint16
 	Ntok       uint32
 	MoreTok    uint32
-	_          [4]byte
 	NumU       uint64
 	Mf         struct {
 		_      structs.HostLayout
@@ -188,7 +214,7 @@ type xdpScratch struct {
 	PendDeadline uint64
 	UdpFs        xdpFlowState
 	FlowZero     xdpFlowState
-	AckZero      xdpAckLog
+	AckZero      [120]uint8
 	Pad2         uint32
 	_            [4]byte
 }
@@ -235,7 +261,9 @@ const (
 	xdpStatIdSTAT_FILL_AMBIGUOUS     xdpStatId = 36
 	xdpStatIdSTAT_STREAM_UNTRACKED   xdpStatId = 37
 	xdpStatIdSTAT_STREAM_LOST        xdpStatId = 38
-	xdpStatIdSTAT_MAX                xdpStatId = 39
+	xdpStatIdSTAT_ACK_EXACT          xdpStatId = 39
+	xdpStatIdSTAT_ACK_HELD           xdpStatId = 40
+	xdpStatIdSTAT_MAX                xdpStatId = 41
 )
 
 type xdpStreamState struct {
@@ -244,6 +272,8 @@ type xdpStreamState struct {
 	Skip    uint32
 	ReqEnd  uint32
 	Mode    uint32
+	Replies uint32
+	Pad     uint32
 }
 
 type xdpTicket struct {
@@ -270,6 +300,25 @@ type xdpTicketKey struct {
 	Hash   uint64
 }
 
+type xdpUdpAck struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Live   uint32
+	Addr   [16]uint8
+	Port   uint16
+	ReqId  uint16
+	Family uint8
+	Opcode uint8
+	Pad    uint16
+	Opaque uint32
+	_      [4]byte
+	Hash   uint64
+	SeenNs uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -288,6 +337,7 @@ const (
 	xdpMapStatsMap     = "stats_map"
 	xdpMapStreamMap    = "stream_map"
 	xdpMapTicketMap    = "ticket_map"
+	xdpMapUdpAckMap    = "udp_ack_map"
 	xdpProgXdpcacheXdp = "xdpcache_xdp"
 )
 
@@ -354,6 +404,7 @@ type xdpMapSpecs struct {
 	StatsMap   *ebpf.MapSpec `ebpf:"stats_map"`
 	StreamMap  *ebpf.MapSpec `ebpf:"stream_map"`
 	TicketMap  *ebpf.MapSpec `ebpf:"ticket_map"`
+	UdpAckMap  *ebpf.MapSpec `ebpf:"udp_ack_map"`
 }
 
 // xdpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -396,6 +447,7 @@ type xdpMaps struct {
 	StatsMap   *ebpf.Map `ebpf:"stats_map"`
 	StreamMap  *ebpf.Map `ebpf:"stream_map"`
 	TicketMap  *ebpf.Map `ebpf:"ticket_map"`
+	UdpAckMap  *ebpf.Map `ebpf:"udp_ack_map"`
 }
 
 func (m *xdpMaps) Close() error {
@@ -414,6 +466,7 @@ func (m *xdpMaps) Close() error {
 		m.StatsMap,
 		m.StreamMap,
 		m.TicketMap,
+		m.UdpAckMap,
 	)
 }
 

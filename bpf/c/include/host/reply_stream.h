@@ -32,6 +32,9 @@ struct stream_state {
 	__u32 skip;     /* data bytes (a value and its "\r\n") before the next boundary */
 	__u32 req_end;  /* XDP: end of the last request given tickets, in the client's stream */
 	__u32 mode;     /* RS_* */
+	__u32 replies;  /* reply units memcached has sent (rule A, ack.h): a line, or a get's
+			 * items and END, or a meta VA line and its value */
+	__u32 _pad;
 };
 
 struct {
@@ -57,6 +60,14 @@ static __always_inline int stream_ticket_ok(struct pkt *p, __u32 *end)
 	*end = p->tcp_seq + p->pl_len;
 	st->req_end = *end;
 	return 1;
+}
+
+/* XDP: does TC count the reply units of this flow (rule A, ack.h)? Only
+ * while it follows the stream as ASCII. */
+static __always_inline int stream_counted(struct flow_key *fk)
+{
+	struct stream_state *st = bpf_map_lookup_elem(&stream_map, fk);
+	return st && (st->mode == RS_TRACK || st->mode == RS_LINE);
 }
 
 #endif
