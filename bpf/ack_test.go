@@ -218,24 +218,36 @@ func TestAckUDPHeld(t *testing.T) {
 // behind other requests is retired only by its own reply (the replies
 // before it are counted), and it needs no write hold.
 func TestAckTCPPipelined(t *testing.T) {
+	set, stored := []byte("set k 0 0 3\r\nnew\r\n"), []byte("STORED\r\n")
 	for _, tc := range []struct {
-		name    string
-		first   []byte   // requests before the mutation, answered first
-		answers [][]byte // memcached's segments answering them (the mutation not yet applied)
+		name     string
+		first    []byte   // requests before the mutation, answered first
+		answers  [][]byte // memcached's segments answering them (the mutation not yet applied)
+		mutation []byte   // set k (ASCII) unless given
+		ack      []byte   // its acknowledgement
 	}{
-		{"get before", getLine("get", "a", "b"), [][]byte{append(asciiItem("a", 0, []byte("1"), nil), "END\r\n"...)}},
-		{"sets before", []byte("set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n"), [][]byte{[]byte("STORED\r\n"), []byte("STORED\r\n")}},
-		{"meta before", []byte("mg a v\r\nmn\r\n"), [][]byte{[]byte("VA 1\r\nx\r\nMN\r\n")}},
-		{"reply cut across segments", []byte("delete a\r\nversion\r\n"), [][]byte{[]byte("NOT_FO"), []byte("UND\r\nVERSION 1.6.18\r\n")}},
-		{"noreply before", []byte("set a 0 0 1 noreply\r\nx\r\ndelete b\r\n"), [][]byte{[]byte("DELETED\r\n")}},
+		{"get before", getLine("get", "a", "b"), [][]byte{append(asciiItem("a", 0, []byte("1"), nil), "END\r\n"...)}, nil, nil},
+		{"sets before", []byte("set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n"), [][]byte{[]byte("STORED\r\n"), []byte("STORED\r\n")}, nil, nil},
+		{"meta before", []byte("mg a v\r\nmn\r\n"), [][]byte{[]byte("VA 1\r\nx\r\nMN\r\n")}, nil, nil},
+		{"reply cut across segments", []byte("delete a\r\nversion\r\n"), [][]byte{[]byte("NOT_FO"), []byte("UND\r\nVERSION 1.6.18\r\n")}, nil, nil},
+		{"noreply before", []byte("set a 0 0 1 noreply\r\nx\r\ndelete b\r\n"), [][]byte{[]byte("DELETED\r\n")}, nil, nil},
+		{"binary", append(binReq(0x00, "a", nil, nil, 1), binReq(0x0a, "", nil, nil, 2)...),
+			[][]byte{append(binResp(0x00, "", 0, []byte("va"), 1, 5), binStatus(0x0a, 2)...)},
+			binReq(0x01, "k", make([]byte, 8), []byte("new"), 7), binStatus(0x01, 7)},
+		{"binary response cut across segments", binReq(0x00, "a", nil, nil, 1),
+			[][]byte{binResp(0x00, "", 0, []byte("va"), 1, 5)[:26], binResp(0x00, "", 0, []byte("va"), 1, 5)[26:]},
+			binReq(0x04, "k", nil, nil, 7), binStatus(0x04, 7)},
 	} {
+		if tc.mutation == nil {
+			tc.mutation, tc.ack = set, stored
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, longHold)
 			reader, writer := v4flow(), v4flow()
 			writer.cport++
 			c := h.connect(writer, 1000, 50000)
 			c.send(h, tc.first)
-			if n := h.statDelta(StatAckExact, func() { c.send(h, []byte("set k 0 0 3\r\nnew\r\n")) }); n != 1 {
+			if n := h.statDelta(StatAckExact, func() { c.send(h, tc.mutation) }); n != 1 {
 				t.Fatalf("ack_exact +%d, want 1; stats %v", n, h.stats().Named())
 			}
 			for _, a := range tc.answers {
@@ -244,14 +256,14 @@ func TestAckTCPPipelined(t *testing.T) {
 			// answered before memcached applied the set: the old value fills ...
 			h.fillASCII(reader, "k", 0, []byte("old"), nil)
 			// ... and is dropped by the set's own acknowledgement
-			if n := h.statDelta(StatAckInvalidations, func() { c.reply(h, []byte("STORED\r\n")) }); n == 0 {
+			if n := h.statDelta(StatAckInvalidations, func() { c.reply(h, tc.ack) }); n == 0 {
 				t.Fatalf("the set's acknowledgement invalidated nothing")
 			}
 			h.expectMiss(reader, "k")
 			if n := h.tryFill(reader, "k", []byte("new")); n != 1 {
 				t.Fatalf("fill after the acknowledgement refused; stats %v", h.stats().Named())
 			}
-			if n := h.statDelta(StatAckInvalidations, func() { c.reply(h, []byte("END\r\n")) }); n != 0 {
+			if n := h.statDelta(StatAckInvalidations, func() { c.reply(h, tc.ack) }); n != 0 {
 				t.Errorf("a reply after the acknowledgement invalidated %d keys again", n)
 			}
 		})
@@ -271,7 +283,8 @@ func TestAckTCPHeld(t *testing.T) {
 		{"noreply", nil, []byte("set k 0 0 3 noreply\r\nnew\r\n"), true},
 		{"meta quiet", nil, []byte("ms k 3 q\r\nnew\r\n"), true},
 		{"after stats", []byte("stats\r\n"), []byte("set k 0 0 3\r\nnew\r\n"), true},
-		{"binary", nil, binReq(0x01, "k", make([]byte, 8), []byte("new"), 7), true},
+		{"binary quiet", nil, binReq(0x11, "k", make([]byte, 8), []byte("new"), 7), true},
+		{"binary after a quiet get", binReq(0x0d, "a", nil, nil, 1), binReq(0x01, "k", make([]byte, 8), []byte("new"), 7), true},
 		{"replies not followed", nil, []byte("set k 0 0 3\r\nnew\r\n"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

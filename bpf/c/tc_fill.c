@@ -281,9 +281,18 @@ static __always_inline long walk_boundary(struct walk_ctx *c, struct scratch *s,
 {
 	__u32 lim = c->chunk_len, at_end = c->chunk_off + c->chunk_len >= c->len;
 	__u8 b0 = AT(s->in, BUF_MASK, rel);
-	if (b0 == 0x81) {
-		c->mode = RS_BINARY; /* memcached picked the protocol once, for the connection */
-		return 1;
+	if (b0 == 0x81 || c->mode == RS_BINARY) {
+		/* memcached picked the protocol once, for the connection: a
+		 * 24-byte header and its body (proto_bin.c), one reply unit each
+		 * (rule A), never a fill */
+		if (b0 != 0x81 || rel + MC_BIN_HDR_LEN > lim)
+			goto lost; /* not a response, or its header cut by the segment's end */
+		c->mode = RS_BINARY;
+		c->units++;
+		c->pos = c->chunk_off + rel + MC_BIN_HDR_LEN;
+		c->skip = ((__u32)AT(s->in, BUF_MASK, rel + 8) << 24) | ((__u32)AT(s->in, BUF_MASK, rel + 9) << 16) |
+			  ((__u32)AT(s->in, BUF_MASK, rel + 10) << 8) | AT(s->in, BUF_MASK, rel + 11);
+		return 0;
 	}
 	if (rel + 6 > lim) {
 		/* the segment ends within 6 bytes: "V", "VA", "VALU"... may be an
@@ -357,7 +366,8 @@ static long walk_step(__u32 idx, void *data)
 	/* s->in must hold pos and, at a boundary, what follows it */
 	__u32 cend = c->chunk_off + c->chunk_len;
 	if (!c->chunk_len || c->pos < c->chunk_off || c->pos >= cend ||
-	    (c->mode == RS_TRACK && c->pos != c->chunk_off && cend < c->len && c->pos + WALK_LOOKAHEAD > cend)) {
+	    ((c->mode == RS_TRACK || c->mode == RS_BINARY) && c->pos != c->chunk_off && cend < c->len &&
+	     c->pos + WALK_LOOKAHEAD > cend)) {
 		__u32 n = c->len - c->pos;
 		if (n > BUF_SIZE)
 			n = BUF_SIZE;
@@ -422,7 +432,7 @@ __noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p)
 		return 0;
 	}
 	__u32 len = p->pl_len;
-	if (!len || st->mode == RS_LOST || st->mode == RS_BINARY)
+	if (!len || st->mode == RS_LOST)
 		return 0;
 	__s32 d = (__s32)(st->next_seq - p->tcp_seq);
 	if (d < 0) {
@@ -451,7 +461,7 @@ __noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p)
 		.skip = st->skip, .mode = st->mode, .units = zero,
 	};
 	bpf_loop(WALK_STEPS, walk_step, &c, zero);
-	if (c.mode != RS_LOST && c.mode != RS_BINARY && c.pos < c.len) {
+	if (c.mode != RS_LOST && c.pos < c.len) {
 		c.mode = RS_LOST; /* more replies than one walk takes */
 		stat_inc(STAT_STREAM_LOST);
 	}
@@ -459,7 +469,7 @@ __noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p)
 	st->skip = c.skip;
 	st->mode = c.mode;
 	st->replies += c.units;
-	if (c.mode == RS_TRACK || c.mode == RS_LINE) {
+	if (c.mode != RS_LOST) {
 		s->tc_counted = 1;
 		s->tc_replies = st->replies;
 	}

@@ -835,9 +835,9 @@ static __always_inline void pend_done(struct scratch *s, struct config *cfg, str
 }
 
 /* Rule A's count. before: sets the reply unit the next command's reply
- * will be, if the replies on this stream can be counted (an ASCII TCP
- * connection followed from its SYN, whose replies TC follows and whose every
- * command so far had a known number of replies, or a UDP datagram), else 0.
+ * will be, if the replies on this stream can be counted (a TCP connection
+ * followed from its SYN, whose replies TC follows and whose every command so
+ * far had a known number of replies, or a UDP datagram), else 0.
  * after: the command just read owes its replies. Global: keeps stream_step's
  * frame (in the deepest call chain) small. */
 __noinline int sc_units(struct scratch *s, struct flow_state *fs, __u32 udp, __u32 after)
@@ -846,7 +846,7 @@ __noinline int sc_units(struct scratch *s, struct flow_state *fs, __u32 udp, __u
 		return 0;
 	if (!after) {
 		s->cmd_base = fs->sync == FLOW_SYNCED && !fs->unsure &&
-			(udp || (fs->proto == FLOW_PROTO_ASCII && s->ack_ok)) ? fs->units + 1 : 0;
+			(udp || s->ack_ok) ? fs->units + 1 : 0;
 		return 0;
 	}
 	s->ncmds++;
