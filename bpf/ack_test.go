@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -331,4 +332,37 @@ func TestAckLogOverflow(t *testing.T) {
 	if n := h.tryFill(reader, "k", []byte("old")); n != 0 {
 		t.Fatalf("a key pushed out of the log was filled")
 	}
+}
+
+// TestInvalidateKeepsAnotherKeysEntry: a mutation of one key leaves the
+// entry of another key that shares its bucket (the cache is direct-mapped):
+// that value did not change. Fills in flight for the bucket still fail.
+func TestInvalidateKeepsAnotherKeysEntry(t *testing.T) {
+	h := newHarness(t, longHold)
+	want := BucketOf([]byte("j"), 0x5eed, 1024)
+	other := ""
+	for i := range 100000 {
+		if k := fmt.Sprintf("k%d", i); BucketOf([]byte(k), 0x5eed, 1024) == want {
+			other = k
+			break
+		}
+	}
+	if other == "" {
+		t.Fatal("no key shares j's bucket")
+	}
+	reader, writer := v4flow(), v4flow()
+	writer.cport++
+	mutateOther := func() { h.xdp(writer.udpToServer(t, frame(h.nextID(), []byte("delete "+other+"\r\n")))) }
+	// a fill of the bucket in flight when the other key is mutated fails
+	id := h.nextID()
+	h.getMiss(reader, id, "get", "j")
+	mutateOther()
+	body := append(asciiItem("j", 0, []byte("jj"), nil), "END\r\n"...)
+	if n := h.statDelta(StatFills, func() { h.tc(reader.udpToClient(t, frame(id, body))) }); n != 0 {
+		t.Errorf("a fill of the bucket that began before the mutation was taken")
+	}
+	// an entry of j stays
+	h.fillASCII(reader, "j", 0, []byte("jj"), nil)
+	mutateOther()
+	h.getHit(reader, "get", "j")
 }

@@ -52,7 +52,9 @@ static __always_inline void raise_to(__u64 *slot, __u64 v)
 }
 
 /* Rule I (invalidate): a mutation seen on ingress bumps the bucket's
- * generation, drops the item and holds fills of the bucket for hold_ns
+ * generation (every fill of the bucket in flight fails), drops the item if
+ * it may be the key's (an item of another key, another hash, is not changed
+ * by the mutation and stays) and holds fills of the bucket for hold_ns
  * (hold_ns == 0: no hold; rule A repeats the invalidation later). */
 static __always_inline void invalidate_bucket(struct config *cfg, __u64 hash, __u64 hold_ns, __u64 now)
 {
@@ -62,7 +64,8 @@ static __always_inline void invalidate_bucket(struct config *cfg, __u64 hash, __
 	bpf_spin_lock(&it->lock);
 	it->gen++;
 	it->version++;
-	it->valid = 0;
+	if (it->hash == hash)
+		it->valid = 0;
 	if (hold_ns && it->hold_until_ns < now + hold_ns)
 		it->hold_until_ns = now + hold_ns;
 	bpf_spin_unlock(&it->lock);
