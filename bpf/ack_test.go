@@ -3,6 +3,7 @@ package bpf
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -109,6 +110,8 @@ func TestAckUDP(t *testing.T) {
 		reply    []byte
 	}{
 		{"set", []byte("set k 0 0 3\r\nnew\r\n"), []byte("STORED\r\n")},
+		{"replace", []byte("replace k 0 0 3\r\nnew\r\n"), []byte("STORED\r\n")},
+		{"append", []byte("append k 0 0 3\r\nnew\r\n"), []byte("STORED\r\n")},
 		{"add refused", []byte("add k 0 0 3\r\nnew\r\n"), []byte("NOT_STORED\r\n")},
 		{"cas exists", []byte("cas k 0 0 3 77\r\nnew\r\n"), []byte("EXISTS\r\n")},
 		{"delete", []byte("delete k\r\n"), []byte("DELETED\r\n")},
@@ -131,6 +134,13 @@ func TestAckUDP(t *testing.T) {
 			h.getHit(reader, "get", "k")
 			if n := h.statDelta(StatAckInvalidations, func() { h.tc(writer.udpToClient(t, frame(id, tc.reply))) }); n != 1 {
 				t.Fatalf("acknowledgement: ack_invalidations +%d, want 1", n)
+			}
+			if tc.mutation[0] == 's' || tc.mutation[0] == 'r' { // set, replace: STORED fills with the value
+				if got, want := string(h.getHit(reader, "get", "k")), "VALUE k 0 3\r\nnew\r\nEND\r\n"; got != want {
+					t.Fatalf("after STORED: %q, want %q", got, want)
+				}
+				h.getMiss(reader, h.nextID(), "gets", "k") // its CAS is not known
+				return
 			}
 			h.expectMiss(reader, "k")
 			// no hold: a GET from now on is answered after the mutation
@@ -365,4 +375,58 @@ func TestInvalidateKeepsAnotherKeysEntry(t *testing.T) {
 	h.fillASCII(reader, "j", 0, []byte("jj"), nil)
 	mutateOther()
 	h.getHit(reader, "get", "j")
+}
+
+// TestAckUDPStoredFills: a STORED fills the cache with the store's value
+// only if nothing else changed the bucket since the store arrived, no hold
+// covers the bucket and the value is what memcached stored.
+func TestAckUDPStoredFills(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		store   string
+		between func(h *harness, other flow)
+		fills   bool
+	}{
+		{"set", "set k 5 0 3\r\nnew\r\n", nil, true},
+		{"flags and a longer value", "set k 4294967295 0 12\r\nnew\r\nnew\r\nxy\r\n", nil, true},
+		{"another client's delete between", "set k 0 0 3\r\nnew\r\n", func(h *harness, other flow) {
+			h.xdp(other.udpToServer(h.t, frame(h.nextID(), []byte("delete k\r\n"))))
+		}, false},
+		{"a noreply write before", "set k 0 0 3\r\nnew\r\n", nil, false},
+		{"a flush between", "set k 0 0 3\r\nnew\r\n", func(h *harness, other flow) {
+			h.xdp(other.udpToServer(h.t, frame(h.nextID(), []byte("flush_all\r\n"))))
+		}, false},
+		{"append", "append k 0 0 3\r\nnew\r\n", nil, false},
+		{"bad data block", "set k 0 0 3\r\nnewX\r\n", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, longHold)
+			reader, writer, other := v4flow(), v4flow(), v4flow()
+			writer.cport++
+			other.cport += 2
+			if tc.name == "a noreply write before" {
+				h.xdp(other.udpToServer(t, frame(h.nextID(), []byte("set k 0 0 3 noreply\r\nold\r\n"))))
+			}
+			id := h.nextID()
+			h.xdp(writer.udpToServer(t, frame(id, []byte(tc.store))))
+			if tc.between != nil {
+				tc.between(h, other)
+			}
+			fills := h.statDelta(StatFills, func() { h.tc(writer.udpToClient(t, frame(id, []byte("STORED\r\n")))) })
+			if (fills == 1) != tc.fills {
+				t.Fatalf("STORED made %d fills, want fill %v; stats %v", fills, tc.fills, h.stats().Named())
+			}
+			if !tc.fills {
+				h.expectMiss(reader, "k")
+				return
+			}
+			_, data, _ := strings.Cut(tc.store, "\r\n")
+			var flags, n int
+			fmt.Sscanf(tc.store, "set k %d 0 %d", &flags, &n)
+			want := fmt.Sprintf("VALUE k %d %d\r\n%s\r\nEND\r\n", flags, n, data[:n])
+			if got := string(h.getHit(reader, "get", "k")); got != want {
+				t.Fatalf("hit %q, want %q", got, want)
+			}
+		})
+	}
 }

@@ -181,8 +181,13 @@ type xdpScratch struct {
 	UdpOpaque  uint32
 	UdpOpcode  uint32
 	UdpReqId   uint32
-	Pad6       uint32
+	StoreFill  uint32
+	StoreOff   uint32
+	StoreLen   uint32
+	StoreFlags uint32
+	StoreKlen  uint32
 	_          [4]byte
+	StoreEpoch uint64
 	AckCopy    [8]uint64
 	AckNcopy   uint32
 	AckOk      uint32
@@ -319,6 +324,23 @@ type xdpUdpAck struct {
 	SeenNs uint64
 }
 
+type xdpUdpFill struct {
+	_       structs.HostLayout
+	Version uint32
+	Slot    uint32
+	SeenNs  uint64
+	Gen     uint64
+	Epoch   uint64
+	Flags   uint32
+	KeyLen  uint16
+	ValLen  uint16
+	NumLen  uint32
+	Pad     uint32
+	Key     [256]uint8
+	NumTxt  [32]uint8
+	Val     [1408]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -338,6 +360,7 @@ const (
 	xdpMapStreamMap    = "stream_map"
 	xdpMapTicketMap    = "ticket_map"
 	xdpMapUdpAckMap    = "udp_ack_map"
+	xdpMapUdpFillMap   = "udp_fill_map"
 	xdpProgXdpcacheXdp = "xdpcache_xdp"
 )
 
@@ -405,6 +428,7 @@ type xdpMapSpecs struct {
 	StreamMap  *ebpf.MapSpec `ebpf:"stream_map"`
 	TicketMap  *ebpf.MapSpec `ebpf:"ticket_map"`
 	UdpAckMap  *ebpf.MapSpec `ebpf:"udp_ack_map"`
+	UdpFillMap *ebpf.MapSpec `ebpf:"udp_fill_map"`
 }
 
 // xdpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -448,6 +472,7 @@ type xdpMaps struct {
 	StreamMap  *ebpf.Map `ebpf:"stream_map"`
 	TicketMap  *ebpf.Map `ebpf:"ticket_map"`
 	UdpAckMap  *ebpf.Map `ebpf:"udp_ack_map"`
+	UdpFillMap *ebpf.Map `ebpf:"udp_fill_map"`
 }
 
 func (m *xdpMaps) Close() error {
@@ -467,6 +492,7 @@ func (m *xdpMaps) Close() error {
 		m.StreamMap,
 		m.TicketMap,
 		m.UdpAckMap,
+		m.UdpFillMap,
 	)
 }
 

@@ -633,7 +633,8 @@ int xdpcache_tc(struct __sk_buff *skb)
 		return TC_ACT_OK; /* too short for any reply, or larger than we read */
 	if (bpf_skb_load_bytes(skb, p.pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return TC_ACT_OK;
-	sc_udp_ack(&p, len, now); /* rule A over UDP */
+	if (sc_udp_ack(&p, len, now)) /* rule A over UDP */
+		return TC_ACT_OK;
 	if (len < MC_FRAME_LEN + 5)
 		return TC_ACT_OK; /* too short for an item */
 	if (s->in[MC_FRAME_LEN] == 0x81) {

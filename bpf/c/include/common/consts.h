@@ -42,6 +42,7 @@
 #define MAX_PORTS 4
 #define ACK_SLOTS 8 /* mutations per TCP flow awaiting their acknowledgement (power of two) */
 #define UDP_ACK_SLOTS 8192 /* UDP mutations awaiting their acknowledgement (power of two) */
+#define UDP_FILL_SLOTS 1024 /* values of UDP stores awaiting their acknowledgement (power of two) */
 
 /* Replies memcached sends a command (scratch.cmd_units). A reply unit is
  * what TC counts on a followed TCP stream (reply_stream.h): one line, or the

@@ -186,6 +186,26 @@ struct udp_ack {
 	__u64 seen_ns;    /* when XDP saw it */
 };
 
+/* The value of a logged UDP store (set, add, replace or cas), kept for its
+ * acknowledgement: a STORED reply means memcached now holds exactly this
+ * value, so TC fills the cache with it (ack.h). A seqlock (version odd while
+ * XDP writes) guards the copy. */
+struct udp_fill {
+	__u32 version;
+	__u32 slot;      /* the udp_ack_map index it belongs to ... */
+	__u64 seen_ns;   /* ... and that entry's seen_ns */
+	__u64 gen;       /* the bucket's gen after the store's invalidations */
+	__u64 epoch;     /* the global epoch when the store arrived */
+	__u32 flags;
+	__u16 key_len;
+	__u16 val_len;
+	__u32 num_len;   /* of num_txt: " <flags> <bytes>" */
+	__u32 _pad;
+	__u8 key[KEY_BUF];
+	__u8 num_txt[32];
+	__u8 val[VAL_MAX];
+};
+
 /* Mutation-time expiry knowledge per key hash: deadline of the item memcached
  * holds now (0: no exptime). Absent, or from an older expiry epoch: unknown,
  * config.max_age_ns bounds it. */
@@ -265,7 +285,12 @@ struct scratch {
 	__u32 udp_opaque;
 	__u32 udp_opcode;
 	__u32 udp_req_id;  /* the datagram's request id (network order, low 16 bits) */
-	__u32 _pad6;
+	__u32 store_fill;  /* the datagram's store leaves exactly its data (set, add, replace, cas) ... */
+	__u32 store_off;   /* ... at s->in[store_off, + store_len) ... */
+	__u32 store_len;
+	__u32 store_flags; /* ... with these client flags ... */
+	__u32 store_klen;  /* ... under the key in s->key */
+	__u64 store_epoch; /* the global epoch when the datagram arrived */
 	__u64 ack_copy[ACK_SLOTS]; /* hashes taken out of a log, invalidated after its lock */
 	__u32 ack_ncopy;
 	__u32 ack_ok;      /* XDP: TC counts the replies of the flow being read */

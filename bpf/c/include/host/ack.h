@@ -198,14 +198,63 @@ __noinline int sc_ack_invalidate(struct pkt *p, __u64 now, __u32 counted, __u32 
 /* ------------------------------------------------------------------ */
 /* UDP                                                                */
 
-static __always_inline struct udp_ack *udp_ack_slot(const __u8 *addr, __u16 port, __u16 req_id)
+static __always_inline __u32 udp_ack_index(const __u8 *addr, __u16 port, __u16 req_id)
 {
 	const __u32 *a = (const __u32 *)addr;
 	__u32 x = a[0] ^ a[1] ^ a[2] ^ a[3] ^ (((__u32)port << 16) | req_id);
 	x *= 0x9e3779b1;
 	x ^= x >> 16;
-	__u32 idx = x & (UDP_ACK_SLOTS - 1);
+	return x & (UDP_ACK_SLOTS - 1);
+}
+
+static __always_inline struct udp_ack *udp_ack_slot(const __u8 *addr, __u16 port, __u16 req_id)
+{
+	__u32 idx = udp_ack_index(addr, port, req_id);
 	return bpf_map_lookup_elem(&udp_ack_map, &idx);
+}
+
+/* XDP: keeps the value of the datagram's store (s->store_*, the key in
+ * s->key, the datagram in s->in) for the acknowledgement of the UDP entry
+ * (slot, seen). Global: see scan.h. */
+__noinline int sc_udp_fill_stash(struct scratch *s, struct config *cfg, __u32 slot, __u64 seen)
+{
+	if (!s || !cfg)
+		return 0;
+	s = get_scratch();
+	if (!s)
+		return 0;
+	__u32 vlen = s->store_len, klen = s->store_klen, off = s->store_off;
+	if (vlen > cfg->max_value || vlen > VAL_MAX || klen == 0 || klen > KEY_MAX || off + vlen > BUF_SIZE)
+		return 0;
+	__u32 idx = slot & (UDP_FILL_SLOTS - 1);
+	struct udp_fill *f = bpf_map_lookup_elem(&udp_fill_map, &idx);
+	if (!f)
+		return 0;
+	__sync_fetch_and_add(&f->version, 1); /* odd: being written */
+	f->slot = slot;
+	f->seen_ns = seen;
+	f->gen = bucket_gen(cfg, s->inv_log[0]);
+	f->epoch = s->store_epoch;
+	f->flags = s->store_flags;
+	f->key_len = klen;
+	f->val_len = vlen;
+	__u32 n1 = fmt_space_u64(f->num_txt, s->store_flags) & 15;
+	__u32 n2 = fmt_space_u64(s->win + 96, vlen) & 15;
+	for (__u32 i = 0; i < 16; i++) {
+		if (i >= n2)
+			break;
+		f->num_txt[(n1 + i) & 31] = s->win[96 + i];
+	}
+	f->num_len = n1 + n2;
+	for (int i = 0; i < KEY_WORDS; i++)
+		((__u64 *)f->key)[i] = ((__u64 *)s->key)[i];
+	for (int i = 0; i < VAL_WORDS; i++) {
+		if (i * 8 >= vlen)
+			break;
+		((__u64 *)f->val)[i] = load8(s->in, BUF_MASK, off + i * 8);
+	}
+	__sync_fetch_and_add(&f->version, 1);
+	return 0;
 }
 
 static __always_inline int udp_ack_is(struct udp_ack *u, const __u8 *addr, __u16 port, __u16 req_id)
@@ -268,6 +317,8 @@ __noinline int sc_udp_ack_record(struct scratch *s, struct config *cfg, struct p
 	ack_copies_invalidate(s, cfg, cfg->hold_ns, now, STAT_ACK_HELD);
 	if (exact) {
 		stat_inc(STAT_ACK_EXACT);
+		if (s->store_fill)
+			sc_udp_fill_stash(s, cfg, udp_ack_index(p->saddr, p->sport, id), now);
 		return 0;
 	}
 	__u32 n = logged < ACK_SLOTS ? logged : ACK_SLOTS;
@@ -324,10 +375,71 @@ static __always_inline int udp_ack_matches(struct scratch *s, __u32 len, __u32 f
 	return 0;
 }
 
+/* TC: a STORED that acknowledges a logged UDP store (set, add, replace,
+ * cas): memcached now holds exactly the store's data, which XDP kept
+ * (sc_udp_fill_stash). Invalidates the bucket again and fills it with that
+ * value, as rule T would from a GET's reply, with the store for the ticket:
+ * its arrival time (t_req) and epoch, and the bucket's gen after the store's
+ * own invalidations, so any other mutation of the bucket since (another gen
+ * bump), a flush (epoch) or a hold refuses the fill. No CAS is known: gets
+ * and binary GETs of the entry miss. s->in is used for the value. Global:
+ * checked once. */
+__noinline int sc_udp_fill_ack(struct config *cfg, __u32 slot, __u64 seen, __u64 hash, __u64 now)
+{
+	struct scratch *s = get_scratch();
+	if (!cfg || !s)
+		return 0;
+	__u32 idx = slot & (UDP_FILL_SLOTS - 1);
+	struct udp_fill *e = bpf_map_lookup_elem(&udp_fill_map, &idx);
+	struct item *it = bucket(cfg, hash);
+	if (!e || !it)
+		return 0;
+	__u32 v1 = __sync_fetch_and_add(&e->version, 0);
+	__u32 klen = e->key_len, vlen = e->val_len, nlen = e->num_len;
+	__u64 gen = e->gen;
+	s->tk.epoch = e->epoch;
+	s->tk.t_req_ns = seen;
+	__u32 flags = e->flags;
+	if ((v1 & 1) || e->slot != slot || e->seen_ns != seen || klen == 0 || klen > KEY_MAX || vlen > VAL_MAX ||
+	    nlen > NUM_TXT)
+		return 0;
+	for (int i = 0; i < KEY_WORDS; i++)
+		((__u64 *)s->key)[i] = ((__u64 *)e->key)[i];
+	for (int i = 0; i < NUM_TXT / 8; i++)
+		((__u64 *)s->win)[i] = ((__u64 *)e->num_txt)[i];
+	for (int i = 0; i < VAL_WORDS; i++) {
+		if (i * 8 >= vlen)
+			break;
+		*(__u64 *)(s->in + ((64 + i * 8) & BUF_MASK)) = ((__u64 *)e->val)[i];
+	}
+	if (__sync_fetch_and_add(&e->version, 0) != v1)
+		return 0; /* XDP rewrote it meanwhile */
+	/* rule A's invalidation, and the gen the fill must find */
+	__u64 old;
+	bpf_spin_lock(&it->lock);
+	old = it->gen;
+	it->gen++;
+	it->version++;
+	if (it->hash == hash)
+		it->valid = 0;
+	s->tk.gen = it->gen;
+	bpf_spin_unlock(&it->lock);
+	stat_inc(STAT_ACK_INVALIDATIONS);
+	if (old != gen)
+		return 1; /* the bucket changed since the store: no fill */
+	struct fill f = {
+		.hash = hash, .flags = flags, .key_len = klen, .val_off = 64, .val_len = vlen, .num_len = nlen,
+	};
+	fill_commit(cfg, s, &f, &s->tk, now);
+	return 1;
+}
+
 /* TC, every UDP datagram memcached sends whose payload is s->in[0, len): a
  * reply to a logged mutation invalidates its key again; the acknowledgement
- * itself (the whole reply, one datagram) retires it. Global: keeps its
- * locals off the main program's frame. */
+ * itself (the whole reply, one datagram) retires it, and a STORED fills the
+ * cache with the store's value (sc_udp_fill_ack). Returns 1 when s->in no
+ * longer holds the reply. Global: keeps its locals off the main program's
+ * frame. */
 __noinline int sc_udp_ack(struct pkt *p, __u32 len, __u64 now)
 {
 	struct config *cfg = get_config();
@@ -352,17 +464,29 @@ __noinline int sc_udp_ack(struct pkt *p, __u32 len, __u64 now)
 	bpf_spin_unlock(&u->lock);
 	if (!found)
 		return 0;
-	invalidate_bucket(cfg, hash, 0, now);
-	stat_inc(STAT_ACK_INVALIDATIONS);
 	/* one datagram, sequence 0 of 1 */
-	if (*(__u16 *)(s->in + 2) != 0 || *(__u16 *)(s->in + 4) != bpf_htons(1) ||
-	    !udp_ack_matches(s, len, family, opcode, opaque))
+	int ack = *(__u16 *)(s->in + 2) == 0 && *(__u16 *)(s->in + 4) == bpf_htons(1) &&
+		  udp_ack_matches(s, len, family, opcode, opaque);
+	int stored = ack && family == ACK_FAM_STORE && len == MC_FRAME_LEN + 8 &&
+		     load8(s->in, BUF_MASK, MC_FRAME_LEN) == W8('S', 'T', 'O', 'R', 'E', 'D', '\r', '\n');
+	if (!stored) {
+		invalidate_bucket(cfg, hash, 0, now);
+		stat_inc(STAT_ACK_INVALIDATIONS);
+	}
+	if (!ack)
 		return 0;
 	bpf_spin_lock(&u->lock);
 	if (udp_ack_is(u, p->daddr, p->dport, id) && u->seen_ns == seen)
 		u->live = 0;
 	bpf_spin_unlock(&u->lock);
-	return 0;
+	if (!stored)
+		return 0;
+	/* rule A's invalidation, then the fill from the store's value */
+	if (!sc_udp_fill_ack(cfg, udp_ack_index(p->daddr, p->dport, id), seen, hash, now)) {
+		invalidate_bucket(cfg, hash, 0, now);
+		stat_inc(STAT_ACK_INVALIDATIONS);
+	}
+	return 1; /* a STORED: nothing to fill from it */
 }
 
 #endif

@@ -66,6 +66,13 @@ struct {
 } udp_ack_map SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct udp_fill);
+	__uint(max_entries, UDP_FILL_SLOTS);
+} udp_fill_map SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, __u64);
 	__type(value, struct expiry);

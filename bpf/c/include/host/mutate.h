@@ -548,6 +548,10 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 	int r = sc_strto(s, s->tok_off[2], s->tok_len[2], 0);
 	if (r != NUM_OK)
 		return r == NUM_BAD ? 0 : LINE_UNSURE;
+	/* set, add, replace, cas: once STORED, the item is the data block */
+	s->store_flags = (__u32)s->num_u;
+	s->store_fill = exp_kind != EXP_NONE;
+	s->store_klen = s->tok_len[1];
 	r = sc_strto(s, s->tok_off[3], s->tok_len[3], 1);
 	if (r != NUM_OK)
 		return r == NUM_BAD ? 0 : LINE_UNSURE;
@@ -826,6 +830,8 @@ static __always_inline void pend_done(struct scratch *s, struct config *cfg, str
 {
 	struct global_state *g = get_global();
 	fs->pend = 0;
+	if (!stored)
+		s->store_fill = 0; /* memcached refuses the block */
 	s->repeat_held = fs->pend_held;
 	sc_invalidate_hash(s, cfg, fs->pend_hash, now, 1);
 	if (!g || !stored || fs->pend_kind != EXP_SET || s->in_udp)
@@ -959,10 +965,17 @@ static long stream_step(__u32 idx, void *data)
 		return 1;
 	}
 	units_before(c);
+	s->store_fill = 0;
 	__s64 skip = sc_ascii_line(s, c->cfg, lf, c->now);
 	units_after(c);
 	fs->carry_len = 0;
 	c->pos += lf - carry + 1;
+	if (s->store_fill && skip >= 2) {
+		s->store_off = c->pos; /* the data block (UDP: at this payload offset) */
+		s->store_len = (__u32)skip - 2;
+	} else {
+		s->store_fill = 0;
+	}
 	if (skip < 0) {
 		c->lost = 1;
 		return 1;
@@ -1073,12 +1086,17 @@ static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, str
 	s->inv_logged = 0;
 	s->inv_logging = 1;
 	s->ncmds = 0;
+	s->store_fill = 0;
+	struct global_state *gs = get_global();
+	s->store_epoch = gs ? gs->epoch : 0;
 	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(base, from, end, 1)) < 0 && fs->proto == FLOW_PROTO_ASCII)
 		flush_cache(cfg, now, 0, 1); /* more commands than we read, or an unsure line */
 	s->in_udp = 0;
 	s->inv_logging = 0;
 	if (fs->skip)
 		s->ncmds = 0; /* completed by another datagram, answered under its id: held */
+	if (end > BUF_SIZE)
+		s->store_fill = 0; /* the datagram is not in s->in */
 	s->udp_req_id = 0; /* (in scratch: this is the main program's frame) */
 	if (bpf_xdp_load_bytes(ctx, base, &s->udp_req_id, 2) < 0)
 		s->ncmds = 0;
