@@ -117,7 +117,7 @@ __noinline int sc_ack_record(struct scratch *s, struct config *cfg, __u32 flushe
 	}
 	/* pushed out before their acknowledgement: held from now */
 	ack_copies_invalidate(s, cfg, cfg->hold_ns, now, STAT_ACK_HELD);
-	if (logged > ACK_SLOTS || (flushed && !l))
+	if (logged > ACK_SLOTS)
 		flush_cache(cfg, now, 0, 0); /* keys not noted: the whole cache is held */
 	return l ? 0 : -1;
 }
