@@ -53,6 +53,8 @@ const (
 	StatShadowMismatchFlg = xdpStatIdSTAT_SHADOW_MISMATCH_FLAGS
 	StatShadowMismatchCAS = xdpStatIdSTAT_SHADOW_MISMATCH_CAS
 	StatShadowMismatchAbs = xdpStatIdSTAT_SHADOW_MISMATCH_ABSENT
+	StatAckExact          = xdpStatIdSTAT_ACK_EXACT
+	StatAckHeld           = xdpStatIdSTAT_ACK_HELD
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
 
@@ -92,6 +94,7 @@ var statNames = [...]string{
 	"fill_ambiguous", "stream_untracked", "stream_lost",
 	"shadow_hits", "shadow_hit_keys", "shadow_matched",
 	"shadow_mismatch_value", "shadow_mismatch_flags", "shadow_mismatch_cas", "shadow_mismatch_absent",
+	"ack_exact", "ack_held",
 }
 
 // StatName is the counter's name as status and metrics show it.

@@ -14,12 +14,17 @@ import (
 )
 
 type xdpAckLog struct {
-	_       structs.HostLayout
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
 	Next    uint32
+	Live    uint32
 	Pad     uint32
 	FlushNs uint64
 	Hash    [8]uint64
-	SeenNs  [8]uint64
+	Unit    [8]uint32
 }
 
 type xdpAllowKey4 struct {
@@ -79,8 +84,10 @@ type xdpFlowState struct {
 	Mode         uint8
 	Pend         uint8
 	PendKind     uint8
-	Pad          [5]uint8
-	_            [4]byte
+	Unsure       uint8
+	Units        uint32
+	PendHeld     uint8
+	Pad          [3]uint8
 	PendHash     uint64
 	PendDeadline uint64
 	PendXepoch   uint64
@@ -177,12 +184,36 @@ type xdpScratch struct {
 	InvKnown   uint32
 	InvLogged  uint32
 	InvLog     [8]uint64
+	InvUnit    [8]uint32
 	InvLogging uint32
+	CmdBase    uint32
+	CmdUnits   uint32
+	CmdFamily  uint32
+	CmdOpaque  uint32
+	CmdOpcode  uint32
+	Ncmds      uint32
+	RepeatHeld uint32
+	UdpFamily  uint32
+	UdpOpaque  uint32
+	UdpOpcode  uint32
+	UdpReqId   uint32
+	StoreFill  uint32
+	StoreOff   uint32
+	StoreLen   uint32
+	StoreFlags uint32
+	StoreKlen  uint32
+	_          [4]byte
+	StoreEpoch uint64
+	AckCopy    [8]uint64
+	AckNcopy   uint32
+	AckOk      uint32
+	TcCounted  uint32
+	TcReplies  uint32
+	AckFk      xdpFlowKey
 	TokOff     [24]uint16
 	TokLen     [24]uint16
 	Ntok       uint32
 	MoreTok    uint32
-	_          [4]byte
 	NumU       uint64
 	Mf         struct {
 		_      structs.HostLayout
@@ -204,7 +235,7 @@ type xdpScratch struct {
 	PendDeadline uint64
 	UdpFs        xdpFlowState
 	FlowZero     xdpFlowState
-	AckZero      xdpAckLog
+	AckZero      [120]uint8
 	Pad2         uint32
 	_            [4]byte
 	ShNote       [16]struct {
@@ -313,7 +344,9 @@ const (
 	xdpStatIdSTAT_SHADOW_MISMATCH_FLAGS  xdpStatId = 43
 	xdpStatIdSTAT_SHADOW_MISMATCH_CAS    xdpStatId = 44
 	xdpStatIdSTAT_SHADOW_MISMATCH_ABSENT xdpStatId = 45
-	xdpStatIdSTAT_MAX                    xdpStatId = 46
+	xdpStatIdSTAT_ACK_EXACT              xdpStatId = 46
+	xdpStatIdSTAT_ACK_HELD               xdpStatId = 47
+	xdpStatIdSTAT_MAX                    xdpStatId = 48
 )
 
 type xdpStreamState struct {
@@ -322,6 +355,8 @@ type xdpStreamState struct {
 	Skip    uint32
 	ReqEnd  uint32
 	Mode    uint32
+	Replies uint32
+	Pad     uint32
 }
 
 type xdpTicket struct {
@@ -348,6 +383,42 @@ type xdpTicketKey struct {
 	Hash   uint64
 }
 
+type xdpUdpAck struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Live   uint32
+	Addr   [16]uint8
+	Port   uint16
+	ReqId  uint16
+	Family uint8
+	Opcode uint8
+	Pad    uint16
+	Opaque uint32
+	_      [4]byte
+	Hash   uint64
+	SeenNs uint64
+}
+
+type xdpUdpFill struct {
+	_       structs.HostLayout
+	Version uint32
+	Slot    uint32
+	SeenNs  uint64
+	Gen     uint64
+	Epoch   uint64
+	Flags   uint32
+	KeyLen  uint16
+	ValLen  uint16
+	NumLen  uint32
+	Pad     uint32
+	Key     [256]uint8
+	NumTxt  [32]uint8
+	Val     [1408]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -370,6 +441,8 @@ const (
 	xdpMapStatsMap     = "stats_map"
 	xdpMapStreamMap    = "stream_map"
 	xdpMapTicketMap    = "ticket_map"
+	xdpMapUdpAckMap    = "udp_ack_map"
+	xdpMapUdpFillMap   = "udp_fill_map"
 	xdpProgXdpcacheXdp = "xdpcache_xdp"
 	xdpVarWatchOnly    = "watch_only"
 )
@@ -441,6 +514,8 @@ type xdpMapSpecs struct {
 	StatsMap     *ebpf.MapSpec `ebpf:"stats_map"`
 	StreamMap    *ebpf.MapSpec `ebpf:"stream_map"`
 	TicketMap    *ebpf.MapSpec `ebpf:"ticket_map"`
+	UdpAckMap    *ebpf.MapSpec `ebpf:"udp_ack_map"`
+	UdpFillMap   *ebpf.MapSpec `ebpf:"udp_fill_map"`
 }
 
 // xdpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -488,6 +563,8 @@ type xdpMaps struct {
 	StatsMap     *ebpf.Map `ebpf:"stats_map"`
 	StreamMap    *ebpf.Map `ebpf:"stream_map"`
 	TicketMap    *ebpf.Map `ebpf:"ticket_map"`
+	UdpAckMap    *ebpf.Map `ebpf:"udp_ack_map"`
+	UdpFillMap   *ebpf.Map `ebpf:"udp_fill_map"`
 }
 
 func (m *xdpMaps) Close() error {
@@ -510,6 +587,8 @@ func (m *xdpMaps) Close() error {
 		m.StatsMap,
 		m.StreamMap,
 		m.TicketMap,
+		m.UdpAckMap,
+		m.UdpFillMap,
 	)
 }
 

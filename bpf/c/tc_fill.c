@@ -267,6 +267,7 @@ struct walk_ctx {
 	__u32 chunk_len; /* bytes in s->in; 0: none loaded */
 	__u32 skip;
 	__u32 mode;
+	__u32 units;     /* reply units begun in the segment (rule A, ack.h) */
 };
 
 /* Room a reply at a boundary needs in s->in: the longest item that can fill
@@ -305,9 +306,18 @@ static __always_inline long walk_boundary(struct walk_ctx *c, struct scratch *s,
 {
 	__u32 lim = c->chunk_len, at_end = c->chunk_off + c->chunk_len >= c->len;
 	__u8 b0 = AT(s->in, BUF_MASK, rel);
-	if (b0 == 0x81) {
-		c->mode = RS_BINARY; /* memcached picked the protocol once, for the connection */
-		return 1;
+	if (b0 == 0x81 || c->mode == RS_BINARY) {
+		/* memcached picked the protocol once, for the connection: a
+		 * 24-byte header and its body (proto_bin.c), one reply unit each
+		 * (rule A), never a fill */
+		if (b0 != 0x81 || rel + MC_BIN_HDR_LEN > lim)
+			goto lost; /* not a response, or its header cut by the segment's end */
+		c->mode = RS_BINARY;
+		c->units++;
+		c->pos = c->chunk_off + rel + MC_BIN_HDR_LEN;
+		c->skip = ((__u32)AT(s->in, BUF_MASK, rel + 8) << 24) | ((__u32)AT(s->in, BUF_MASK, rel + 9) << 16) |
+			  ((__u32)AT(s->in, BUF_MASK, rel + 10) << 8) | AT(s->in, BUF_MASK, rel + 11);
+		return 0;
 	}
 	if (rel + 6 > lim) {
 		/* the segment ends within 6 bytes: "V", "VA", "VALU"... may be an
@@ -316,6 +326,7 @@ static __always_inline long walk_boundary(struct walk_ctx *c, struct scratch *s,
 		if (b0 == 'V' || !at_end)
 			goto lost;
 		c->mode = RS_LINE;
+		c->units++;
 		return 0;
 	}
 	__u64 w = load8(s->in, BUF_MASK, rel);
@@ -344,9 +355,13 @@ static __always_inline long walk_boundary(struct walk_ctx *c, struct scratch *s,
 		}
 		c->pos = c->chunk_off + (__u32)nl + 1;
 		c->skip = (__u32)s->num + 2;
+		c->units++; /* one mg reply */
 		return 0;
 	}
-	/* any other reply is one line */
+	/* any other reply is one line: one reply unit (a get's END ends its
+	 * items; the replies of commands with several lines, such as stats,
+	 * are not counted by XDP either) */
+	c->units++;
 	int nl = walk_find_nl(s, rel, lim);
 	if (nl >= 0) {
 		c->pos = c->chunk_off + (__u32)nl + 1;
@@ -376,7 +391,8 @@ static long walk_step(__u32 idx, void *data)
 	/* s->in must hold pos and, at a boundary, what follows it */
 	__u32 cend = c->chunk_off + c->chunk_len;
 	if (!c->chunk_len || c->pos < c->chunk_off || c->pos >= cend ||
-	    (c->mode == RS_TRACK && c->pos != c->chunk_off && cend < c->len && c->pos + WALK_LOOKAHEAD > cend)) {
+	    ((c->mode == RS_TRACK || c->mode == RS_BINARY) && c->pos != c->chunk_off && cend < c->len &&
+	     c->pos + WALK_LOOKAHEAD > cend)) {
 		__u32 n = c->len - c->pos;
 		if (n > BUF_SIZE)
 			n = BUF_SIZE;
@@ -430,6 +446,7 @@ __noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p)
 		return 0;
 	}
 	struct stream_state *st = bpf_map_lookup_elem(&stream_map, fk);
+	s->tc_counted = 0;
 	if (!st) {
 		if (p->pl_len)
 			stat_inc(STAT_STREAM_UNTRACKED);
@@ -440,7 +457,7 @@ __noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p)
 		return 0;
 	}
 	__u32 len = p->pl_len;
-	if (!len || st->mode == RS_LOST || st->mode == RS_BINARY)
+	if (!len || st->mode == RS_LOST)
 		return 0;
 	__s32 d = (__s32)(st->next_seq - p->tcp_seq);
 	if (d < 0) {
@@ -449,8 +466,12 @@ __noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p)
 		stat_inc(STAT_STREAM_LOST);
 		return 0;
 	}
-	if ((__u32)d >= len)
-		return 0; /* a retransmission of bytes already followed */
+	if ((__u32)d >= len) {
+		/* a retransmission of bytes already followed */
+		s->tc_counted = 1;
+		s->tc_replies = st->replies;
+		return 0;
+	}
 	/* Kernels before 6.7 check a bpf_loop callback once, from the state
 	 * its context has at the call, and hard-wire the branches that state
 	 * decides: every field the steps change must look unknown here. zero
@@ -462,16 +483,21 @@ __noinline int sc_follow_tcp(struct __sk_buff *skb, struct pkt *p)
 	__u32 zero = cfg->_pad;
 	struct walk_ctx c = {
 		.skb = skb, .p = p, .pos = (__u32)d, .len = len, .chunk_off = zero, .chunk_len = zero,
-		.skip = st->skip, .mode = st->mode,
+		.skip = st->skip, .mode = st->mode, .units = zero,
 	};
 	bpf_loop(WALK_STEPS, walk_step, &c, zero);
-	if (c.mode != RS_LOST && c.mode != RS_BINARY && c.pos < c.len) {
+	if (c.mode != RS_LOST && c.pos < c.len) {
 		c.mode = RS_LOST; /* more replies than one walk takes */
 		stat_inc(STAT_STREAM_LOST);
 	}
 	st->next_seq = p->tcp_seq + len;
 	st->skip = c.skip;
 	st->mode = c.mode;
+	st->replies += c.units;
+	if (c.mode != RS_LOST) {
+		s->tc_counted = 1;
+		s->tc_replies = st->replies;
+	}
 	return 0;
 }
 
@@ -602,17 +628,6 @@ __noinline int sc_fill_binary(struct pkt *p, __u32 len, __u64 now)
 	return 0;
 }
 
-/* Rule A for a TCP segment memcached sends. Global: keeps its locals off
- * the main program's frame (the stack of every call chain is bounded). */
-__noinline int sc_ack_invalidate(struct pkt *p, __u64 now)
-{
-	struct config *cfg = get_config();
-	if (!p || !cfg)
-		return 0;
-	ack_invalidate(cfg, p, now);
-	return 0;
-}
-
 SEC("tc")
 int xdpcache_tc(struct __sk_buff *skb)
 {
@@ -628,22 +643,28 @@ int xdpcache_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	stat_inc(STAT_TC_PACKETS);
 	__u64 now = bpf_ktime_get_ns();
-	/* rule A first: any reply on a writer's connection, GSO bursts included */
-	if (p.proto == IPPROTO_TCP && p.pl_len)
-		sc_ack_invalidate(&p, now);
 	struct scratch *s = get_scratch();
 	if (!s)
 		return TC_ACT_OK;
 	packet_instance(s, cfg, &p, 1);
 	if (p.proto == IPPROTO_TCP) {
+		s->tc_counted = 0;
 		sc_follow_tcp(skb, &p);
+		/* rule A: any reply on a writer's connection, GSO bursts
+		 * included, once the walk counted its reply units */
+		if (p.pl_len || (p.tcp_flags & (TCPF_FIN | TCPF_RST)))
+			sc_ack_invalidate(&p, now, s->tc_counted, s->tc_replies);
 		return TC_ACT_OK;
 	}
 	__u32 len = p.pl_len;
-	if (len < MC_FRAME_LEN + 5 || len > BUF_SIZE)
-		return TC_ACT_OK; /* too short for an item, or a large (GSO) TCP burst */
+	if (len < MC_FRAME_LEN + 3 || len > BUF_SIZE)
+		return TC_ACT_OK; /* too short for any reply, or larger than we read */
 	if (bpf_skb_load_bytes(skb, p.pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return TC_ACT_OK;
+	if (sc_udp_ack(&p, len, now)) /* rule A over UDP */
+		return TC_ACT_OK;
+	if (len < MC_FRAME_LEN + 5)
+		return TC_ACT_OK; /* too short for an item */
 	if (s->in[MC_FRAME_LEN] == 0x81) {
 		/* no extras: a GETK "not found" echoing a key under 4 bytes (shadow mode counts it) */
 		if (len >= MC_FRAME_LEN + MC_BIN_HDR_LEN)

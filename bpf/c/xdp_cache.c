@@ -515,12 +515,22 @@ static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, s
 	__u64 epoch = g ? g->epoch : 0;
 	struct flow_key fk = {};
 	flow_key_in(&fk, p); /* one key for flow_map and ack_map */
+	__builtin_memcpy(&s->ack_fk, &fk, sizeof(fk));
+	if (p->tcp_flags & (TCPF_SYN | TCPF_RST))
+		sc_ack_drop(s, cfg, now); /* a log of an earlier connection on these ports */
+	/* mutations are logged for their own reply only where TC counts replies */
+	s->ack_ok = stream_counted(&fk);
 	s->inv_logged = 0;
 	s->inv_logging = 1;
+	s->ncmds = 0;
 	scan_tcp(ctx, cfg, s, p, &fk, now);
 	s->inv_logging = 0;
 	/* a flush by another CPU meanwhile is counted too: one extra flush */
-	ack_log_record(s, &fk, g && g->epoch != epoch, now);
+	if (sc_ack_record(s, cfg, g && g->epoch != epoch, now) < 0) {
+		struct flow_state *fs = bpf_map_lookup_elem(&flow_map, &fk);
+		if (fs)
+			fs->pend_held = 1; /* no log: a store's data block to come is held too */
+	}
 }
 
 struct get_ctx {
@@ -558,7 +568,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 	__u32 nkeys = n & 0xff, pos = (__u32)n >> 8;
 	if (pos != len) {
 		/* more commands follow in the datagram: leave it to memcached */
-		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -627,7 +637,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 
 malformed:
 	stat_inc(STAT_PASS_MALFORMED);
-	scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+	scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
 	return XDP_PASS;
 }
 
@@ -648,7 +658,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	if (!bin_is_get(op) || elen != 0 || klen == 0 || klen > KEY_MAX || body != klen ||
 	    MC_FRAME_LEN + MC_BIN_HDR_LEN + klen != len) {
 		/* not a single GET: invalidate what it mutates */
-		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -741,7 +751,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 	if (len > BUF_SIZE) {
 		/* too long to serve; still look for mutations (scan_udp picks
 		 * the protocol by the first byte) */
-		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -755,14 +765,14 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		return XDP_PASS;
 	}
 	if (*(__u16 *)(s->in + 2) != 0) {
-		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_MULTI_FRAME);
 		return XDP_PASS;
 	}
 	if (watch_only) {
 		/* an interface only watched for writes: memcached answers
 		 * every GET; the datagram is read for mutations alone */
-		scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -778,7 +788,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		return udp_ascii_get(ctx, cfg, s, p, len, 0, now);
 	if (len >= MC_FRAME_LEN + 6 && (w & MASKN(5)) == W5('g', 'e', 't', 's', ' '))
 		return udp_ascii_get(ctx, cfg, s, p, len, 1, now);
-	scan_udp(ctx, cfg, s, now, p->pl_off, MC_FRAME_LEN, len);
+	scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
 	stat_inc(STAT_PASS_OTHER);
 	return XDP_PASS;
 }

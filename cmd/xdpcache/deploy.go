@@ -33,7 +33,7 @@ func settingsFlags() []cli.Flag {
 		entriesFlag(),
 		&cli.UintFlag{Name: "max-value-size", Value: uint(d.MaxValue), Usage: fmt.Sprintf("largest value cached, bytes (at most %d)", bpf.MaxValueCap)},
 		&cli.DurationFlag{Name: "max-age", Value: d.MaxAge, Usage: "longest time an entry is served without memcached being asked again"},
-		&cli.DurationFlag{Name: "write-hold", Value: d.WriteHold, Usage: "fills of a key are refused this long after it was written; covers UDP and noreply writes (docs/consistency.md)"},
+		&cli.DurationFlag{Name: "write-hold", Value: d.WriteHold, Usage: "fills of a key are refused this long after a write nothing acknowledges exactly (noreply, quiet binary, ...); acknowledged writes do not need it (docs/consistency.md)"},
 		allowFlag(),
 		&cli.UintFlag{Name: "unlisted-amplification", Usage: "serve sources outside --allow only if the reply is at most this many times the request (0: never)"},
 		anyDestinationFlag(),

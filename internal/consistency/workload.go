@@ -1,6 +1,7 @@
 package consistency
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,11 +15,14 @@ import (
 	"github.com/xdpcache/xdpcache/internal/mcproto"
 )
 
-// Workload drives concurrent writers (TCP, ASCII and binary) and readers
-// (UDP, ASCII and binary) on a small hot key set and records the history.
+// Workload drives concurrent writers (TCP, ASCII and binary; UDP, ASCII and
+// binary) and readers (UDP, ASCII and binary) on a small hot key set and
+// records the history.
 type Workload struct {
 	Keys       int           // hot keys
 	Writers    int           // TCP writer connections
+	UDPWriters int           // UDP writer sockets (every write waits for its acknowledgement)
+	Noreply    bool          // TCP writers also send noreply sets (each followed by a version: its end)
 	Readers    int           // UDP reader sockets
 	Ops        int           // stop after this many operations in all
 	Duration   time.Duration // or after this long
@@ -61,13 +65,22 @@ func (w Workload) Run(ctx context.Context) (*History, error) {
 		return ctx.Err() == nil && (w.Ops <= 0 || done.Add(1) <= int64(w.Ops))
 	}
 	var wg sync.WaitGroup
-	errc := make(chan error, w.Writers+w.Readers)
+	errc := make(chan error, w.Writers+w.UDPWriters+w.Readers)
 	for i := range w.Writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := w.writer(i, h, more); err != nil {
 				errc <- fmt.Errorf("writer %d: %w", i, err)
+			}
+		}()
+	}
+	for i := range w.UDPWriters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.udpWriter(i, h, more); err != nil {
+				errc <- fmt.Errorf("UDP writer %d: %w", i, err)
 			}
 		}()
 	}
@@ -136,12 +149,21 @@ func (w Workload) writer(id int, h *History, more func() bool) error {
 				return err
 			}
 			h.Add(Op{Kind: Write, Key: k, Value: v, Exptime: 2 * time.Second, Start: start, End: time.Now(), Client: name})
-		case p < 50: // set noreply: no acknowledgement, so no end
+		case p < 50 && w.Noreply: // set noreply, then a version: memcached processed the set once it answers
 			v := val(k)
 			if err := c.Store("set", k, 0, 0, []byte(v), 0, true); err != nil {
 				return err
 			}
-			h.Add(Op{Kind: Write, Key: k, Value: v, Start: start, Client: name})
+			if _, err := c.Do([]byte("version\r\n")); err != nil {
+				return err
+			}
+			h.Add(Op{Kind: Write, Key: k, Value: v, Start: start, End: time.Now(), Client: name + "n"})
+		case p < 50: // set
+			v := val(k)
+			if err := c.Set(k, 0, 0, []byte(v)); err != nil {
+				return err
+			}
+			h.Add(Op{Kind: Write, Key: k, Value: v, Start: start, End: time.Now(), Client: name})
 		case p < 60: // gets + cas
 			items, err := c.Gets(k)
 			if err != nil {
@@ -201,6 +223,84 @@ func (w Workload) writer(id int, h *History, more func() bool) error {
 		}
 	}
 	return nil
+}
+
+// udpWriter writes over UDP: ASCII set and delete, binary set. A write
+// whose reply does not come (a datagram lost) may still have been applied:
+// it is recorded without an end.
+func (w Workload) udpWriter(id int, h *History, more func() bool) error {
+	uc, err := w.DialUDP()
+	if err != nil {
+		return err
+	}
+	defer uc.Close()
+	c := mcproto.NewUDPClient(uc, writeTimeout)
+	r := rand.New(rand.NewPCG(w.Seed^0x5eed, uint64(id)))
+	name := "u" + strconv.Itoa(id)
+	seq, lost := 0, 0
+	for more() {
+		if w.WritePause > 0 {
+			time.Sleep(w.WritePause)
+		}
+		k := w.key(r)
+		seq++
+		v := Value(k, name, seq)
+		op := Op{Kind: Write, Key: k, Value: v, Client: name}
+		var req []byte
+		want := []string{"STORED"}
+		switch p := r.IntN(100); {
+		case p < 60:
+			req = mcproto.AppendStorage(nil, "set", k, 0, 0, []byte(v), 0, false)
+		case p < 80:
+			op = Op{Kind: Delete, Key: k, Client: name}
+			req = mcproto.AppendDelete(nil, k, false)
+			want = []string{"DELETED", "NOT_FOUND"}
+		default:
+			op.Client = name + "b"
+			req = mcproto.AppendBinSet(nil, mcproto.OpSet, k, []byte(v), 0, 0, 0, uint32(seq))
+		}
+		op.Start = time.Now()
+		replies, err := c.Raw(req)
+		if err != nil {
+			if !errors.Is(err, mcproto.ErrNoReply) {
+				return err
+			}
+			if lost++; lost > 50 {
+				return fmt.Errorf("too many UDP writes unanswered: %w", err)
+			}
+			h.Add(op) // perhaps applied: no end
+			continue
+		}
+		end := time.Now()
+		if err := udpWriteAcked(bytes.Join(replies, nil), req[0] == mcproto.MagicRequest, want); err != nil {
+			return fmt.Errorf("%s %s: %w", name, k, err)
+		}
+		op.End = end
+		h.Add(op)
+	}
+	return nil
+}
+
+// udpWriteAcked checks a UDP write's reply: one of the status lines, or a
+// binary response without error.
+func udpWriteAcked(reply []byte, binary bool, want []string) error {
+	if binary {
+		p, _, err := mcproto.ParseBinPacket(reply)
+		if err != nil {
+			return err
+		}
+		return p.Err()
+	}
+	line, _, err := mcproto.ParseLine(reply)
+	if err != nil {
+		return err
+	}
+	for _, s := range want {
+		if string(line) == s {
+			return nil
+		}
+	}
+	return fmt.Errorf("reply %q, want one of %v", line, want)
 }
 
 func (w Workload) reader(id int, h *History, more func() bool) error {

@@ -41,6 +41,24 @@
 #define MAX_GET_KEYS 16
 #define MAX_PORTS 4
 #define ACK_SLOTS 8 /* mutations per TCP flow awaiting their acknowledgement (power of two) */
+#define UDP_ACK_SLOTS 8192 /* UDP mutations awaiting their acknowledgement (power of two) */
+#define UDP_FILL_SLOTS 1024 /* values of UDP stores awaiting their acknowledgement (power of two) */
+
+/* Replies memcached sends a command (scratch.cmd_units). A reply unit is
+ * what TC counts on a followed TCP stream (reply_stream.h): one line, or the
+ * VALUE items of a get and their END, or a meta VA line and its value. */
+#define UNITS_NONE 0   /* noreply: nothing */
+#define UNITS_ONE 1    /* exactly one reply unit */
+#define UNITS_UNSURE 2 /* none or one (quiet), several (stats), or unknown */
+
+/* What an acknowledgement of a UDP mutation looks like (udp_ack.family):
+ * its reply datagram is exactly one of these lines, or (binary) a response
+ * with the request's opcode and opaque. 0: not followed (held). */
+#define ACK_FAM_STORE 1  /* STORED, NOT_STORED, EXISTS, NOT_FOUND */
+#define ACK_FAM_DELETE 2 /* DELETED, NOT_FOUND */
+#define ACK_FAM_ARITH 3  /* a number, NOT_FOUND */
+#define ACK_FAM_TOUCH 4  /* TOUCHED, NOT_FOUND */
+#define ACK_FAM_BINARY 5
 #define MAX_SCAN_STEPS 256 /* windows/commands scanned per packet */
 #define MAX_TOKENS 24 /* memcached's tokenizer: 23 tokens and the rest of the line (proto_text.c) */
 #define MFLAG_MAX_OPT_LENGTH 20 /* meta commands: more tokens are an error */
@@ -161,6 +179,8 @@ enum stat_id {
 	STAT_SHADOW_MISMATCH_FLAGS,  /* client flags, */
 	STAT_SHADOW_MISMATCH_CAS,    /* CAS, */
 	STAT_SHADOW_MISMATCH_ABSENT, /* memcached did not have the key */
+	STAT_ACK_EXACT,         /* mutated keys logged for their own acknowledgement (rule A): no write hold */
+	STAT_ACK_HELD,          /* mutated keys given the write hold: nothing acknowledges them exactly */
 	STAT_MAX,
 };
 

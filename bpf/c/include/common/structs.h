@@ -149,7 +149,11 @@ struct flow_state {
 	__u8 mode;       /* FLOW_AT_COMMAND / FLOW_LONG_LINE */
 	__u8 pend;       /* a store waits for the end of its data block (s->pend) */
 	__u8 pend_kind;  /* EXP_* of its exptime */
-	__u8 _pad[5];
+	__u8 unsure;     /* a command whose replies cannot be counted was read: from
+			  * then on no mutation is logged for its own reply (rule A) */
+	__u32 units;     /* reply units memcached owes for the commands read so far */
+	__u8 pend_held;  /* the waiting store got the write hold */
+	__u8 _pad[3];
 	__u64 pend_hash;
 	__u64 pend_deadline;
 	__u64 pend_xepoch; /* global_state.expiry_epoch at the command line */
@@ -157,17 +161,57 @@ struct flow_state {
 };
 
 /* Mutations XDP saw on one TCP flow (keyed like flow_map, client to server)
- * whose acknowledgement may still be ahead: the TC program invalidates them
- * again when memcached's next reply on the flow leaves, and empties the log
- * (rule A in docs/consistency.md). A slot is live while seen_ns != 0. Updated with
- * atomics (LRU maps take no spin lock); a race costs at most an extra
- * invalidation or flush. */
+ * whose acknowledgement may still be ahead (rule A in docs/consistency.md).
+ * A live slot names the reply unit that acknowledges its mutation: the TC
+ * program invalidates every live slot again at each reply segment on the
+ * flow and retires a slot once it has counted that many reply units (unit 0:
+ * a held mutation, retired by the first reply). A plain hash map, not LRU:
+ * an entry is never dropped silently (a full map makes new mutations held);
+ * TC removes it when memcached closes the connection. */
 struct ack_log {
+	struct bpf_spin_lock lock;
 	__u32 next;       /* slot the next mutation goes to (modulo ACK_SLOTS) */
+	__u32 live;       /* bit i: slot i awaits its acknowledgement */
 	__u32 _pad;
 	__u64 flush_ns;   /* a flush seen on the flow, not yet repeated by a reply; 0: none */
 	__u64 hash[ACK_SLOTS];
-	__u64 seen_ns[ACK_SLOTS];
+	__u32 unit[ACK_SLOTS];
+};
+
+/* A UDP mutation awaiting its acknowledgement: memcached's reply datagram
+ * to (client, port, request id). Direct-mapped by those three; see ack.h. */
+struct udp_ack {
+	struct bpf_spin_lock lock;
+	__u32 live;
+	__u8 addr[16];    /* client address (IPv4 as ::ffff:a.b.c.d) */
+	__u16 port;       /* client port, network order */
+	__u16 req_id;     /* frame request id, network order */
+	__u8 family;      /* ACK_FAM_* */
+	__u8 opcode;      /* binary: the request's opcode ... */
+	__u16 _pad;
+	__u32 opaque;     /* ... and opaque */
+	__u64 hash;       /* the key it mutated */
+	__u64 seen_ns;    /* when XDP saw it */
+};
+
+/* The value of a logged UDP store (set, add, replace or cas), kept for its
+ * acknowledgement: a STORED reply means memcached now holds exactly this
+ * value, so TC fills the cache with it (ack.h). A seqlock (version odd while
+ * XDP writes) guards the copy. */
+struct udp_fill {
+	__u32 version;
+	__u32 slot;      /* the udp_ack_map index it belongs to ... */
+	__u64 seen_ns;   /* ... and that entry's seen_ns */
+	__u64 gen;       /* the bucket's gen after the store's invalidations */
+	__u64 epoch;     /* the global epoch when the store arrived */
+	__u32 flags;
+	__u16 key_len;
+	__u16 val_len;
+	__u32 num_len;   /* of num_txt: " <flags> <bytes>" */
+	__u32 _pad;
+	__u8 key[KEY_BUF];
+	__u8 num_txt[32];
+	__u8 val[VAL_MAX];
 };
 
 /* Mutation-time expiry knowledge per key hash: deadline of the item memcached
@@ -300,7 +344,32 @@ struct scratch {
 	__u32 inv_known; /* ... and whether the command carried one */
 	__u32 inv_logged; /* keys sc_invalidate noted in inv_log (may exceed ACK_SLOTS) */
 	__u64 inv_log[ACK_SLOTS]; /* their hashes, for the flow's ack_log */
-	__u32 inv_logging; /* sc_invalidate notes keys (a TCP segment is scanned) */
+	__u32 inv_unit[ACK_SLOTS]; /* the reply unit acknowledging each (0: none exactly) */
+	__u32 inv_logging; /* sc_invalidate notes keys (a TCP segment or UDP datagram is scanned) */
+	__u32 cmd_base;    /* the reply unit of the command being read if it gets one
+			    * that can be followed (0: it cannot) */
+	__u32 cmd_units;   /* UNITS_*: replies memcached sends the command being read */
+	__u32 cmd_family;  /* ACK_FAM_*: what its reply looks like over UDP */
+	__u32 cmd_opaque;  /* binary: its opaque ... */
+	__u32 cmd_opcode;  /* ... and opcode */
+	__u32 ncmds;       /* commands read in the segment or datagram */
+	__u32 repeat_held; /* the store whose data block completes got the write hold */
+	__u32 udp_family;  /* cmd_family of the datagram's (first) logged mutation */
+	__u32 udp_opaque;
+	__u32 udp_opcode;
+	__u32 udp_req_id;  /* the datagram's request id (network order, low 16 bits) */
+	__u32 store_fill;  /* the datagram's store leaves exactly its data (set, add, replace, cas) ... */
+	__u32 store_off;   /* ... at s->in[store_off, + store_len) ... */
+	__u32 store_len;
+	__u32 store_flags; /* ... with these client flags ... */
+	__u32 store_klen;  /* ... under the key in s->key */
+	__u64 store_epoch; /* the global epoch when the datagram arrived */
+	__u64 ack_copy[ACK_SLOTS]; /* hashes taken out of a log, invalidated after its lock */
+	__u32 ack_ncopy;
+	__u32 ack_ok;      /* XDP: TC counts the replies of the flow being read */
+	__u32 tc_counted;  /* TC: the stream walk counted the segment's reply units ... */
+	__u32 tc_replies;  /* ... and this many have left on the flow */
+	struct flow_key ack_fk; /* the flow whose log is worked on (a map key off the stack) */
 	__u16 tok_off[MAX_TOKENS]; /* tokens of the line in win (memcached's tokenizer) */
 	__u16 tok_len[MAX_TOKENS];
 	__u32 ntok;        /* tokens found, at most MAX_TOKENS - 1 (memcached's cap) */
@@ -316,8 +385,8 @@ struct scratch {
 	__u64 pend_deadline; /* ... to this deadline, once its data is read */
 	struct flow_state udp_fs; /* a UDP datagram's stream (it starts and ends with the datagram) */
 	struct flow_state flow_zero; /* never written: a new flow's state */
-	struct ack_log ack_zero; /* never written: a new flow's ack_log (kept off the stack,
-				  * whose 512 bytes the call chain to it nearly fills) */
+	__u8 ack_zero[sizeof(struct ack_log)]; /* never written: a new flow's ack_log (kept off
+						 * the stack; bytes, as a per-CPU map holds no lock) */
 	__u32 _pad2;
 	struct shadow_note sh_note[MAX_GET_KEYS]; /* shadow mode (host/shadow.h) */
 	struct shadow_want sh_want;

@@ -108,7 +108,9 @@ static __always_inline void raise_to(__u64 *slot, __u64 v)
 }
 
 /* Rule I (invalidate): a mutation seen on ingress bumps the bucket's
- * generation, drops the item and holds fills of the bucket for hold_ns
+ * generation (every fill of the bucket in flight fails), drops the item if
+ * it may be the key's (an item of another key, another hash, is not changed
+ * by the mutation and stays) and holds fills of the bucket for hold_ns
  * (hold_ns == 0: no hold; rule A repeats the invalidation later). */
 static __always_inline void invalidate_bucket(struct config *cfg, __u64 hash, __u64 hold_ns, __u64 now)
 {
@@ -118,7 +120,8 @@ static __always_inline void invalidate_bucket(struct config *cfg, __u64 hash, __
 	bpf_spin_lock(&it->lock);
 	it->gen++;
 	it->version++;
-	it->valid = 0;
+	if (it->hash == hash)
+		it->valid = 0;
 	if (hold_ns && it->hold_until_ns < now + hold_ns)
 		it->hold_until_ns = now + hold_ns;
 	bpf_spin_unlock(&it->lock);
@@ -196,22 +199,36 @@ static __always_inline void flush_cache(struct config *cfg, __u64 now, __u64 del
 		stat_inc(STAT_FLUSH_UNREADABLE);
 }
 
-/* Rule I for the key hash h, noted for rule A when a TCP segment is being
- * read. Global: see scan.h. */
+/* Rule I for the key hash h. While a TCP segment or UDP datagram is read
+ * (inv_logging) the key is noted for rule A with the reply unit that will
+ * acknowledge it, and invalidated without the write hold: once the packet is
+ * read, ack.h logs it for that acknowledgement or gives it the hold. A repeat
+ * (a store's data block is in) is not noted again: it is held if its command
+ * line was. Global: see scan.h. */
 __noinline int sc_invalidate_hash(struct scratch *s, struct config *cfg, __u64 h, __u64 now, __u32 repeat)
 {
 	if (!s || !cfg)
 		return -1;
-	/* a repeat of the command's own invalidation is not counted again */
-	invalidate_bucket(cfg, h, cfg->hold_ns, now);
+	__u64 hold = cfg->hold_ns;
+	if (s->inv_logging) {
+		hold = repeat && s->repeat_held ? cfg->hold_ns : 0;
+		if (!repeat) {
+			__u32 i = s->inv_logged;
+			if (i < ACK_SLOTS) {
+				s->inv_log[i & (ACK_SLOTS - 1)] = h;
+				s->inv_unit[i & (ACK_SLOTS - 1)] = s->cmd_units == UNITS_ONE ? s->cmd_base : 0;
+				if (i == 0) {
+					s->udp_family = s->cmd_units == UNITS_ONE ? s->cmd_family : 0;
+					s->udp_opaque = s->cmd_opaque;
+					s->udp_opcode = s->cmd_opcode;
+				}
+			}
+			s->inv_logged++;
+		}
+	}
+	invalidate_bucket(cfg, h, hold, now);
 	if (!repeat)
 		stat_inc(STAT_INVALIDATIONS);
-	if (s->inv_logging) {
-		/* rule A: the TCP flow's reply will invalidate the key again */
-		if (s->inv_logged < ACK_SLOTS)
-			s->inv_log[s->inv_logged & (ACK_SLOTS - 1)] = h;
-		s->inv_logged++;
-	}
 	return 0;
 }
 

@@ -50,12 +50,27 @@ struct {
 	__uint(max_entries, 65536);
 } flow_map SEC(".maps");
 
+/* Not LRU: an evicted log would lose acknowledgements silently (ack.h). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct flow_key);
 	__type(value, struct ack_log);
 	__uint(max_entries, 65536);
 } ack_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct udp_ack);
+	__uint(max_entries, UDP_ACK_SLOTS);
+} udp_ack_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct udp_fill);
+	__uint(max_entries, UDP_FILL_SLOTS);
+} udp_fill_map SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

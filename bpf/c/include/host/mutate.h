@@ -27,6 +27,7 @@
 #define XDPCACHE_MUTATE_H
 
 #include "cache.h"
+#include "ack.h"
 
 /* ------------------------------------------------------------------ */
 /* memcached's tokenizer and number parsing over the line in s->win.   */
@@ -339,6 +340,25 @@ static __always_inline void store_token(struct scratch *s, struct config *cfg, _
 
 #define LINE_UNSURE (-1) /* what follows the line cannot be told: stop trusting positions */
 
+/* Is the last of n tokens "noreply"? (set_noreply_maybe: memcached then
+ * sends nothing, errors included, for the classic commands.) */
+static __always_inline int noreply_last(struct scratch *s, __u32 n)
+{
+	return n >= 2 && tok_is(s, n - 1, W7('n', 'o', 'r', 'e', 'p', 'l', 'y'), 7);
+}
+
+/* The command's replies (s->cmd_units) and, over UDP, what its reply looks
+ * like (s->cmd_family): one reply of that family, or none after noreply. */
+static __always_inline void units_classic(struct scratch *s, __u32 n, __u32 family)
+{
+	if (noreply_last(s, n)) {
+		s->cmd_units = UNITS_NONE;
+		return;
+	}
+	s->cmd_units = UNITS_ONE;
+	s->cmd_family = family;
+}
+
 /* One ASCII command line, s->win[0, lf) ('\n' excluded), as
  * process_command_ascii() reads it. Invalidates what it may change and
  * returns the data bytes memcached reads after it (0: none), or LINE_UNSURE.
@@ -348,6 +368,11 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 	if (!s || !cfg || lf > WIN_SIZE)
 		return LINE_UNSURE;
 	s->pend = 0;
+	/* Replies: counted only for the commands memcached answers with exactly
+	 * one reply unit (or, after noreply, none); any other (stats, watch,
+	 * lru_crawler, verbosity, unknown verbs, ...) stays UNITS_UNSURE. */
+	s->cmd_units = UNITS_UNSURE;
+	s->cmd_family = 0;
 	__u32 len = lf;
 	if (len > 1 && AT(s->win, WIN_MASK, len - 1) == '\r')
 		len--;
@@ -361,14 +386,17 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 		}
 	}
 	__u32 n = sc_tokenize(s, len);
-	if (n < 1 || s->tok_len[0] < 2)
+	if (n < 1 || s->tok_len[0] < 2) {
+		s->cmd_units = UNITS_ONE;
 		return 0; /* ERROR */
+	}
 	__u32 vl = s->tok_len[0];
 	__u64 w = load8(s->win, WIN_MASK, s->tok_off[0]);
 	__u8 c0 = w & 0xff;
 
 	if (vl == 2 && c0 == 'm') {
 		__u8 c1 = (w >> 8) & 0xff;
+		s->cmd_units = UNITS_ONE; /* one line (or VA and its value), unless q */
 		if (c1 != 'g' && c1 != 's' && c1 != 'd' && c1 != 'a')
 			return 0; /* mn, me, or ERROR */
 		/* WANT_TOKENS_MIN(3), key length, MFLAG_MAX_OPT_LENGTH */
@@ -387,6 +415,8 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 			/* From here memcached reads vlen + 2 bytes, stored or
 			 * swallowed after an error in the flags. */
 			sc_meta_flags(s, 3);
+			if (mf->bits & MF('q'))
+				s->cmd_units = UNITS_UNSURE;
 			int kind = EXP_NONE;
 			__s64 e = mf->has_ttl ? mf->ttl : 0; /* no T: stored without exptime */
 			__u8 mode = mf->mode;
@@ -405,6 +435,8 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 			return (__s64)vlen + 2;
 		}
 		sc_meta_flags(s, 2);
+		if (mf->bits & MF('q'))
+			s->cmd_units = UNITS_UNSURE;
 		if (c1 == 'g' && !(mf->bits & ~MF_READ_ONLY))
 			return 0;
 		/* mg with N/T/E/...; md; ma: the TTL a T or N flag gives
@@ -428,21 +460,30 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 			exp_kind = EXP_MAYBE;
 		} else if ((w & MASKN(3)) == W3('g', 'a', 't')) {
 			goto gat;
+		} else if ((w & MASKN(3)) == W3('g', 'e', 't')) {
+			s->cmd_units = UNITS_ONE; /* its items and END */
 		}
 		break;
 	case 4:
 		if ((w & MASKN(4)) == W4('i', 'n', 'c', 'r') || (w & MASKN(4)) == W4('d', 'e', 'c', 'r')) {
-			if (n == 3 || n == 4) /* WANT_TOKENS_OR(4, 5) */
+			s->cmd_units = UNITS_ONE;
+			if (n == 3 || n == 4) { /* WANT_TOKENS_OR(4, 5) */
+				units_classic(s, n, ACK_FAM_ARITH);
 				inval_token(s, cfg, 1, now, EXP_NONE, 0);
+			}
 			return 0;
 		}
 		if ((w & MASKN(4)) == W4('g', 'a', 't', 's'))
 			goto gat;
+		if ((w & MASKN(4)) == W4('g', 'e', 't', 's') || (w & MASKN(4)) == W4('b', 'g', 'e', 't'))
+			s->cmd_units = UNITS_ONE;
 		break;
 	case 5:
 		if ((w & MASKN(5)) == W5('t', 'o', 'u', 'c', 'h')) {
+			s->cmd_units = UNITS_ONE;
 			if (n != 3 && n != 4)
 				return 0;
+			units_classic(s, n, ACK_FAM_TOUCH);
 			int r = sc_strto(s, s->tok_off[2], s->tok_len[2], 1);
 			if (r == NUM_BAD)
 				return 0; /* CLIENT_ERROR invalid exptime argument */
@@ -451,8 +492,12 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 		return 0;
 	case 6:
 		if ((w & MASKN(6)) == W6('d', 'e', 'l', 'e', 't', 'e')) {
-			if (n >= 2 && n <= 4) /* WANT_TOKENS(3, 5) */
+			s->cmd_units = UNITS_ONE;
+			if (n >= 2 && n <= 4) { /* WANT_TOKENS(3, 5) */
+				/* set_noreply_maybe only with more than the key */
+				units_classic(s, n >= 3 ? n : 0, ACK_FAM_DELETE);
 				inval_token(s, cfg, 1, now, EXP_NONE, 0);
+			}
 			return 0;
 		}
 		if ((w & MASKN(6)) == W6('a', 'p', 'p', 'e', 'n', 'd'))
@@ -464,6 +509,8 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 			exp_kind = EXP_MAYBE;
 		} else if ((w & MASKN(7)) == W7('p', 'r', 'e', 'p', 'e', 'n', 'd')) {
 			store = 1;
+		} else if ((w & MASKN(7)) == W7('v', 'e', 'r', 's', 'i', 'o', 'n')) {
+			s->cmd_units = UNITS_ONE;
 		}
 		break;
 	case 8:
@@ -473,6 +520,7 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 	case 9:
 		if (w == W8('f', 'l', 'u', 's', 'h', '_', 'a', 'l') && AT(s->win, WIN_MASK, s->tok_off[0] + 8) == 'l' &&
 		    n <= 3) {
+			units_classic(s, n, 0);
 			/* flush_all [delay] [noreply]: memcached drops items at
 			 * now + delay (absolute times as exptime). Flush now and
 			 * refuse fills until then. */
@@ -491,13 +539,19 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 	/* set/add/replace/append/prepend <key> <flags> <exptime> <bytes>
 	 * [noreply]; cas ... <bytes> <cas unique> [noreply] */
 	__u32 want = cas ? 6 : 5;
+	s->cmd_units = UNITS_ONE;
 	if (n != want && n != want + 1)
 		return 0; /* ERROR: no data block read */
+	units_classic(s, n, ACK_FAM_STORE);
 	if (s->tok_len[1] > KEY_MAX)
 		return 0;
 	int r = sc_strto(s, s->tok_off[2], s->tok_len[2], 0);
 	if (r != NUM_OK)
 		return r == NUM_BAD ? 0 : LINE_UNSURE;
+	/* set, add, replace, cas: once STORED, the item is the data block */
+	s->store_flags = (__u32)s->num_u;
+	s->store_fill = exp_kind != EXP_NONE;
+	s->store_klen = s->tok_len[1];
 	r = sc_strto(s, s->tok_off[3], s->tok_len[3], 1);
 	if (r != NUM_OK)
 		return r == NUM_BAD ? 0 : LINE_UNSURE;
@@ -519,7 +573,9 @@ __noinline __s64 sc_ascii_line(struct scratch *s, struct config *cfg, __u32 lf, 
 	return (__s64)vlen + 2;
 
 gat:
-	/* gat|gats <exptime> <key>*: every key listed is touched */
+	/* gat|gats <exptime> <key>*: every key listed is touched; the reply is a
+	 * get's (items and END), which over UDP cannot be told from a get's */
+	s->cmd_units = UNITS_ONE;
 	if (n < 2)
 		return 0;
 	r = sc_strto(s, s->tok_off[1], s->tok_len[1], 1);
@@ -640,6 +696,17 @@ static __always_inline int bin_mutating(__u8 op)
 	return 0;
 }
 
+static __always_inline int bin_quiet(__u8 op)
+{
+	switch (op) {
+	case BIN_GETQ: case BIN_GETKQ: case BIN_SETQ: case BIN_ADDQ: case BIN_REPLACEQ: case BIN_DELETEQ:
+	case BIN_INCRQ: case BIN_DECRQ: case BIN_QUITQ: case BIN_FLUSHQ: case BIN_APPENDQ: case BIN_PREPENDQ:
+	case BIN_GATQ: case BIN_GATKQ:
+		return 1;
+	}
+	return 0;
+}
+
 /* One binary request whose header (and as much of its body as the packet
  * holds) is in s->win[0, have). Invalidates what it changes; returns its
  * length (header + body), or -1 when it is no request memcached would take
@@ -658,6 +725,13 @@ __noinline long sc_binary_request(struct scratch *s, struct config *cfg, __u32 h
 	__u32 body = ((__u32)w[8] << 24) | ((__u32)w[9] << 16) | ((__u32)w[10] << 8) | w[11];
 	if (elen + klen > body || klen > KEY_MAX)
 		return -1; /* memcached closes the connection */
+	/* Replies: one response to each request, but none to a quiet one that
+	 * succeeds (or misses) and several to STAT. Over UDP a response is
+	 * known by the request's opcode and opaque. */
+	s->cmd_units = bin_quiet(op) || op == BIN_STAT ? UNITS_UNSURE : UNITS_ONE;
+	s->cmd_family = ACK_FAM_BINARY;
+	s->cmd_opcode = op;
+	s->cmd_opaque = *(__u32 *)(w + 12);
 	/* dispatch_bin_command(): a known command with the wrong lengths
 	 * closes the connection; an unknown one is answered and its body
 	 * swallowed -- after the extras and key memcached already read */
@@ -739,6 +813,8 @@ static __always_inline void pend_start(struct scratch *s, struct flow_state *fs)
 	fs->pend = s->pend && fs->skip;
 	if (!fs->pend)
 		return;
+	/* its repeat is held if the line is (sc_ack_record may hold it too) */
+	fs->pend_held = !(s->cmd_units == UNITS_ONE && s->cmd_base);
 	struct global_state *g = get_global();
 	fs->pend_kind = s->pend_kind;
 	fs->pend_hash = s->pend_hash;
@@ -754,12 +830,40 @@ static __always_inline void pend_done(struct scratch *s, struct config *cfg, str
 {
 	struct global_state *g = get_global();
 	fs->pend = 0;
+	if (!stored)
+		s->store_fill = 0; /* memcached refuses the block */
+	s->repeat_held = fs->pend_held;
 	sc_invalidate_hash(s, cfg, fs->pend_hash, now, 1);
 	if (!g || !stored || fs->pend_kind != EXP_SET || s->in_udp)
 		return; /* not stored, or cannot tell (UDP: see sc_invalidate): the EXP_MAYBE record stays */
 	note_deadline(cfg, fs->pend_hash, g->expiry_epoch == fs->pend_xepoch ? EXP_SET : EXP_MAYBE, fs->pend_deadline,
 		      now);
 }
+
+/* Rule A's count. before: sets the reply unit the next command's reply
+ * will be, if the replies on this stream can be counted (a TCP connection
+ * followed from its SYN, whose replies TC follows and whose every command so
+ * far had a known number of replies, or a UDP datagram), else 0.
+ * after: the command just read owes its replies. Global: keeps stream_step's
+ * frame (in the deepest call chain) small. */
+__noinline int sc_units(struct scratch *s, struct flow_state *fs, __u32 udp, __u32 after)
+{
+	if (!s || !fs)
+		return 0;
+	if (!after) {
+		s->cmd_base = fs->sync == FLOW_SYNCED && !fs->unsure &&
+			(udp || s->ack_ok) ? fs->units + 1 : 0;
+		return 0;
+	}
+	s->ncmds++;
+	if (s->cmd_units == UNITS_ONE)
+		fs->units++;
+	else if (s->cmd_units != UNITS_NONE)
+		fs->unsure = 1;
+	return 0;
+}
+#define units_before(c) sc_units((c)->s, (c)->fs, (c)->udp, 0)
+#define units_after(c) sc_units((c)->s, (c)->fs, (c)->udp, 1)
 
 /* One step of the engine: passes data, reads one command, or stops (1). */
 static long stream_step(__u32 idx, void *data)
@@ -810,12 +914,14 @@ static long stream_step(__u32 idx, void *data)
 			c->pos += n;
 			return 1;
 		}
+		units_before(c);
 		long len = sc_binary_request(s, c->cfg, have, c->now);
 		fs->carry_len = 0;
 		if (len < 0) {
 			c->lost = 1;
 			return 1;
 		}
+		units_after(c);
 		/* the request began carry bytes before pos */
 		fs->skip = (__u32)len - carry;
 		pend_start(s, fs);
@@ -835,7 +941,10 @@ static long stream_step(__u32 idx, void *data)
 	int lf = sc_find_lf(s, carry, have);
 	if (lf < 0) {
 		if (have >= WIN_SIZE) {
-			/* a line longer than the window */
+			/* a line longer than the window (its replies are not
+			 * followed) */
+			s->cmd_units = UNITS_UNSURE;
+			units_after(c);
 			if (sc_long_line(s, c->cfg, c->now) < 0)
 				c->lost = 1;
 			fs->mode = FLOW_LONG_LINE;
@@ -855,9 +964,18 @@ static long stream_step(__u32 idx, void *data)
 		c->pos += n;
 		return 1;
 	}
+	units_before(c);
+	s->store_fill = 0;
 	__s64 skip = sc_ascii_line(s, c->cfg, lf, c->now);
+	units_after(c);
 	fs->carry_len = 0;
 	c->pos += lf - carry + 1;
+	if (s->store_fill && skip >= 2) {
+		s->store_off = c->pos; /* the data block (UDP: at this payload offset) */
+		s->store_len = (__u32)skip - 2;
+	} else {
+		s->store_fill = 0;
+	}
 	if (skip < 0) {
 		c->lost = 1;
 		return 1;
@@ -939,9 +1057,10 @@ __noinline int sc_has_magic(struct xdp_md *ctx, struct scratch *s, __u32 base, _
 }
 
 /* A UDP datagram's payload [from, end) (after the frame header): memcached
- * reads it as a stream of its own, protocol by its first byte. */
-static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, __u64 now,
-				     __u32 base, __u32 from, __u32 end)
+ * reads it as a stream of its own, protocol by its first byte. What it
+ * mutates is logged for its acknowledgement or held (ack.h). */
+static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
+				     __u64 now, __u32 base, __u32 from, __u32 end)
 {
 	if (end > 0xffff) {
 		/* larger than we read */
@@ -960,11 +1079,28 @@ static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, str
 	fs->mode = FLOW_AT_COMMAND;
 	fs->sync = FLOW_SYNCED;
 	fs->proto = first == 0x80 ? FLOW_PROTO_BINARY : FLOW_PROTO_ASCII;
+	fs->units = 0;
+	fs->unsure = 0;
 	s->q_now = now;
 	s->in_udp = 1;
+	s->inv_logged = 0;
+	s->inv_logging = 1;
+	s->ncmds = 0;
+	s->store_fill = 0;
+	struct global_state *gs = get_global();
+	s->store_epoch = gs ? gs->epoch : 0;
 	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(base, from, end, 1)) < 0 && fs->proto == FLOW_PROTO_ASCII)
 		flush_cache(cfg, now, 0, 1); /* more commands than we read, or an unsure line */
 	s->in_udp = 0;
+	s->inv_logging = 0;
+	if (fs->skip)
+		s->ncmds = 0; /* completed by another datagram, answered under its id: held */
+	if (end > BUF_SIZE)
+		s->store_fill = 0; /* the datagram is not in s->in */
+	s->udp_req_id = 0; /* (in scratch: this is the main program's frame) */
+	if (bpf_xdp_load_bytes(ctx, base, &s->udp_req_id, 2) < 0)
+		s->ncmds = 0;
+	sc_udp_ack_record(s, cfg, p, s->udp_req_id, now);
 	if (fs->skip) {
 		/* the datagram ends inside a data block: memcached reads the
 		 * next datagram on the socket, anyone's, as its rest and stores

@@ -7,7 +7,8 @@
  *          except "VALUE <key> <flags> <n>[ <cas>]\r\n" and "VA <n> ...\r\n",
  *          which are followed by n data bytes and "\r\n" (proto_text.c);
  *   binary a 24-byte header and its body (proto_bin.c): the connection is
- *          binary from then on, and binary TCP replies never fill.
+ *          binary from then on; its responses are counted (rule A), and
+ *          binary TCP replies never fill.
  * What it cannot follow (a connection whose SYN-ACK it did not see, a gap in
  * the sequence numbers, an item header cut by the end of a segment, more
  * replies in one segment than it walks) stops fills for the flow, counted:
@@ -22,7 +23,7 @@
 
 #define RS_TRACK 0  /* at a reply boundary, or inside a value being skipped */
 #define RS_LINE 1   /* inside a reply line: its end is the next boundary */
-#define RS_BINARY 2 /* a binary-protocol connection: not followed further */
+#define RS_BINARY 2 /* a binary-protocol connection: responses followed (counted), never filled */
 #define RS_LOST 3   /* lost track: no more fills on this flow */
 
 /* Per TCP flow (keyed like flow_map, client to server). Written by TC, but
@@ -32,6 +33,9 @@ struct stream_state {
 	__u32 skip;     /* data bytes (a value and its "\r\n") before the next boundary */
 	__u32 req_end;  /* XDP: end of the last request given tickets, in the client's stream */
 	__u32 mode;     /* RS_* */
+	__u32 replies;  /* reply units memcached has sent (rule A, ack.h): a line, or a get's
+			 * items and END, or a meta VA line and its value */
+	__u32 _pad;
 };
 
 struct {
@@ -57,6 +61,14 @@ static __always_inline int stream_ticket_ok(struct pkt *p, __u32 *end)
 	*end = p->tcp_seq + p->pl_len;
 	st->req_end = *end;
 	return 1;
+}
+
+/* XDP: does TC count the reply units of this flow (rule A, ack.h)? While
+ * it follows the stream. */
+static __always_inline int stream_counted(struct flow_key *fk)
+{
+	struct stream_state *st = bpf_map_lookup_elem(&stream_map, fk);
+	return st && st->mode != RS_LOST;
 }
 
 #endif
