@@ -14,18 +14,29 @@ import (
 // some drivers (vmxnet3) drop LRO for native XDP.
 var XDPDisabledOffloads = []string{"rx-lro", "rx-gro-hw"}
 
+// featureStates reads the interface's offload features with whether each
+// can be changed.
+func featureStates(iface string) (map[string]ethtool.FeatureState, *ethtool.Ethtool, error) {
+	et, err := ethtool.NewEthtool()
+	if err != nil {
+		return nil, nil, fmt.Errorf("ethtool: %w", err)
+	}
+	fs, err := et.FeaturesWithState(iface)
+	if err != nil {
+		et.Close()
+		return nil, nil, fmt.Errorf("offload features of %s: %w", iface, err)
+	}
+	return fs, et, nil
+}
+
 // OffloadsOn returns those of names that are on and could be turned off
 // (a fixed feature is never changed, so there is nothing to restore).
 func OffloadsOn(iface string, names []string) ([]string, error) {
-	et, err := ethtool.NewEthtool()
+	fs, et, err := featureStates(iface)
 	if err != nil {
-		return nil, fmt.Errorf("ethtool: %w", err)
+		return nil, err
 	}
 	defer et.Close()
-	fs, err := et.FeaturesWithState(iface)
-	if err != nil {
-		return nil, fmt.Errorf("offload features of %s: %w", iface, err)
-	}
 	var on []string
 	for _, n := range names {
 		if st, ok := fs[n]; ok && st.Active && st.Available {
@@ -41,15 +52,11 @@ func TurnOn(iface string, names []string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	et, err := ethtool.NewEthtool()
+	fs, et, err := featureStates(iface)
 	if err != nil {
-		return nil, fmt.Errorf("ethtool: %w", err)
+		return nil, err
 	}
 	defer et.Close()
-	fs, err := et.FeaturesWithState(iface)
-	if err != nil {
-		return nil, fmt.Errorf("offload features of %s: %w", iface, err)
-	}
 	change := map[string]bool{}
 	for _, n := range names {
 		if st, ok := fs[n]; ok && !st.Active && st.Available {
