@@ -321,7 +321,12 @@ func runDiff(t testing.TB, s difftest.Stream) *diffResult {
 		}
 	}
 	before := d.setup(s.Keys)
-	epoch0 := d.epoch()
+	cs, _, err := d.c.Config()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	inst := uint32(cs.Ports[0]) // the one memcached instance of a stream
+	epoch0 := d.epoch(inst)
 	d.expiryEpoch0 = d.expiryEpoch()
 	for i, e := range s.Events {
 		if e.Conn != difftest.UDP && e.Unseen {
@@ -331,7 +336,7 @@ func runDiff(t testing.TB, s difftest.Stream) *diffResult {
 		d.event(i, e)
 	}
 	d.settle("", false)
-	flushed := d.epoch() != epoch0
+	flushed := d.epoch(inst) != epoch0
 	r.flushed = flushed
 	d.check(s.Keys, before, flushed)
 	return r
@@ -350,12 +355,13 @@ func (d *diffRunner) expiryEpoch() uint64 {
 	return g.ExpiryEpoch
 }
 
-func (d *diffRunner) epoch() uint64 {
+// epoch is the epoch entries of instance inst are filled under.
+func (d *diffRunner) epoch(inst uint32) uint64 {
 	var g xdpGlobalState
 	if err := d.c.Maps.GlobalMap.Lookup(uint32(0), &g); err != nil {
 		d.t.Fatalf("read global state: %v", err)
 	}
-	return g.Epoch
+	return instEpochOf(&g, inst)
 }
 
 func (d *diffRunner) xdp(pkt []byte) (uint32, []byte) {
@@ -636,7 +642,7 @@ func (d *diffRunner) bucketExpiry(key string) time.Duration {
 	}
 	now, _ := clockMonotonic()
 	if it.Valid == 0 || it.Hash != h || int(it.KeyLen) != len(key) || !bytes.Equal(it.B.Key[:len(key)], []byte(key)) ||
-		it.Epoch != d.epoch() || it.ExpiresNs <= uint64(now) {
+		it.Epoch != d.epoch(uint32(s.Ports[0])) || it.ExpiresNs <= uint64(now) {
 		return -1
 	}
 	return time.Duration(it.ExpiresNs - uint64(now))

@@ -68,6 +68,23 @@ func TestEntriesBelongToOneInstance(t *testing.T) {
 			if got := h.getHit(a, "get", "foo"); string(got) != string(asciiItem("foo", 0, []byte("AAA"), nil))+"END\r\n" {
 				t.Fatalf("after a write to the other instance: %q", got)
 			}
+			// so does a flush_all of the other instance (ASCII, binary);
+			// the other instance's own entries go
+			h.fillASCII(tc.other, "bar", 0, []byte("B2"), nil)
+			for _, flush := range [][]byte{[]byte("flush_all\r\n"), binReq(0x08, "", nil, nil, 1)} {
+				h.xdp(tc.other.udpToServer(t, frame(h.nextID(), flush)))
+				h.expectMiss(tc.other, "bar")
+				if got := h.getHit(a, "get", "foo"); string(got) != string(asciiItem("foo", 0, []byte("AAA"), nil))+"END\r\n" {
+					t.Fatalf("after %q to the other instance: %q", flush, got)
+				}
+				h.fillASCII(tc.other, "bar", 0, []byte("B2"), nil)
+			}
+			// a flush_all of its own instance drops the entry
+			h.xdp(a.udpToServer(t, frame(h.nextID(), []byte("flush_all\r\n"))))
+			h.expectMiss(a, "foo")
+			if got := h.getHit(tc.other, "get", "bar"); len(got) == 0 {
+				t.Fatal("a flush_all of the first instance dropped the other's entry")
+			}
 		})
 	}
 }

@@ -144,9 +144,22 @@ func (c *Cache) Occupancy(samples int) (float64, error) {
 		if err := c.Maps.CacheMap.Lookup(idx, &it); err != nil {
 			return 0, fmt.Errorf("read bucket %d: %w", idx, err)
 		}
-		if it.Valid != 0 && it.Epoch == g.Epoch && it.ExpiresNs > uint64(now) {
+		if it.Valid != 0 && it.Epoch == instEpochOf(&g, it.Inst) && it.ExpiresNs > uint64(now) {
 			used++
 		}
 	}
 	return float64(used) / float64(samples), nil
+}
+
+// instSlot is inst_slot (c/include/host/cache.h): the slot of instance
+// inst's flush epoch in the global state.
+func instSlot(inst uint32) uint32 { return (inst ^ inst>>16) & (instSlots - 1) }
+
+// instSlots is INST_SLOTS (c/include/common/consts.h).
+const instSlots = 64
+
+// instEpochOf is inst_epoch_of: the epoch instance inst's entries are
+// filled under (the global epoch plus the instance's own).
+func instEpochOf(g *xdpGlobalState, inst uint32) uint64 {
+	return g.Epoch + g.InstEpoch[instSlot(inst)]
 }

@@ -100,6 +100,8 @@ type tcGlobalState struct {
 	HoldUntilNs uint64
 	ExpiryEpoch uint64
 	UdpPending  uint64
+	InstEpoch   [64]uint64
+	InstHoldNs  [64]uint64
 }
 
 type tcInstKey struct {

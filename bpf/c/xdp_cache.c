@@ -364,7 +364,7 @@ static __always_inline int tcp_get_tickets(struct xdp_md *ctx, struct config *cf
 	struct global_state *gs = get_global();
 	if (!gs)
 		return 0;
-	s->q_epoch = gs->epoch;
+	s->q_epoch = inst_epoch_of(gs, s->inst);
 	s->q_now = now;
 	s->q_ngen = 0;
 	sc_issue_tickets(s, cfg, p, n & 0xff);
@@ -512,7 +512,7 @@ static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, s
 				       __u64 now)
 {
 	struct global_state *g = get_global();
-	__u64 epoch = g ? g->epoch : 0;
+	__u64 epoch = g ? inst_epoch_of(g, s->inst) : 0;
 	struct flow_key fk = {};
 	flow_key_in(&fk, p); /* one key for flow_map and ack_map */
 	__builtin_memcpy(&s->ack_fk, &fk, sizeof(fk));
@@ -526,7 +526,7 @@ static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, s
 	scan_tcp(ctx, cfg, s, p, &fk, now);
 	s->inv_logging = 0;
 	/* a flush by another CPU meanwhile is counted too: one extra flush */
-	if (sc_ack_record(s, cfg, g && g->epoch != epoch, now) < 0) {
+	if (sc_ack_record(s, cfg, g && inst_epoch_of(g, s->inst) != epoch, now) < 0) {
 		struct flow_state *fs = bpf_map_lookup_elem(&flow_map, &fk);
 		if (fs)
 			fs->pend_held = 1; /* no log: a store's data block to come is held too */
@@ -581,7 +581,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 	__u32 ip_hdr = p->pl_off - 8 - p->l3_off; /* IP header length */
 	__u32 budget = reply_budget(cfg, p, ip_hdr + 8 + len, &reason);
 	struct get_ctx g = { .cfg = cfg, .s = s, .nkeys = nkeys };
-	__u64 epoch = gs->epoch;
+	__u64 epoch = inst_epoch_of(gs, s->inst);
 	s->q_epoch = epoch;
 	s->q_now = now;
 	s->q_want_cas = want_cas;
@@ -671,7 +671,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	struct global_state *gs = get_global();
 	if (!gs)
 		return XDP_PASS;
-	__u64 epoch = gs->epoch;
+	__u64 epoch = inst_epoch_of(gs, s->inst);
 	__u32 reason = 0;
 	__u32 ip_hdr = p->pl_off - 8 - p->l3_off;
 	__u32 budget = reply_budget(cfg, p, ip_hdr + 8 + len, &reason);
@@ -807,8 +807,9 @@ int xdpcache_xdp(struct xdp_md *ctx)
 	if (parse_pkt(data, data_end, data_end - data, &p))
 		return XDP_PASS;
 	if (p.first_frag == FRAG_NO_PORTS) {
-		/* a first fragment too short to show its ports: it may be memcached's */
-		flush_cache(cfg, bpf_ktime_get_ns(), 0, 1);
+		/* a first fragment too short to show its ports: it may be any
+		 * instance's */
+		flush_every_instance(cfg, bpf_ktime_get_ns());
 		return XDP_PASS;
 	}
 	if (!port_match(cfg, p.dport) || parse_addrs(data, data_end, &p))
@@ -816,8 +817,9 @@ int xdpcache_xdp(struct xdp_md *ctx)
 	stat_inc(STAT_MC_PACKETS);
 	__u64 now = bpf_ktime_get_ns();
 	if (p.first_frag) {
-		/* A fragmented request: whatever it mutates cannot be read here. */
-		flush_cache(cfg, now, 0, 1);
+		/* A fragmented request: whatever it mutates cannot be read here
+		 * (before packet_instance: every instance). */
+		flush_every_instance(cfg, now);
 		return XDP_PASS;
 	}
 	struct scratch *s = get_scratch();

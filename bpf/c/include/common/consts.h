@@ -40,6 +40,8 @@
 /* Request limits for serving from XDP. */
 #define MAX_GET_KEYS 16
 #define MAX_PORTS 4
+#define INST_SLOTS 64 /* per-instance flush epochs and holds (global_state; power of two):
+		       * instances sharing a slot flush each other, which is safe */
 #define ACK_SLOTS 8 /* mutations per TCP flow awaiting their acknowledgement (power of two) */
 #define UDP_ACK_SLOTS 8192 /* UDP mutations awaiting their acknowledgement (power of two) */
 #define UDP_FILL_SLOTS 1024 /* values of UDP stores awaiting their acknowledgement (power of two) */

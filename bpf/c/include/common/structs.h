@@ -26,12 +26,18 @@ struct config {
 
 /* Whole-cache state: bumping epoch invalidates every entry in O(1). */
 struct global_state {
-	__u64 epoch;
+	__u64 epoch;         /* bumped by a flush of every instance (xdpcache's own Flush) */
 	__u64 hold_until_ns; /* no fill of a request that arrived before this */
 	__u64 expiry_epoch;  /* bumped when a mutation could not be read: every
 			      * expiry record written before is unknown from then on */
 	__u64 udp_pending;   /* a UDP datagram ended inside a data block: memcached
 			      * completes it with the next datagram it reads */
+	/* A flush seen in one memcached instance's traffic (flush_all, a
+	 * mutation that could not be read) concerns that instance only: it
+	 * bumps the instance's slot. An entry's epoch is epoch + its slot's
+	 * (inst_epoch_of): both only grow, so the sum changes when either does. */
+	__u64 inst_epoch[INST_SLOTS];
+	__u64 inst_hold_ns[INST_SLOTS];
 };
 
 /* One cache bucket (direct-mapped by the seeded key hash). Writers change

@@ -185,8 +185,8 @@ __noinline int sc_ack_invalidate(struct pkt *p, __u64 now, __u32 counted, __u32 
 	s->ack_ncopy = nc;
 	if (flush) {
 		struct global_state *g = get_global();
-		if (g)
-			__sync_fetch_and_add(&g->epoch, 1);
+		if (g) /* the flow's instance (packet_instance) */
+			__sync_fetch_and_add(&g->inst_epoch[inst_slot(s->inst)], 1);
 		stat_inc(STAT_ACK_FLUSHES);
 	}
 	ack_copies_invalidate(s, cfg, 0, now, STAT_ACK_INVALIDATIONS);

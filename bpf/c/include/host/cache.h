@@ -183,20 +183,49 @@ static __always_inline void note_expiry(struct config *cfg, __u64 hash, int kind
 	note_deadline(cfg, hash, kind, exptime_deadline(cfg, exptime, now), now);
 }
 
-/* Rule F (flush): the epoch bump makes every item unusable in O(1); fills of
- * requests that arrived before now + hold (+ flush_all's delay) are refused. */
+static __always_inline __u32 inst_slot(__u32 inst)
+{
+	return (inst ^ (inst >> 16)) & (INST_SLOTS - 1);
+}
+
+/* The epoch items and tickets of instance inst are taken under. */
+static __always_inline __u64 inst_epoch_of(struct global_state *g, __u32 inst)
+{
+	return g->epoch + g->inst_epoch[inst_slot(inst)];
+}
+
+/* Rule F (flush): the epoch bump makes every item of the packet's memcached
+ * instance (s->inst, set by packet_instance) unusable in O(1); fills of
+ * requests that arrived before now + hold (+ flush_all's delay) are refused.
+ * A flush of one instance leaves the others' entries alone. */
 static __always_inline void flush_cache(struct config *cfg, __u64 now, __u64 delay_ns, int unreadable)
+{
+	struct global_state *g = get_global();
+	struct scratch *s = get_scratch();
+	if (!g || !s)
+		return;
+	if (unreadable) /* it may have changed exptimes too */
+		__sync_fetch_and_add(&g->expiry_epoch, 1);
+	__u32 slot = inst_slot(s->inst);
+	__sync_fetch_and_add(&g->inst_epoch[slot], 1);
+	raise_to(&g->inst_hold_ns[slot], now + cfg->hold_ns + delay_ns);
+	stat_inc(STAT_FLUSHES);
+	if (unreadable)
+		stat_inc(STAT_FLUSH_UNREADABLE);
+}
+
+/* Rule F for a packet whose instance is unknown (a fragment without its
+ * ports): every instance. */
+static __always_inline void flush_every_instance(struct config *cfg, __u64 now)
 {
 	struct global_state *g = get_global();
 	if (!g)
 		return;
-	if (unreadable) /* it may have changed exptimes too */
-		__sync_fetch_and_add(&g->expiry_epoch, 1);
+	__sync_fetch_and_add(&g->expiry_epoch, 1);
 	__sync_fetch_and_add(&g->epoch, 1);
-	raise_to(&g->hold_until_ns, now + cfg->hold_ns + delay_ns);
+	raise_to(&g->hold_until_ns, now + cfg->hold_ns);
 	stat_inc(STAT_FLUSHES);
-	if (unreadable)
-		stat_inc(STAT_FLUSH_UNREADABLE);
+	stat_inc(STAT_FLUSH_UNREADABLE);
 }
 
 /* Rule I for the key hash h. While a TCP segment or UDP datagram is read
@@ -500,11 +529,11 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	struct global_state *g = get_global();
 	if (!g)
 		return -1;
-	if (t->epoch != g->epoch) {
+	if (t->epoch != inst_epoch_of(g, s->inst)) {
 		stat_inc(STAT_FILL_STALE);
 		return -1;
 	}
-	if (t->t_req_ns < g->hold_until_ns) {
+	if (t->t_req_ns < g->hold_until_ns || t->t_req_ns < g->inst_hold_ns[inst_slot(s->inst)]) {
 		stat_inc(STAT_FILL_HELD);
 		return -1;
 	}

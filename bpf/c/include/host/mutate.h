@@ -1088,7 +1088,7 @@ static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, str
 	s->ncmds = 0;
 	s->store_fill = 0;
 	struct global_state *gs = get_global();
-	s->store_epoch = gs ? gs->epoch : 0;
+	s->store_epoch = gs ? inst_epoch_of(gs, s->inst) : 0;
 	if (sc_stream(ctx, s, cfg, fs, STREAM_RANGE(base, from, end, 1)) < 0 && fs->proto == FLOW_PROTO_ASCII)
 		flush_cache(cfg, now, 0, 1); /* more commands than we read, or an unsure line */
 	s->in_udp = 0;
