@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -18,13 +19,48 @@ func (c *Cache) Allow(p netip.Prefix, maxAmp uint32) error {
 		if err := c.Maps.Allow4Map.Put(k, rule); err != nil {
 			return fmt.Errorf("allow %s: %w", p, err)
 		}
-		return nil
+		return c.newAccessGen()
 	}
 	k := xdpAllowKey6{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As16()}
 	if err := c.Maps.Allow6Map.Put(k, rule); err != nil {
 		return fmt.Errorf("allow %s: %w", p, err)
 	}
+	return c.newAccessGen()
+}
+
+// newAccessGen writes a new access generation into the config after a change
+// of the allow-list or the local addresses: the XDP program memoizes their
+// answers per CPU under the generation it read before its lookups, and
+// drops every memo of another generation. A random value rather than a
+// counter: two writers racing on the config cannot both leave the one that
+// a memo taken between their changes carries.
+func (c *Cache) newAccessGen() error {
+	var cfg xdpConfig
+	if err := c.Maps.ConfigMap.Lookup(uint32(0), &cfg); err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	g, err := randomNonZero()
+	if err != nil {
+		return err
+	}
+	cfg.AccessGen = g
+	if err := c.Maps.ConfigMap.Put(uint32(0), cfg); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
 	return nil
+}
+
+// randomNonZero is a random 64-bit value other than 0.
+func randomNonZero() (uint64, error) {
+	for {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("random: %w", err)
+		}
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v, nil
+		}
+	}
 }
 
 // AllowList returns the allow-list's prefixes and their amplification limits.
@@ -61,7 +97,7 @@ func (c *Cache) AddLocal(a netip.Addr) error {
 	if err := c.Maps.LocalMap.Put(k, uint8(1)); err != nil {
 		return fmt.Errorf("add local address %s: %w", a, err)
 	}
-	return nil
+	return c.newAccessGen()
 }
 
 func v4mapped(a netip.Addr) [16]byte {

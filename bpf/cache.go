@@ -1,8 +1,6 @@
 package bpf
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -300,12 +298,15 @@ func (c *Cache) Configure(s Settings) error {
 		return fmt.Errorf("the cache map has %d entries, settings ask for %d: reload needed", c.Maps.CacheMap.MaxEntries(), s.Entries)
 	}
 	seed := s.Seed
-	for seed == 0 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
+	if seed == 0 {
+		var err error
+		if seed, err = randomNonZero(); err != nil {
 			return fmt.Errorf("hash seed: %w", err)
 		}
-		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	accessGen, err := randomNonZero() // the tables may have changed before: no old memo holds
+	if err != nil {
+		return err
 	}
 	cfg := xdpConfig{
 		EntriesMask:  s.Entries - 1,
@@ -316,6 +317,7 @@ func (c *Cache) Configure(s Settings) error {
 		MaxAgeNs:     uint64(s.MaxAge),
 		HoldNs:       uint64(s.WriteHold),
 		MonoToUnixNs: monoToUnix(),
+		AccessGen:    accessGen,
 	}
 	copy(cfg.Ports[:], s.Ports)
 	if s.RequireLocal {

@@ -105,6 +105,28 @@ func TestAccessRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.getHit(outsider, "get", "k")
+
+	// The answers are memoized per CPU: a change of either table is seen
+	// by the next request from the same addresses.
+	notLocal.client = netip.MustParseAddr("198.18.0.9") // listed, no amplification limit
+	if n := h.statDelta(StatPassNotLocal, func() { h.expectMiss(notLocal, "k") }); n != 1 {
+		t.Errorf("request to a foreign address served? pass_not_local +%d", n)
+	}
+	if err := c.AddLocal(notLocal.server); err != nil {
+		t.Fatal(err)
+	}
+	h.getHit(notLocal, "get", "k")
+	s.UnlistedAmp = 0
+	if err := c.Configure(s); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.statDelta(StatPassNotAllowed, func() { h.expectMiss(outsider, "k") }); n != 1 {
+		t.Errorf("outsider served once unlisted sources may not be? pass_not_allowed +%d", n)
+	}
+	if err := c.Allow(netip.MustParsePrefix("198.19.9.0/24"), 0); err != nil {
+		t.Fatal(err)
+	}
+	h.getHit(outsider, "get", "k")
 }
 
 func TestReplyLargerThanMTUPasses(t *testing.T) {

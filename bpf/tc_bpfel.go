@@ -57,6 +57,7 @@ type tcConfig struct {
 	MaxAgeNs     uint64
 	HoldNs       uint64
 	MonoToUnixNs int64
+	AccessGen    uint64
 }
 
 type tcExpiry struct {
@@ -159,15 +160,29 @@ type tcReplyState struct {
 }
 
 type tcScratch struct {
-	_          structs.HostLayout
-	In         [2064]uint8
-	Out        [2064]uint8
-	Keys       [16][256]uint8
-	Hashes     [16]uint64
-	KeyLens    [16]uint16
-	Win        [1040]uint8
-	Key        [264]uint8
-	Hdr        [264]uint8
+	_       structs.HostLayout
+	In      [2064]uint8
+	Out     [2064]uint8
+	Keys    [16][256]uint8
+	Hashes  [16]uint64
+	KeyLens [16]uint16
+	Win     [1040]uint8
+	Key     [264]uint8
+	Hdr     [264]uint8
+	Memo    [16]struct {
+		_      structs.HostLayout
+		Saddr  [16]uint8
+		Daddr  [16]uint8
+		Gen    uint64
+		Listed uint32
+		MaxAmp uint32
+		Local  uint32
+		Valid  uint32
+	}
+	Akey4      tcAllowKey4
+	Akey6      tcAllowKey6
+	Alocal     tcLocalAddr
+	_          [4]byte
 	Tkey       tcTicketKey
 	Tk         tcTicket
 	RsNew      tcReplyState
@@ -212,6 +227,7 @@ type tcScratch struct {
 	TcCounted  uint32
 	TcReplies  uint32
 	AckFk      tcFlowKey
+	TcpFk      tcFlowKey
 	TokOff     [24]uint16
 	TokLen     [24]uint16
 	Ntok       uint32

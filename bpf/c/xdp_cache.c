@@ -17,30 +17,60 @@
 
 char _license[] SEC("license") = "GPL";
 
-/* Source and destination rules (docs/security.md). Returns the largest reply
- * allowed for this request (in bytes of IP packet), 0 if none may be sent,
- * and sets *reason to the pass counter. */
-static __always_inline __u32 reply_budget(struct config *cfg, struct pkt *p, __u32 req_ip_len, __u32 *reason)
+/* The allow-list's and the local-address table's answers for p's
+ * addresses into m (the lookups behind reply_budget; their keys in scratch,
+ * off the main program's frame, which is at the stack limit). */
+static __always_inline void access_lookup(struct config *cfg, struct scratch *s, struct pkt *p,
+					  struct access_memo *m)
 {
+	m->local = 1;
 	if (cfg->flags & CFG_REQUIRE_LOCAL) {
-		struct local_addr la;
-		__builtin_memcpy(la.addr, p->daddr, 16);
-		if (!bpf_map_lookup_elem(&local_map, &la)) {
-			*reason = STAT_PASS_NOT_LOCAL;
-			return 0;
-		}
+		__builtin_memcpy(s->alocal.addr, p->daddr, 16);
+		m->local = bpf_map_lookup_elem(&local_map, &s->alocal) != 0;
 	}
 	struct allow_rule *rule;
 	if (p->ipv6) {
-		struct allow_key6 k6 = { .prefixlen = 128 };
-		__builtin_memcpy(k6.addr, p->saddr, 16);
-		rule = bpf_map_lookup_elem(&allow6_map, &k6);
+		s->akey6.prefixlen = 128;
+		__builtin_memcpy(s->akey6.addr, p->saddr, 16);
+		rule = bpf_map_lookup_elem(&allow6_map, &s->akey6);
 	} else {
-		struct allow_key4 k4 = { .prefixlen = 32 };
-		__builtin_memcpy(k4.addr, p->saddr + 12, 4);
-		rule = bpf_map_lookup_elem(&allow4_map, &k4);
+		s->akey4.prefixlen = 32;
+		__builtin_memcpy(s->akey4.addr, p->saddr + 12, 4);
+		rule = bpf_map_lookup_elem(&allow4_map, &s->akey4);
 	}
-	return amp_budget(rule, cfg->unlisted_amp, cfg->mtu, req_ip_len, reason);
+	m->listed = rule != 0;
+	m->max_amp = rule ? rule->max_amp : 0;
+}
+
+/* Source and destination rules (docs/security.md). Returns the largest reply
+ * allowed for this request (in bytes of IP packet), 0 if none may be sent,
+ * and sets *reason to the pass counter. The lookups' answers are memoized
+ * per CPU for the pair of addresses (struct access_memo): config's
+ * access_gen is read before the lookups and stored with their answers, and
+ * xdpcache writes a new one after every change of either table, so a memo
+ * is used only while it reflects the tables (a change races a lookup only as
+ * a lookup a moment earlier would). */
+static __always_inline __u32 reply_budget(struct config *cfg, struct scratch *s, struct pkt *p, __u32 req_ip_len,
+					 __u32 *reason)
+{
+	__u64 gen = *(volatile __u64 *)&cfg->access_gen;
+	const __u64 *sa = (const __u64 *)p->saddr, *da = (const __u64 *)p->daddr;
+	__u32 i = (__u32)((sa[1] ^ (sa[1] >> 29) ^ sa[0]) * 0x9E3779B97F4A7C15ULL >> 60) & (ACCESS_MEMOS - 1);
+	struct access_memo *m = &s->memo[i];
+	const __u64 *ms = (const __u64 *)m->saddr, *md = (const __u64 *)m->daddr;
+	if (!m->valid || m->gen != gen || ms[0] != sa[0] || ms[1] != sa[1] || md[0] != da[0] || md[1] != da[1]) {
+		m->valid = 0;
+		access_lookup(cfg, s, p, m);
+		__builtin_memcpy(m->saddr, p->saddr, 16);
+		__builtin_memcpy(m->daddr, p->daddr, 16);
+		m->gen = gen;
+		m->valid = 1;
+	}
+	if (!m->local) {
+		*reason = STAT_PASS_NOT_LOCAL;
+		return 0;
+	}
+	return amp_budget_of(m->listed, m->max_amp, cfg->unlisted_amp, cfg->mtu, req_ip_len, reason);
 }
 
 /* Turns the request into the reply held in s->out[0, out_len) (memcached
@@ -60,15 +90,17 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	/* the frame length from the helper: clang would otherwise compute it
 	 * with 32-bit pointer arithmetic, which the verifier refuses */
 	int delta = (int)(p->pl_off + out_len) - (int)bpf_xdp_get_buff_len(ctx);
-	/* Headers (Ethernet to UDP, at most 14 + 8 + 60 + 8 bytes) are kept
-	 * aside in s->hdr: if the tail cannot grow (veth frames built from small skbs
-	 * have little tailroom), the frame grows at the front instead, into
-	 * the headroom XDP guarantees, and the headers are written back. */
-	__u32 hlen = p->pl_off; /* s->hdr was filled by admit_get */
+	/* If the tail cannot grow (veth frames built from small skbs have
+	 * little tailroom), the frame grows at the front instead, into the
+	 * headroom XDP guarantees: the headers (Ethernet to UDP, at most
+	 * 14 + 8 + 60 + 8 bytes) are kept aside in s->hdr and written back. */
+	__u32 hlen = p->pl_off;
 	if (hlen < sizeof(struct ethhdr) || hlen > HDR_MAX)
 		return -1;
 	if (bpf_xdp_adjust_tail(ctx, delta)) {
-		if (delta <= 0 || bpf_xdp_adjust_head(ctx, -delta)) {
+		/* the frame is unchanged so far */
+		if (delta <= 0 || bpf_xdp_load_bytes(ctx, 0, s->hdr, SIZE_1_TO(hlen, HDR_MAX)) < 0 ||
+		    bpf_xdp_adjust_head(ctx, -delta)) {
 			stat_inc(STAT_MISS_NO_ROOM);
 			return -2;
 		}
@@ -91,7 +123,7 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 		return XDP_DROP;
 	if (bpf_xdp_store_bytes(ctx, p->pl_off, s->out, SIZE_1_TO(n, BUF_SIZE)) < 0)
 		return XDP_DROP;
-	sum = csum_buf(s->out, out_len, sum);
+	sum = csum_buf_short(s->out, out_len, sum);
 
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -102,49 +134,55 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 
 /* Would the kernel accept this request? It drops IPv4 headers and UDP
  * datagrams whose checksums are wrong; XDP runs before that check, so a
- * request is verified before it is answered. The payload is s->in[0, len);
- * s->hdr holds the headers (send_reply loads them). */
+ * request is verified before it is answered. The headers are summed where
+ * they are, in the packet (unchanged since parse_pkt); the payload is
+ * s->in[0, len). */
 static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cfg, struct pkt *p, struct scratch *s,
 					   __u32 len)
 {
-	/* the headers, whole: pl_off <= HDR_MAX, so l4 + 8 <= HDR_MAX too */
-	if (p->pl_off > HDR_MAX || p->pl_off < 8)
-		return 0;
-	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & (HDR_MAX - 1);
-	if (l4 + 8 > HDR_MAX)
-		return 0;
-	if (bpf_xdp_load_bytes(ctx, 0, s->hdr, SIZE_1_TO(p->pl_off, HDR_MAX)) < 0)
-		return 0;
-	/* header words summed inline: cheaper than a bpf_csum_diff call for
-	 * these few bytes (l3 < 32, so every index below stays inside hdr) */
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 l3 = p->l3_off & 0x1f, l4 = p->l4_off & 0xff;
 	__u64 sum = 0;
 	if (!p->ipv6) {
 		__u32 ihl = (l4 - l3) & 0x3c;
-		if (ihl < 20)
+		__u32 *ip = data + l3;
+		if (ihl < 20 || (void *)(ip + 5) > data_end)
 			return 0;
-		__u64 ip = 0;
-		for (int i = 0; i < 15; i++) {
-			if (i * 4 >= ihl)
-				break;
-			ip += *(__u32 *)(s->hdr + l3 + i * 4);
+		__u64 h = (__u64)ip[0] + ip[1] + ip[2] + ip[3] + ip[4];
+		if (ihl > 20) {
+			/* options (rare): summed from a copy, as a loop over
+			 * packet words would need a bounds check per word */
+			if (bpf_xdp_load_bytes(ctx, l3 + 20, s->hdr, SIZE_1_TO(ihl - 20, 64)) < 0)
+				return 0;
+			for (int i = 0; i < 10; i++) {
+				if (i * 4 >= ihl - 20)
+					break;
+				h += *(__u32 *)(s->hdr + i * 4);
+			}
 		}
-		if (csum_fold(ip) != 0)
+		if (csum_fold(h) != 0)
 			return 0;
-		sum = (__u64) * (__u32 *)(s->hdr + l3 + 12) + *(__u32 *)(s->hdr + l3 + 16); /* addresses */
+		sum = (__u64)ip[3] + ip[4]; /* addresses */
 	} else {
-		for (int i = 0; i < 8; i++)
-			sum += *(__u32 *)(s->hdr + l3 + 8 + i * 4);
+		__u32 *ip6 = data + l3; /* addresses: words 2..9 */
+		if ((void *)(ip6 + 10) > data_end)
+			return 0;
+#pragma unroll
+		for (int i = 2; i < 10; i++)
+			sum += ip6[i];
 	}
 	if (!(cfg->flags & CFG_VERIFY_UDP_CSUM))
 		return 1;
-	__u16 *udp = (__u16 *)(s->hdr + l4); /* l4 + 8 <= HDR_MAX: inside hdr */
+	__u16 *udp = data + l4;
+	if ((void *)(udp + 4) > data_end)
+		return 0;
 	if (udp[3] == 0) /* no checksum: allowed over IPv4 only */
 		return !p->ipv6;
 	sum += bpf_htons(IPPROTO_UDP) + udp[2]; /* pseudo header: protocol, length */
 	sum += udp[0] + udp[1] + udp[2] + udp[3];
 	*(__u32 *)(s->in + (len & BUF_MASK)) = 0; /* pad to a multiple of 4 */
-	sum = csum_buf(s->in, len, sum);
-	return csum_fold(sum) == 0;
+	return csum_fold(csum_buf_short(s->in, len, sum)) == 0;
 }
 
 /* Set by the loader for the program xdpcache attaches to the interfaces it
@@ -154,8 +192,7 @@ static __always_inline int request_csum_ok(struct xdp_md *ctx, struct config *cf
 const volatile __u32 watch_only = 0;
 
 /* Checks the kernel would accept a GET about to be answered (see
- * request_csum_ok), which also leaves the request's headers in s->hdr for
- * send_reply. Only answers are checked: a request that goes to memcached is
+ * request_csum_ok). Only answers are checked: a request that goes to memcached is
  * checked by the kernel, and its tickets only ever refuse fills (a forged
  * request can carry a valid checksum as well). */
 static __always_inline int admit_get(struct xdp_md *ctx, struct config *cfg, struct pkt *p, struct scratch *s, __u32 len)
@@ -260,11 +297,10 @@ __noinline int sc_parse_get(struct scratch *s, struct config *cfg, __u32 pos, __
 			break;
 		if (k == MAX_GET_KEYS)
 			return GET_TOO_MANY_KEYS;
-		int kl = sc_key(s, BUF_IN, pos, len, k);
+		int kl = sc_get_key(s, pos, len, k);
 		if (kl <= 0 || kl > KEY_MAX)
 			return 0;
 		s->key_lens[k & (MAX_GET_KEYS - 1)] = kl;
-		s->hashes[k & (MAX_GET_KEYS - 1)] = sc_hash(s, k, kl, s->seed);
 		pos += kl;
 		nkeys++;
 	}
@@ -513,21 +549,24 @@ static __always_inline void handle_tcp(struct xdp_md *ctx, struct config *cfg, s
 {
 	struct global_state *g = get_global();
 	__u64 epoch = g ? inst_epoch_of(g, s->inst) : 0;
-	struct flow_key fk = {};
-	flow_key_in(&fk, p); /* one key for flow_map and ack_map */
-	__builtin_memcpy(&s->ack_fk, &fk, sizeof(fk));
+	/* one key for flow_map and ack_map, in scratch (the main program's
+	 * frame is at the stack limit) */
+	struct flow_key *fk = &s->tcp_fk;
+	__builtin_memset(fk, 0, sizeof(*fk));
+	flow_key_in(fk, p);
+	__builtin_memcpy(&s->ack_fk, fk, sizeof(*fk));
 	if (p->tcp_flags & (TCPF_SYN | TCPF_RST))
 		sc_ack_drop(s, cfg, now); /* a log of an earlier connection on these ports */
 	/* mutations are logged for their own reply only where TC counts replies */
-	s->ack_ok = stream_counted(&fk);
+	s->ack_ok = stream_counted(fk);
 	s->inv_logged = 0;
 	s->inv_logging = 1;
 	s->ncmds = 0;
-	scan_tcp(ctx, cfg, s, p, &fk, now);
+	scan_tcp(ctx, cfg, s, p, fk, now);
 	s->inv_logging = 0;
 	/* a flush by another CPU meanwhile is counted too: one extra flush */
 	if (sc_ack_record(s, cfg, g && inst_epoch_of(g, s->inst) != epoch, now) < 0) {
-		struct flow_state *fs = bpf_map_lookup_elem(&flow_map, &fk);
+		struct flow_state *fs = bpf_map_lookup_elem(&flow_map, fk);
 		if (fs)
 			fs->pend_held = 1; /* no log: a store's data block to come is held too */
 	}
@@ -568,7 +607,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 	__u32 nkeys = n & 0xff, pos = (__u32)n >> 8;
 	if (pos != len) {
 		/* more commands follow in the datagram: leave it to memcached */
-		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, bpf_ktime_get_ns(), p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -579,7 +618,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		return XDP_PASS;
 	__u32 reason = 0;
 	__u32 ip_hdr = p->pl_off - 8 - p->l3_off; /* IP header length */
-	__u32 budget = reply_budget(cfg, p, ip_hdr + 8 + len, &reason);
+	__u32 budget = reply_budget(cfg, s, p, ip_hdr + 8 + len, &reason);
 	struct get_ctx g = { .cfg = cfg, .s = s, .nkeys = nkeys };
 	__u64 epoch = inst_epoch_of(gs, s->inst);
 	s->q_epoch = epoch;
@@ -631,13 +670,15 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		stat_inc(g.miss == STAT_MISS_TOO_BIG && budget < cfg->mtu ? STAT_PASS_AMPLIFICATION : g.miss);
 
 	/* Miss: memcached answers. Leave a ticket per key and a reply state so
-	 * the egress program can fill from the answer. */
+	 * the egress program can fill from the answer (the request's time from
+	 * the fine clock: see handle_udp). */
+	s->q_now = bpf_ktime_get_ns();
 	sc_issue_tickets(s, cfg, p, nkeys);
 	return XDP_PASS;
 
 malformed:
 	stat_inc(STAT_PASS_MALFORMED);
-	scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
+	scan_udp(ctx, cfg, s, p, bpf_ktime_get_ns(), p->pl_off, MC_FRAME_LEN, len);
 	return XDP_PASS;
 }
 
@@ -658,7 +699,7 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	if (!bin_is_get(op) || elen != 0 || klen == 0 || klen > KEY_MAX || body != klen ||
 	    MC_FRAME_LEN + MC_BIN_HDR_LEN + klen != len) {
 		/* not a single GET: invalidate what it mutates */
-		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, bpf_ktime_get_ns(), p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -671,10 +712,10 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	struct global_state *gs = get_global();
 	if (!gs)
 		return XDP_PASS;
-	__u64 epoch = inst_epoch_of(gs, s->inst);
+	s->q_epoch = inst_epoch_of(gs, s->inst); /* in scratch: fewer registers to spill */
 	__u32 reason = 0;
 	__u32 ip_hdr = p->pl_off - 8 - p->l3_off;
-	__u32 budget = reply_budget(cfg, p, ip_hdr + 8 + len, &reason);
+	__u32 budget = reply_budget(cfg, s, p, ip_hdr + 8 + len, &reason);
 	if (!budget || budget < ip_hdr + 8 + MC_FRAME_LEN + MC_BIN_HDR_LEN + 4) {
 		stat_inc(reason ? reason : STAT_PASS_NOT_ALLOWED);
 		return XDP_PASS;
@@ -683,7 +724,6 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	if (limit > BUF_SIZE - 64)
 		limit = BUF_SIZE - 64;
 	int with_key = op == BIN_GETK || op == BIN_GETKQ;
-	s->q_epoch = epoch;
 	s->q_now = now;
 	s->q_out = MC_FRAME_LEN + MC_BIN_HDR_LEN;
 	s->q_limit = limit;
@@ -733,17 +773,24 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	s->tk.hash = s->hashes[0];
 	s->tk.opcode = op;
 	s->tk.gen = ticket_gen(s, cfg, 0, s->hashes[0]);
-	s->tk.epoch = epoch;
-	s->tk.t_req_ns = now;
+	s->tk.epoch = s->q_epoch;
+	s->tk.t_req_ns = bpf_ktime_get_ns(); /* fine: see handle_udp */
 	sc_issue_bin_ticket(s, p, *(__u32 *)(h + 12), with_key);
 	return XDP_PASS;
 }
 
-static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p,
-				      __u64 now)
+/* UDP datagram to memcached. A GET checks entry deadlines against the
+ * coarse clock, a fraction of the fine one's cost (whose TSC read is dear
+ * under a hypervisor), which lags it by at most a tick: an entry is served
+ * at most a tick past its deadline (relative and absolute exptimes are
+ * taken a second early, memcached's own clock ticks once a second).
+ * Tickets and everything that may mutate read the fine clock: a request
+ * after a flush or hold must not look older than it (rule T). */
+static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p)
 {
 	__u32 len = p->pl_len;
-	udp_pending_flush(cfg, now);
+	udp_pending_flush(cfg);
+	__u64 now = bpf_ktime_get_coarse_ns();
 	if (len < MC_FRAME_LEN + 1) {
 		stat_inc(STAT_PASS_MALFORMED);
 		return XDP_PASS;
@@ -751,7 +798,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 	if (len > BUF_SIZE) {
 		/* too long to serve; still look for mutations (scan_udp picks
 		 * the protocol by the first byte) */
-		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, bpf_ktime_get_ns(), p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -765,14 +812,14 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		return XDP_PASS;
 	}
 	if (*(__u16 *)(s->in + 2) != 0) {
-		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, bpf_ktime_get_ns(), p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_MULTI_FRAME);
 		return XDP_PASS;
 	}
 	if (watch_only) {
 		/* an interface only watched for writes: memcached answers
 		 * every GET; the datagram is read for mutations alone */
-		scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
+		scan_udp(ctx, cfg, s, p, bpf_ktime_get_ns(), p->pl_off, MC_FRAME_LEN, len);
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
@@ -788,7 +835,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		return udp_ascii_get(ctx, cfg, s, p, len, 0, now);
 	if (len >= MC_FRAME_LEN + 6 && (w & MASKN(5)) == W5('g', 'e', 't', 's', ' '))
 		return udp_ascii_get(ctx, cfg, s, p, len, 1, now);
-	scan_udp(ctx, cfg, s, p, now, p->pl_off, MC_FRAME_LEN, len);
+	scan_udp(ctx, cfg, s, p, bpf_ktime_get_ns(), p->pl_off, MC_FRAME_LEN, len);
 	stat_inc(STAT_PASS_OTHER);
 	return XDP_PASS;
 }
@@ -815,11 +862,10 @@ int xdpcache_xdp(struct xdp_md *ctx)
 	if (!port_match(cfg, p.dport) || parse_addrs(data, data_end, &p))
 		return XDP_PASS;
 	stat_inc(STAT_MC_PACKETS);
-	__u64 now = bpf_ktime_get_ns();
 	if (p.first_frag) {
 		/* A fragmented request: whatever it mutates cannot be read here
 		 * (before packet_instance: every instance). */
-		flush_every_instance(cfg, now);
+		flush_every_instance(cfg, bpf_ktime_get_ns());
 		return XDP_PASS;
 	}
 	struct scratch *s = get_scratch();
@@ -827,8 +873,8 @@ int xdpcache_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	packet_instance(s, cfg, &p, 0);
 	if (p.proto == IPPROTO_TCP) {
-		handle_tcp(ctx, cfg, s, &p, now);
+		handle_tcp(ctx, cfg, s, &p, bpf_ktime_get_ns());
 		return XDP_PASS;
 	}
-	return handle_udp(ctx, cfg, s, &p, now);
+	return handle_udp(ctx, cfg, s, &p);
 }

@@ -11,27 +11,30 @@
 #include "consts.h"
 #include "structs.h"
 
-/* The largest reply allowed (bytes of IP packet) to a source whose
- * allow-list rule is rule (0: not listed) for a request of req_ip_len bytes
- * of IP packet; 0 if none may be sent. Sets *reason to the pass counter. */
-static __always_inline __u32 amp_budget(const struct allow_rule *rule, __u32 unlisted_amp, __u32 mtu,
-					__u32 req_ip_len, __u32 *reason)
+/* The largest reply allowed (bytes of IP packet) to a source with an
+ * allow-list rule of limit max_amp (listed) or none, for a request of
+ * req_ip_len bytes of IP packet; 0 if none may be sent. Sets *reason to the
+ * pass counter. */
+static __always_inline __u32 amp_budget_of(int listed, __u32 max_amp, __u32 unlisted_amp, __u32 mtu,
+					   __u32 req_ip_len, __u32 *reason)
 {
-	__u32 amp = 0;
-	if (rule) {
-		amp = rule->max_amp;
-	} else {
-		amp = unlisted_amp;
-		if (!amp) {
-			*reason = STAT_PASS_NOT_ALLOWED;
-			return 0;
-		}
+	__u32 amp = listed ? max_amp : unlisted_amp;
+	if (!listed && !amp) {
+		*reason = STAT_PASS_NOT_ALLOWED;
+		return 0;
 	}
 	__u32 budget = mtu;
 	if (amp && (__u64)amp * req_ip_len < budget)
 		budget = amp * req_ip_len;
 	*reason = STAT_PASS_AMPLIFICATION;
 	return budget;
+}
+
+/* amp_budget_of for the rule a lookup returned (0: not listed). */
+static __always_inline __u32 amp_budget(const struct allow_rule *rule, __u32 unlisted_amp, __u32 mtu,
+					__u32 req_ip_len, __u32 *reason)
+{
+	return amp_budget_of(rule != 0, rule ? rule->max_amp : 0, unlisted_amp, mtu, req_ip_len, reason);
 }
 
 #endif

@@ -37,6 +37,10 @@
  * extension headers and VLAN tags can pass 128 bytes (power of two). */
 #define HDR_MAX 256
 
+/* Payloads up to this many bytes are checksummed inline (a multiple of 4),
+ * longer ones with bpf_csum_diff. */
+#define SHORT_SUM 128
+
 /* Request limits for serving from XDP. */
 #define MAX_GET_KEYS 16
 #define MAX_PORTS 4

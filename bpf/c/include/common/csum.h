@@ -29,4 +29,19 @@ static __always_inline __u64 csum_buf(__u8 *buf, __u32 len, __u64 sum)
 	return sum;
 }
 
+/* csum_buf, summed inline for buffers up to SHORT_SUM bytes (every small
+ * GET and its reply): cheaper than a bpf_csum_diff call for so few words.
+ * Same padding rule as csum_buf. */
+static __always_inline __u64 csum_buf_short(__u8 *buf, __u32 len, __u64 sum)
+{
+	if (len > SHORT_SUM)
+		return csum_buf(buf, len, sum);
+	for (int i = 0; i < SHORT_SUM / 4; i++) {
+		if (i * 4 >= len)
+			break;
+		sum += *(__u32 *)(buf + i * 4);
+	}
+	return sum;
+}
+
 #endif

@@ -34,7 +34,7 @@ struct pkt {
 	__u8 tcp_flags;
 	__u8 first_frag; /* the first fragment of a datagram (only the ports are read), or
 			  * FRAG_NO_PORTS: one too short for them */
-	__u8 saddr[16]; /* IPv4 as ::ffff:a.b.c.d */
+	__u8 saddr[16] __attribute__((aligned(8))); /* IPv4 as ::ffff:a.b.c.d; read as words */
 	__u8 daddr[16];
 };
 

@@ -48,10 +48,16 @@ static __always_inline __s64 reply_headers(void *data, void *data_end, struct pk
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return -1;
-	__u8 mac[ETH_ALEN];
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	/* as three 16-bit words each (a byte-wise memcpy otherwise: the
+	 * frame's alignment is unknown) */
+	__u16 *m = (__u16 *)eth;
+	__u16 d0 = m[0], d1 = m[1], d2 = m[2];
+	m[0] = m[3];
+	m[1] = m[4];
+	m[2] = m[5];
+	m[3] = d0;
+	m[4] = d1;
+	m[5] = d2;
 
 	__u32 l3 = p->l3_off & 0x1f; /* at most 14 + 2 VLAN tags */
 	__u32 l4 = p->l4_off & 0xff;

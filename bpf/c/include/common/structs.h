@@ -22,6 +22,9 @@ struct config {
 	__u64 max_age_ns;       /* upper bound on an entry's age */
 	__u64 hold_ns;          /* fills refused this long after a mutation (see docs/consistency.md) */
 	__s64 mono_to_unix_ns;  /* unix time = monotonic time + this; for absolute exptimes */
+	__u64 access_gen;       /* a new value whenever the allow-list or the local addresses
+				 * change: per-CPU memos of their answers (access_memo) older
+				 * than it are not used */
 };
 
 /* Whole-cache state: bumping epoch invalidates every entry in O(1). */
@@ -74,7 +77,7 @@ struct item {
 		__u8 num_txt[NUM_TXT];/* " <flags> <bytes>" */
 		__u8 cas_txt[CAS_TXT];/* " <cas>" */
 		__u8 val[VAL_MAX];
-	} b;
+	} __attribute__((aligned(8))) b; /* else clang copies it a byte at a time */
 };
 
 /* A request XDP passed to memcached, keyed by who asked and what. The TC
@@ -322,6 +325,22 @@ struct shadow_got {
 /* Per-CPU scratch: requests are copied here so parsing works on a map value
  * with masked offsets instead of packet pointers, and replies are assembled
  * here before one bpf_xdp_store_bytes. */
+/* What the allow-list and the local-address table answered for one pair of
+ * addresses (reply_budget), kept per CPU in scratch while config's
+ * access_gen is unchanged: the lookups (an LPM trie walk, a hash) cost more
+ * than the rest of a small GET's checks. */
+struct access_memo {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u64 gen;     /* config.access_gen read before the lookups */
+	__u32 listed;  /* the source has an allow-list rule ... */
+	__u32 max_amp; /* ... with this limit */
+	__u32 local;   /* the destination is one of the host's addresses */
+	__u32 valid;
+};
+
+#define ACCESS_MEMOS 16 /* per CPU, direct-mapped by source address (power of two) */
+
 struct scratch {
 	__u8 in[BUF_SIZE + 16];
 	__u8 out[BUF_SIZE + 16];
@@ -331,6 +350,10 @@ struct scratch {
 	__u8 win[2 * WIN_SIZE + 16]; /* a command line: carry, then packet bytes */
 	__u8 key[KEY_BUF + 8];
 	__u8 hdr[HDR_MAX + 8]; /* the request's headers while the frame is resized */
+	struct access_memo memo[ACCESS_MEMOS];
+	struct allow_key4 akey4; /* reply_budget's lookup keys */
+	struct allow_key6 akey6;
+	struct local_addr alocal;
 	struct ticket_key tkey;
 	struct ticket tk;
 	struct reply_state rs_new; /* a miss's new reply state (off the stack) */
@@ -376,6 +399,7 @@ struct scratch {
 	__u32 tc_counted;  /* TC: the stream walk counted the segment's reply units ... */
 	__u32 tc_replies;  /* ... and this many have left on the flow */
 	struct flow_key ack_fk; /* the flow whose log is worked on (a map key off the stack) */
+	struct flow_key tcp_fk; /* the segment's flow (handle_tcp: a map key off the stack) */
 	__u16 tok_off[MAX_TOKENS]; /* tokens of the line in win (memcached's tokenizer) */
 	__u16 tok_len[MAX_TOKENS];
 	__u32 ntok;        /* tokens found, at most MAX_TOKENS - 1 (memcached's cap) */

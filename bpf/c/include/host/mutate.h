@@ -1114,11 +1114,11 @@ static __always_inline void scan_udp(struct xdp_md *ctx, struct config *cfg, str
 /* Every UDP datagram to memcached, first: a store left incomplete by an
  * earlier datagram may be completed by this one, changing a key we cannot
  * name, as memcached reads it. */
-static __always_inline void udp_pending_flush(struct config *cfg, __u64 now)
+static __always_inline void udp_pending_flush(struct config *cfg)
 {
 	struct global_state *g = get_global();
 	if (g && g->udp_pending && __sync_val_compare_and_swap(&g->udp_pending, 1, 0) == 1)
-		flush_cache(cfg, now, 0, 1);
+		flush_cache(cfg, bpf_ktime_get_ns(), 0, 1);
 }
 
 #endif

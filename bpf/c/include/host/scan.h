@@ -85,4 +85,43 @@ __noinline int sc_key(struct scratch *s, __u32 which, __u32 off, __u32 limit, __
 		return copy_token(s->win, WIN_MASK, off, limit, dst);
 	return copy_token(s->in, BUF_MASK, off, limit, dst);
 }
+
+/* Bytes of w equal to c: the top bit of each such byte is set in the
+ * result, and of the bytes above the first such byte, some may be too (the
+ * borrow of the subtraction), so only the lowest set bit is exact. */
+#define BYTES_EQ(w, c) ((((w) ^ ((c) * 0x0101010101010101ULL)) - 0x0101010101010101ULL) & \
+			~((w) ^ ((c) * 0x0101010101010101ULL)) & 0x8080808080808080ULL)
+
+/* A GET's key at s->in[off, limit) into key slot k, a word at a time, and
+ * its hash (seed s->seed) into s->hashes[k]: the rules of copy_token (the
+ * key ends at the first ' ', '\r' or '\n', which must come before limit;
+ * at most KEY_MAX bytes). The slot's words past the key are left as they
+ * were: only the key's own words (the last one zero-padded) are ever read
+ * (key_hash, sc_key_equal). Returns the key's length or -1. */
+__noinline int sc_get_key(struct scratch *s, __u32 off, __u32 limit, __u32 k)
+{
+	if (!s)
+		return -1;
+	k &= MAX_GET_KEYS - 1;
+	__u64 *dst = (__u64 *)s->keys[k];
+	for (int i = 0; i < KEY_WORDS; i++) {
+		__u64 w = load8(s->in, BUF_MASK, off + i * 8);
+		__u64 t = BYTES_EQ(w, ' ') | BYTES_EQ(w, '\r') | BYTES_EQ(w, '\n');
+		if (t) {
+			/* the first delimiter is byte j: m = 1 << 8j, and
+			 * m * 0x0001020304050607 has j in its top byte */
+			__u64 m = (t & -t) >> 7;
+			__u32 n = i * 8 + (__u32)((m * 0x0001020304050607ULL) >> 56);
+			if (off + n >= limit || n > KEY_MAX || n == 0)
+				return -1;
+			dst[i] = w & (m - 1);
+			s->hashes[k] = key_hash((const __u8 *)dst, n, s->seed);
+			return n;
+		}
+		if (off + i * 8 + 8 >= limit)
+			return -1; /* no delimiter before limit */
+		dst[i] = w;
+	}
+	return -1;
+}
 #endif
