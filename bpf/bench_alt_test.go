@@ -45,6 +45,9 @@ func loadAlt(dir string) (*Cache, error) {
 		return nil, err
 	}
 	xspec.Maps["cache_map"].MaxEntries = s.Entries
+	if err := setLoadsOrdered(xspec); err != nil {
+		return nil, err
+	}
 	var xo xdpObjects
 	if err := xspec.LoadAndAssign(&xo, nil); err != nil {
 		return nil, VerifierSummary(err)
@@ -58,7 +61,9 @@ func loadAlt(dir string) (*Cache, error) {
 	repl := map[string]*ebpf.Map{}
 	all := mapFields(&c.Maps)
 	for name := range tspec.Maps {
-		repl[name] = *all[name]
+		if m := all[name]; m != nil && *m != nil {
+			repl[name] = *m // not the TC program's own constants
+		}
 	}
 	var to tcObjects
 	if err := tspec.LoadAndAssign(&to, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {

@@ -228,6 +228,8 @@ type tcScratch struct {
 	TcReplies  uint32
 	AckFk      tcFlowKey
 	TcpFk      tcFlowKey
+	FrameLen   uint32
+	PadFl      uint32
 	TokOff     [24]uint16
 	TokLen     [24]uint16
 	Ntok       uint32
@@ -460,6 +462,7 @@ const (
 	tcMapUdpAckMap    = "udp_ack_map"
 	tcMapUdpFillMap   = "udp_fill_map"
 	tcProgXdpcacheTc  = "xdpcache_tc"
+	tcVarLoadsOrdered = "loads_ordered"
 )
 
 // loadTc returns the embedded CollectionSpec for tc.
@@ -537,6 +540,7 @@ type tcMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcVariableSpecs struct {
+	LoadsOrdered *ebpf.VariableSpec `ebpf:"loads_ordered"`
 }
 
 // tcObjects contains all objects after they have been loaded into the kernel.
@@ -610,6 +614,7 @@ func (m *tcMaps) Close() error {
 //
 // It can be passed to loadTcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcVariables struct {
+	LoadsOrdered *ebpf.Variable `ebpf:"loads_ordered"`
 }
 
 // tcPrograms contains all programs after they have been loaded into the kernel.

@@ -228,6 +228,8 @@ type xdpScratch struct {
 	TcReplies  uint32
 	AckFk      xdpFlowKey
 	TcpFk      xdpFlowKey
+	FrameLen   uint32
+	PadFl      uint32
 	TokOff     [24]uint16
 	TokLen     [24]uint16
 	Ntok       uint32
@@ -462,6 +464,7 @@ const (
 	xdpMapUdpAckMap    = "udp_ack_map"
 	xdpMapUdpFillMap   = "udp_fill_map"
 	xdpProgXdpcacheXdp = "xdpcache_xdp"
+	xdpVarLoadsOrdered = "loads_ordered"
 	xdpVarWatchOnly    = "watch_only"
 )
 
@@ -540,7 +543,8 @@ type xdpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpVariableSpecs struct {
-	WatchOnly *ebpf.VariableSpec `ebpf:"watch_only"`
+	LoadsOrdered *ebpf.VariableSpec `ebpf:"loads_ordered"`
+	WatchOnly    *ebpf.VariableSpec `ebpf:"watch_only"`
 }
 
 // xdpObjects contains all objects after they have been loaded into the kernel.
@@ -614,7 +618,8 @@ func (m *xdpMaps) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpVariables struct {
-	WatchOnly *ebpf.Variable `ebpf:"watch_only"`
+	LoadsOrdered *ebpf.Variable `ebpf:"loads_ordered"`
+	WatchOnly    *ebpf.Variable `ebpf:"watch_only"`
 }
 
 // xdpPrograms contains all programs after they have been loaded into the kernel.

@@ -38,8 +38,11 @@
 #define HDR_MAX 256
 
 /* Payloads up to this many bytes are checksummed inline (a multiple of 4),
- * longer ones with bpf_csum_diff. */
-#define SHORT_SUM 128
+ * longer ones with bpf_csum_diff; and copied between the frame and scratch
+ * with plain loads and stores (a power of two), longer ones with
+ * bpf_xdp_load_bytes / bpf_xdp_store_bytes. */
+#define SHORT_SUM 256
+#define SHORT_COPY 256
 
 /* Request limits for serving from XDP. */
 #define MAX_GET_KEYS 16

@@ -400,6 +400,8 @@ struct scratch {
 	__u32 tc_replies;  /* ... and this many have left on the flow */
 	struct flow_key ack_fk; /* the flow whose log is worked on (a map key off the stack) */
 	struct flow_key tcp_fk; /* the segment's flow (handle_tcp: a map key off the stack) */
+	__u32 frame_len; /* the packet's length (XDP; send_reply resizes it) */
+	__u32 _pad_fl;
 	__u16 tok_off[MAX_TOKENS]; /* tokens of the line in win (memcached's tokenizer) */
 	__u16 tok_len[MAX_TOKENS];
 	__u32 ntok;        /* tokens found, at most MAX_TOKENS - 1 (memcached's cap) */
