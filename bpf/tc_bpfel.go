@@ -148,29 +148,60 @@ type tcLocalAddr struct {
 	Addr [16]uint8
 }
 
-type tcReplyState struct {
-	_         structs.HostLayout
-	Skip      uint32
-	HasTicket uint32
-	T_hash    uint64
-	T_gen     uint64
-	T_epoch   uint64
-	T_reqNs   uint64
+type tcReplySlot struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Seq  uint32
+	Used uint32
+	Busy uint32
+	T_ns uint64
+	Key  tcTicketKey
+	Rs   struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
 }
 
 type tcScratch struct {
-	_          structs.HostLayout
-	In         [2064]uint8
-	Out        [2064]uint8
-	Keys       [16][256]uint8
-	Hashes     [16]uint64
-	KeyLens    [16]uint16
-	Win        [1040]uint8
-	Key        [264]uint8
-	Hdr        [264]uint8
-	Tkey       tcTicketKey
-	Tk         tcTicket
-	RsNew      tcReplyState
+	_       structs.HostLayout
+	In      [2064]uint8
+	Out     [2064]uint8
+	Keys    [16][256]uint8
+	Hashes  [16]uint64
+	KeyLens [16]uint16
+	Win     [1040]uint8
+	Key     [264]uint8
+	Hdr     [264]uint8
+	Tkey    tcTicketKey
+	Tk      tcTicket
+	RsNew   struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
+	RsCur struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
+	RsSeq      uint32
+	RsIdx      uint32
 	Q_epoch    uint64
 	Q_now      uint64
 	Q_cas      uint64
@@ -346,7 +377,8 @@ const (
 	tcStatIdSTAT_SHADOW_MISMATCH_ABSENT tcStatId = 45
 	tcStatIdSTAT_ACK_EXACT              tcStatId = 46
 	tcStatIdSTAT_ACK_HELD               tcStatId = 47
-	tcStatIdSTAT_MAX                    tcStatId = 48
+	tcStatIdSTAT_FILL_SLOT_BUSY         tcStatId = 48
+	tcStatIdSTAT_MAX                    tcStatId = 49
 )
 
 type tcStreamState struct {
@@ -433,7 +465,7 @@ const (
 	tcMapGlobalMap    = "global_map"
 	tcMapInstMap      = "inst_map"
 	tcMapLocalMap     = "local_map"
-	tcMapReplyMap     = "reply_map"
+	tcMapReplySlots   = "reply_slots"
 	tcMapScratchMap   = "scratch_map"
 	tcMapShadowLogMap = "shadow_log_map"
 	tcMapShadowMap    = "shadow_map"
@@ -505,7 +537,7 @@ type tcMapSpecs struct {
 	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
 	InstMap      *ebpf.MapSpec `ebpf:"inst_map"`
 	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
-	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
+	ReplySlots   *ebpf.MapSpec `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.MapSpec `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.MapSpec `ebpf:"shadow_map"`
@@ -553,7 +585,7 @@ type tcMaps struct {
 	GlobalMap    *ebpf.Map `ebpf:"global_map"`
 	InstMap      *ebpf.Map `ebpf:"inst_map"`
 	LocalMap     *ebpf.Map `ebpf:"local_map"`
-	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
+	ReplySlots   *ebpf.Map `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.Map `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.Map `ebpf:"shadow_map"`
@@ -577,7 +609,7 @@ func (m *tcMaps) Close() error {
 		m.GlobalMap,
 		m.InstMap,
 		m.LocalMap,
-		m.ReplyMap,
+		m.ReplySlots,
 		m.ScratchMap,
 		m.ShadowLogMap,
 		m.ShadowMap,

@@ -148,29 +148,60 @@ type xdpLocalAddr struct {
 	Addr [16]uint8
 }
 
-type xdpReplyState struct {
-	_         structs.HostLayout
-	Skip      uint32
-	HasTicket uint32
-	T_hash    uint64
-	T_gen     uint64
-	T_epoch   uint64
-	T_reqNs   uint64
+type xdpReplySlot struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Seq  uint32
+	Used uint32
+	Busy uint32
+	T_ns uint64
+	Key  xdpTicketKey
+	Rs   struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
 }
 
 type xdpScratch struct {
-	_          structs.HostLayout
-	In         [2064]uint8
-	Out        [2064]uint8
-	Keys       [16][256]uint8
-	Hashes     [16]uint64
-	KeyLens    [16]uint16
-	Win        [1040]uint8
-	Key        [264]uint8
-	Hdr        [264]uint8
-	Tkey       xdpTicketKey
-	Tk         xdpTicket
-	RsNew      xdpReplyState
+	_       structs.HostLayout
+	In      [2064]uint8
+	Out     [2064]uint8
+	Keys    [16][256]uint8
+	Hashes  [16]uint64
+	KeyLens [16]uint16
+	Win     [1040]uint8
+	Key     [264]uint8
+	Hdr     [264]uint8
+	Tkey    xdpTicketKey
+	Tk      xdpTicket
+	RsNew   struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
+	RsCur struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
+	RsSeq      uint32
+	RsIdx      uint32
 	Q_epoch    uint64
 	Q_now      uint64
 	Q_cas      uint64
@@ -348,7 +379,8 @@ const (
 	xdpStatIdSTAT_SHADOW_MISMATCH_ABSENT xdpStatId = 45
 	xdpStatIdSTAT_ACK_EXACT              xdpStatId = 46
 	xdpStatIdSTAT_ACK_HELD               xdpStatId = 47
-	xdpStatIdSTAT_MAX                    xdpStatId = 48
+	xdpStatIdSTAT_FILL_SLOT_BUSY         xdpStatId = 48
+	xdpStatIdSTAT_MAX                    xdpStatId = 49
 )
 
 type xdpStreamState struct {
@@ -435,7 +467,7 @@ const (
 	xdpMapGlobalMap    = "global_map"
 	xdpMapInstMap      = "inst_map"
 	xdpMapLocalMap     = "local_map"
-	xdpMapReplyMap     = "reply_map"
+	xdpMapReplySlots   = "reply_slots"
 	xdpMapScratchMap   = "scratch_map"
 	xdpMapShadowLogMap = "shadow_log_map"
 	xdpMapShadowMap    = "shadow_map"
@@ -508,7 +540,7 @@ type xdpMapSpecs struct {
 	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
 	InstMap      *ebpf.MapSpec `ebpf:"inst_map"`
 	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
-	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
+	ReplySlots   *ebpf.MapSpec `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.MapSpec `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.MapSpec `ebpf:"shadow_map"`
@@ -557,7 +589,7 @@ type xdpMaps struct {
 	GlobalMap    *ebpf.Map `ebpf:"global_map"`
 	InstMap      *ebpf.Map `ebpf:"inst_map"`
 	LocalMap     *ebpf.Map `ebpf:"local_map"`
-	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
+	ReplySlots   *ebpf.Map `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.Map `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.Map `ebpf:"shadow_map"`
@@ -581,7 +613,7 @@ func (m *xdpMaps) Close() error {
 		m.GlobalMap,
 		m.InstMap,
 		m.LocalMap,
-		m.ReplyMap,
+		m.ReplySlots,
 		m.ScratchMap,
 		m.ShadowLogMap,
 		m.ShadowMap,

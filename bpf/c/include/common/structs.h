@@ -106,10 +106,10 @@ struct ticket {
 #define TICKET_BINARY 1
 #define TICKET_BINARY_AMBIGUOUS 2 /* GET/GETQ for different keys under one (client, id, opaque) */
 
-/* Parse state of one reply that spans several datagrams, keyed like a
- * ticket with hash = 0 and opaque = 0. A one-key GET's ticket is kept here
- * (one map update per miss instead of two); other GETs' tickets are in
- * ticket_map. */
+/* Parse state of one ASCII reply over UDP, which may span several
+ * datagrams, for (client, port, request id): held in a reply_slot. A
+ * one-key GET's ticket is kept here (one write per miss instead of two);
+ * other GETs' tickets are in ticket_map. */
 struct reply_state {
 	__u32 skip;       /* bytes of value data still to come before the next item */
 	__u32 has_ticket; /* 1: the ticket below is live */
@@ -118,6 +118,29 @@ struct reply_state {
 	__u64 t_epoch;
 	__u64 t_req_ns;
 };
+
+/* reply_slots[reply_slot_index(client, port, request id)]: the reply state
+ * of the last UDP GET miss that hashed there (host/reply_slots.h). XDP
+ * writes it whole under the lock (a new owner: seq++); TC copies it out
+ * under the lock, parses from the copy and writes its changes back only if
+ * seq did not move. key is a ticket key with opaque = 0 and hash = 0. */
+struct reply_slot {
+	struct bpf_spin_lock lock;
+	__u32 seq;        /* bumped by every XDP write */
+	__u32 used;       /* 1: holds a reply's state; 0: free (its END was read) */
+	__u32 busy;       /* REPLY_SLOT_*: TC is parsing a datagram of it */
+	__u64 t_ns;       /* when XDP wrote it or TC last took it (monotonic) */
+	struct ticket_key key;
+	struct reply_state rs;
+};
+
+/* reply_slots' entries (a power of two; ReplySlots in bpf/replyslot.go) */
+#define REPLY_SLOTS 16384
+
+/* reply_slot.busy */
+#define REPLY_SLOT_IDLE 0
+#define REPLY_SLOT_TAKEN 1  /* a TC program parses a datagram of it from a copy */
+#define REPLY_SLOT_MISSED 2 /* ... and another datagram of it went unread meanwhile */
 
 /* A TCP connection to memcached, client to server. */
 struct flow_key {
@@ -334,6 +357,9 @@ struct scratch {
 	struct ticket_key tkey;
 	struct ticket tk;
 	struct reply_state rs_new; /* a miss's new reply state (off the stack) */
+	struct reply_state rs_cur; /* TC: the copy of a reply slot's state being parsed ... */
+	__u32 rs_seq;              /* ... the slot's seq when it was copied ... */
+	__u32 rs_idx;              /* ... and the slot (a map key off the stack) */
 	/* the request being served (sc_serve_ascii / sc_serve_binary) */
 	__u64 q_epoch;
 	__u64 q_now;
