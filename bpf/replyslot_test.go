@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 )
 
 // replySlotKeep is REPLY_SLOT_KEEP_NS (c/include/host/reply_slots.h).
@@ -155,7 +157,7 @@ func TestReplySlotReusedIDMidValue(t *testing.T) {
 		if n := h.statDelta(StatFillSlotBusy, func() { h.getMiss(f, id, "get", keys...) }); n != 0 {
 			t.Fatalf("%v: the same request id counted fill_slot_busy +%d", keys, n)
 		}
-		if after := h.slot(f, id); after.Seq != before.Seq || after.Rs != before.Rs {
+		if after := h.slot(f, id); after.T_ns != before.T_ns || after.Rs != before.Rs {
 			t.Fatalf("%v: the mid-value state was replaced: %+v, was %+v", keys, after, before)
 		}
 		// a colliding request of another port cannot take the slot either
@@ -172,5 +174,61 @@ func TestReplySlotReusedIDMidValue(t *testing.T) {
 		if sl := h.slot(f, id); sl.Used != 0 {
 			t.Fatalf("%v: the reply ended but its slot is still used: %+v", keys, sl)
 		}
+	}
+}
+
+// setSlotLock sets the lock word of the slot of (f, id) as another program
+// holding it would (the programs never wait for it).
+func (h *harness) setSlotLock(f flow, id uint16, v uint32) {
+	h.t.Helper()
+	sl := h.slot(f, id)
+	sl.Lock = v
+	if err := h.c.Maps.ReplySlots.Update(ReplySlotOf(f.client, f.cport, id, 0x5eed), &sl, ebpf.UpdateExist); err != nil {
+		h.t.Fatalf("reply slot: %v", err)
+	}
+}
+
+// A slot found held: XDP leaves it (the request gets no state), TC leaves
+// its datagram unread and the rest of that reply is given up, since it
+// cannot know where in a value the next datagram starts.
+func TestReplySlotHeld(t *testing.T) {
+	small := asciiItem("small", 0, []byte("s"), nil)
+	for _, tc := range []struct {
+		name string
+		next []byte // the reply's datagram after the one TC could not read
+	}{
+		{"an item", append(small, "END\r\n"...)},
+		{"value bytes that look like an item", append(asciiItem("small", 0, []byte("FAKE"), nil), "END\r\n"...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			f, id := v4flow(), uint16(30000)
+			h.getMiss(f, id, "get", "big", "small")
+			before := h.slot(f, id)
+			h.setSlotLock(f, id, 1)
+			g, gid := collision(t, f, id, true)
+			if n := h.statDelta(StatFillSlotBusy, func() { h.getMiss(g, gid, "get", "other") }); n != 1 {
+				t.Fatalf("a request whose slot is held: fill_slot_busy +%d, want 1", n)
+			}
+			if after := h.slot(f, id); after.Key != before.Key || after.Rs != before.Rs {
+				t.Fatalf("a held slot was written: %+v, was %+v", after, before)
+			}
+			if n := h.statDelta(StatFills, func() {
+				h.tc(f.udpToClient(t, frameSeq(id, 0, 1, asciiItem("big", 0, bytes.Repeat([]byte("b"), 2000), nil)[:1000])))
+			}); n != 0 {
+				t.Fatalf("a datagram of a held slot's reply filled %d entries", n)
+			}
+			if sl := h.slot(f, id); sl.Missed != 1 {
+				t.Fatalf("missed datagram not noted: %+v", sl)
+			}
+			h.setSlotLock(f, id, 0)
+			if n := h.statDelta(StatFills, func() { h.tc(f.udpToClient(t, frameSeq(id, 0, 1, tc.next))) }); n != 0 {
+				t.Fatalf("the reply after a missed datagram filled %d entries", n)
+			}
+			h.expectMiss(f, "small")
+			if sl := h.slot(f, id); sl.Lock != 0 || sl.Missed != 0 {
+				t.Fatalf("slot left %+v", sl)
+			}
+		})
 	}
 }

@@ -149,17 +149,14 @@ type tcLocalAddr struct {
 }
 
 type tcReplySlot struct {
-	_    structs.HostLayout
-	Lock struct {
-		_   structs.HostLayout
-		Val uint32
-	}
-	Seq  uint32
-	Used uint32
-	Busy uint32
-	T_ns uint64
-	Key  tcTicketKey
-	Rs   struct {
+	_      structs.HostLayout
+	Lock   uint32
+	Missed uint32
+	Used   uint32
+	Pad    uint32
+	T_ns   uint64
+	Key    tcTicketKey
+	Rs     struct {
 		_         structs.HostLayout
 		Skip      uint32
 		HasTicket uint32
@@ -191,17 +188,8 @@ type tcScratch struct {
 		T_epoch   uint64
 		T_reqNs   uint64
 	}
-	RsCur struct {
-		_         structs.HostLayout
-		Skip      uint32
-		HasTicket uint32
-		T_hash    uint64
-		T_gen     uint64
-		T_epoch   uint64
-		T_reqNs   uint64
-	}
-	RsSeq      uint32
 	RsIdx      uint32
+	Pad6       uint32
 	Q_epoch    uint64
 	Q_now      uint64
 	Q_cas      uint64

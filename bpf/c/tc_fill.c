@@ -188,9 +188,9 @@ static long item_step(__u32 idx, void *data)
 }
 
 /* ASCII reply over UDP. Global: keeps its locals off the main program's
- * frame (the stack of every call chain is bounded). The reply's state is
- * parsed from a copy in s->rs_cur and written back to its slot afterwards
- * (host/reply_slots.h): its slot lock cannot be held across bpf_loop. */
+ * frame (the stack of every call chain is bounded). The reply's slot is
+ * held from its first look to the end (host/reply_slots.h): its state is
+ * parsed in place. */
 __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 {
 	struct config *cfg = get_config();
@@ -200,11 +200,13 @@ __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 	__u16 req_id = *(__u16 *)s->in;
 	ticket_key_for(&s->tkey, p, req_id, 0, 0);
 	struct reply_slot *sl = reply_slot_of(s, cfg, &s->tkey);
-	if (!sl || !reply_slot_take(s, sl, &s->tkey, now)) {
+	if (sl)
+		sl = reply_slot_take(sl, &s->tkey, now);
+	if (!sl) {
 		stat_inc(STAT_FILL_NO_TICKET);
 		return 0;
 	}
-	struct reply_state *rs = &s->rs_cur;
+	struct reply_state *rs = &sl->rs;
 	__u32 body = len - MC_FRAME_LEN;
 	if (*(__u16 *)(s->in + 2) != 0) {
 		/* a later datagram of one memcached response (memcached.c
@@ -212,12 +214,12 @@ __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 		 * reply boundary */
 		if (rs->skip != ~0U)
 			rs->skip = rs->skip > body ? rs->skip - body : 0;
-		goto put;
+		goto out;
 	}
 	if (rs->skip >= body) {
 		if (rs->skip != ~0U)
 			rs->skip -= body;
-		goto put;
+		goto out;
 	}
 	struct item_ctx c = {
 		.cfg = cfg, .s = s, .p = p, .rs = rs, .now = now,
@@ -227,10 +229,10 @@ __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 	bpf_loop(MAX_GET_KEYS + 1, item_step, &c, 0);
 	if (c.done && (cfg->flags & CFG_SHADOW))
 		sc_shadow_end(s, p, req_id);
-	reply_slot_put(s, sl, c.done);
-	return 0;
-put:
-	reply_slot_put(s, sl, 0);
+	if (c.done)
+		sl->used = 0;
+out:
+	reply_slot_unlock(sl);
 	return 0;
 }
 

@@ -120,27 +120,23 @@ struct reply_state {
 };
 
 /* reply_slots[reply_slot_index(client, port, request id)]: the reply state
- * of the last UDP GET miss that hashed there (host/reply_slots.h). XDP
- * writes it whole under the lock (a new owner: seq++); TC copies it out
- * under the lock, parses from the copy and writes its changes back only if
- * seq did not move. key is a ticket key with opaque = 0 and hash = 0. */
+ * of the last UDP GET miss that hashed there (host/reply_slots.h). Whoever
+ * changes it holds lock, taken with one compare-and-swap and never waited
+ * for (a BPF program cannot spin): XDP to write a new owner whole, TC for
+ * as long as it parses a datagram of the owner's reply. key is a ticket key
+ * with opaque = 0 and hash = 0. */
 struct reply_slot {
-	struct bpf_spin_lock lock;
-	__u32 seq;        /* bumped by every XDP write */
+	__u32 lock;       /* 1: held (reply_slot_trylock) */
+	__u32 missed;     /* 1: a TC program found it held and left a datagram of its reply unread */
 	__u32 used;       /* 1: holds a reply's state; 0: free (its END was read) */
-	__u32 busy;       /* REPLY_SLOT_*: TC is parsing a datagram of it */
-	__u64 t_ns;       /* when XDP wrote it or TC last took it (monotonic) */
+	__u32 _pad;
+	__u64 t_ns;       /* when XDP wrote it or TC last parsed a datagram of it (monotonic) */
 	struct ticket_key key;
 	struct reply_state rs;
 };
 
 /* reply_slots' entries (a power of two; ReplySlots in bpf/replyslot.go) */
 #define REPLY_SLOTS 16384
-
-/* reply_slot.busy */
-#define REPLY_SLOT_IDLE 0
-#define REPLY_SLOT_TAKEN 1  /* a TC program parses a datagram of it from a copy */
-#define REPLY_SLOT_MISSED 2 /* ... and another datagram of it went unread meanwhile */
 
 /* A TCP connection to memcached, client to server. */
 struct flow_key {
@@ -357,9 +353,8 @@ struct scratch {
 	struct ticket_key tkey;
 	struct ticket tk;
 	struct reply_state rs_new; /* a miss's new reply state (off the stack) */
-	struct reply_state rs_cur; /* TC: the copy of a reply slot's state being parsed ... */
-	__u32 rs_seq;              /* ... the slot's seq when it was copied ... */
-	__u32 rs_idx;              /* ... and the slot (a map key off the stack) */
+	__u32 rs_idx;              /* a reply slot's index (a map key off the stack) */
+	__u32 _pad6;
 	/* the request being served (sc_serve_ascii / sc_serve_binary) */
 	__u64 q_epoch;
 	__u64 q_now;

@@ -2,26 +2,33 @@
 /* Reply states of ASCII GETs over UDP (struct reply_slot): XDP writes one
  * per miss, TC reads it to parse memcached's reply, which may span several
  * datagrams. A direct-mapped array instead of an LRU hash: a miss costs one
- * array slot under its lock, not an LRU update (free-list pop and push, a
- * jhash of the 32-byte key for the lookup and again for the update).
+ * array slot, not an LRU update (free-list pop and push, a jhash of the
+ * 32-byte key for the lookup and again for the update).
  *
- * Who holds what (docs/consistency.md, "Reply states"):
- * - XDP (reply_slot_claim) changes a slot only whole, under its lock: key,
- *   state, used, busy = IDLE, t_ns, seq++. It leaves a slot that holds a
- *   reply TC is parsing or that stands inside a value (the rest of that
- *   value must never be read as items): always if it is the same (client,
- *   port, request id), while REPLY_SLOT_KEEP_NS since TC last took it
- *   otherwise.
- * - TC (reply_slot_take) copies the state out under the lock if the key is
- *   its reply's and marks the slot TAKEN; it parses from the copy without
- *   the lock (bpf_loop cannot run under one) and writes the result back
- *   (reply_slot_put) only if seq did not move: a moved seq means XDP gave
- *   the slot to a newer request, whose state stays. A second TC program
- *   that finds the slot TAKEN leaves its datagram unread and marks it
- *   MISSED: the write-back then gives the reply up (skip = ~0U).
- * A reply whose slot holds another key (overwritten, or never written) is
- * read as one with no state: continuation datagrams and first datagrams
- * alike fill nothing. */
+ * Who holds what (docs/consistency.md, "Reply states"): a slot changes only
+ * under its lock, a word taken with a compare-and-swap and released with an
+ * exchange (both fully ordered BPF atomics, so every store made under the
+ * lock is seen by the next holder). Not bpf_spin_lock: its two helper calls
+ * (with interrupts saved and restored) were a tenth of a miss, and TC
+ * holds this one across bpf_loop, which no call may run under a
+ * bpf_spin_lock. A program never waits for the lock: it is held for a few
+ * stores (XDP) or one datagram's parse (TC), and a program that finds it
+ * held does without the slot:
+ * - XDP (reply_slot_claim) writes key, state, used, t_ns whole. It leaves a
+ *   slot that is held, or whose reply stands inside a value (the rest of
+ *   that value must never be read as items): always if it is the same
+ *   (client, port, request id), while REPLY_SLOT_KEEP_NS since XDP or TC
+ *   last touched it otherwise. A request that gets no slot cannot fill.
+ * - TC (reply_slot_take) holds the slot while it parses a datagram of the
+ *   slot's reply in place, and frees it (used = 0) at the reply's END. A TC
+ *   program that finds the slot of its reply held leaves its datagram
+ *   unread and sets missed; the next datagram of that reply sees missed and
+ *   gives the reply up (skip = ~0U). memcached's worker thread sends the
+ *   datagrams of one response in order, each sendmsg running TC egress to
+ *   its end before the next, so this is a safeguard, not a path.
+ * A reply whose slot holds another key (taken over, or never written) reads
+ * as one XDP never passed: continuation and first datagrams alike fill
+ * nothing. */
 #ifndef XDPCACHE_REPLY_SLOTS_H
 #define XDPCACHE_REPLY_SLOTS_H
 
@@ -29,19 +36,17 @@
 
 /* How long a mid-value slot of another client or request id is kept from a
  * colliding request: memcached writes the datagrams of one response in one
- * pass of its worker thread (transmit_udp, one sendmsg each), so TC sees
- * the first within the request's service time and each next one within a
- * send of the previous, microseconds to milliseconds even under load; a
- * second is far beyond that. A reply slower than this whose slot a
- * colliding request took is read as one without state: it fills nothing.
- * The only use of the bound is to let a reply that never ends (datagrams
- * lost) stop blocking its slot. */
+ * pass of its worker thread (one sendmsg each), so TC sees the first within
+ * the request's service time and each next one within a send of the
+ * previous, microseconds to milliseconds even under load; a second is far
+ * beyond that. The bound only lets a reply that never ends (datagrams lost)
+ * stop blocking its slot. */
 #define REPLY_SLOT_KEEP_NS 1000000000ULL
 
 /* reply_slot_claim's result */
 #define SLOT_CLAIMED 0  /* the state was written */
 #define SLOT_OWN_MID 1  /* the same client's reply with this request id is mid-value: left */
-#define SLOT_BUSY 2     /* another reply is mid-value there: left */
+#define SLOT_BUSY 2     /* held, or another reply is mid-value there: left */
 
 /* Slot of (client address, port, request id), all as the ticket key tk holds
  * them. Seeded (config.seed, secret per deployment) so clients cannot aim
@@ -75,18 +80,28 @@ static __always_inline int reply_key_eq(struct ticket_key *a, struct ticket_key 
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
+/* 1 if the lock was free and is now ours. */
+static __always_inline int reply_slot_trylock(struct reply_slot *sl)
+{
+	return __sync_val_compare_and_swap(&sl->lock, 0, 1) == 0;
+}
+
+static __always_inline void reply_slot_unlock(struct reply_slot *sl)
+{
+	__atomic_exchange_n(&sl->lock, 0, __ATOMIC_SEQ_CST);
+}
+
 /* XDP: gives the slot to the miss tk with state rs unless it must stay
- * (see the top of this file). Everything under the lock is plain loads and
- * stores: the verifier allows no call while a spin lock is held. */
+ * (see the top of this file). */
 static __always_inline int reply_slot_claim(struct reply_slot *sl, struct ticket_key *tk, struct reply_state *rs,
 					    __u64 now)
 {
+	if (!reply_slot_trylock(sl))
+		return SLOT_BUSY;
 	int rc = SLOT_CLAIMED;
-	bpf_spin_lock(&sl->lock);
-	int same = reply_key_eq(&sl->key, tk);
 	__u32 skip = sl->rs.skip;
-	if (sl->used && (sl->busy != REPLY_SLOT_IDLE || (skip && skip != ~0U))) {
-		if (same)
+	if (sl->used && skip && skip != ~0U) {
+		if (reply_key_eq(&sl->key, tk))
 			rc = SLOT_OWN_MID;
 		else if ((__s64)(now - sl->t_ns) < (__s64)REPLY_SLOT_KEEP_NS)
 			rc = SLOT_BUSY;
@@ -95,54 +110,37 @@ static __always_inline int reply_slot_claim(struct reply_slot *sl, struct ticket
 		sl->key = *tk;
 		sl->rs = *rs;
 		sl->used = 1;
-		sl->busy = REPLY_SLOT_IDLE;
+		sl->missed = 0; /* a missed datagram of the previous owner's reply */
 		sl->t_ns = now;
-		sl->seq++;
 	}
-	bpf_spin_unlock(&sl->lock);
+	reply_slot_unlock(sl);
 	return rc;
 }
 
-/* TC: copies the state of tk's reply into s->rs_cur (its seq in s->rs_seq)
- * and marks the slot taken. 0: no state for this reply (another key's
- * slot, or freed), or another TC program is parsing it (this datagram is
- * missed, and the reply given up when that one writes back). */
-static __always_inline int reply_slot_take(struct scratch *s, struct reply_slot *sl, struct ticket_key *tk, __u64 now)
+/* TC: the slot of tk's reply, locked, or 0: no state for this reply
+ * (another key's slot, or freed), or held (then its reply is marked as
+ * having missed a datagram). The first look is without the lock: a slot
+ * that does not hold tk's state cannot come to hold it while its reply is
+ * on the way (XDP wrote it before memcached had the request), and a torn
+ * read of a key XDP is replacing only says "not ours" early. */
+static __always_inline struct reply_slot *reply_slot_take(struct reply_slot *sl, struct ticket_key *tk, __u64 now)
 {
-	int ok = 0;
-	bpf_spin_lock(&sl->lock);
-	if (sl->used && reply_key_eq(&sl->key, tk)) {
-		if (sl->busy != REPLY_SLOT_IDLE) {
-			sl->busy = REPLY_SLOT_MISSED;
-		} else {
-			sl->busy = REPLY_SLOT_TAKEN;
-			sl->t_ns = now;
-			s->rs_cur = sl->rs;
-			s->rs_seq = sl->seq;
-			ok = 1;
-		}
+	if (!sl->used || !reply_key_eq(&sl->key, tk))
+		return 0;
+	if (!reply_slot_trylock(sl)) {
+		__sync_fetch_and_or(&sl->missed, 1);
+		return 0;
 	}
-	bpf_spin_unlock(&sl->lock);
-	return ok;
-}
-
-/* TC: writes the parsed state back (done: the reply ended, the slot is
- * free) if the slot is still the one taken: same seq. Otherwise XDP gave it
- * to a newer request since, and its state stays as XDP wrote it. */
-static __always_inline void reply_slot_put(struct scratch *s, struct reply_slot *sl, int done)
-{
-	bpf_spin_lock(&sl->lock);
-	if (sl->used && sl->seq == s->rs_seq) {
-		if (done) {
-			sl->used = 0;
-		} else {
-			sl->rs = s->rs_cur;
-			if (sl->busy == REPLY_SLOT_MISSED)
-				sl->rs.skip = ~0U; /* a datagram went unread: the rest cannot be followed */
-		}
-		sl->busy = REPLY_SLOT_IDLE;
+	if (!sl->used || !reply_key_eq(&sl->key, tk)) {
+		reply_slot_unlock(sl);
+		return 0;
 	}
-	bpf_spin_unlock(&sl->lock);
+	if (sl->missed) {
+		sl->missed = 0;
+		sl->rs.skip = ~0U; /* a datagram went unread: the rest cannot be followed */
+	}
+	sl->t_ns = now;
+	return sl;
 }
 
 #endif
