@@ -192,7 +192,7 @@ func TestLongHeadersServed(t *testing.T) {
 	}
 }
 
-// A one-key GET's ticket rides in its reply state (reply_map) rather than
+// A one-key GET's ticket rides in its reply state (its reply slot) rather than
 // ticket_map: it still fills only the key asked for, and only once.
 func TestOneKeyTicketOnlyForItsKeyOnce(t *testing.T) {
 	h := newHarness(t, nil)

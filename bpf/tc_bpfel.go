@@ -149,14 +149,23 @@ type tcLocalAddr struct {
 	Addr [16]uint8
 }
 
-type tcReplyState struct {
-	_         structs.HostLayout
-	Skip      uint32
-	HasTicket uint32
-	T_hash    uint64
-	T_gen     uint64
-	T_epoch   uint64
-	T_reqNs   uint64
+type tcReplySlot struct {
+	_      structs.HostLayout
+	Lock   uint32
+	Missed uint32
+	Used   uint32
+	Pad    uint32
+	T_ns   uint64
+	Key    tcTicketKey
+	Rs     struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
 }
 
 type tcScratch struct {
@@ -179,13 +188,23 @@ type tcScratch struct {
 		Local  uint32
 		Valid  uint32
 	}
-	Akey4      tcAllowKey4
-	Akey6      tcAllowKey6
-	Alocal     tcLocalAddr
-	_          [4]byte
-	Tkey       tcTicketKey
-	Tk         tcTicket
-	RsNew      tcReplyState
+	Akey4  tcAllowKey4
+	Akey6  tcAllowKey6
+	Alocal tcLocalAddr
+	_      [4]byte
+	Tkey   tcTicketKey
+	Tk     tcTicket
+	RsNew  struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
+	RsIdx      uint32
+	Pad6       uint32
 	Q_epoch    uint64
 	Q_now      uint64
 	Q_cas      uint64
@@ -364,7 +383,8 @@ const (
 	tcStatIdSTAT_SHADOW_MISMATCH_ABSENT tcStatId = 45
 	tcStatIdSTAT_ACK_EXACT              tcStatId = 46
 	tcStatIdSTAT_ACK_HELD               tcStatId = 47
-	tcStatIdSTAT_MAX                    tcStatId = 48
+	tcStatIdSTAT_FILL_SLOT_BUSY         tcStatId = 48
+	tcStatIdSTAT_MAX                    tcStatId = 49
 )
 
 type tcStreamState struct {
@@ -451,7 +471,7 @@ const (
 	tcMapGlobalMap    = "global_map"
 	tcMapInstMap      = "inst_map"
 	tcMapLocalMap     = "local_map"
-	tcMapReplyMap     = "reply_map"
+	tcMapReplySlots   = "reply_slots"
 	tcMapScratchMap   = "scratch_map"
 	tcMapShadowLogMap = "shadow_log_map"
 	tcMapShadowMap    = "shadow_map"
@@ -524,7 +544,7 @@ type tcMapSpecs struct {
 	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
 	InstMap      *ebpf.MapSpec `ebpf:"inst_map"`
 	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
-	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
+	ReplySlots   *ebpf.MapSpec `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.MapSpec `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.MapSpec `ebpf:"shadow_map"`
@@ -573,7 +593,7 @@ type tcMaps struct {
 	GlobalMap    *ebpf.Map `ebpf:"global_map"`
 	InstMap      *ebpf.Map `ebpf:"inst_map"`
 	LocalMap     *ebpf.Map `ebpf:"local_map"`
-	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
+	ReplySlots   *ebpf.Map `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.Map `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.Map `ebpf:"shadow_map"`
@@ -597,7 +617,7 @@ func (m *tcMaps) Close() error {
 		m.GlobalMap,
 		m.InstMap,
 		m.LocalMap,
-		m.ReplyMap,
+		m.ReplySlots,
 		m.ScratchMap,
 		m.ShadowLogMap,
 		m.ShadowMap,

@@ -10,6 +10,7 @@
 #include "include/common/reply.h"
 #include "include/common/budget.h"
 #include "include/host/cache.h"
+#include "include/host/reply_slots.h"
 #include "include/host/mutate.h"
 #include "include/host/ack.h"
 #include "include/host/reply_stream.h"
@@ -386,9 +387,6 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 	if (tcp && !stream_ticket_ok(p, &req_end))
 		return 0;
 	s->tk.tcp_seq = req_end;
-	struct reply_state *rs = &s->rs_new;
-	rs->skip = 0;
-	rs->has_ticket = 0;
 	if (!tcp) {
 		struct ticket_key *rk = &s->tkey;
 		__builtin_memcpy(rk->addr, p->saddr, 16);
@@ -396,23 +394,35 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 		rk->req_id = req_id;
 		rk->opaque = 0;
 		rk->hash = 0;
-		/* A reply to this client's request id may be out mid-value (the
-		 * id reused): its parse state stays, or the rest of that value
-		 * would be read as items; the tickets go to ticket_map. */
-		struct reply_state *old = bpf_map_lookup_elem(&reply_map, rk);
-		if (old && old->skip && old->skip != ~0U)
-			rs = 0;
-		if (rs && nkeys == 1) {
-			/* the one key's ticket rides in the reply state */
+		struct reply_slot *sl = reply_slot_of(s, cfg, rk);
+		if (!sl)
+			return 0;
+		struct reply_state *rs = &s->rs_new;
+		rs->skip = 0;
+		rs->has_ticket = 0;
+		if (nkeys == 1) {
+			/* the one key's ticket rides in the reply state (its
+			 * generation read before the slot's lock: no call under it) */
 			__u64 h = s->hashes[0];
 			rs->has_ticket = 1;
 			rs->t_hash = h;
 			rs->t_gen = ticket_gen(s, cfg, 0, h);
 			rs->t_epoch = s->q_epoch;
 			rs->t_req_ns = s->q_now;
-			bpf_map_update_elem(&reply_map, rk, rs, BPF_ANY);
+		}
+		int rc = reply_slot_claim(sl, rk, rs, s->q_now);
+		if (rc == SLOT_BUSY) {
+			/* another reply stands inside a value there: this one
+			 * will have no state, so it cannot fill (no tickets) */
+			stat_inc(STAT_FILL_SLOT_BUSY);
 			return 0;
 		}
+		/* SLOT_OWN_MID: a reply to this client's request id is out
+		 * mid-value (the id reused): its state stays, or the rest of that
+		 * value would be read as items; the tickets go to ticket_map and
+		 * the new reply is read with that state once the value ends. */
+		if (rc == SLOT_CLAIMED && nkeys == 1)
+			return 0;
 	}
 	for (int k = 0; k < MAX_GET_KEYS; k++) {
 		if (k >= nkeys)
@@ -420,12 +430,6 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 		__u64 h = s->hashes[k];
 		issue_ticket(s, p, req_id, tcp ? TICKET_TCP : 0, h, ticket_gen(s, cfg, k, h), s->q_epoch, s->q_now);
 	}
-	if (tcp || !rs)
-		return 0;
-	struct ticket_key *rk = &s->tkey;
-	rk->opaque = 0;
-	rk->hash = 0;
-	bpf_map_update_elem(&reply_map, rk, rs, BPF_ANY);
 	return 0;
 }
 

@@ -190,6 +190,8 @@ enum stat_id {
 	STAT_SHADOW_MISMATCH_ABSENT, /* memcached did not have the key */
 	STAT_ACK_EXACT,         /* mutated keys logged for their own acknowledgement (rule A): no write hold */
 	STAT_ACK_HELD,          /* mutated keys given the write hold: nothing acknowledges them exactly */
+	STAT_FILL_SLOT_BUSY,    /* UDP GET misses left without a reply state (so no fill): their reply
+				 * slot was held, or held another reply mid-value (host/reply_slots.h) */
 	STAT_MAX,
 };
 
