@@ -107,6 +107,7 @@ func (g *Generator) fill(flow Flow, keys []string) error {
 		}
 	}
 	cfg := xdpgenGenCfg{SeqLen: uint32(len(keys)), KeyWords: uint32(len(keys[0]) / 8), Sport: flow.SrcPort, Ports: uint16(flow.Ports)}
+	copy(cfg.Head[:], g.template)
 	if err := g.objs.GenCfgMap.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("request generator: config: %w", err)
 	}
@@ -211,13 +212,17 @@ type xdpMd struct {
 // Rewrite runs the program once on a copy of the template without
 // transmitting it (plain BPF_PROG_TEST_RUN) and returns its verdict and the
 // frame it made; it advances the sequence like a sent request.
-func (g *Generator) Rewrite() (uint32, []byte, error) {
-	out := make([]byte, len(g.template)+256)
-	verdict, err := g.objs.ReqGen.Run(&ebpf.RunOptions{Data: g.template, DataOut: out})
+func (g *Generator) Rewrite() (uint32, []byte, error) { return g.rewrite(g.template) }
+
+// rewrite runs the program once on frame (of the template's length: what a
+// page of the live-frames pool holds when it comes back).
+func (g *Generator) rewrite(frame []byte) (uint32, []byte, error) {
+	out := make([]byte, len(frame)+256)
+	verdict, err := g.objs.ReqGen.Run(&ebpf.RunOptions{Data: frame, DataOut: out})
 	if err != nil {
 		return 0, nil, fmt.Errorf("request generator: test run: %w", err)
 	}
-	return verdict, out[:len(g.template)], nil
+	return verdict, out[:len(frame)], nil
 }
 
 // Sent is how many requests the program has made (on every CPU), sent or

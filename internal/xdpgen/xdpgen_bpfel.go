@@ -19,6 +19,7 @@ type xdpgenGenCfg struct {
 	KeyWords uint32
 	Sport    uint16
 	Ports    uint16
+	Head     [56]uint8
 }
 
 type xdpgenGenKey struct {

@@ -1,6 +1,7 @@
 package xdpgen
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -42,7 +43,8 @@ func requireBPF(t *testing.T) {
 	labtest.RequireRoot(t, "loads BPF programs")
 }
 
-// TestRewrite runs the program on the template (no transmission) and checks
+// TestRewrite runs the program on the template and on garbage (no
+// transmission) and checks
 // each frame it makes: the sequence's next key, a fresh request id, the
 // source port cycling, headers a receiver accepts.
 func TestRewrite(t *testing.T) {
@@ -64,13 +66,28 @@ func TestRewrite(t *testing.T) {
 			}
 			var prevID uint16
 			start := -1 // each CPU starts at its own place in the sequence
+			// A page of the live-frames pool comes back with whatever the
+			// receiver left in it (xdpcache's reply): every other frame
+			// starts as garbage of the template's length.
+			garbage := make([]byte, g.FrameLen())
+			for i := range garbage {
+				garbage[i] = byte(i*7 + 3)
+			}
+			want := g.template
 			for i := range 12 {
-				verdict, f, err := g.Rewrite()
+				in := want
+				if i%2 == 1 {
+					in = garbage
+				}
+				verdict, f, err := g.rewrite(in)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if verdict != xdpTX {
 					t.Fatalf("frame %d: verdict %d, want XDP_TX", i, verdict)
+				}
+				if !bytes.Equal(f[:14], want[:14]) || !bytes.Equal(f[14:34], want[14:34]) {
+					t.Fatalf("frame %d: Ethernet and IPv4 headers % x, want % x", i, f[:34], want[:34])
 				}
 				if ipChecksum(f[14:34]) != 0 {
 					t.Fatalf("frame %d: IPv4 header checksum does not verify", i)

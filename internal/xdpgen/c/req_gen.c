@@ -7,7 +7,13 @@
  * precomputed sequence with a fresh request id, and returns XDP_TX: the
  * kernel transmits it out of that interface. The template's layout is fixed
  * (no VLAN, no IP options), so every offset below is a constant; Go builds
- * the template to match (xdpgen.go). */
+ * the template to match (xdpgen.go).
+ *
+ * The kernel copies the template into a page once, when its page pool makes
+ * the page, not each time the page comes back: a frame the receiver changed
+ * (xdpcache turns a request into its reply in place and sends that back)
+ * returns with the reply's bytes. So every frame is rewritten whole: the
+ * headers and "get " from gen_cfg.head, then the key and "\r\n". */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -18,12 +24,14 @@ char _license[] SEC("license") = "GPL";
 #define GEN_ID_OFF 42    /* frame header's request id: + UDP 8 */
 #define GEN_KEY_OFF 54   /* key: + frame header 8 + "get " 4 */
 #define GEN_KEY_MAX 64   /* longest key, a multiple of 8 */
+#define GEN_HEAD 56      /* headers, frame header, "get " and 2 key bytes: 7 words */
 
 struct gen_cfg {
 	__u32 seq_len;   /* entries of gen_keys in use */
 	__u32 key_words; /* key length / 8 */
 	__u16 sport;     /* first UDP source port, host order */
 	__u16 ports;     /* requests cycle through sport .. sport+ports-1 */
+	__u8 head[GEN_HEAD]; /* the template's first bytes */
 };
 
 struct gen_key {
@@ -81,6 +89,12 @@ int req_gen(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	st->pos = pos + 1;
 
+	if (data + GEN_HEAD > data_end)
+		return XDP_ABORTED;
+#pragma unroll
+	for (int i = 0; i < GEN_HEAD / 8; i++)
+		*(__u64 *)(data + i * 8) = *(__u64 *)(cfg->head + i * 8);
+
 	__u8 *key = data + GEN_KEY_OFF;
 	__u32 words = cfg->key_words;
 #pragma unroll
@@ -92,8 +106,12 @@ int req_gen(struct xdp_md *ctx)
 			return XDP_ABORTED;
 		*(__u64 *)(key + i * 8) = *(__u64 *)(k->b + i * 8);
 	}
-	if (data + GEN_KEY_OFF > data_end)
+	/* words <= GEN_KEY_MAX / 8: the bound keeps the offset provable */
+	__u8 *crlf = key + (words & (GEN_KEY_MAX / 8 * 2 - 1)) * 8;
+	if ((void *)(crlf + 2) > data_end)
 		return XDP_ABORTED;
+	crlf[0] = '\r';
+	crlf[1] = '\n';
 	__u16 port = st->port;
 	if (port >= cfg->ports)
 		port = 0;
