@@ -58,8 +58,8 @@ type workload struct {
 // client with as many requests in flight as it keeps, and the XDP request
 // generator, internal/xdpgen, as fast as the kernel makes frames), then
 // latency at one fixed request rate that plain memcached sustains, from the
-// socket client. It prints the tables with ratios to plain memcached from
-// the same source and writes results/end-to-end.json and
+// socket client. It prints the tables with ratios to plain memcached's best
+// row (from either source) and writes results/end-to-end.json and
 // results/end-to-end.png. XDPCACHE_BENCH_ONLY=<text> keeps the workloads
 // whose name holds text.
 func BenchmarkEndToEnd(b *testing.B) {
@@ -227,7 +227,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	var chart []ChartRow
 	for _, r := range rows {
 		if r.Config == alone && r != baseline(rows, r) {
-			continue
+			continue // one plain memcached bar per workload: its best
 		}
 		chart = append(chart, ChartRow{Config: r.Config, Series: r.Workload + ", " + r.Source, PerSec: r.Report.PerSecond})
 	}
@@ -283,20 +283,23 @@ const (
 	fromFrames  = "xdp-gen"
 )
 
-// bestAlone is the best of plain memcached's rows for of's workload and
-// request source by better (the zero row if there is none).
+// bestAlone is the best of plain memcached's rows for of's workload by
+// better, whatever their request source (the zero row if there is none):
+// plain memcached serves fewer requests and spends more CPU per reply when
+// the generator floods its socket buffer than the socket client does, and
+// the comparison takes its better showing.
 func bestAlone(rows []endToEndResult, of endToEndResult, better func(a, b endToEndResult) bool) endToEndResult {
 	var best endToEndResult
 	found := false
 	for _, r := range rows {
-		if r.Workload == of.Workload && r.Source == of.Source && r.Config == alone && (!found || better(r, best)) {
+		if r.Workload == of.Workload && r.Config == alone && (!found || better(r, best)) {
 			best, found = r, true
 		}
 	}
 	return best
 }
 
-// baseline is plain memcached's fastest row for of's workload and source.
+// baseline is plain memcached's fastest row for of's workload.
 func baseline(rows []endToEndResult, of endToEndResult) endToEndResult {
 	return bestAlone(rows, of, func(a, b endToEndResult) bool { return a.Report.PerSecond > b.Report.PerSecond })
 }
@@ -323,12 +326,12 @@ func printTable(rows []endToEndResult, sockets, window int) {
 		fmt.Printf("%-36s %-16s %-8s %-9s %10.0f %8s %10s %10s %8.1f%% %8.1f%% %10.0f ns %7.0f ns %8.0f ns %9.0f ns\n", r.Workload, r.Config, r.Source, r.Client,
 			r.Report.PerSecond, ratio, p50, p99, answered, 100*r.XDPHitRatio, r.MemcachedCPU, r.BPFCPU, r.ServerCPU, r.MachineCPU)
 	}
-	fmt.Println("vs alone: to plain memcached's best row from the same source. client rx: how the client receives replies (see docs/performance.md).")
+	fmt.Println("vs alone: to plain memcached's best row, from either source. client rx: how the client receives replies (see docs/performance.md).")
 	fmt.Println("answered: replies / requests sent (the generator offers more than a server takes; the rest is dropped before it).")
 	fmt.Println("CPU columns, per reply: memcached = its user+system time; BPF = time inside xdpcache's programs (bpf_stats);")
 	fmt.Println("server = memcached + BPF; machine = all busy CPU (client and both veth ends included).")
 	fmt.Println("XDP hits: share of GETs answered by XDP during the measured window (after a warm-up).")
-	fmt.Println("\nServer CPU per reply, plain memcached (its cheapest row from the same source) / xdpcache:")
+	fmt.Println("\nServer CPU per reply, plain memcached (its cheapest row, from either source) / xdpcache:")
 	for _, r := range rows {
 		if r.Config == alone || r.ServerCPU <= 0 {
 			continue

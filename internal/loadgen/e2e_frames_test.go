@@ -14,9 +14,11 @@ import (
 	"github.com/xdpcache/xdpcache/internal/xdpgen"
 )
 
-// frameSeqLen is how many Zipf draws a generator's key sequence holds
-// (64 bytes each in its map); requests cycle through them.
-const frameSeqLen = 1 << 18
+// frameSeqLen is how many Zipf draws a generator's sequence holds (4 bytes
+// each in its map): more than a row sends, so none repeats its draws (a
+// short sequence repeated leaves the tail's keys out and raises the hit
+// ratio: 1<<18 draws gave 96.3% XDP hits where the socket client saw 93.9%).
+const frameSeqLen = 1 << 23
 
 // frameSource makes the end-to-end bench's request generator for each row.
 type frameSource struct {
@@ -53,7 +55,7 @@ func newFrameSource(b testing.TB, lab *netlab.Lab, m *netlab.Memcached, ports in
 	if fs.groWas, err = gro(lab.Server); err != nil {
 		b.Fatal(err)
 	}
-	g, err := xdpgen.Load(fs.flow, []string{Key(0, 16)})
+	g, err := xdpgen.Load(fs.flow, []string{Key(0, 16)}, nil)
 	if err != nil {
 		fs.err = err
 		return fs
@@ -73,7 +75,8 @@ func (fs *frameSource) forWorkload(b testing.TB, cfg Config) *Frames {
 	if err := setGRO(fs.lab.Server, true); err != nil {
 		b.Fatal(err)
 	}
-	g, err := xdpgen.Load(fs.flow, FramesSequence(cfg, frameSeqLen))
+	keys, seq := FramesSequence(cfg, frameSeqLen)
+	g, err := xdpgen.Load(fs.flow, keys, seq)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -56,16 +56,21 @@ func nextChunk(chunk uint32, took, left time.Duration) uint32 {
 	return uint32(max(minChunk, min(maxChunk, n)))
 }
 
-// FramesSequence is the key sequence for a generator: n draws of cfg's
-// Zipf key choice (the socket client's), as keys of cfg.KeySize bytes.
-func FramesSequence(cfg Config, n int) []string {
+// FramesSequence is what a generator asks for: cfg's keys (by rank, of
+// cfg.KeySize bytes) and n draws of cfg's Zipf key choice (the socket
+// client's), as ranks.
+func FramesSequence(cfg Config, n int) ([]string, []uint32) {
+	keys := make([]string, cfg.Keys)
+	for k := range keys {
+		keys[k] = Key(k, cfg.KeySize)
+	}
 	zipf := NewZipf(cfg.Keys, cfg.Zipf)
 	rng := rand.New(rand.NewPCG(cfg.Seed, 1<<32))
-	seq := make([]string, n)
+	seq := make([]uint32, n)
 	for i := range seq {
-		seq[i] = Key(zipf.Next(rng), cfg.KeySize)
+		seq[i] = uint32(zipf.Next(rng))
 	}
-	return seq
+	return keys, seq
 }
 
 // runFrames sends with cfg.Frames for the duration (at cfg.Rate if set, else

@@ -29,8 +29,10 @@ const (
 	MaxKey = 64
 	// MaxPorts is how many source ports requests may cycle through.
 	MaxPorts = 256
-	// MaxSequence is the longest key sequence (64 bytes a key).
-	MaxSequence = 1 << 22
+	// MaxKeys is the most distinct keys (64 bytes each in the map).
+	MaxKeys = 1 << 20
+	// MaxSequence is the longest sequence of key indexes (4 bytes each).
+	MaxSequence = 1 << 24
 )
 
 // Flow says where the requests come from and go to.
@@ -49,10 +51,11 @@ type Generator struct {
 	ncpu     int
 }
 
-// Load builds the template for flow, loads the program and fills its key
-// sequence: request i asks for keys[i % len(keys)]. Keys must all have the
-// same length, a multiple of 8 up to MaxKey, so every frame has one length.
-func Load(flow Flow, keys []string) (*Generator, error) {
+// Load builds the template for flow, loads the program and fills its keys
+// and sequence: request i asks for keys[seq[i % len(seq)]] (nil seq: for
+// keys[i % len(keys)]). Keys must all have the same length, a multiple of 8
+// up to MaxKey, so every frame has one length.
+func Load(flow Flow, keys []string, seq []uint32) (*Generator, error) {
 	if flow.Ports == 0 {
 		flow.Ports = 1
 	}
@@ -65,8 +68,24 @@ func Load(flow Flow, keys []string) (*Generator, error) {
 		return nil, errors.New("request generator: port 0")
 	case flow.Ports < 0 || flow.Ports > MaxPorts || int(flow.SrcPort)+flow.Ports-1 > 0xffff:
 		return nil, fmt.Errorf("request generator: %d source ports from %d: 1..%d ports, none above 65535", flow.Ports, flow.SrcPort, MaxPorts)
-	case len(keys) == 0 || len(keys) > MaxSequence:
-		return nil, fmt.Errorf("request generator: %d keys in the sequence: 1..%d", len(keys), MaxSequence)
+	case len(keys) == 0 || len(keys) > MaxKeys:
+		return nil, fmt.Errorf("request generator: %d keys: 1..%d", len(keys), MaxKeys)
+	case len(seq) > MaxSequence:
+		return nil, fmt.Errorf("request generator: sequence of %d: at most %d", len(seq), MaxSequence)
+	}
+	if seq == nil {
+		seq = make([]uint32, len(keys))
+		for i := range seq {
+			seq[i] = uint32(i)
+		}
+	}
+	if len(seq) == 0 {
+		return nil, errors.New("request generator: empty sequence")
+	}
+	for i, k := range seq {
+		if int(k) >= len(keys) {
+			return nil, fmt.Errorf("request generator: sequence entry %d names key %d of %d", i, k, len(keys))
+		}
 	}
 	klen := len(keys[0])
 	if klen == 0 || klen%8 != 0 || klen > MaxKey {
@@ -82,31 +101,34 @@ func Load(flow Flow, keys []string) (*Generator, error) {
 		return nil, err
 	}
 	spec.Maps[xdpgenMapGenKeys].MaxEntries = uint32(len(keys))
+	spec.Maps[xdpgenMapGenSeq].MaxEntries = uint32(len(seq))
 	g := &Generator{template: Template(flow, klen)}
 	if err := spec.LoadAndAssign(&g.objs, nil); err != nil {
 		return nil, fmt.Errorf("load request generator: %w", bpf.VerifierSummary(err))
 	}
-	if err := g.fill(flow, keys); err != nil {
+	if err := g.fill(flow, keys, seq); err != nil {
 		g.Close()
 		return nil, err
 	}
 	return g, nil
 }
 
-func (g *Generator) fill(flow Flow, keys []string) error {
-	idx := make([]uint32, len(keys))
+func (g *Generator) fill(flow Flow, keys []string, seq []uint32) error {
+	idx := make([]uint32, max(len(keys), len(seq)))
+	for i := range idx {
+		idx[i] = uint32(i)
+	}
 	vals := make([]xdpgenGenKey, len(keys))
 	for i, k := range keys {
-		idx[i] = uint32(i)
 		copy(vals[i].B[:], k)
 	}
-	for start := 0; start < len(keys); start += 1 << 16 {
-		end := min(start+1<<16, len(keys))
-		if _, err := g.objs.GenKeys.BatchUpdate(idx[start:end], vals[start:end], nil); err != nil {
-			return fmt.Errorf("request generator: key sequence: %w", err)
-		}
+	if err := batchPut(g.objs.GenKeys, idx[:len(keys)], vals); err != nil {
+		return fmt.Errorf("request generator: keys: %w", err)
 	}
-	cfg := xdpgenGenCfg{SeqLen: uint32(len(keys)), KeyWords: uint32(len(keys[0]) / 8), Sport: flow.SrcPort, Ports: uint16(flow.Ports)}
+	if err := batchPut(g.objs.GenSeq, idx[:len(seq)], seq); err != nil {
+		return fmt.Errorf("request generator: sequence: %w", err)
+	}
+	cfg := xdpgenGenCfg{SeqLen: uint32(len(seq)), KeyWords: uint32(len(keys[0]) / 8), Sport: flow.SrcPort, Ports: uint16(flow.Ports)}
 	copy(cfg.Head[:], g.template)
 	if err := g.objs.GenCfgMap.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("request generator: config: %w", err)
@@ -119,10 +141,21 @@ func (g *Generator) fill(flow Flow, keys []string) error {
 	// Each CPU starts at its own place in the sequence and the id space.
 	states := make([]xdpgenGenState, n)
 	for c := range states {
-		states[c] = xdpgenGenState{Pos: uint32(c * len(keys) / n), Id: uint16(c * 65536 / n)}
+		states[c] = xdpgenGenState{Pos: uint32(c * len(seq) / n), Id: uint16(c * 65536 / n)}
 	}
 	if err := g.objs.GenStateMap.Put(uint32(0), states); err != nil {
 		return fmt.Errorf("request generator: state: %w", err)
+	}
+	return nil
+}
+
+// batchPut stores vals at keys, 64k at a time.
+func batchPut[V any](m *ebpf.Map, keys []uint32, vals []V) error {
+	for start := 0; start < len(keys); start += 1 << 16 {
+		end := min(start+1<<16, len(keys))
+		if _, err := m.BatchUpdate(keys[start:end], vals[start:end], nil); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ type xdpgenGenState struct {
 const (
 	xdpgenMapGenCfgMap   = "gen_cfg_map"
 	xdpgenMapGenKeys     = "gen_keys"
+	xdpgenMapGenSeq      = "gen_seq"
 	xdpgenMapGenStateMap = "gen_state_map"
 	xdpgenProgReqGen     = "req_gen"
 )
@@ -96,6 +97,7 @@ type xdpgenProgramSpecs struct {
 type xdpgenMapSpecs struct {
 	GenCfgMap   *ebpf.MapSpec `ebpf:"gen_cfg_map"`
 	GenKeys     *ebpf.MapSpec `ebpf:"gen_keys"`
+	GenSeq      *ebpf.MapSpec `ebpf:"gen_seq"`
 	GenStateMap *ebpf.MapSpec `ebpf:"gen_state_map"`
 }
 
@@ -127,6 +129,7 @@ func (o *xdpgenObjects) Close() error {
 type xdpgenMaps struct {
 	GenCfgMap   *ebpf.Map `ebpf:"gen_cfg_map"`
 	GenKeys     *ebpf.Map `ebpf:"gen_keys"`
+	GenSeq      *ebpf.Map `ebpf:"gen_seq"`
 	GenStateMap *ebpf.Map `ebpf:"gen_state_map"`
 }
 
@@ -134,6 +137,7 @@ func (m *xdpgenMaps) Close() error {
 	return _XdpgenClose(
 		m.GenCfgMap,
 		m.GenKeys,
+		m.GenSeq,
 		m.GenStateMap,
 	)
 }

@@ -44,9 +44,9 @@ func requireBPF(t *testing.T) {
 }
 
 // TestRewrite runs the program on the template and on garbage (no
-// transmission) and checks
-// each frame it makes: the sequence's next key, a fresh request id, the
-// source port cycling, headers a receiver accepts.
+// transmission) and checks each frame it makes: the key the sequence names
+// next, a fresh request id, the source port cycling, headers a receiver
+// accepts.
 func TestRewrite(t *testing.T) {
 	requireBPF(t)
 	for _, klen := range []int{8, 16, 64} {
@@ -56,7 +56,8 @@ func TestRewrite(t *testing.T) {
 			for i := range keys {
 				keys[i] = fixedKey(i, klen)
 			}
-			g, err := Load(flow, keys)
+			seq := []uint32{4, 2, 0, 3, 1} // a permutation: a key tells its place
+			g, err := Load(flow, keys, seq)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,11 +110,14 @@ func TestRewrite(t *testing.T) {
 				prevID = hdr.RequestID
 				if start < 0 {
 					start = slices.Index(keys, strings.TrimSuffix(strings.TrimPrefix(string(payload), "get "), "\r\n"))
+					if start >= 0 {
+						start = slices.Index(seq, uint32(start))
+					}
 					if start < 0 {
 						t.Fatalf("frame %d: payload %q asks for no key of the sequence", i, payload)
 					}
 				}
-				if want := "get " + keys[(start+i)%len(keys)] + "\r\n"; string(payload) != want {
+				if want := "get " + keys[seq[(start+i)%len(seq)]] + "\r\n"; string(payload) != want {
 					t.Fatalf("frame %d: payload %q, want %q", i, payload, want)
 				}
 			}
@@ -136,18 +140,21 @@ func TestLoadRejects(t *testing.T) {
 		name string
 		flow Flow
 		keys []string
+		seq  []uint32
 		want string
 	}{
-		{"no keys", testFlow(), nil, "keys in the sequence"},
-		{"odd key length", testFlow(), []string{"abcdefghijkl"}, "multiple of 8"},
-		{"key too long", testFlow(), []string{strings.Repeat("k", MaxKey+8)}, "multiple of 8"},
-		{"mixed lengths", testFlow(), []string{fixedKey(1, 16), fixedKey(2, 24)}, "one length"},
-		{"IPv6", v6, []string{fixedKey(1, 16)}, "IPv4 only"},
-		{"ports", tooManyPorts, []string{fixedKey(1, 16)}, "source ports"},
-		{"MAC", noMAC, []string{fixedKey(1, 16)}, "MAC"},
+		{"no keys", testFlow(), nil, nil, "0 keys"},
+		{"odd key length", testFlow(), []string{"abcdefghijkl"}, nil, "multiple of 8"},
+		{"key too long", testFlow(), []string{strings.Repeat("k", MaxKey+8)}, nil, "multiple of 8"},
+		{"mixed lengths", testFlow(), []string{fixedKey(1, 16), fixedKey(2, 24)}, nil, "one length"},
+		{"IPv6", v6, []string{fixedKey(1, 16)}, nil, "IPv4 only"},
+		{"ports", tooManyPorts, []string{fixedKey(1, 16)}, nil, "source ports"},
+		{"MAC", noMAC, []string{fixedKey(1, 16)}, nil, "MAC"},
+		{"empty sequence", testFlow(), []string{fixedKey(1, 16)}, []uint32{}, "empty sequence"},
+		{"sequence beyond the keys", testFlow(), []string{fixedKey(1, 16), fixedKey(2, 16)}, []uint32{0, 1, 2}, "names key 2 of 2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g, err := Load(c.flow, c.keys)
+			g, err := Load(c.flow, c.keys, c.seq)
 			if err == nil {
 				g.Close()
 				t.Fatal("Load accepted it")
@@ -276,7 +283,7 @@ func TestLiveFramesAnsweredByMemcached(t *testing.T) {
 			}
 			flow := Flow{SrcMAC: hardwareAddr(t, lab.Client), DstMAC: hardwareAddr(t, lab.Server),
 				Src: lab.Client.Addr, SrcPort: 41000, Ports: c.ports, Dst: netip.AddrPortFrom(m.Addr, m.Port)}
-			g, err := Load(flow, keys)
+			g, err := Load(flow, keys, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,8 +3,8 @@
  * Run with BPF_PROG_TEST_RUN in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES)
  * on the load generator's interface, it turns the kernel's copy of a template
  * frame (Ethernet / IPv4 / UDP to memcached, the memcached UDP frame header,
- * "get <key>\r\n", UDP checksum 0) into a GET of the next key of a
- * precomputed sequence with a fresh request id, and returns XDP_TX: the
+ * "get <key>\r\n", UDP checksum 0) into a GET of the key a precomputed
+ * sequence names next, with a fresh request id, and returns XDP_TX: the
  * kernel transmits it out of that interface. The template's layout is fixed
  * (no VLAN, no IP options), so every offset below is a constant; Go builds
  * the template to match (xdpgen.go).
@@ -27,7 +27,7 @@ char _license[] SEC("license") = "GPL";
 #define GEN_HEAD 56      /* headers, frame header, "get " and 2 key bytes: 7 words */
 
 struct gen_cfg {
-	__u32 seq_len;   /* entries of gen_keys in use */
+	__u32 seq_len;   /* entries of gen_seq */
 	__u32 key_words; /* key length / 8 */
 	__u16 sport;     /* first UDP source port, host order */
 	__u16 ports;     /* requests cycle through sport .. sport+ports-1 */
@@ -54,13 +54,22 @@ struct {
 	__uint(max_entries, 1);
 } gen_cfg_map SEC(".maps");
 
-/* The key sequence (Zipf draws, from Go); max_entries set at load. */
+/* The keys, by index; max_entries set at load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct gen_key);
 	__uint(max_entries, 1);
 } gen_keys SEC(".maps");
+
+/* The sequence of key indexes requests follow (Zipf draws, from Go); long,
+ * so 4 bytes an entry; max_entries set at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} gen_seq SEC(".maps");
 
 /* Per CPU: a live-frames run stays on its caller's CPU, so no atomics. */
 struct {
@@ -84,7 +93,10 @@ int req_gen(struct xdp_md *ctx)
 	__u32 pos = st->pos;
 	if (pos >= cfg->seq_len)
 		pos = 0;
-	struct gen_key *k = bpf_map_lookup_elem(&gen_keys, &pos);
+	__u32 *idx = bpf_map_lookup_elem(&gen_seq, &pos);
+	if (!idx)
+		return XDP_ABORTED;
+	struct gen_key *k = bpf_map_lookup_elem(&gen_keys, idx);
 	if (!k)
 		return XDP_ABORTED;
 	st->pos = pos + 1;
