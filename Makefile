@@ -13,8 +13,8 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/xdpcache
 
-# The BPF objects: the cache's (bpf/), the benchmark's reply tap, the libxdp dispatcher and its test program.
-GENERATED ?= bpf/ internal/replytap/ offload/dispatch/ offload/dispatch/dispatchtest/
+# The BPF objects: the cache's (bpf/), the benchmark's reply tap and request generator, the libxdp dispatcher and its test program.
+GENERATED ?= bpf/ internal/replytap/ internal/xdpgen/ offload/dispatch/ offload/dispatch/dispatchtest/
 
 generate:
 	$(GO) generate $(addprefix ./,$(GENERATED))

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ import (
 type endToEndResult struct {
 	Workload     string  `json:"workload"`
 	Config       string  `json:"config"`
+	Source       string  `json:"request_source"` // the socket client, or the XDP request generator (live frames)
 	Client       string  `json:"client_receives_via"`
 	Zipf         float64 `json:"zipf"`
 	Keys         int     `json:"keys"`
@@ -52,10 +54,14 @@ type workload struct {
 
 // BenchmarkEndToEnd compares, in one run and on one veth pair, plain
 // memcached with memcached behind xdpcache in native and in generic mode:
-// throughput (as many requests in flight as the client keeps) for several
-// hit ratios, then latency at one fixed request rate that plain memcached
-// sustains. It prints the tables with ratios to plain memcached and writes
-// results/end-to-end.json and results/end-to-end.png.
+// throughput for several hit ratios, from two request sources (the socket
+// client with as many requests in flight as it keeps, and the XDP request
+// generator, internal/xdpgen, as fast as the kernel makes frames), then
+// latency at one fixed request rate that plain memcached sustains, from the
+// socket client. It prints the tables with ratios to plain memcached's best
+// row (from either source) and writes results/end-to-end.json and
+// results/end-to-end.png. XDPCACHE_BENCH_ONLY=<text> keeps the workloads
+// whose name holds text.
 func BenchmarkEndToEnd(b *testing.B) {
 	dur := 5 * time.Second
 	if s := os.Getenv("XDPCACHE_BENCH_SECONDS"); s != "" {
@@ -95,6 +101,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if err := Populate(base); err != nil { // every workload's keys are among these
 		b.Fatal(err)
 	}
+	gen := newFrameSource(b, lab, m, base.Sockets)
 	// Kernel statistics of BPF programs' run time (kernel.bpf_stats_enabled)
 	// while the benchmark runs: the cache's own CPU cost.
 	if st, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME); err == nil {
@@ -102,11 +109,15 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-bench-%d", os.Getpid()))
 	defer os.RemoveAll(root)
-	run := func(w workload, config, client string, rate float64) endToEndResult {
+	run := func(w workload, config, source, client string, rate float64) endToEndResult {
 		cfg := base
 		cfg.Keys, cfg.Zipf, cfg.Rate = w.keys, w.zipf, rate
 		cfg.Tap = receiveVia(client)
-		row := endToEndResult{Workload: w.name, Config: config, Client: client, Zipf: w.zipf, Keys: w.keys, Buckets: w.buckets, Rate: rate}
+		if source == fromFrames {
+			cfg.Frames = gen.forWorkload(b, cfg)
+			defer gen.release()
+		}
+		row := endToEndResult{Workload: w.name, Config: config, Source: source, Client: client, Zipf: w.zipf, Keys: w.keys, Buckets: w.buckets, Rate: rate}
 		var meter *cacheMeter
 		if config != alone {
 			s := bpf.DefaultSettings()
@@ -154,11 +165,19 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}
 		return row
 	}
-	// Throughput: plain memcached with both client receive paths, the better
-	// of the two being the baseline (the tap makes memcached's own thread
-	// pay for ring buffer wake-ups); xdpcache with the tap.
-	throughput := []struct{ mode, client string }{
-		{alone, viaSockets}, {alone, viaTap}, {"native", viaTap}, {"generic", viaTap},
+	// Throughput from the socket client: plain memcached with both client
+	// receive paths, the better of the two being the baseline (the tap makes
+	// memcached's own thread pay for ring buffer wake-ups); xdpcache with
+	// the tap. From the request generator (when the kernel runs live
+	// frames): all three with the tap.
+	throughput := []struct{ mode, source, client string }{
+		{alone, fromSockets, viaSockets}, {alone, fromSockets, viaTap}, {"native", fromSockets, viaTap}, {"generic", fromSockets, viaTap},
+	}
+	if gen.err == nil {
+		throughput = append(throughput, []struct{ mode, source, client string }{
+			{alone, fromFrames, viaTap}, {"native", fromFrames, viaTap}, {"generic", fromFrames, viaTap}}...)
+	} else {
+		fmt.Printf("request generator: not used, throughput from the socket client only: %v\n", gen.err)
 	}
 	workloads := []workload{
 		{"zipf 0.99, 100k keys, 2^18 buckets", 100000, 0.99, 1 << 18},
@@ -166,10 +185,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 		{"zipf 0.90, 100k keys, 2^18 buckets", 100000, 0.90, 1 << 18},
 		{"zipf 0.99, 1k keys (all cached)", 1000, 0.99, 1 << 18},
 	}
+	if only := os.Getenv("XDPCACHE_BENCH_ONLY"); only != "" {
+		workloads = slices.DeleteFunc(workloads, func(w workload) bool { return !strings.Contains(w.name, only) })
+		if len(workloads) == 0 {
+			b.Fatalf("XDPCACHE_BENCH_ONLY=%q matches no workload", only)
+		}
+	}
 	var rows []endToEndResult
 	for _, w := range workloads {
 		for _, c := range throughput {
-			rows = append(rows, run(w, c.mode, c.client, 0))
+			rows = append(rows, run(w, c.mode, c.source, c.client, 0))
 		}
 	}
 	// Latency at the same offered load for all three, receiving through the
@@ -177,11 +202,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 	// through an inter-processor interrupt per reply at low rates, which
 	// costs memcached more than a socket wake-up): half of what plain
 	// memcached managed on the first workload, so none of them saturates.
-	rate := math.Round(baseline(rows, rows[0].Workload).Report.PerSecond/2/1000) * 1000
+	rate := math.Round(baseline(rows, rows[0]).Report.PerSecond/2/1000) * 1000
 	var latency []endToEndResult
 	if rate > 0 {
 		for _, config := range []string{alone, "native", "generic"} {
-			latency = append(latency, run(workloads[0], config, viaSockets, rate))
+			latency = append(latency, run(workloads[0], config, fromSockets, viaSockets, rate))
 		}
 	}
 	printTable(rows, base.Sockets, base.Window)
@@ -201,10 +226,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	var chart []ChartRow
 	for _, r := range rows {
-		if r.Config == alone && r != baseline(rows, r.Workload) {
-			continue
+		if r.Config == alone && r != baseline(rows, r) {
+			continue // one plain memcached bar per workload: its best
 		}
-		chart = append(chart, ChartRow{Config: r.Config, Series: r.Workload, PerSec: r.Report.PerSecond})
+		chart = append(chart, ChartRow{Config: r.Config, Series: r.Workload + ", " + r.Source, PerSec: r.Report.PerSecond})
 	}
 	for _, r := range latency {
 		chart = append(chart, ChartRow{Config: r.Config, Series: fmt.Sprintf("%s, %.0f req/s", r.Workload, r.Rate),
@@ -251,54 +276,68 @@ func (cm *cacheMeter) read(b *testing.B) cacheCounters {
 }
 
 const (
-	alone      = "memcached alone"
-	viaSockets = "sockets"
-	viaTap     = "reply tap"
+	alone       = "memcached alone"
+	viaSockets  = "sockets"
+	viaTap      = "reply tap"
+	fromSockets = "sockets"
+	fromFrames  = "xdp-gen"
 )
 
-// bestAlone is the best of plain memcached's rows for a workload by
-// better (the zero row if there is none).
-func bestAlone(rows []endToEndResult, workload string, better func(a, b endToEndResult) bool) endToEndResult {
+// bestAlone is the best of plain memcached's rows for of's workload by
+// better, whatever their request source (the zero row if there is none):
+// plain memcached serves fewer requests and spends more CPU per reply when
+// the generator floods its socket buffer than the socket client does, and
+// the comparison takes its better showing.
+func bestAlone(rows []endToEndResult, of endToEndResult, better func(a, b endToEndResult) bool) endToEndResult {
 	var best endToEndResult
 	found := false
 	for _, r := range rows {
-		if r.Workload == workload && r.Config == alone && (!found || better(r, best)) {
+		if r.Workload == of.Workload && r.Config == alone && (!found || better(r, best)) {
 			best, found = r, true
 		}
 	}
 	return best
 }
 
-// baseline is plain memcached's faster row for a workload.
-func baseline(rows []endToEndResult, workload string) endToEndResult {
-	return bestAlone(rows, workload, func(a, b endToEndResult) bool { return a.Report.PerSecond > b.Report.PerSecond })
+// baseline is plain memcached's fastest row for of's workload.
+func baseline(rows []endToEndResult, of endToEndResult) endToEndResult {
+	return bestAlone(rows, of, func(a, b endToEndResult) bool { return a.Report.PerSecond > b.Report.PerSecond })
 }
 
 func printTable(rows []endToEndResult, sockets, window int) {
-	fmt.Printf("\nThroughput: %d UDP sockets x %d requests in flight, as fast as replies come back\n", sockets, window)
-	fmt.Printf("%-36s %-16s %-9s %10s %8s %10s %10s %9s %13s %10s %11s %12s\n", "workload", "config", "client rx", "replies/s", "vs alone",
-		"p50", "p99", "XDP hits", "memcached CPU", "BPF CPU", "server CPU", "machine CPU")
+	fmt.Printf("\nThroughput. source sockets: %d UDP sockets x %d requests in flight, as fast as replies come back;\n", sockets, window)
+	fmt.Println("source xdp-gen: the XDP request generator (live frames) as fast as the kernel makes frames, replies through the tap")
+	fmt.Printf("%-36s %-16s %-8s %-9s %10s %8s %10s %10s %9s %9s %13s %10s %11s %12s\n", "workload", "config", "source", "client rx", "replies/s", "vs alone",
+		"p50", "p99", "answered", "XDP hits", "memcached CPU", "BPF CPU", "server CPU", "machine CPU")
 	for _, r := range rows {
-		base := baseline(rows, r.Workload)
+		base := baseline(rows, r)
 		ratio := "-"
 		if base.Report.PerSecond > 0 {
 			ratio = fmt.Sprintf("%.2fx", r.Report.PerSecond/base.Report.PerSecond)
 		}
-		fmt.Printf("%-36s %-16s %-9s %10.0f %8s %10s %10s %8.1f%% %10.0f ns %7.0f ns %8.0f ns %9.0f ns\n", r.Workload, r.Config, r.Client,
-			r.Report.PerSecond, ratio, r.Report.P50.Round(time.Microsecond), r.Report.P99.Round(time.Microsecond), 100*r.XDPHitRatio,
-			r.MemcachedCPU, r.BPFCPU, r.ServerCPU, r.MachineCPU)
+		p50, p99 := "-", "-"
+		if r.Source == fromSockets {
+			p50, p99 = r.Report.P50.Round(time.Microsecond).String(), r.Report.P99.Round(time.Microsecond).String()
+		}
+		answered := 0.0
+		if r.Report.Requests > 0 {
+			answered = 100 * float64(r.Report.Replies) / float64(r.Report.Requests)
+		}
+		fmt.Printf("%-36s %-16s %-8s %-9s %10.0f %8s %10s %10s %8.1f%% %8.1f%% %10.0f ns %7.0f ns %8.0f ns %9.0f ns\n", r.Workload, r.Config, r.Source, r.Client,
+			r.Report.PerSecond, ratio, p50, p99, answered, 100*r.XDPHitRatio, r.MemcachedCPU, r.BPFCPU, r.ServerCPU, r.MachineCPU)
 	}
-	fmt.Println("vs alone: to the better of plain memcached's two rows. client rx: how the client receives replies (see docs/performance.md).")
+	fmt.Println("vs alone: to plain memcached's best row, from either source. client rx: how the client receives replies (see docs/performance.md).")
+	fmt.Println("answered: replies / requests sent (the generator offers more than a server takes; the rest is dropped before it).")
 	fmt.Println("CPU columns, per reply: memcached = its user+system time; BPF = time inside xdpcache's programs (bpf_stats);")
 	fmt.Println("server = memcached + BPF; machine = all busy CPU (client and both veth ends included).")
 	fmt.Println("XDP hits: share of GETs answered by XDP during the measured window (after a warm-up).")
-	fmt.Println("\nServer CPU per reply, plain memcached (lower of its two rows) / xdpcache:")
+	fmt.Println("\nServer CPU per reply, plain memcached (its cheapest row, from either source) / xdpcache:")
 	for _, r := range rows {
 		if r.Config == alone || r.ServerCPU <= 0 {
 			continue
 		}
-		cheapest := bestAlone(rows, r.Workload, func(a, b endToEndResult) bool { return a.ServerCPU < b.ServerCPU })
-		fmt.Printf("%-36s %-16s %5.1fx at %.1f%% XDP hits\n", r.Workload, r.Config, cheapest.ServerCPU/r.ServerCPU, 100*r.XDPHitRatio)
+		cheapest := bestAlone(rows, r, func(a, b endToEndResult) bool { return a.ServerCPU < b.ServerCPU })
+		fmt.Printf("%-36s %-16s %-8s %5.1fx at %.1f%% XDP hits\n", r.Workload, r.Config, r.Source, cheapest.ServerCPU/r.ServerCPU, 100*r.XDPHitRatio)
 	}
 }
 

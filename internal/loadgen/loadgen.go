@@ -44,6 +44,10 @@ type Config struct {
 	// and drops it, so the client spends no CPU on the receive stack. Replies
 	// are then classified (hit, miss, other) but their keys not checked.
 	Tap *replytap.Tap
+	// Frames, if set, makes the requests instead of the sockets (see
+	// Frames): Sockets, Window and Timeout's sweep do not apply, replies
+	// come through Tap, and the report has no latencies.
+	Frames *Frames
 }
 
 // Report is what a run measured.
@@ -141,6 +145,9 @@ type batchConn interface {
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
+	}
+	if cfg.Frames != nil {
+		return runFrames(ctx, cfg)
 	}
 	zipf := NewZipf(cfg.Keys, cfg.Zipf)
 	keys := make([]string, cfg.Keys)
