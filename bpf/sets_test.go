@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -260,5 +261,56 @@ func TestSetExpiryPerWay(t *testing.T) {
 			h.wantWays(tc.freshFill, tc.shortWay)
 			h.getHit(f, "get", tc.longKey)
 		})
+	}
+}
+
+// TestSetConcurrentFillAndInvalidateWay1: fills of k into way 1 (way 0
+// holds a) race deletes of k on another CPU: a hit right after a fill
+// serves that fill's value whole, after the last delete k is gone from both
+// ways, and a is served throughout.
+func TestSetConcurrentFillAndInvalidateWay1(t *testing.T) {
+	h := newHarness(t, oneSet)
+	f, w := v4flow(), v4flow()
+	w.cport += 5
+	h.fillASCII(f, "a", 0, []byte("va"), nil)
+	deletes := make([][]byte, 300)
+	for i := range deletes {
+		deletes[i] = w.udpToServer(t, frame(uint16(30000+i), []byte("delete k\r\n")))
+	}
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		for _, pkt := range deletes {
+			if _, _, err := runProg(h.c.XDP, pkt); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	for i := range 300 {
+		id := uint16(20000 + i)
+		v := []byte(fmt.Sprintf("value-%04d", i))
+		h.xdp(f.udpToServer(t, frame(h.nextID(), []byte(fmt.Sprintf("set k 0 0 10\r\n%s\r\n", v)))))
+		h.xdp(f.udpToServer(t, frame(id, getLine("get", "k"))))
+		h.tc(f.udpToClient(t, frame(id, append(asciiItem("k", 0, v, nil), "END\r\n"...))))
+		ret, out := h.xdp(f.udpToServer(t, frame(id, getLine("get", "k"))))
+		if ret == xdpTX {
+			r := decodeReply(t, f, out)
+			var n int
+			if _, err := fmt.Sscanf(string(r.payload[8:]), "VALUE k 0 10\r\nvalue-%04d\r\nEND\r\n", &n); err != nil || n != i {
+				t.Fatalf("served %q right after fill %d", r.payload[8:], i)
+			}
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	h.xdp(w.udpToServer(t, frame(h.nextID(), []byte("delete k\r\n"))))
+	h.wantWays("k")
+	h.expectMiss(f, "k")
+	h.wantWays("a", 0)
+	h.getHit(f, "get", "a")
+	if n := h.stats().Get(StatFills); n < 2 {
+		t.Fatalf("%d fills: k never filled, the race was not exercised", n)
 	}
 }
