@@ -6,7 +6,7 @@ PKGS    ?= ./...
 # packages one at a time; each test cleans up after itself.
 TESTFLAGS ?= -count=1 -p 1 -timeout 30m
 
-.PHONY: all build generate check-generate test test-short test-offload test-lab fuzz fuzz-diff check-long bench demo vet clean
+.PHONY: all build generate check-generate test test-short test-offload test-lab fuzz fuzz-diff check-long bench bench-bmc demo vet clean
 
 all: build
 
@@ -81,6 +81,14 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench Report -benchtime 1x -count 1 ./bpf/
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -count 1 -timeout 20m ./internal/loadgen/
+
+# BMC's XDP program on the same frames as ours (docs/performance.md, "BMC on
+# the same frames"): BMC_OBJ is an object built from BMC's bmc/bmc_kern.c
+# outside this repository.
+bench-bmc:
+	@test -n "$(BMC_OBJ)" || { echo "usage: make bench-bmc BMC_OBJ=/path/to/bmc.o (built from BMC's bmc/bmc_kern.c; docs/performance.md)" >&2; exit 2; }
+	XDPCACHE_BENCH_BMC=$(abspath $(BMC_OBJ)) XDPCACHE_BENCH_ONLY="GET hit, 16,GET miss,2-key" \
+		$(GO) test -run '^TestBMCObjectAnswers$$' -bench Report -benchtime 1x -count 1 ./bpf/
 
 demo:
 	.ci/deps

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func altCaches(tb testing.TB) map[string]*harness {
 	}
 	out := map[string]*harness{}
 	for _, dir := range strings.Split(dirs, ",") {
-		c, err := loadAlt(dir)
+		c, err := loadAlt(tb, dir)
 		if err != nil {
 			tb.Fatalf("variant %s: %v", dir, err)
 		}
@@ -33,7 +34,11 @@ func altCaches(tb testing.TB) map[string]*harness {
 	return out
 }
 
-func loadAlt(dir string) (*Cache, error) {
+// loadAlt loads a variant's objects by program and map name, so that a
+// variant whose maps differ from this build's (one map more or less, as
+// before a map was replaced) still loads: its maps that this build names
+// are the Cache's, the others live in the collections (closed with tb).
+func loadAlt(tb testing.TB, dir string) (*Cache, error) {
 	s := DefaultSettings()
 	s.Entries = 1024
 	s.WriteHold = 0
@@ -45,26 +50,41 @@ func loadAlt(dir string) (*Cache, error) {
 		return nil, err
 	}
 	xspec.Maps["cache_map"].MaxEntries = s.Entries
-	var xo xdpObjects
-	if err := xspec.LoadAndAssign(&xo, nil); err != nil {
+	if err := setLoadsOrdered(xspec); err != nil {
+		return nil, err
+	}
+	xcoll, err := ebpf.NewCollection(xspec)
+	if err != nil {
 		return nil, VerifierSummary(err)
 	}
-	c := &Cache{XDP: xo.XdpcacheXdp, Maps: xo.xdpMaps}
+	tb.Cleanup(func() { xcoll.Close() })
+	c := &Cache{XDP: xcoll.Programs["xdpcache_xdp"]}
+	all := mapFields(&c.Maps)
+	for name, m := range xcoll.Maps {
+		if f, ok := all[name]; ok {
+			*f = m
+		}
+	}
 	tspec, err := ebpf.LoadCollectionSpec(filepath.Join(dir, "tc_bpfel.o"))
 	if err != nil {
 		return nil, err
 	}
 	tspec.Maps["cache_map"].MaxEntries = s.Entries
 	repl := map[string]*ebpf.Map{}
-	all := mapFields(&c.Maps)
 	for name := range tspec.Maps {
-		repl[name] = *all[name]
+		if m, ok := xcoll.Maps[name]; ok && !strings.HasPrefix(name, ".") {
+			repl[name] = m // XDP's maps, not its constants
+		}
 	}
-	var to tcObjects
-	if err := tspec.LoadAndAssign(&to, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
+	tcoll, err := ebpf.NewCollectionWithOptions(tspec, ebpf.CollectionOptions{MapReplacements: repl})
+	if err != nil {
 		return nil, VerifierSummary(err)
 	}
-	c.TC = to.XdpcacheTc
+	tb.Cleanup(func() { tcoll.Close() })
+	c.TC = tcoll.Programs["xdpcache_tc"]
+	if c.XDP == nil || c.TC == nil {
+		return nil, fmt.Errorf("%s: no xdpcache_xdp or xdpcache_tc program", dir)
+	}
 	if err := c.Configure(s); err != nil {
 		return nil, err
 	}
@@ -95,6 +115,9 @@ func altCases(tb testing.TB, alts map[string]*harness) []benchCase {
 			benchCase{name + ": GET hit, 16 B key, 32 B value", prog, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", key16))) }, true},
 			benchCase{name + ": GET miss", prog, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", "absent:01234567"))) }, false},
 			benchCase{name + ": 2-key multi-get, all hit", prog, func(*harness) []byte { return f.udpToServer(tb, frame(7, getLine("get", keys[:2]...))) }, true},
+			benchCase{name + ": TC egress fill (no ticket)", func(*harness) *ebpf.Program { return h.c.TC }, func(*harness) []byte {
+				return f.udpToClient(tb, frame(1, append(asciiItem("fill:0123456789", 0, bytes.Repeat([]byte("f"), 32), nil), "END\r\n"...)))
+			}, false},
 		)
 	}
 	return cases

@@ -169,6 +169,7 @@ func BenchmarkReport(b *testing.B) {
 		b.Fatal("the floor must be the first case")
 	}
 	cases = append(cases, altCases(b, altCaches(b))...)
+	cases = append(cases, bmcCases(b, bmcFromEnv(b))...)
 	if only := os.Getenv("XDPCACHE_BENCH_ONLY"); only != "" {
 		// development: the floor and the cases whose names contain one of
 		// the comma-separated words
@@ -208,6 +209,7 @@ func BenchmarkReport(b *testing.B) {
 			ratio[i] = append(ratio[i], round[i]/round[0])
 		}
 	}
+	vsBMC := bmcRatios(cases, ns) // before median sorts ns
 	fmt.Printf("\n%-38s %10s %15s %9s %16s\n", "case", "ns/packet", "range", "x floor", "vs memcached GET")
 	for i, c := range cases {
 		med := median(ns[i])
@@ -217,6 +219,9 @@ func BenchmarkReport(b *testing.B) {
 		}
 		fmt.Printf("%-38s %10.1f %15s %9.2f %16s\n", c.name, med,
 			fmt.Sprintf("%.0f-%.0f", ns[i][0], ns[i][len(ns[i])-1]), median(ratio[i]), vsMc)
+	}
+	for _, l := range vsBMC {
+		fmt.Println(l)
 	}
 	_, d, err := empty.Benchmark(cases[0].pkt(h), runs, nil)
 	if err != nil {
@@ -230,6 +235,9 @@ func BenchmarkReport(b *testing.B) {
 	}
 	fmt.Printf("ns/packet: the kernel's BPF_PROG_TEST_RUN time per run, median of %d interleaved rounds (replies: one run per call, harness cost subtracted)\n", rounds)
 	fmt.Println("x floor: median over the rounds of the case's time over the floor's in the same round")
+	if len(vsBMC) > 0 {
+		fmt.Println("x BMC: median over the rounds of our row's time over BMC's row on the same frame in the same round")
+	}
 	fmt.Println("memcached: its user+system CPU over 20000 sequential UDP GETs on loopback (includes a wake-up per GET)")
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -202,9 +203,9 @@ func LoadExtension(s Settings, ext *Extension) (*Cache, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	xspec, err := loadXdp()
+	xspec, err := xdpSpec()
 	if err != nil {
-		return nil, fmt.Errorf("parse XDP object: %w", err)
+		return nil, err
 	}
 	xspec.Maps["cache_map"].MaxEntries = s.Entries
 	if ext != nil {
@@ -228,6 +229,33 @@ func LoadExtension(s Settings, ext *Extension) (*Cache, error) {
 	return c, nil
 }
 
+// xdpSpec is the XDP object's spec, its constants set for this machine.
+func xdpSpec() (*ebpf.CollectionSpec, error) {
+	spec, err := loadXdp()
+	if err != nil {
+		return nil, fmt.Errorf("parse XDP object: %w", err)
+	}
+	if err := setLoadsOrdered(spec); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// setLoadsOrdered tells the program (loads_ordered in c/include/host/cache.h)
+// whether this CPU keeps loads in order, so that its lock-free item reads
+// can use plain loads: x86-64 does (TSO); arm64 and the others get fully
+// ordered atomics. A spec without the constant is left as it is.
+func setLoadsOrdered(spec *ebpf.CollectionSpec) error {
+	v, ok := spec.Variables[xdpVarLoadsOrdered]
+	if !ok || runtime.GOARCH != "amd64" {
+		return nil
+	}
+	if err := v.Set(uint32(1)); err != nil {
+		return fmt.Errorf("set %s: %w", xdpVarLoadsOrdered, err)
+	}
+	return nil
+}
+
 func (c *Cache) loadTC() error {
 	tspec, err := loadTc()
 	if err != nil {
@@ -237,6 +265,9 @@ func (c *Cache) loadTC() error {
 	repl := map[string]*ebpf.Map{}
 	all := mapFields(&c.Maps)
 	for name := range tspec.Maps {
+		if strings.HasPrefix(name, ".") {
+			continue // the program's own constants
+		}
 		m := all[name]
 		if m == nil || *m == nil {
 			return fmt.Errorf("TC object has a map %q the XDP object lacks", name)
@@ -259,9 +290,9 @@ func (c *Cache) LoadWatch() error {
 	if c.Watch != nil {
 		return nil
 	}
-	spec, err := loadXdp()
+	spec, err := xdpSpec()
 	if err != nil {
-		return fmt.Errorf("parse XDP object: %w", err)
+		return err
 	}
 	if err := spec.Variables[xdpVarWatchOnly].Set(uint32(1)); err != nil {
 		return fmt.Errorf("watch-only program: %w", err)

@@ -3,6 +3,7 @@ package bpf
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -191,7 +192,7 @@ func TestLongHeadersServed(t *testing.T) {
 	}
 }
 
-// A one-key GET's ticket rides in its reply state (reply_map) rather than
+// A one-key GET's ticket rides in its reply state (its reply slot) rather than
 // ticket_map: it still fills only the key asked for, and only once.
 func TestOneKeyTicketOnlyForItsKeyOnce(t *testing.T) {
 	h := newHarness(t, nil)
@@ -215,5 +216,53 @@ func TestOneKeyTicketOnlyForItsKeyOnce(t *testing.T) {
 	}
 	if got, want := h.getHit(f, "get", "a"), append(asciiItem("a", 0, []byte("x"), nil), "END\r\n"...); !bytes.Equal(got, want) {
 		t.Errorf("hit %q, want %q", got, want)
+	}
+}
+
+// Requests and replies around SHORT_COPY and SHORT_SUM (256 bytes of UDP
+// payload): up to it they are copied between frame and scratch with plain
+// loads and stores and summed inline, past it through the helpers. Every
+// size must give memcached's reply with right lengths and checksums.
+func TestInlineCopySizes(t *testing.T) {
+	h := newHarness(t, func(s *Settings) { s.MaxValue = MaxValueCap })
+	// keys of two bytes and more: the first names the address family (a
+	// key is filled once); a reply is 23 + key + len(" 0 <n>") + n bytes,
+	// a request 14 + key
+	cases := []struct {
+		name       string
+		klen, vlen int
+		reply, req int // the sizes this case is about (0: any)
+	}{
+		{"smallest reply", 2, 0, 29, 0},
+		{"odd lengths", 3, 13, 0, 0},
+		{"reply 255 bytes", 2, 224, 255, 0},
+		{"reply 256 bytes", 2, 225, 256, 0},
+		{"reply 257 bytes", 2, 226, 257, 0},
+		{"request 255 bytes", 241, 8, 0, 255},
+		{"request 256 bytes", 242, 8, 0, 256},
+		{"request 257 bytes", 243, 8, 0, 257},
+	}
+	for _, f := range []flow{v4flow(), v6flow()} {
+		fam := "4"
+		if f.client.Is6() {
+			fam = "6"
+		}
+		for i, c := range cases {
+			t.Run(fam+"/"+c.name, func(t *testing.T) {
+				key := fam + strings.Repeat(string(rune('a'+i)), c.klen-1)
+				v := bytes.Repeat([]byte{byte('A' + i)}, c.vlen)
+				h.fillASCII(f, key, 0, v, nil)
+				if req := len(frame(0, getLine("get", key))); c.req != 0 && req != c.req {
+					t.Fatalf("request is %d bytes, want %d", req, c.req)
+				}
+				got := h.getHit(f, "get", key)
+				if c.reply != 0 && len(got)+8 != c.reply {
+					t.Fatalf("reply is %d bytes, want %d", len(got)+8, c.reply)
+				}
+				if want := append(asciiItem(key, 0, v, nil), "END\r\n"...); !bytes.Equal(got, want) {
+					t.Fatalf("reply %q, want %q", got, want)
+				}
+			})
+		}
 	}
 }

@@ -55,6 +55,7 @@ const (
 	StatShadowMismatchAbs = xdpStatIdSTAT_SHADOW_MISMATCH_ABSENT
 	StatAckExact          = xdpStatIdSTAT_ACK_EXACT
 	StatAckHeld           = xdpStatIdSTAT_ACK_HELD
+	StatFillSlotBusy      = xdpStatIdSTAT_FILL_SLOT_BUSY
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
 
@@ -94,7 +95,7 @@ var statNames = [...]string{
 	"fill_ambiguous", "stream_untracked", "stream_lost",
 	"shadow_hits", "shadow_hit_keys", "shadow_matched",
 	"shadow_mismatch_value", "shadow_mismatch_flags", "shadow_mismatch_cas", "shadow_mismatch_absent",
-	"ack_exact", "ack_held",
+	"ack_exact", "ack_held", "fill_slot_busy",
 }
 
 // StatName is the counter's name as status and metrics show it.

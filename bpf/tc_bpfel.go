@@ -149,14 +149,23 @@ type tcLocalAddr struct {
 	Addr [16]uint8
 }
 
-type tcReplyState struct {
-	_         structs.HostLayout
-	Skip      uint32
-	HasTicket uint32
-	T_hash    uint64
-	T_gen     uint64
-	T_epoch   uint64
-	T_reqNs   uint64
+type tcReplySlot struct {
+	_      structs.HostLayout
+	Lock   uint32
+	Missed uint32
+	Used   uint32
+	Pad    uint32
+	T_ns   uint64
+	Key    tcTicketKey
+	Rs     struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
 }
 
 type tcScratch struct {
@@ -179,13 +188,23 @@ type tcScratch struct {
 		Local  uint32
 		Valid  uint32
 	}
-	Akey4      tcAllowKey4
-	Akey6      tcAllowKey6
-	Alocal     tcLocalAddr
-	_          [4]byte
-	Tkey       tcTicketKey
-	Tk         tcTicket
-	RsNew      tcReplyState
+	Akey4  tcAllowKey4
+	Akey6  tcAllowKey6
+	Alocal tcLocalAddr
+	_      [4]byte
+	Tkey   tcTicketKey
+	Tk     tcTicket
+	RsNew  struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
+	RsIdx      uint32
+	Pad6       uint32
 	Q_epoch    uint64
 	Q_now      uint64
 	Q_cas      uint64
@@ -228,6 +247,8 @@ type tcScratch struct {
 	TcReplies  uint32
 	AckFk      tcFlowKey
 	TcpFk      tcFlowKey
+	FrameLen   uint32
+	PadFl      uint32
 	TokOff     [24]uint16
 	TokLen     [24]uint16
 	Ntok       uint32
@@ -362,7 +383,8 @@ const (
 	tcStatIdSTAT_SHADOW_MISMATCH_ABSENT tcStatId = 45
 	tcStatIdSTAT_ACK_EXACT              tcStatId = 46
 	tcStatIdSTAT_ACK_HELD               tcStatId = 47
-	tcStatIdSTAT_MAX                    tcStatId = 48
+	tcStatIdSTAT_FILL_SLOT_BUSY         tcStatId = 48
+	tcStatIdSTAT_MAX                    tcStatId = 49
 )
 
 type tcStreamState struct {
@@ -449,7 +471,7 @@ const (
 	tcMapGlobalMap    = "global_map"
 	tcMapInstMap      = "inst_map"
 	tcMapLocalMap     = "local_map"
-	tcMapReplyMap     = "reply_map"
+	tcMapReplySlots   = "reply_slots"
 	tcMapScratchMap   = "scratch_map"
 	tcMapShadowLogMap = "shadow_log_map"
 	tcMapShadowMap    = "shadow_map"
@@ -460,6 +482,7 @@ const (
 	tcMapUdpAckMap    = "udp_ack_map"
 	tcMapUdpFillMap   = "udp_fill_map"
 	tcProgXdpcacheTc  = "xdpcache_tc"
+	tcVarLoadsOrdered = "loads_ordered"
 )
 
 // loadTc returns the embedded CollectionSpec for tc.
@@ -521,7 +544,7 @@ type tcMapSpecs struct {
 	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
 	InstMap      *ebpf.MapSpec `ebpf:"inst_map"`
 	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
-	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
+	ReplySlots   *ebpf.MapSpec `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.MapSpec `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.MapSpec `ebpf:"shadow_map"`
@@ -537,6 +560,7 @@ type tcMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcVariableSpecs struct {
+	LoadsOrdered *ebpf.VariableSpec `ebpf:"loads_ordered"`
 }
 
 // tcObjects contains all objects after they have been loaded into the kernel.
@@ -569,7 +593,7 @@ type tcMaps struct {
 	GlobalMap    *ebpf.Map `ebpf:"global_map"`
 	InstMap      *ebpf.Map `ebpf:"inst_map"`
 	LocalMap     *ebpf.Map `ebpf:"local_map"`
-	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
+	ReplySlots   *ebpf.Map `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.Map `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.Map `ebpf:"shadow_map"`
@@ -593,7 +617,7 @@ func (m *tcMaps) Close() error {
 		m.GlobalMap,
 		m.InstMap,
 		m.LocalMap,
-		m.ReplyMap,
+		m.ReplySlots,
 		m.ScratchMap,
 		m.ShadowLogMap,
 		m.ShadowMap,
@@ -610,6 +634,7 @@ func (m *tcMaps) Close() error {
 //
 // It can be passed to loadTcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcVariables struct {
+	LoadsOrdered *ebpf.Variable `ebpf:"loads_ordered"`
 }
 
 // tcPrograms contains all programs after they have been loaded into the kernel.

@@ -137,3 +137,20 @@ func raceReadsAndFills(t *testing.T, other string, way int, udpDelete bool) {
 		h.getHit(f, "get", other) // k's deletes left it
 	}
 }
+
+// The lock-free item reads use plain loads only where the CPU keeps loads
+// in order (loads_ordered in c/include/host/cache.h): x86-64. Everywhere else
+// the loader must leave the fully ordered atomics.
+func TestLoadsOrderedFollowsTheCPU(t *testing.T) {
+	spec, err := xdpSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got uint32
+	if err := spec.Variables[xdpVarLoadsOrdered].Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[bool]uint32{true: 1, false: 0}[runtime.GOARCH == "amd64"]; got != want {
+		t.Errorf("loads_ordered = %d on %s, want %d", got, runtime.GOARCH, want)
+	}
+}

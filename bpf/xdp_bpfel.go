@@ -149,14 +149,23 @@ type xdpLocalAddr struct {
 	Addr [16]uint8
 }
 
-type xdpReplyState struct {
-	_         structs.HostLayout
-	Skip      uint32
-	HasTicket uint32
-	T_hash    uint64
-	T_gen     uint64
-	T_epoch   uint64
-	T_reqNs   uint64
+type xdpReplySlot struct {
+	_      structs.HostLayout
+	Lock   uint32
+	Missed uint32
+	Used   uint32
+	Pad    uint32
+	T_ns   uint64
+	Key    xdpTicketKey
+	Rs     struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
 }
 
 type xdpScratch struct {
@@ -179,13 +188,23 @@ type xdpScratch struct {
 		Local  uint32
 		Valid  uint32
 	}
-	Akey4      xdpAllowKey4
-	Akey6      xdpAllowKey6
-	Alocal     xdpLocalAddr
-	_          [4]byte
-	Tkey       xdpTicketKey
-	Tk         xdpTicket
-	RsNew      xdpReplyState
+	Akey4  xdpAllowKey4
+	Akey6  xdpAllowKey6
+	Alocal xdpLocalAddr
+	_      [4]byte
+	Tkey   xdpTicketKey
+	Tk     xdpTicket
+	RsNew  struct {
+		_         structs.HostLayout
+		Skip      uint32
+		HasTicket uint32
+		T_hash    uint64
+		T_gen     uint64
+		T_epoch   uint64
+		T_reqNs   uint64
+	}
+	RsIdx      uint32
+	Pad6       uint32
 	Q_epoch    uint64
 	Q_now      uint64
 	Q_cas      uint64
@@ -228,6 +247,8 @@ type xdpScratch struct {
 	TcReplies  uint32
 	AckFk      xdpFlowKey
 	TcpFk      xdpFlowKey
+	FrameLen   uint32
+	PadFl      uint32
 	TokOff     [24]uint16
 	TokLen     [24]uint16
 	Ntok       uint32
@@ -364,7 +385,8 @@ const (
 	xdpStatIdSTAT_SHADOW_MISMATCH_ABSENT xdpStatId = 45
 	xdpStatIdSTAT_ACK_EXACT              xdpStatId = 46
 	xdpStatIdSTAT_ACK_HELD               xdpStatId = 47
-	xdpStatIdSTAT_MAX                    xdpStatId = 48
+	xdpStatIdSTAT_FILL_SLOT_BUSY         xdpStatId = 48
+	xdpStatIdSTAT_MAX                    xdpStatId = 49
 )
 
 type xdpStreamState struct {
@@ -451,7 +473,7 @@ const (
 	xdpMapGlobalMap    = "global_map"
 	xdpMapInstMap      = "inst_map"
 	xdpMapLocalMap     = "local_map"
-	xdpMapReplyMap     = "reply_map"
+	xdpMapReplySlots   = "reply_slots"
 	xdpMapScratchMap   = "scratch_map"
 	xdpMapShadowLogMap = "shadow_log_map"
 	xdpMapShadowMap    = "shadow_map"
@@ -462,6 +484,7 @@ const (
 	xdpMapUdpAckMap    = "udp_ack_map"
 	xdpMapUdpFillMap   = "udp_fill_map"
 	xdpProgXdpcacheXdp = "xdpcache_xdp"
+	xdpVarLoadsOrdered = "loads_ordered"
 	xdpVarWatchOnly    = "watch_only"
 )
 
@@ -524,7 +547,7 @@ type xdpMapSpecs struct {
 	GlobalMap    *ebpf.MapSpec `ebpf:"global_map"`
 	InstMap      *ebpf.MapSpec `ebpf:"inst_map"`
 	LocalMap     *ebpf.MapSpec `ebpf:"local_map"`
-	ReplyMap     *ebpf.MapSpec `ebpf:"reply_map"`
+	ReplySlots   *ebpf.MapSpec `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.MapSpec `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.MapSpec `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.MapSpec `ebpf:"shadow_map"`
@@ -540,7 +563,8 @@ type xdpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpVariableSpecs struct {
-	WatchOnly *ebpf.VariableSpec `ebpf:"watch_only"`
+	LoadsOrdered *ebpf.VariableSpec `ebpf:"loads_ordered"`
+	WatchOnly    *ebpf.VariableSpec `ebpf:"watch_only"`
 }
 
 // xdpObjects contains all objects after they have been loaded into the kernel.
@@ -573,7 +597,7 @@ type xdpMaps struct {
 	GlobalMap    *ebpf.Map `ebpf:"global_map"`
 	InstMap      *ebpf.Map `ebpf:"inst_map"`
 	LocalMap     *ebpf.Map `ebpf:"local_map"`
-	ReplyMap     *ebpf.Map `ebpf:"reply_map"`
+	ReplySlots   *ebpf.Map `ebpf:"reply_slots"`
 	ScratchMap   *ebpf.Map `ebpf:"scratch_map"`
 	ShadowLogMap *ebpf.Map `ebpf:"shadow_log_map"`
 	ShadowMap    *ebpf.Map `ebpf:"shadow_map"`
@@ -597,7 +621,7 @@ func (m *xdpMaps) Close() error {
 		m.GlobalMap,
 		m.InstMap,
 		m.LocalMap,
-		m.ReplyMap,
+		m.ReplySlots,
 		m.ScratchMap,
 		m.ShadowLogMap,
 		m.ShadowMap,
@@ -614,7 +638,8 @@ func (m *xdpMaps) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpVariables struct {
-	WatchOnly *ebpf.Variable `ebpf:"watch_only"`
+	LoadsOrdered *ebpf.Variable `ebpf:"loads_ordered"`
+	WatchOnly    *ebpf.Variable `ebpf:"watch_only"`
 }
 
 // xdpPrograms contains all programs after they have been loaded into the kernel.

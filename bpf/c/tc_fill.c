@@ -10,6 +10,7 @@
 #include <bpf/bpf_endian.h>
 #include "include/common/parse.h"
 #include "include/host/cache.h"
+#include "include/host/reply_slots.h"
 #include "include/host/ack.h"
 #include "include/host/reply_stream.h"
 #include "include/host/shadow.h"
@@ -187,7 +188,9 @@ static long item_step(__u32 idx, void *data)
 }
 
 /* ASCII reply over UDP. Global: keeps its locals off the main program's
- * frame (the stack of every call chain is bounded). */
+ * frame (the stack of every call chain is bounded). The reply's slot is
+ * held from its first look to the end (host/reply_slots.h): its state is
+ * parsed in place. */
 __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 {
 	struct config *cfg = get_config();
@@ -196,11 +199,14 @@ __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 		return 0;
 	__u16 req_id = *(__u16 *)s->in;
 	ticket_key_for(&s->tkey, p, req_id, 0, 0);
-	struct reply_state *rs = bpf_map_lookup_elem(&reply_map, &s->tkey);
-	if (!rs) {
+	struct reply_slot *sl = reply_slot_of(s, cfg, &s->tkey);
+	if (sl)
+		sl = reply_slot_take(sl, &s->tkey, now);
+	if (!sl) {
 		stat_inc(STAT_FILL_NO_TICKET);
 		return 0;
 	}
+	struct reply_state *rs = &sl->rs;
 	__u32 body = len - MC_FRAME_LEN;
 	if (*(__u16 *)(s->in + 2) != 0) {
 		/* a later datagram of one memcached response (memcached.c
@@ -208,12 +214,12 @@ __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 		 * reply boundary */
 		if (rs->skip != ~0U)
 			rs->skip = rs->skip > body ? rs->skip - body : 0;
-		return 0;
+		goto out;
 	}
 	if (rs->skip >= body) {
 		if (rs->skip != ~0U)
 			rs->skip -= body;
-		return 0;
+		goto out;
 	}
 	struct item_ctx c = {
 		.cfg = cfg, .s = s, .p = p, .rs = rs, .now = now,
@@ -223,10 +229,10 @@ __noinline int sc_fill_ascii(struct pkt *p, __u32 len, __u64 now)
 	bpf_loop(MAX_GET_KEYS + 1, item_step, &c, 0);
 	if (c.done && (cfg->flags & CFG_SHADOW))
 		sc_shadow_end(s, p, req_id);
-	if (c.done) {
-		ticket_key_for(&s->tkey, p, req_id, 0, 0);
-		bpf_map_delete_elem(&reply_map, &s->tkey);
-	}
+	if (c.done)
+		sl->used = 0;
+out:
+	reply_slot_unlock(sl);
 	return 0;
 }
 

@@ -10,12 +10,64 @@
 #include "include/common/reply.h"
 #include "include/common/budget.h"
 #include "include/host/cache.h"
+#include "include/host/reply_slots.h"
 #include "include/host/mutate.h"
 #include "include/host/ack.h"
 #include "include/host/reply_stream.h"
 #include "include/host/shadow.h"
 
 char _license[] SEC("license") = "GPL";
+
+/* Copies the n bytes at frame offset off into dst (scratch) with plain
+ * loads, for n in [8, SHORT_COPY]: cheaper than bpf_xdp_load_bytes for a
+ * small GET. Whole words, then the last 8 bytes again, overlapping (the
+ * frame may end right after them). Returns -1 if they are not all in the
+ * frame. */
+static __always_inline int pkt_load_short(struct xdp_md *ctx, __u32 off, __u8 *dst, __u32 n)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (off > HDR_MAX || n < 8 || n > SHORT_COPY)
+		return -1;
+	__u8 *src = data + off;
+	for (int i = 0; i < SHORT_COPY / 8; i++) {
+		if (i * 8 + 8 > n)
+			break;
+		__u8 *w = src + i * 8;
+		if ((void *)(w + 8) > data_end)
+			return -1;
+		*(__u64 *)(dst + i * 8) = *(__u64 *)w;
+	}
+	__u8 *last = src + (n - 8);
+	if ((void *)(last + 8) > data_end)
+		return -1;
+	*(__u64 *)(dst + ((n - 8) & (SHORT_COPY - 1))) = *(__u64 *)last;
+	return 0;
+}
+
+/* The other way: src (scratch) into the frame at off, n in [8, SHORT_COPY]
+ * (a small reply: cheaper than bpf_xdp_store_bytes). */
+static __always_inline int pkt_store_short(struct xdp_md *ctx, __u32 off, const __u8 *src, __u32 n)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (off > HDR_MAX || n < 8 || n > SHORT_COPY)
+		return -1;
+	__u8 *dst = data + off;
+	for (int i = 0; i < SHORT_COPY / 8; i++) {
+		if (i * 8 + 8 > n)
+			break;
+		__u8 *w = dst + i * 8;
+		if ((void *)(w + 8) > data_end)
+			return -1;
+		*(__u64 *)w = *(const __u64 *)(src + i * 8);
+	}
+	__u8 *last = dst + (n - 8);
+	if ((void *)(last + 8) > data_end)
+		return -1;
+	*(__u64 *)last = *(const __u64 *)(src + ((n - 8) & (SHORT_COPY - 1)));
+	return 0;
+}
 
 /* The allow-list's and the local-address table's answers for p's
  * addresses into m (the lookups behind reply_budget; their keys in scratch,
@@ -87,9 +139,7 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	/* zero padding so the checksum can round up to 4 bytes */
 	*(__u32 *)(s->out + (out_len & BUF_MASK)) = 0;
 
-	/* the frame length from the helper: clang would otherwise compute it
-	 * with 32-bit pointer arithmetic, which the verifier refuses */
-	int delta = (int)(p->pl_off + out_len) - (int)bpf_xdp_get_buff_len(ctx);
+	int delta = (int)(p->pl_off + out_len) - (int)s->frame_len;
 	/* If the tail cannot grow (veth frames built from small skbs have
 	 * little tailroom), the frame grows at the front instead, into the
 	 * headroom XDP guarantees: the headers (Ethernet to UDP, at most
@@ -121,8 +171,12 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	asm volatile("" : "+r"(n));
 	if (n < MC_FRAME_LEN)
 		return XDP_DROP;
-	if (bpf_xdp_store_bytes(ctx, p->pl_off, s->out, SIZE_1_TO(n, BUF_SIZE)) < 0)
+	if (n <= SHORT_COPY) {
+		if (pkt_store_short(ctx, p->pl_off, s->out, n) < 0)
+			return XDP_DROP;
+	} else if (bpf_xdp_store_bytes(ctx, p->pl_off, s->out, SIZE_1_TO(n, BUF_SIZE)) < 0) {
 		return XDP_DROP;
+	}
 	sum = csum_buf_short(s->out, out_len, sum);
 
 	data = (void *)(long)ctx->data;
@@ -333,9 +387,6 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 	if (tcp && !stream_ticket_ok(p, &req_end))
 		return 0;
 	s->tk.tcp_seq = req_end;
-	struct reply_state *rs = &s->rs_new;
-	rs->skip = 0;
-	rs->has_ticket = 0;
 	if (!tcp) {
 		struct ticket_key *rk = &s->tkey;
 		__builtin_memcpy(rk->addr, p->saddr, 16);
@@ -343,23 +394,35 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 		rk->req_id = req_id;
 		rk->opaque = 0;
 		rk->hash = 0;
-		/* A reply to this client's request id may be out mid-value (the
-		 * id reused): its parse state stays, or the rest of that value
-		 * would be read as items; the tickets go to ticket_map. */
-		struct reply_state *old = bpf_map_lookup_elem(&reply_map, rk);
-		if (old && old->skip && old->skip != ~0U)
-			rs = 0;
-		if (rs && nkeys == 1) {
-			/* the one key's ticket rides in the reply state */
+		struct reply_slot *sl = reply_slot_of(s, cfg, rk);
+		if (!sl)
+			return 0;
+		struct reply_state *rs = &s->rs_new;
+		rs->skip = 0;
+		rs->has_ticket = 0;
+		if (nkeys == 1) {
+			/* the one key's ticket rides in the reply state (its
+			 * generation read before the slot's lock: no call under it) */
 			__u64 h = s->hashes[0];
 			rs->has_ticket = 1;
 			rs->t_hash = h;
 			rs->t_gen = ticket_gen(s, cfg, 0, h);
 			rs->t_epoch = s->q_epoch;
 			rs->t_req_ns = s->q_now;
-			bpf_map_update_elem(&reply_map, rk, rs, BPF_ANY);
+		}
+		int rc = reply_slot_claim(sl, rk, rs, s->q_now);
+		if (rc == SLOT_BUSY) {
+			/* another reply stands inside a value there: this one
+			 * will have no state, so it cannot fill (no tickets) */
+			stat_inc(STAT_FILL_SLOT_BUSY);
 			return 0;
 		}
+		/* SLOT_OWN_MID: a reply to this client's request id is out
+		 * mid-value (the id reused): its state stays, or the rest of that
+		 * value would be read as items; the tickets go to ticket_map and
+		 * the new reply is read with that state once the value ends. */
+		if (rc == SLOT_CLAIMED && nkeys == 1)
+			return 0;
 	}
 	for (int k = 0; k < MAX_GET_KEYS; k++) {
 		if (k >= nkeys)
@@ -367,12 +430,6 @@ __noinline int sc_issue_tickets(struct scratch *s, struct config *cfg, struct pk
 		__u64 h = s->hashes[k];
 		issue_ticket(s, p, req_id, tcp ? TICKET_TCP : 0, h, ticket_gen(s, cfg, k, h), s->q_epoch, s->q_now);
 	}
-	if (tcp || !rs)
-		return 0;
-	struct ticket_key *rk = &s->tkey;
-	rk->opaque = 0;
-	rk->hash = 0;
-	bpf_map_update_elem(&reply_map, rk, rs, BPF_ANY);
 	return 0;
 }
 
@@ -670,9 +727,7 @@ static __always_inline int udp_ascii_get(struct xdp_md *ctx, struct config *cfg,
 		stat_inc(g.miss == STAT_MISS_TOO_BIG && budget < cfg->mtu ? STAT_PASS_AMPLIFICATION : g.miss);
 
 	/* Miss: memcached answers. Leave a ticket per key and a reply state so
-	 * the egress program can fill from the answer (the request's time from
-	 * the fine clock: see handle_udp). */
-	s->q_now = bpf_ktime_get_ns();
+	 * the egress program can fill from the answer. */
 	sc_issue_tickets(s, cfg, p, nkeys);
 	return XDP_PASS;
 
@@ -774,23 +829,16 @@ static __always_inline int udp_binary(struct xdp_md *ctx, struct config *cfg, st
 	s->tk.opcode = op;
 	s->tk.gen = ticket_gen(s, cfg, 0, s->hashes[0]);
 	s->tk.epoch = s->q_epoch;
-	s->tk.t_req_ns = bpf_ktime_get_ns(); /* fine: see handle_udp */
+	s->tk.t_req_ns = now;
 	sc_issue_bin_ticket(s, p, *(__u32 *)(h + 12), with_key);
 	return XDP_PASS;
 }
 
-/* UDP datagram to memcached. A GET checks entry deadlines against the
- * coarse clock, a fraction of the fine one's cost (whose TSC read is dear
- * under a hypervisor), which lags it by at most a tick: an entry is served
- * at most a tick past its deadline (relative and absolute exptimes are
- * taken a second early, memcached's own clock ticks once a second).
- * Tickets and everything that may mutate read the fine clock: a request
- * after a flush or hold must not look older than it (rule T). */
 static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, struct scratch *s, struct pkt *p)
 {
 	__u32 len = p->pl_len;
 	udp_pending_flush(cfg);
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = bpf_ktime_get_ns();
 	if (len < MC_FRAME_LEN + 1) {
 		stat_inc(STAT_PASS_MALFORMED);
 		return XDP_PASS;
@@ -802,7 +850,8 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
-	if (bpf_xdp_load_bytes(ctx, p->pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
+	if (len <= SHORT_COPY ? pkt_load_short(ctx, p->pl_off, s->in, len) < 0
+			      : bpf_xdp_load_bytes(ctx, p->pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return XDP_PASS;
 	/* frame header: memcached drops a datagram whose total is not 1 and
 	 * ignores its sequence number (try_read_udp); only sequence 0 of 1 is
@@ -871,6 +920,7 @@ int xdpcache_xdp(struct xdp_md *ctx)
 	struct scratch *s = get_scratch();
 	if (!s)
 		return XDP_PASS;
+	s->frame_len = data_end - data; /* the frame is linear (no frags) */
 	packet_instance(s, cfg, &p, 0);
 	if (p.proto == IPPROTO_TCP) {
 		handle_tcp(ctx, cfg, s, &p, bpf_ktime_get_ns());

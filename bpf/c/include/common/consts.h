@@ -38,8 +38,11 @@
 #define HDR_MAX 256
 
 /* Payloads up to this many bytes are checksummed inline (a multiple of 4),
- * longer ones with bpf_csum_diff. */
-#define SHORT_SUM 128
+ * longer ones with bpf_csum_diff; and copied between the frame and scratch
+ * with plain loads and stores (a power of two), longer ones with
+ * bpf_xdp_load_bytes / bpf_xdp_store_bytes. */
+#define SHORT_SUM 256
+#define SHORT_COPY 256
 
 /* Request limits for serving from XDP. */
 #define MAX_GET_KEYS 16
@@ -187,6 +190,8 @@ enum stat_id {
 	STAT_SHADOW_MISMATCH_ABSENT, /* memcached did not have the key */
 	STAT_ACK_EXACT,         /* mutated keys logged for their own acknowledgement (rule A): no write hold */
 	STAT_ACK_HELD,          /* mutated keys given the write hold: nothing acknowledges them exactly */
+	STAT_FILL_SLOT_BUSY,    /* UDP GET misses left without a reply state (so no fill): their reply
+				 * slot was held, or held another reply mid-value (host/reply_slots.h) */
 	STAT_MAX,
 };
 

@@ -110,10 +110,10 @@ struct ticket {
 #define TICKET_BINARY 1
 #define TICKET_BINARY_AMBIGUOUS 2 /* GET/GETQ for different keys under one (client, id, opaque) */
 
-/* Parse state of one reply that spans several datagrams, keyed like a
- * ticket with hash = 0 and opaque = 0. A one-key GET's ticket is kept here
- * (one map update per miss instead of two); other GETs' tickets are in
- * ticket_map. */
+/* Parse state of one ASCII reply over UDP, which may span several
+ * datagrams, for (client, port, request id): held in a reply_slot. A
+ * one-key GET's ticket is kept here (one write per miss instead of two);
+ * other GETs' tickets are in ticket_map. */
 struct reply_state {
 	__u32 skip;       /* bytes of value data still to come before the next item */
 	__u32 has_ticket; /* 1: the ticket below is live */
@@ -122,6 +122,25 @@ struct reply_state {
 	__u64 t_epoch;
 	__u64 t_req_ns;
 };
+
+/* reply_slots[reply_slot_index(client, port, request id)]: the reply state
+ * of the last UDP GET miss that hashed there (host/reply_slots.h). Whoever
+ * changes it holds lock, taken with one compare-and-swap and never waited
+ * for (a BPF program cannot spin): XDP to write a new owner whole, TC for
+ * as long as it parses a datagram of the owner's reply. key is a ticket key
+ * with opaque = 0 and hash = 0. */
+struct reply_slot {
+	__u32 lock;       /* 1: held (reply_slot_trylock) */
+	__u32 missed;     /* 1: a TC program found it held and left a datagram of its reply unread */
+	__u32 used;       /* 1: holds a reply's state; 0: free (its END was read) */
+	__u32 _pad;
+	__u64 t_ns;       /* when XDP wrote it or TC last parsed a datagram of it (monotonic) */
+	struct ticket_key key;
+	struct reply_state rs;
+};
+
+/* reply_slots' entries (a power of two; ReplySlots in bpf/replyslot.go) */
+#define REPLY_SLOTS 16384
 
 /* A TCP connection to memcached, client to server. */
 struct flow_key {
@@ -358,6 +377,8 @@ struct scratch {
 	struct ticket_key tkey;
 	struct ticket tk;
 	struct reply_state rs_new; /* a miss's new reply state (off the stack) */
+	__u32 rs_idx;              /* a reply slot's index (a map key off the stack) */
+	__u32 _pad6;
 	/* the request being served (sc_serve_ascii / sc_serve_binary) */
 	__u64 q_epoch;
 	__u64 q_now;
@@ -401,6 +422,8 @@ struct scratch {
 	__u32 tc_replies;  /* ... and this many have left on the flow */
 	struct flow_key ack_fk; /* the flow whose log is worked on (a map key off the stack) */
 	struct flow_key tcp_fk; /* the segment's flow (handle_tcp: a map key off the stack) */
+	__u32 frame_len; /* the packet's length (XDP; send_reply resizes it) */
+	__u32 _pad_fl;
 	__u16 tok_off[MAX_TOKENS]; /* tokens of the line in win (memcached's tokenizer) */
 	__u16 tok_len[MAX_TOKENS];
 	__u32 ntok;        /* tokens found, at most MAX_TOKENS - 1 (memcached's cap) */

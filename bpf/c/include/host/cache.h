@@ -404,22 +404,46 @@ __noinline int sc_key_equal(struct scratch *s, struct item_bytes *it, __u32 slot
 	return 1;
 }
 
-/* Metadata check of one way, without the lock: version is read first with a
- * fetching atomic (fully ordered), then the fields; item_version reads it
- * again after the copy, and the caller keeps nothing unless it is unchanged.
- * Every writer bumps version while the fields it changes are in flux: a
- * fill's claim (busy = 1) bumps it before its bytes, its publish after its
- * fields and before busy = 0, an invalidation with valid = 0 (a reader that
- * saw the item still valid then answered before it). So an unchanged version
- * means the fields read here were one item's, whole. Returns 0 and the
- * version and lengths if the way holds a usable item for (hash, klen) in
- * this epoch. (The set's gen, for the ticket, is way 0's: the caller reads
- * it before checking either way.) */
+/* Set by the loader where the CPU never reorders a load with a later load
+ * (x86-64, TSO): there a seqlock reader's plain loads are ordered as
+ * written, and the version reads below need no locked instruction. A locked
+ * read-modify-write on every hit would also pull the hottest items' cache
+ * lines from CPU to CPU. Elsewhere (arm64: loads may pass loads) each is a
+ * fetching atomic, fully ordered. A constant: the other branch is dead. */
+const volatile __u32 loads_ordered = 0;
+
+/* The item's version, read before the fields (check_item) or after the copy
+ * (item_version) with every other load of the reader on its side of it. */
+static __always_inline __u32 read_version(struct item *it)
+{
+	if (loads_ordered) {
+		/* compiler barriers: clang must not move loads across the read;
+		 * the JIT emits instructions in order and the CPU keeps loads
+		 * in order */
+		asm volatile("" ::: "memory");
+		__u32 v = *(volatile __u32 *)&it->version;
+		asm volatile("" ::: "memory");
+		return v;
+	}
+	return __sync_fetch_and_add(&it->version, 0);
+}
+
+/* Metadata check of one way, without the lock: version is read first
+ * (read_version: ordered before the loads after it), then the fields;
+ * item_version reads it again after the copy, and the caller keeps nothing
+ * unless it is unchanged. Every writer bumps version while the fields it
+ * changes are in flux: a fill's claim (busy = 1) bumps it before its bytes,
+ * its publish after its fields and before busy = 0, an invalidation with
+ * valid = 0 (a reader that saw the item still valid then answered before
+ * it). So an unchanged version means the fields read here were one item's,
+ * whole. Returns 0 and the version and lengths if the way holds a usable
+ * item for (hash, klen) in this epoch. (The set's gen, for the ticket, is
+ * way 0's: the caller reads it before checking either way.) */
 static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __u32 inst, __u64 epoch, __u64 now,
 					int want_cas, __u32 *version, __u32 *lens, __u64 *cas, __u32 *flags)
 {
 	__u32 miss = 0;
-	*version = __sync_fetch_and_add(&it->version, 0);
+	*version = read_version(it);
 	if (!it->valid || it->busy || it->hash != h || it->key_len != klen || it->inst != inst || it->epoch != epoch)
 		miss = STAT_MISS_ABSENT;
 	else if (now >= it->expires_ns)
@@ -434,13 +458,12 @@ static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __
 
 /* The bucket's version after a copy, read without the lock. Every change of
  * the bytes or of valid bumps version first (a fill's claim with a fully
- * ordered atomic, so its byte stores are never seen before the bump), and a
- * fetching atomic orders the copy's loads before this read: an unchanged
- * version means nothing touched the item since check_item. Half the cost of
- * a second lock section. */
+ * ordered atomic, so its byte stores are never seen before the bump), and
+ * read_version orders the copy's loads before this read: an unchanged
+ * version means nothing touched the item since check_item. */
 static __always_inline __u32 item_version(struct item *it)
 {
-	return __sync_fetch_and_add(&it->version, 0);
+	return read_version(it);
 }
 
 /* The set's generation, read without the lock (a ticket's: an earlier read

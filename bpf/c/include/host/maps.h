@@ -36,12 +36,15 @@ struct {
 	__uint(max_entries, 65536);
 } ticket_map SEC(".maps");
 
+/* Direct-mapped by a seeded hash of (client, port, request id): writing a
+ * miss's reply state costs an array slot under its lock instead of an LRU
+ * hash update (host/reply_slots.h). REPLY_SLOTS entries, a power of two. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct ticket_key);
-	__type(value, struct reply_state);
-	__uint(max_entries, 16384);
-} reply_map SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct reply_slot);
+	__uint(max_entries, REPLY_SLOTS);
+} reply_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
