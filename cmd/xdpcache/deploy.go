@@ -357,7 +357,7 @@ func printStatus(w io.Writer, st *deploy.Status) {
 	s := st.Settings
 	fmt.Fprintf(w, "  settings: ports %v, %d entries, values <= %d B, max age %s, write hold %s\n",
 		s.Ports, s.Entries, s.MaxValue, s.MaxAge, s.WriteHold)
-	fmt.Fprintf(w, "  hit ratio %.1f%% (%d of %d GET requests answered in the kernel), occupancy ~%.1f%% of %d buckets\n",
+	fmt.Fprintf(w, "  hit ratio %.1f%% (%d of %d GET requests answered in the kernel), occupancy ~%.1f%% of %d entries\n",
 		100*st.HitRatio, st.Stats.Get(bpf.StatHits), st.Stats.Get(bpf.StatGetReqs), 100*st.Occupancy, s.Entries)
 	if s.Shadow || st.Shadow.WouldAnswer > 0 {
 		state := "SHADOW MODE (nothing is answered in the kernel)"
