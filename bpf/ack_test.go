@@ -345,21 +345,21 @@ func TestAckLogOverflow(t *testing.T) {
 }
 
 // TestInvalidateKeepsAnotherKeysEntry: a mutation of one key leaves the
-// entry of another key that shares its bucket (the cache is direct-mapped):
-// that value did not change. Fills in flight for the bucket still fail.
+// entry of another key that shares its set: that value did not change.
+// Fills in flight for the set still fail.
 func TestInvalidateKeepsAnotherKeysEntry(t *testing.T) {
 	h := newHarness(t, longHold)
 	seed := InstanceSeed(0x5eed, uint32(v4flow().sport)) // the harness's memcached instance
-	want := BucketOf([]byte("j"), seed, 1024)
+	want := SetOf([]byte("j"), seed, 1024)
 	other := ""
 	for i := range 100000 {
-		if k := fmt.Sprintf("k%d", i); BucketOf([]byte(k), seed, 1024) == want {
+		if k := fmt.Sprintf("k%d", i); SetOf([]byte(k), seed, 1024) == want {
 			other = k
 			break
 		}
 	}
 	if other == "" {
-		t.Fatal("no key shares j's bucket")
+		t.Fatal("no key shares j's set")
 	}
 	reader, writer := v4flow(), v4flow()
 	writer.cport++

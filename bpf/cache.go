@@ -24,7 +24,7 @@ const (
 // programs are attached.
 type Settings struct {
 	Ports         []uint16      // memcached ports (UDP for GETs, TCP and UDP for mutations)
-	Entries       uint32        // cache buckets, a power of two
+	Entries       uint32        // cache entries, a power of two >= CacheWays (Entries/CacheWays sets of CacheWays ways)
 	MaxValue      uint32        // largest value cached, at most MaxValueCap
 	MTU           uint32        // largest IP packet a reply may be
 	MaxAge        time.Duration // upper bound on an entry's age
@@ -82,8 +82,9 @@ func (s Settings) Validate() error {
 			return errors.New("port 0 is not a memcached port")
 		}
 	}
-	if s.Entries < 2 || s.Entries > 1<<24 || bits.OnesCount32(s.Entries) != 1 {
-		return fmt.Errorf("entries must be a power of two between 2 and %d, got %d", 1<<24, s.Entries)
+	if s.Entries < CacheWays || s.Entries > 1<<24 || bits.OnesCount32(s.Entries) != 1 {
+		return fmt.Errorf("entries must be a power of two between %d (one %d-way set) and %d, got %d",
+			CacheWays, CacheWays, 1<<24, s.Entries)
 	}
 	if s.MaxValue == 0 || s.MaxValue > MaxValueCap {
 		return fmt.Errorf("max value size must be between 1 and %d bytes, got %d", MaxValueCap, s.MaxValue)

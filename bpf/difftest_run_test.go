@@ -628,24 +628,30 @@ func (d *diffRunner) fill(key string) bool {
 	return ret == xdpTX
 }
 
-// bucketExpiry returns how long XDP could still serve key (its bucket holds
-// it, valid, in the current epoch), or -1.
+// bucketExpiry returns how long XDP could still serve key (a way of its set
+// holds it, valid, in the current epoch; the longest of both ways: once
+// way 0's copy expires, readers go on to way 1's), or -1.
 func (d *diffRunner) bucketExpiry(key string) time.Duration {
 	s, _, err := d.c.Config()
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	h := KeyHash([]byte(key), InstanceSeed(s.Seed, uint32(s.Ports[0])))
-	var it xdpItem
-	if err := d.c.Maps.CacheMap.Lookup(uint32(h)&(s.Entries-1), &it); err != nil {
-		d.t.Fatal(err)
-	}
 	now, _ := clockMonotonic()
-	if it.Valid == 0 || it.Hash != h || int(it.KeyLen) != len(key) || !bytes.Equal(it.B.Key[:len(key)], []byte(key)) ||
-		it.Epoch != d.epoch(uint32(s.Ports[0])) || it.ExpiresNs <= uint64(now) {
-		return -1
+	longest := time.Duration(-1)
+	for _, idx := range SetWays(setOfHash(h, s.Entries)) {
+		var it xdpItem
+		if err := d.c.Maps.CacheMap.Lookup(idx, &it); err != nil {
+			d.t.Fatal(err)
+		}
+		if it.Valid == 0 || it.Busy != 0 || it.Hash != h || int(it.KeyLen) != len(key) ||
+			!bytes.Equal(it.B.Key[:len(key)], []byte(key)) || it.Epoch != d.epoch(uint32(s.Ports[0])) ||
+			it.ExpiresNs <= uint64(now) {
+			continue
+		}
+		longest = max(longest, time.Duration(it.ExpiresNs-uint64(now)))
 	}
-	return time.Duration(it.ExpiresNs - uint64(now))
+	return longest
 }
 
 // ttlSlack covers memcached's clock, which ticks once a second, and the

@@ -118,14 +118,13 @@ func TestKeyHashMatchesPrograms(t *testing.T) {
 			seed := InstanceSeed(s.Seed, inst)
 			for _, key := range []string{"k", "key:01", "exactly8", "nine-char", strings.Repeat("x", 33), strings.Repeat("long", 62)} {
 				h.fillASCII(tc.f, key, 0, []byte("v"), nil)
-				var it xdpItem
-				if err := h.c.Maps.CacheMap.Lookup(BucketOf([]byte(key), seed, s.Entries), &it); err != nil {
+				p, err := h.c.FindKey([]byte(key), inst)
+				if err != nil {
 					t.Fatal(err)
 				}
-				if it.Valid == 0 || it.Hash != KeyHash([]byte(key), seed) || int(it.KeyLen) != len(key) || it.Inst != inst {
-					t.Errorf("%d-byte key: bucket %d holds valid=%d hash %#x len %d inst %#x, want hash %#x inst %#x",
-						len(key), BucketOf([]byte(key), seed, s.Entries), it.Valid, it.Hash, it.KeyLen, it.Inst,
-						KeyHash([]byte(key), seed), inst)
+				if p.Hash != KeyHash([]byte(key), seed) || p.Set != SetOf([]byte(key), seed, s.Entries) || len(p.Ways) == 0 {
+					t.Errorf("%d-byte key: found %+v, want hash %#x in set %d of instance %#x",
+						len(key), p, KeyHash([]byte(key), seed), SetOf([]byte(key), seed, s.Entries), inst)
 				}
 			}
 		})

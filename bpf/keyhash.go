@@ -23,10 +23,25 @@ func KeyHash(key []byte, seed uint64) uint64 {
 	return h
 }
 
-// BucketOf is the index of key's bucket in a cache of entries buckets (a
-// power of two) hashed with seed.
-func BucketOf(key []byte, seed uint64, entries uint32) uint32 {
-	return uint32(KeyHash(key, seed)) & (entries - 1)
+// CacheWays is CACHE_WAYS (c/include/host/cache.h): the cache is
+// set-associative, a key may live in either entry of its set.
+const CacheWays = 2
+
+// SetOf is the index of key's set in a cache of entries entries (a power
+// of two, at least CacheWays) hashed with seed: the key may live in the
+// entries SetWays(SetOf(...)) names.
+func SetOf(key []byte, seed uint64, entries uint32) uint32 {
+	return setOfHash(KeyHash(key, seed), entries)
+}
+
+func setOfHash(h uint64, entries uint32) uint32 {
+	return (uint32(h) & (entries - 1)) / CacheWays
+}
+
+// SetWays are the cache map indexes of set's ways, way 0 first (way 0's
+// entry holds the set's generation and write hold).
+func SetWays(set uint32) [CacheWays]uint32 {
+	return [CacheWays]uint32{set * CacheWays, set*CacheWays + 1}
 }
 
 // InstanceSeed is the seed the programs hash the keys of memcached instance

@@ -9,18 +9,37 @@ import (
 )
 
 // TestConcurrentReadsSeeWholeItems races GET hits on two threads against
-// fills of other values into the same bucket on a third. Hits copy an item's
-// bytes outside the bucket lock and keep the copy only if the bucket's
-// version did not move (struct item in structs.h). Every value is one letter
-// repeated; a reply mixing letters, or with a length or flags from another
-// fill, is a torn read. (Removing the version check makes this fail.)
+// fills of other values into the same entry on a third. Hits copy an item's
+// bytes outside the entry's lock and keep the copy only if its version did
+// not move (struct item in structs.h). Every value is one letter repeated; a
+// reply mixing letters, or with a length or flags from another fill, is a
+// torn read. (Removing the version check makes this fail.) The cache is one
+// 2-way set; with another key in way 0 the fills and hits go to way 1,
+// whose readers first check way 0 and whose fills read the set's gen there.
 func TestConcurrentReadsSeeWholeItems(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		other string // a key filled first, into way 0 ("": none)
+		way   int    // the way k's fills go to
+		udp   bool   // k deleted over UDP (over TCP the connection is unsynced: every delete flushes)
+	}{
+		{"way 0", "", 0, false},
+		{"way 1", "other", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { raceReadsAndFills(t, tc.other, tc.way, tc.udp) })
+	}
+}
+
+func raceReadsAndFills(t *testing.T, other string, way int, udpDelete bool) {
 	const (
 		vlen   = 1000 // long copies widen the window a torn read needs
 		rounds = 8000
 	)
-	h := newHarness(t, func(s *Settings) { s.Entries = 2 })
+	h := newHarness(t, func(s *Settings) { s.Entries = CacheWays })
 	f := v4flow()
+	if other != "" {
+		h.fillASCII(f, other, 0, []byte("o"), nil)
+	}
 	// Two items that differ in every byte, in their lengths and in
 	// their flags; a fill alternates between them.
 	type fillPkts struct{ invalidate, get, reply []byte }
@@ -31,8 +50,12 @@ func TestConcurrentReadsSeeWholeItems(t *testing.T) {
 	var fills [64]fillPkts
 	for i := range fills {
 		id := uint16(1000 + i)
+		invalidate := f.tcpToServer(t, uint32(i), []byte("delete k\r\n"))
+		if udpDelete {
+			invalidate = f.udpToServer(t, frame(uint16(2000+i), []byte("delete k\r\n")))
+		}
 		fills[i] = fillPkts{
-			invalidate: f.tcpToServer(t, uint32(i), []byte("delete k\r\n")),
+			invalidate: invalidate,
 			get:        f.udpToServer(t, frame(id, getLine("get", "k"))),
 			reply:      f.udpToClient(t, frame(id, append(items[i%2], "END\r\n"...))),
 		}
@@ -106,6 +129,12 @@ func TestConcurrentReadsSeeWholeItems(t *testing.T) {
 	}
 	if n := torn.Load(); n > 0 {
 		t.Fatalf("%d torn replies, first:\n%q", n, firstTorn.Load())
+	}
+	if got := h.waysOf("k"); len(got) != 1 || got[0] != way {
+		t.Errorf("k is in ways %v, want [%d]", got, way)
+	}
+	if other != "" {
+		h.getHit(f, "get", other) // k's deletes left it
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -252,7 +251,7 @@ func statusCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "only this interface"},
 			&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
-			&cli.StringSliceFlag{Name: "key", Usage: "print this key's hash with each deployment's seed, to match shadow-mode mismatches (repeatable)"},
+			&cli.StringSliceFlag{Name: "key", Usage: "print this key's hash with each deployment's seed (to match shadow-mode mismatches), its set and the ways holding it (repeatable)"},
 			&cli.StringFlag{Name: "pin-root", Value: record.DefaultRoot, Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
@@ -285,7 +284,11 @@ func statusCommand() *cli.Command {
 			for _, st := range all {
 				printStatus(c.App.Writer, st)
 				for _, k := range c.StringSlice("key") {
-					printKeyHashes(c.App.Writer, k, st.Settings)
+					places, err := deploy.FindKey(c.String("pin-root"), st.Iface, k)
+					if err != nil {
+						return cli.Exit("xdpcache status: "+err.Error(), exitCodeFor(err))
+					}
+					printKeyPlaces(c.App.Writer, k, places)
 				}
 			}
 			return nil
@@ -293,25 +296,26 @@ func statusCommand() *cli.Command {
 	}
 }
 
-// printKeyHashes prints the hash key has in each memcached instance of a
-// deployment (entries belong to one instance, whose seed the hash takes).
-func printKeyHashes(w io.Writer, key string, s bpf.Settings) {
-	type inst struct {
-		where string
-		id    uint32
-	}
-	var insts []inst
-	if len(s.Instances) == 0 {
-		for _, p := range s.Ports {
-			insts = append(insts, inst{fmt.Sprintf("port %d", p), uint32(p)})
+// printKeyPlaces prints where key is in each memcached instance of a
+// deployment: its hash and, in the host flavor, its set and the ways holding
+// it.
+func printKeyPlaces(w io.Writer, key string, places []deploy.KeyAt) {
+	for _, at := range places {
+		fmt.Fprintf(w, "  key %q at %s: hash %#016x", key, at.Where, at.Hash)
+		if at.Read {
+			ways := bpf.SetWays(at.Set)
+			fmt.Fprintf(w, ", set %d (entries %d and %d)", at.Set, ways[0], ways[1])
+			if len(at.Ways) == 0 {
+				fmt.Fprint(w, ", not cached")
+			} else {
+				var ways []string
+				for _, way := range at.Ways {
+					ways = append(ways, fmt.Sprint(way))
+				}
+				fmt.Fprintf(w, ", cached in way %s", strings.Join(ways, " and "))
+			}
 		}
-	} else {
-		for _, l := range s.Instances {
-			insts = append(insts, inst{netip.AddrPortFrom(l.Addr, l.Port).String(), s.InstanceID(l.Addr, l.Port)})
-		}
-	}
-	for _, i := range insts {
-		fmt.Fprintf(w, "  key %q at %s: hash %#016x\n", key, i.where, bpf.KeyHash([]byte(key), bpf.InstanceSeed(s.Seed, i.id)))
+		fmt.Fprintln(w)
 	}
 }
 
@@ -353,7 +357,7 @@ func printStatus(w io.Writer, st *deploy.Status) {
 	s := st.Settings
 	fmt.Fprintf(w, "  settings: ports %v, %d entries, values <= %d B, max age %s, write hold %s\n",
 		s.Ports, s.Entries, s.MaxValue, s.MaxAge, s.WriteHold)
-	fmt.Fprintf(w, "  hit ratio %.1f%% (%d of %d GET requests answered in the kernel), occupancy ~%.1f%% of %d buckets\n",
+	fmt.Fprintf(w, "  hit ratio %.1f%% (%d of %d GET requests answered in the kernel), occupancy ~%.1f%% of %d entries\n",
 		100*st.HitRatio, st.Stats.Get(bpf.StatHits), st.Stats.Get(bpf.StatGetReqs), 100*st.Occupancy, s.Entries)
 	if s.Shadow || st.Shadow.WouldAnswer > 0 {
 		state := "SHADOW MODE (nothing is answered in the kernel)"

@@ -13,7 +13,7 @@ import (
 // given, so the mode it reports is the one deploy chooses.
 
 func entriesFlag() cli.Flag {
-	return &cli.UintFlag{Name: "entries", Value: uint(bpf.DefaultSettings().Entries), Usage: "cache buckets (a power of two)"}
+	return &cli.UintFlag{Name: "entries", Value: uint(bpf.DefaultSettings().Entries), Usage: "cache entries (a power of two, at least 2: sets of 2 ways)"}
 }
 
 func allowFlag() cli.Flag {

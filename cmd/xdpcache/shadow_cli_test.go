@@ -1,14 +1,17 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/mcproto"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
@@ -43,6 +46,18 @@ func TestShadowCLI(t *testing.T) {
 	code, out := in("status", "--iface", iface)
 	if code != 0 || !strings.Contains(out, "SHADOW MODE") || !strings.Contains(out, "would answer 75.0% in the kernel (3 requests, 3 keys), 3 matched, 0 mismatches") {
 		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	// status --key: the key's set, computed from its hash as the programs
+	// do, and the way it was filled into (the only key of its set: way 0)
+	code, out = in("status", "--iface", iface, "--key", "k")
+	place := regexp.MustCompile(`key "k" at port \d+: hash (0x[0-9a-f]{16}), set (\d+) \(entries (\d+) and (\d+)\), cached in way 0\n`).FindStringSubmatch(out)
+	if code != 0 || place == nil {
+		t.Fatalf("status --key: exit %d\n%s", code, out)
+	}
+	hashK, _ := strconv.ParseUint(place[1], 0, 64)
+	set := (uint32(hashK) & (bpf.DefaultSettings().Entries - 1)) / bpf.CacheWays
+	if place[2] != fmt.Sprint(set) || place[3] != fmt.Sprint(2*set) || place[4] != fmt.Sprint(2*set+1) {
+		t.Fatalf("status --key: want set %d (entries %d and %d):\n%s", set, 2*set, 2*set+1, out)
 	}
 	// a value changed behind the cache's back (the server's loopback): the
 	// mismatch names the key's hash, which status --key computes

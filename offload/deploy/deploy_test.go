@@ -95,9 +95,8 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 			for i := range keys {
 				keys[i] = fmt.Sprintf("key:%02d", i)
 			}
-			// The cache is direct-mapped: two of these keys in one bucket
-			// would evict each other every round (with a random seed, 1 run
-			// in 20).
+			// Three of these keys in one 2-way set would evict each other
+			// every round (rare with any seed; the seed rules it out).
 			s := testSettings()
 			s.Seed = seedWithoutCollisions(t, keys, s.Entries, uint32(s.Ports[0]))
 			d, err := deployIn(t, lab.Server, Options{Iface: lab.Server.Iface, Mode: want, Settings: s, PinRoot: root})
@@ -178,21 +177,30 @@ func TestDeployServesGETsEndToEnd(t *testing.T) {
 	}
 }
 
-// seedWithoutCollisions returns a hash seed that puts every key of
-// instance inst (a port, bpf.Settings.InstanceID) in a bucket of its own.
+// seedWithoutCollisions returns a hash seed that puts no more keys of
+// instance inst (a port, bpf.Settings.InstanceID) in one set than it has
+// ways, so that every key stays cached.
 func seedWithoutCollisions(t *testing.T, keys []string, entries, inst uint32) uint64 {
 	t.Helper()
 	for seed := uint64(1); seed < 1000; seed++ {
-		used := map[uint32]bool{}
-		for _, k := range keys {
-			used[bpf.BucketOf([]byte(k), bpf.InstanceSeed(seed, inst), entries)] = true
-		}
-		if len(used) == len(keys) {
+		if !setOverflows(keys, bpf.InstanceSeed(seed, inst), entries) {
 			return seed
 		}
 	}
-	t.Fatalf("no seed below 1000 spreads %d keys over %d buckets", len(keys), entries)
+	t.Fatalf("no seed below 1000 spreads %d keys over %d sets of %d ways", len(keys), entries/bpf.CacheWays, bpf.CacheWays)
 	return 0
+}
+
+// setOverflows reports whether more than bpf.CacheWays of keys share a set.
+func setOverflows(keys []string, seed uint64, entries uint32) bool {
+	in := map[uint32]int{}
+	for _, k := range keys {
+		s := bpf.SetOf([]byte(k), seed, entries)
+		if in[s]++; in[s] > bpf.CacheWays {
+			return true
+		}
+	}
+	return false
 }
 
 // memcaslap drives libmemcached's UDP load generator against the cache and
@@ -578,6 +586,25 @@ func TestClsactQdiscRemovedWhenOurs(t *testing.T) {
 			}
 			if got := strings.Contains(qdiscs(), "clsact"); got != tc.existing {
 				t.Errorf("clsact qdisc left: %v, want %v (%s)", got, tc.existing, qdiscs())
+			}
+		})
+	}
+}
+
+func TestSetOverflows(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		keys    []string
+		entries uint32
+		want    bool
+	}{
+		{"two keys in one set fit its ways", []string{"a", "b"}, 2, false},
+		{"a third key in one set overflows", []string{"a", "b", "c"}, 2, true},
+		{"one key", []string{"a"}, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := setOverflows(tc.keys, 1, tc.entries); got != tc.want {
+				t.Errorf("setOverflows(%q, %d entries) = %v, want %v", tc.keys, tc.entries, got, tc.want)
 			}
 		})
 	}

@@ -17,14 +17,14 @@ type Status struct {
 	Stats     bpf.Stats            `json:"-"`
 	Counters  map[string]uint64    `json:"counters"`
 	HitRatio  float64              `json:"hit_ratio"`
-	Occupancy float64              `json:"occupancy"` // share of buckets holding a servable entry (sampled)
+	Occupancy float64              `json:"occupancy"` // share of cache entries holding a servable item (sampled)
 	// Shadow mode (host flavor): what the cache would have answered, and
 	// the last keys memcached answered differently, newest first.
 	Shadow           bpf.ShadowSummary    `json:"shadow"`
 	ShadowMismatches []bpf.ShadowMismatch `json:"shadow_mismatches,omitempty"`
 }
 
-// occupancySamples is how many buckets Status reads to estimate occupancy.
+// occupancySamples is how many cache entries Status reads to estimate occupancy.
 const occupancySamples = 4096
 
 // List lists the interfaces with a deployment under pinRoot ("" is

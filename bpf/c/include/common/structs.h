@@ -43,14 +43,15 @@ struct global_state {
 	__u64 inst_hold_ns[INST_SLOTS];
 };
 
-/* One cache bucket (direct-mapped by the seeded key hash). Writers change
- * it under the lock; the bytes (key, text, value) are copied outside it,
- * guarded by version: a writer sets busy and clears valid, copies, then
- * publishes; a reader takes no lock, reads version, the metadata and the
- * bytes, and keeps its copy only if version is unchanged (a seqlock whose
- * writers serialize on the spin lock; cache.h check_item and item_version).
- * gen and hold_until_ns belong to the bucket, not to the item in it, and
- * survive replacement. See docs/consistency.md. */
+/* One cache entry: a way of a 2-way set (entries 2i and 2i+1, i from the
+ * seeded key hash; cache.h set_way). Writers change it under its lock; the
+ * bytes (key, text, value) are copied outside it, guarded by version: a
+ * writer sets busy and clears valid, copies, then publishes; a reader takes
+ * no lock, reads version, the metadata and the bytes, and keeps its copy
+ * only if version is unchanged (a seqlock whose writers serialize on the
+ * spin lock; cache.h check_item and item_version). Way 0's gen and
+ * hold_until_ns are the SET's (way 1's are unused): they belong to the set,
+ * not to an item in it, and survive replacement. See docs/consistency.md. */
 struct item {
 	struct bpf_spin_lock lock;
 	__u32 valid;

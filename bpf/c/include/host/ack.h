@@ -54,7 +54,7 @@ static __always_inline void ack_copies_invalidate(struct scratch *s, struct conf
 	for (__u32 i = 0; i < ACK_SLOTS; i++) {
 		if (i >= n)
 			break;
-		invalidate_bucket(cfg, s->ack_copy[i & (ACK_SLOTS - 1)], hold, now);
+		invalidate_set(cfg, s->ack_copy[i & (ACK_SLOTS - 1)], hold, now);
 		stat_inc(stat);
 	}
 	s->ack_ncopy = 0;
@@ -112,7 +112,7 @@ __noinline int sc_ack_record(struct scratch *s, struct config *cfg, __u32 flushe
 			stat_inc(STAT_ACK_EXACT);
 			continue;
 		}
-		invalidate_bucket(cfg, s->inv_log[i & (ACK_SLOTS - 1)], cfg->hold_ns, now);
+		invalidate_set(cfg, s->inv_log[i & (ACK_SLOTS - 1)], cfg->hold_ns, now);
 		stat_inc(STAT_ACK_HELD);
 	}
 	/* pushed out before their acknowledgement: held from now */
@@ -325,7 +325,7 @@ __noinline int sc_udp_ack_record(struct scratch *s, struct config *cfg, struct p
 	for (__u32 i = 0; i < ACK_SLOTS; i++) {
 		if (i >= n)
 			break;
-		invalidate_bucket(cfg, s->inv_log[i & (ACK_SLOTS - 1)], cfg->hold_ns, now);
+		invalidate_set(cfg, s->inv_log[i & (ACK_SLOTS - 1)], cfg->hold_ns, now);
 		stat_inc(STAT_ACK_HELD);
 	}
 	if (logged > ACK_SLOTS)
@@ -391,8 +391,7 @@ __noinline int sc_udp_fill_ack(struct config *cfg, __u32 slot, __u64 seen, __u64
 		return 0;
 	__u32 idx = slot & (UDP_FILL_SLOTS - 1);
 	struct udp_fill *e = bpf_map_lookup_elem(&udp_fill_map, &idx);
-	struct item *it = bucket(cfg, hash);
-	if (!e || !it)
+	if (!e)
 		return 0;
 	__u32 v1 = __sync_fetch_and_add(&e->version, 0);
 	__u32 klen = e->key_len, vlen = e->val_len, nlen = e->num_len;
@@ -414,19 +413,14 @@ __noinline int sc_udp_fill_ack(struct config *cfg, __u32 slot, __u64 seen, __u64
 	}
 	if (__sync_fetch_and_add(&e->version, 0) != v1)
 		return 0; /* XDP rewrote it meanwhile */
-	/* rule A's invalidation, and the gen the fill must find */
-	__u64 old;
-	bpf_spin_lock(&it->lock);
-	old = it->gen;
-	it->gen++;
-	it->version++;
-	if (it->hash == hash)
-		it->valid = 0;
-	s->tk.gen = it->gen;
-	bpf_spin_unlock(&it->lock);
+	/* rule A's invalidation (both ways), and the set's gen the fill must
+	 * find: the bump made it exactly one past the store's unless another
+	 * mutation of the set came in between */
+	__u64 now_gen = invalidate_set(cfg, hash, 0, now);
+	s->tk.gen = now_gen;
 	stat_inc(STAT_ACK_INVALIDATIONS);
-	if (old != gen)
-		return 1; /* the bucket changed since the store: no fill */
+	if (!now_gen || now_gen - 1 != gen)
+		return 1; /* the set changed since the store: no fill */
 	struct fill f = {
 		.hash = hash, .flags = flags, .key_len = klen, .val_off = 64, .val_len = vlen, .num_len = nlen,
 	};
@@ -470,7 +464,7 @@ __noinline int sc_udp_ack(struct pkt *p, __u32 len, __u64 now)
 	int stored = ack && family == ACK_FAM_STORE && len == MC_FRAME_LEN + 8 &&
 		     load8(s->in, BUF_MASK, MC_FRAME_LEN) == W8('S', 'T', 'O', 'R', 'E', 'D', '\r', '\n');
 	if (!stored) {
-		invalidate_bucket(cfg, hash, 0, now);
+		invalidate_set(cfg, hash, 0, now);
 		stat_inc(STAT_ACK_INVALIDATIONS);
 	}
 	if (!ack)
@@ -483,7 +477,7 @@ __noinline int sc_udp_ack(struct pkt *p, __u32 len, __u64 now)
 		return 0;
 	/* rule A's invalidation, then the fill from the store's value */
 	if (!sc_udp_fill_ack(cfg, udp_ack_index(p->daddr, p->dport, id), seen, hash, now)) {
-		invalidate_bucket(cfg, hash, 0, now);
+		invalidate_set(cfg, hash, 0, now);
 		stat_inc(STAT_ACK_INVALIDATIONS);
 	}
 	return 1; /* a STORED: nothing to fill from it */

@@ -89,9 +89,16 @@ static __always_inline void packet_instance(struct scratch *s, struct config *cf
 	s->seed = INST_SEED(cfg->seed, port);
 }
 
-static __always_inline struct item *bucket(struct config *cfg, __u64 hash)
+/* The cache is 2-way set-associative: a key may live in either entry of its
+ * set, entries 2i (way 0) and 2i+1 (way 1), i = (hash & entries_mask) >> 1
+ * (entries is a power of two >= 2). Way 0's header holds the SET's
+ * generation and write hold (gen, hold_until_ns); way 1's are unused. See
+ * docs/consistency.md, "Sets". */
+#define CACHE_WAYS 2
+
+static __always_inline struct item *set_way(struct config *cfg, __u64 hash, __u32 way)
 {
-	__u32 idx = (__u32)hash & cfg->entries_mask;
+	__u32 idx = ((__u32)hash & cfg->entries_mask & ~1u) | (way & 1);
 	return bpf_map_lookup_elem(&cache_map, &idx);
 }
 
@@ -107,29 +114,46 @@ static __always_inline void raise_to(__u64 *slot, __u64 v)
 	}
 }
 
-/* Rule I (invalidate): a mutation seen on ingress bumps the bucket's
- * generation (every fill of the bucket in flight fails), drops the item if
- * it may be the key's (an item of another key, another hash, is not changed
- * by the mutation and stays) and holds fills of the bucket for hold_ns
- * (hold_ns == 0: no hold; rule A repeats the invalidation later). */
-static __always_inline void invalidate_bucket(struct config *cfg, __u64 hash, __u64 hold_ns, __u64 now)
+/* Rule I (invalidate): a mutation seen on ingress bumps its set's
+ * generation (every fill of the set in flight fails), drops the item of each
+ * way if it may be the key's (an item of another key, another hash, is not
+ * changed by the mutation and stays) and holds fills of the set for hold_ns
+ * (hold_ns == 0: no hold; rule A repeats the invalidation later). Two lock
+ * sections: way 0's (gen, hold, its item), THEN way 1's (its item). The order
+ * is what makes a fill into way 1 safe without way 0's lock: a fill
+ * publishes into way 1 only under way 1's lock after reading way 0's gen
+ * there. Either that section comes before this one's way-1 section, which
+ * then drops the item, or after it, and then after the way-0 section too
+ * (program order here, release/acquire of way 1's lock), so it sees the
+ * bumped gen and refuses. Returns the set's gen after the bump (0: no set). */
+static __always_inline __u64 invalidate_set(struct config *cfg, __u64 hash, __u64 hold_ns, __u64 now)
 {
-	struct item *it = bucket(cfg, hash);
+	struct item *it = set_way(cfg, hash, 0);
+	__u64 gen;
 	if (!it)
-		return;
+		return 0;
 	bpf_spin_lock(&it->lock);
-	it->gen++;
+	gen = ++it->gen;
 	it->version++;
 	if (it->hash == hash)
 		it->valid = 0;
 	if (hold_ns && it->hold_until_ns < now + hold_ns)
 		it->hold_until_ns = now + hold_ns;
 	bpf_spin_unlock(&it->lock);
+	it = set_way(cfg, hash, 1);
+	if (!it)
+		return gen;
+	bpf_spin_lock(&it->lock);
+	it->version++;
+	if (it->hash == hash)
+		it->valid = 0;
+	bpf_spin_unlock(&it->lock);
+	return gen;
 }
 
 static __always_inline void invalidate_hash(struct config *cfg, __u64 hash, __u64 now)
 {
-	invalidate_bucket(cfg, hash, cfg->hold_ns, now);
+	invalidate_set(cfg, hash, cfg->hold_ns, now);
 	stat_inc(STAT_INVALIDATIONS);
 }
 
@@ -255,7 +279,7 @@ __noinline int sc_invalidate_hash(struct scratch *s, struct config *cfg, __u64 h
 			s->inv_logged++;
 		}
 	}
-	invalidate_bucket(cfg, h, hold, now);
+	invalidate_set(cfg, h, hold, now);
 	if (!repeat)
 		stat_inc(STAT_INVALIDATIONS);
 	return 0;
@@ -404,21 +428,22 @@ static __always_inline __u32 read_version(struct item *it)
 	return __sync_fetch_and_add(&it->version, 0);
 }
 
-/* Metadata check, without the lock: version is read first (read_version:
- * ordered before the loads after it), then the fields; item_version reads it again after
- * the copy, and the caller keeps nothing unless it is unchanged. Every writer
- * bumps version while the fields it changes are in flux: a fill's claim
- * (busy = 1) bumps it before its bytes, its publish after its fields and
- * before busy = 0, an invalidation with valid = 0 (a reader that saw the item
- * still valid then answered before it). So an unchanged version means the
- * fields read here were one item's, whole. Returns 0 and the version and
- * lengths if the bucket holds a usable item for (hash, klen) in this epoch. */
+/* Metadata check of one way, without the lock: version is read first
+ * (read_version: ordered before the loads after it), then the fields;
+ * item_version reads it again after the copy, and the caller keeps nothing
+ * unless it is unchanged. Every writer bumps version while the fields it
+ * changes are in flux: a fill's claim (busy = 1) bumps it before its bytes,
+ * its publish after its fields and before busy = 0, an invalidation with
+ * valid = 0 (a reader that saw the item still valid then answered before
+ * it). So an unchanged version means the fields read here were one item's,
+ * whole. Returns 0 and the version and lengths if the way holds a usable
+ * item for (hash, klen) in this epoch. (The set's gen, for the ticket, is
+ * way 0's: the caller reads it before checking either way.) */
 static __always_inline __u32 check_item(struct item *it, __u64 h, __u32 klen, __u32 inst, __u64 epoch, __u64 now,
-					int want_cas, __u32 *version, __u32 *lens, __u64 *gen, __u64 *cas, __u32 *flags)
+					int want_cas, __u32 *version, __u32 *lens, __u64 *cas, __u32 *flags)
 {
 	__u32 miss = 0;
 	*version = read_version(it);
-	*gen = it->gen;
 	if (!it->valid || it->busy || it->hash != h || it->key_len != klen || it->inst != inst || it->epoch != epoch)
 		miss = STAT_MISS_ABSENT;
 	else if (now >= it->expires_ns)
@@ -441,9 +466,21 @@ static __always_inline __u32 item_version(struct item *it)
 	return read_version(it);
 }
 
-/* Looks up key slot k and, on a hit, appends its ASCII item to s->out at
- * s->q_out (bounded by s->q_limit). Returns 0 on a hit, else the STAT_MISS_*
- * reason. Global, so the verifier checks it once rather than per key. */
+/* The set's generation, read without the lock (a ticket's: an earlier read
+ * is only more conservative). */
+static __always_inline __u64 set_gen_unlocked(struct item *head)
+{
+	return *(volatile __u64 *)&head->gen;
+}
+
+/* Of two ways' miss reasons (both nonzero), the one that says more (a way
+ * holding the key expired, without CAS) wins over "another key is here". */
+#define MISS_OF(a, b) ((b) != STAT_MISS_ABSENT ? (b) : (a))
+
+/* Looks up key slot k in way 0, then way 1, of its set and, on a hit,
+ * appends its ASCII item to s->out at s->q_out (bounded by s->q_limit).
+ * Returns 0 on a hit, else the STAT_MISS_* reason. Global, so the verifier
+ * checks it once rather than per key. */
 __noinline int sc_serve_ascii(struct scratch *s, struct config *cfg, __u32 k)
 {
 	if (!s || !cfg)
@@ -451,66 +488,90 @@ __noinline int sc_serve_ascii(struct scratch *s, struct config *cfg, __u32 k)
 	k &= MAX_GET_KEYS - 1;
 	__u64 h = s->hashes[k];
 	__u32 klen = s->key_lens[k];
-	struct item *it = bucket(cfg, h);
+	struct item *it = set_way(cfg, h, 0);
 	if (!it)
 		return STAT_MISS_ABSENT;
-	__u32 version, lens, flags;
-	__u64 cas, gen;
-	int miss = check_item(it, h, klen, s->inst, s->q_epoch, s->q_now, s->q_want_cas, &version, &lens, &gen, &cas,
-			      &flags);
-	s->q_gen[k] = gen;
+	s->q_gen[k] = set_gen_unlocked(it);
 	s->q_ngen = k + 1;
-	if (miss)
-		return miss;
-	if (s->q_out + 6 + klen + LEN_NUM(lens) + LEN_CAS(lens) + 4 + LEN_VAL(lens) > s->q_limit)
-		return STAT_MISS_TOO_BIG;
-	if (!sc_key_equal(s, &it->b, k, klen))
-		return STAT_MISS_ABSENT;
-	__u32 end = sc_emit_ascii(s, &it->b, s->q_out, lens);
-	if (item_version(it) != version)
-		return STAT_MISS_ABSENT; /* changed while we copied */
-	s->q_out = end;
-	if (cfg->flags & CFG_SHADOW) /* shadow mode: what it would answer (shadow.h) */
-		s->sh_note[k] = (struct shadow_note){ .end = end, .val_len = LEN_VAL(lens), .flags = flags, .cas = cas };
-	return 0;
+	int miss = STAT_MISS_ABSENT;
+	for (__u32 w = 0; w < CACHE_WAYS; w++) {
+		if (w) {
+			it = set_way(cfg, h, 1);
+			if (!it)
+				break;
+		}
+		__u32 version, lens, flags;
+		__u64 cas;
+		int m = check_item(it, h, klen, s->inst, s->q_epoch, s->q_now, s->q_want_cas, &version, &lens, &cas,
+				   &flags);
+		if (m) {
+			miss = MISS_OF(miss, m);
+			continue;
+		}
+		if (s->q_out + 6 + klen + LEN_NUM(lens) + LEN_CAS(lens) + 4 + LEN_VAL(lens) > s->q_limit)
+			return STAT_MISS_TOO_BIG;
+		if (!sc_key_equal(s, &it->b, k, klen))
+			continue;
+		__u32 end = sc_emit_ascii(s, &it->b, s->q_out, lens);
+		if (item_version(it) != version)
+			continue; /* changed while we copied */
+		s->q_out = end;
+		if (cfg->flags & CFG_SHADOW) /* shadow mode: what it would answer (shadow.h) */
+			s->sh_note[k] =
+				(struct shadow_note){ .end = end, .val_len = LEN_VAL(lens), .flags = flags, .cas = cas };
+		return 0;
+	}
+	return miss;
 }
 
-/* Binary protocol hit for key slot 0: appends "flags [key] value" to s->out
- * at s->q_out; s->q_cas and s->q_vlen tell the header. */
+/* Binary protocol hit for key slot 0 (way 0, then way 1): appends "flags
+ * [key] value" to s->out at s->q_out; s->q_cas and s->q_vlen tell the
+ * header. */
 __noinline int sc_serve_binary(struct scratch *s, struct config *cfg, int with_key)
 {
 	if (!s || !cfg)
 		return STAT_MISS_ABSENT;
 	__u64 h = s->hashes[0];
 	__u32 klen = s->key_lens[0];
-	struct item *it = bucket(cfg, h);
+	struct item *it = set_way(cfg, h, 0);
 	if (!it)
 		return STAT_MISS_ABSENT;
-	__u32 version, lens, flags;
-	__u64 cas, gen;
-	int miss = check_item(it, h, klen, s->inst, s->q_epoch, s->q_now, 1, &version, &lens, &gen, &cas, &flags);
-	s->q_gen[0] = gen;
+	s->q_gen[0] = set_gen_unlocked(it);
 	s->q_ngen = 1;
-	if (miss)
-		return miss;
-	__u32 kl = with_key ? klen : 0;
-	if (s->q_out + 4 + kl + LEN_VAL(lens) > s->q_limit)
-		return STAT_MISS_TOO_BIG;
-	if (!sc_key_equal(s, &it->b, 0, klen))
-		return STAT_MISS_ABSENT;
-	__u32 end = sc_emit_binary(s, &it->b, s->q_out, PACK_LENS(kl, 0, 0, LEN_VAL(lens)), bpf_htonl(flags));
-	if (item_version(it) != version)
-		return STAT_MISS_ABSENT;
-	s->q_vlen = LEN_VAL(lens);
-	s->q_cas = cas;
-	s->q_out = end;
-	return 0;
+	int miss = STAT_MISS_ABSENT;
+	for (__u32 w = 0; w < CACHE_WAYS; w++) {
+		if (w) {
+			it = set_way(cfg, h, 1);
+			if (!it)
+				break;
+		}
+		__u32 version, lens, flags;
+		__u64 cas;
+		int m = check_item(it, h, klen, s->inst, s->q_epoch, s->q_now, 1, &version, &lens, &cas, &flags);
+		if (m) {
+			miss = MISS_OF(miss, m);
+			continue;
+		}
+		__u32 kl = with_key ? klen : 0;
+		if (s->q_out + 4 + kl + LEN_VAL(lens) > s->q_limit)
+			return STAT_MISS_TOO_BIG;
+		if (!sc_key_equal(s, &it->b, 0, klen))
+			continue;
+		__u32 end = sc_emit_binary(s, &it->b, s->q_out, PACK_LENS(kl, 0, 0, LEN_VAL(lens)), bpf_htonl(flags));
+		if (item_version(it) != version)
+			continue;
+		s->q_vlen = LEN_VAL(lens);
+		s->q_cas = cas;
+		s->q_out = end;
+		return 0;
+	}
+	return miss;
 }
 
-/* The bucket generation for a ticket. */
+/* The set generation (way 0's) for a ticket. */
 static __always_inline __u64 bucket_gen(struct config *cfg, __u64 hash)
 {
-	struct item *it = bucket(cfg, hash);
+	struct item *it = set_way(cfg, hash, 0);
 	__u64 g = 0;
 	if (!it)
 		return 0;
@@ -520,9 +581,9 @@ static __always_inline __u64 bucket_gen(struct config *cfg, __u64 hash)
 	return g;
 }
 
-/* The bucket generation for a ticket of key slot k: the one check_item read
+/* The set generation for a ticket of key slot k: the one the serve read
  * for this request if it got that far (earlier, so at least as strict; one
- * lock section fewer per miss), else the bucket's now. */
+ * lock section fewer per miss), else the set's now. */
 static __always_inline __u64 ticket_gen(struct scratch *s, struct config *cfg, __u32 k, __u64 hash)
 {
 	if (k < s->q_ngen)
@@ -543,9 +604,44 @@ struct fill {
 	__u32 has_cas;
 };
 
+/* Is way it free for a fill: no item, or one no reader may serve (expired,
+ * of an older epoch of its instance)? Unlocked: only picks the target. */
+static __always_inline int way_free(struct global_state *g, struct item *it, __u64 now)
+{
+	return !it->busy && (!it->valid || it->expires_ns <= now || it->epoch != inst_epoch_of(g, it->inst));
+}
+
+/* The way of set (w0, w1) a fill of hash h goes to, chosen without locks
+ * (the claim rechecks under the target's lock): the way already holding h,
+ * else a free one, else the one that expires first — which, for keys
+ * without an exptime (expires = fill time + max_age), is the one filled
+ * longer ago (FIFO; nothing is written on the hit path: a per-hit recency
+ * write would bounce the set's cache lines between CPUs). A busy way is
+ * taken only if both are. */
+static __always_inline struct item *fill_target(struct global_state *g, struct item *w0, struct item *w1, __u64 h,
+						__u64 now)
+{
+	if (w0->valid && w0->hash == h)
+		return w0;
+	if (w1->valid && w1->hash == h)
+		return w1;
+	if (way_free(g, w0, now))
+		return w0;
+	if (way_free(g, w1, now))
+		return w1;
+	if (w0->busy)
+		return w1;
+	if (w1->busy)
+		return w0;
+	return w1->expires_ns < w0->expires_ns ? w1 : w0;
+}
+
 /* Rule T (ticket): fill only from a reply to a request XDP passed, and only
- * if neither the bucket nor the whole cache changed since that request
- * arrived (same generation and epoch, request after every hold). */
+ * if neither the key's set nor the whole cache changed since that request
+ * arrived (same generation and epoch, request after every hold). The set's
+ * gen and hold are way 0's, read inside the target way's lock section at the
+ * claim and again at the publish (a plain read of another entry when the
+ * target is way 1: invalidate_set says why that suffices). */
 static __always_inline int fill_commit(struct config *cfg, struct scratch *s, struct fill *f, struct ticket *t,
 				       __u64 now)
 {
@@ -570,18 +666,19 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 		if (e->deadline_ns < expires)
 			expires = e->deadline_ns;
 	}
-	struct item *it = bucket(cfg, f->hash);
-	if (!it)
+	struct item *head = set_way(cfg, f->hash, 0), *w1 = set_way(cfg, f->hash, 1);
+	if (!head || !w1)
 		return -1;
+	struct item *it = fill_target(g, head, w1, f->hash, now);
 	__u32 vlen = f->val_len;
 	if (vlen > VAL_MAX)
 		return -1;
 
-	/* 1. claim the bucket: no other fill may copy at the same time */
+	/* 1. claim the way: no other fill may copy at the same time */
 	bpf_spin_lock(&it->lock);
 	__u32 refused = it->busy ? STAT_FILL_BUSY
-		      : it->gen != t->gen ? STAT_FILL_STALE
-		      : t->t_req_ns < it->hold_until_ns ? STAT_FILL_HELD : 0;
+		      : set_gen_unlocked(head) != t->gen ? STAT_FILL_STALE
+		      : t->t_req_ns < *(volatile __u64 *)&head->hold_until_ns ? STAT_FILL_HELD : 0;
 	if (refused) {
 		bpf_spin_unlock(&it->lock);
 		stat_inc(refused);
@@ -602,7 +699,7 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	/* 3. publish, unless an invalidation came in meanwhile */
 	int ok = 0;
 	bpf_spin_lock(&it->lock);
-	if (it->gen == t->gen) {
+	if (set_gen_unlocked(head) == t->gen) {
 		it->valid = 1;
 		it->hash = f->hash;
 		it->inst = s->inst; /* the instance the reply came from */
