@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/xdpcache/xdpcache/bpf"
-	"github.com/xdpcache/xdpcache/offload/record"
 )
 
 // KeyAt is where a key lives in one memcached instance of a deployment.
@@ -19,15 +18,7 @@ type KeyAt struct {
 // iface, key's hash and, in the host flavor, its set and the ways holding
 // it (entries belong to one instance, whose seed the hash takes).
 func FindKey(pinRoot, iface, key string) ([]KeyAt, error) {
-	root, err := record.Resolve(pinRoot)
-	if err != nil {
-		return nil, fmt.Errorf("find key on %s: %w", iface, err)
-	}
-	d, err := record.ReadDeployment(root, iface)
-	if err != nil {
-		return nil, err
-	}
-	f, err := record.Open(root, d)
+	d, f, err := openDeployment(pinRoot, iface, "find key on")
 	if err != nil {
 		return nil, err
 	}

@@ -40,15 +40,7 @@ func List(pinRoot string) ([]string, error) {
 // ReadStatus reads a deployment's record and counters; iface may be any
 // of its interfaces.
 func ReadStatus(pinRoot, iface string) (*Status, error) {
-	root, err := record.Resolve(pinRoot)
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", iface, err)
-	}
-	d, err := record.ReadDeployment(root, iface)
-	if err != nil {
-		return nil, err
-	}
-	f, err := record.Open(root, d)
+	d, f, err := openDeployment(pinRoot, iface, "status of")
 	if err != nil {
 		return nil, err
 	}
@@ -85,18 +77,29 @@ func ReadStatus(pinRoot, iface string) (*Status, error) {
 
 // Flush empties the cache of the deployment on iface (as flush_all would).
 func Flush(pinRoot, iface string) error {
-	root, err := record.Resolve(pinRoot)
-	if err != nil {
-		return fmt.Errorf("flush %s: %w", iface, err)
-	}
-	d, err := record.ReadDeployment(root, iface)
-	if err != nil {
-		return err
-	}
-	f, err := record.Open(root, d)
+	_, f, err := openDeployment(pinRoot, iface, "flush")
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	return f.Flush()
+}
+
+// openDeployment reads the record of the deployment on iface (any of its
+// interfaces) and opens its pinned programs and maps; what names the
+// operation in an error about the pin root.
+func openDeployment(pinRoot, iface, what string) (*record.Deployment, bpf.Flavor, error) {
+	root, err := record.Resolve(pinRoot)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", what, iface, err)
+	}
+	d, err := record.ReadDeployment(root, iface)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := record.Open(root, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, f, nil
 }
