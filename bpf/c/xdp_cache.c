@@ -38,10 +38,13 @@ static __always_inline int pkt_load_short(struct xdp_md *ctx, __u32 off, __u8 *d
 			return -1;
 		*(__u64 *)(dst + i * 8) = *(__u64 *)w;
 	}
-	__u8 *last = src + (n - 8);
+	/* masked, an identity here, so that 6.1's verifier bounds the
+	 * packet offset (it loses n's bounds across the subtraction) */
+	__u32 t = (n - 8) & (SHORT_COPY - 1);
+	__u8 *last = src + t;
 	if ((void *)(last + 8) > data_end)
 		return -1;
-	*(__u64 *)(dst + ((n - 8) & (SHORT_COPY - 1))) = *(__u64 *)last;
+	*(__u64 *)(dst + t) = *(__u64 *)last;
 	return 0;
 }
 
@@ -62,10 +65,11 @@ static __always_inline int pkt_store_short(struct xdp_md *ctx, __u32 off, const 
 			return -1;
 		*(__u64 *)w = *(const __u64 *)(src + i * 8);
 	}
-	__u8 *last = dst + (n - 8);
+	__u32 t = (n - 8) & (SHORT_COPY - 1); /* as in pkt_load_short */
+	__u8 *last = dst + t;
 	if ((void *)(last + 8) > data_end)
 		return -1;
-	*(__u64 *)last = *(const __u64 *)(src + ((n - 8) & (SHORT_COPY - 1)));
+	*(__u64 *)last = *(const __u64 *)(src + t);
 	return 0;
 }
 
