@@ -18,58 +18,40 @@
 
 char _license[] SEC("license") = "GPL";
 
-/* Copies the n bytes at frame offset off into dst (scratch) with plain
- * loads, for n in [8, SHORT_COPY]: cheaper than bpf_xdp_load_bytes for a
- * small GET. Whole words, then the last 8 bytes again, overlapping (the
- * frame may end right after them). Returns -1 if they are not all in the
- * frame. */
-static __always_inline int pkt_load_short(struct xdp_md *ctx, __u32 off, __u8 *dst, __u32 n)
+/* Copies n bytes, n in [8, SHORT_COPY], between the frame at offset off and
+ * buf (scratch) with plain loads and stores: into the frame if to_frame
+ * (a constant at every call), else out of it. Cheaper than
+ * bpf_xdp_store_bytes / bpf_xdp_load_bytes for a small GET or reply. Whole
+ * words, then the last 8 bytes again, overlapping (the frame may end right
+ * after them). Returns -1 if they are not all in the frame. */
+static __always_inline int pkt_copy_short(struct xdp_md *ctx, __u32 off, __u8 *buf, __u32 n, int to_frame)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	if (off > HDR_MAX || n < 8 || n > SHORT_COPY)
 		return -1;
-	__u8 *src = data + off;
+	__u8 *pkt = data + off;
 	for (int i = 0; i < SHORT_COPY / 8; i++) {
 		if (i * 8 + 8 > n)
 			break;
-		__u8 *w = src + i * 8;
+		__u8 *w = pkt + i * 8;
 		if ((void *)(w + 8) > data_end)
 			return -1;
-		*(__u64 *)(dst + i * 8) = *(__u64 *)w;
+		if (to_frame)
+			*(__u64 *)w = *(__u64 *)(buf + i * 8);
+		else
+			*(__u64 *)(buf + i * 8) = *(__u64 *)w;
 	}
 	/* masked, an identity here, so that 6.1's verifier bounds the
 	 * packet offset (it loses n's bounds across the subtraction) */
 	__u32 t = (n - 8) & (SHORT_COPY - 1);
-	__u8 *last = src + t;
+	__u8 *last = pkt + t;
 	if ((void *)(last + 8) > data_end)
 		return -1;
-	*(__u64 *)(dst + t) = *(__u64 *)last;
-	return 0;
-}
-
-/* The other way: src (scratch) into the frame at off, n in [8, SHORT_COPY]
- * (a small reply: cheaper than bpf_xdp_store_bytes). */
-static __always_inline int pkt_store_short(struct xdp_md *ctx, __u32 off, const __u8 *src, __u32 n)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	if (off > HDR_MAX || n < 8 || n > SHORT_COPY)
-		return -1;
-	__u8 *dst = data + off;
-	for (int i = 0; i < SHORT_COPY / 8; i++) {
-		if (i * 8 + 8 > n)
-			break;
-		__u8 *w = dst + i * 8;
-		if ((void *)(w + 8) > data_end)
-			return -1;
-		*(__u64 *)w = *(const __u64 *)(src + i * 8);
-	}
-	__u32 t = (n - 8) & (SHORT_COPY - 1); /* as in pkt_load_short */
-	__u8 *last = dst + t;
-	if ((void *)(last + 8) > data_end)
-		return -1;
-	*(__u64 *)last = *(const __u64 *)(src + t);
+	if (to_frame)
+		*(__u64 *)last = *(__u64 *)(buf + t);
+	else
+		*(__u64 *)(buf + t) = *(__u64 *)last;
 	return 0;
 }
 
@@ -176,7 +158,7 @@ static __always_inline int send_reply(struct xdp_md *ctx, struct pkt *p, struct 
 	if (n < MC_FRAME_LEN)
 		return XDP_DROP;
 	if (n <= SHORT_COPY) {
-		if (pkt_store_short(ctx, p->pl_off, s->out, n) < 0)
+		if (pkt_copy_short(ctx, p->pl_off, s->out, n, 1) < 0)
 			return XDP_DROP;
 	} else if (bpf_xdp_store_bytes(ctx, p->pl_off, s->out, SIZE_1_TO(n, BUF_SIZE)) < 0) {
 		return XDP_DROP;
@@ -854,7 +836,7 @@ static __always_inline int handle_udp(struct xdp_md *ctx, struct config *cfg, st
 		stat_inc(STAT_PASS_OTHER);
 		return XDP_PASS;
 	}
-	if (len <= SHORT_COPY ? pkt_load_short(ctx, p->pl_off, s->in, len) < 0
+	if (len <= SHORT_COPY ? pkt_copy_short(ctx, p->pl_off, s->in, len, 0) < 0
 			      : bpf_xdp_load_bytes(ctx, p->pl_off, s->in, SIZE_1_TO(len, BUF_SIZE)) < 0)
 		return XDP_PASS;
 	/* frame header: memcached drops a datagram whose total is not 1 and
