@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +70,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 			dur = time.Duration(n) * time.Second
 		}
 	}
-	lab, m := labtest.Start(b, "-t", "1")
+	// One veth queue per CPU, as a multi-queue NIC with RSS has: each CPU
+	// receives what it sends (netlab.Options.Queues), and the request
+	// generator runs one thread per CPU. memcached keeps one worker thread.
+	cpus := runtime.NumCPU()
+	lab, m := labtest.StartQueues(b, cpus, "-t", "1")
 	addr := netip.AddrPortFrom(m.Addr, m.Port)
 	base := Config{Keys: 100000, KeySize: 16, ValueSize: 32, Sockets: 4, Window: 64, Duration: dur, Seed: 7,
 		DialUDP: func() (*net.UDPConn, error) { return lab.Client.DialUDP(addr) },
@@ -113,8 +118,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 		cfg := base
 		cfg.Keys, cfg.Zipf, cfg.Rate = w.keys, w.zipf, rate
 		cfg.Tap = receiveVia(client)
-		if source == fromFrames {
-			cfg.Frames = gen.forWorkload(b, cfg)
+		if source == fromFrames || source == fromFrames1 {
+			threads := cpus
+			if source == fromFrames1 {
+				threads = 1
+			}
+			cfg.Frames = gen.forWorkload(b, cfg, threads)
 			defer gen.release()
 		}
 		row := endToEndResult{Workload: w.name, Config: config, Source: source, Client: client, Zipf: w.zipf, Keys: w.keys, Buckets: w.buckets, Rate: rate}
@@ -175,12 +184,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	if gen.err == nil {
 		throughput = append(throughput, []struct{ mode, source, client string }{
-			{alone, fromFrames, viaTap}, {"native", fromFrames, viaTap}, {"generic", fromFrames, viaTap}}...)
+			{alone, fromFrames1, viaTap}, {alone, fromFrames, viaTap},
+			{"native", fromFrames, viaTap}, {"generic", fromFrames, viaTap}}...)
 	} else {
 		fmt.Printf("request generator: not used, throughput from the socket client only: %v\n", gen.err)
 	}
 	workloads := []workload{
 		{"zipf 0.99, 100k keys, 2^18 buckets", 100000, 0.99, 1 << 18},
+		{"zipf 0.99, 100k keys, 2^17 buckets", 100000, 0.99, 1 << 17},
 		{"zipf 0.99, 100k keys, 2^14 buckets", 100000, 0.99, 1 << 14},
 		{"zipf 0.90, 100k keys, 2^18 buckets", 100000, 0.90, 1 << 18},
 		{"zipf 0.99, 1k keys (all cached)", 1000, 0.99, 1 << 18},
@@ -189,6 +200,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 		workloads = slices.DeleteFunc(workloads, func(w workload) bool { return !strings.Contains(w.name, only) })
 		if len(workloads) == 0 {
 			b.Fatalf("XDPCACHE_BENCH_ONLY=%q matches no workload", only)
+		}
+	}
+	// XDPCACHE_BENCH_ROWS=<text> keeps the throughput rows whose
+	// "config/source" holds text (e.g. "native/xdp-gen", to profile one row).
+	if only := os.Getenv("XDPCACHE_BENCH_ROWS"); only != "" {
+		throughput = slices.DeleteFunc(throughput, func(c struct{ mode, source, client string }) bool {
+			return !strings.Contains(c.mode+"/"+c.source, only)
+		})
+		if len(throughput) == 0 {
+			b.Fatalf("XDPCACHE_BENCH_ROWS=%q matches no row", only)
 		}
 	}
 	var rows []endToEndResult
@@ -280,7 +301,8 @@ const (
 	viaSockets  = "sockets"
 	viaTap      = "reply tap"
 	fromSockets = "sockets"
-	fromFrames  = "xdp-gen"
+	fromFrames  = "xdp-gen"   // one sending thread per CPU (and veth queue)
+	fromFrames1 = "xdp-gen/1" // one sending thread: plain memcached's best generator row (more starve its thread)
 )
 
 // bestAlone is the best of plain memcached's rows for of's workload by

@@ -71,7 +71,7 @@ func newFrameSource(b testing.TB, lab *netlab.Lab, m *netlab.Memcached, ports in
 // veth hands frames that arrive with ndo_xdp_xmit only to an end with NAPI
 // on, which an XDP program or GRO turns on: memcached's end gets GRO, so
 // plain memcached and generic mode (no native program there) receive them.
-func (fs *frameSource) forWorkload(b testing.TB, cfg Config) *Frames {
+func (fs *frameSource) forWorkload(b testing.TB, cfg Config, threads int) *Frames {
 	if err := setGRO(fs.lab.Server, true); err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func (fs *frameSource) forWorkload(b testing.TB, cfg Config) *Frames {
 		b.Fatal(err)
 	}
 	fs.gen = g
-	return &Frames{Gen: g, Ports: fs.ports, Ifindex: fs.ifindex, Do: fs.lab.Client.Do}
+	return &Frames{Gen: g, Ports: fs.ports, Ifindex: fs.ifindex, Do: fs.lab.Client.Do, Threads: threads}
 }
 
 // release closes the row's generator and puts GRO back as it was.

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/xdpcache/xdpcache/internal/replytap"
 	"github.com/xdpcache/xdpcache/internal/xdpgen"
 )
 
@@ -32,8 +30,10 @@ type Frames struct {
 	// Threads is how many threads make requests at once (0: 1). The
 	// kernel receives each batch of requests in softirq on the sending CPU
 	// right after the batch, so one thread is paced by the server's receive
-	// path; on a veth pair with one receive queue, a second thread only
-	// overflows the peer's ring (measured: 6.5M requests for 1.3M replies).
+	// path. veth picks the receive queue by the sending CPU: with one queue
+	// per CPU (netlab.Options.Queues) each thread's CPU runs its own NAPI;
+	// on a pair with one queue a second thread only overflows the peer's
+	// ring (measured: 6.5M requests for 1.3M replies).
 	Threads int
 }
 
@@ -77,7 +77,9 @@ func FramesSequence(cfg Config, n int) ([]string, []uint32) {
 // as fast as the kernel makes frames) and counts the replies the tap sees,
 // until none came for a while or cfg.Timeout after the end of sending.
 // Requests are what the generator made; those without a reply count as
-// timeouts.
+// timeouts. The tap counts the generator's replies in the kernel (no record
+// per reply: an open-loop source needs totals only, and a record would wake
+// a reader per reply).
 func runFrames(ctx context.Context, cfg Config) (Report, error) {
 	src := cfg.Frames
 	switch {
@@ -86,83 +88,26 @@ func runFrames(ctx context.Context, cfg Config) (Report, error) {
 	case src.Gen == nil || src.Do == nil || len(src.Ports) == 0:
 		return Report{}, errors.New("frames: generator, namespace and source ports are needed")
 	}
-	chunk := src.Chunk
-	var readers []*replytap.Reader
 	defer func() {
-		for _, r := range readers {
-			r.Close()
+		for _, p := range src.Ports {
+			cfg.Tap.Uncount(p)
 		}
 	}()
 	for _, p := range src.Ports {
-		r, err := cfg.Tap.Open(p)
-		if err != nil {
+		if err := cfg.Tap.Count(p); err != nil {
 			return Report{}, fmt.Errorf("frames: %w", err)
 		}
-		readers = append(readers, r)
+	}
+	c0, err := cfg.Tap.Counted()
+	if err != nil {
+		return Report{}, err
 	}
 	sent0, err := src.Gen.Sent()
 	if err != nil {
 		return Report{}, err
 	}
-	var (
-		sending   atomic.Bool
-		lastReply atomic.Int64 // unix ns
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		total     Report
-		rerr      error
-	)
-	sending.Store(true)
 	start := time.Now()
-	lastReply.Store(start.UnixNano())
 	sendEnd := start.Add(cfg.Duration)
-	// quiet: no reply for this long after sending ends means all came
-	const quiet = 50 * time.Millisecond
-	for _, r := range readers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var rep Report
-			kinds := make([]replytap.Kind, 65536) // by request id: the first datagram's kind
-			for {
-				now := time.Now()
-				if !sending.Load() && (now.Sub(time.Unix(0, lastReply.Load())) > quiet || now.After(sendEnd.Add(cfg.Timeout))) {
-					break
-				}
-				got := false
-				err := receiveTap(r, now.Add(5*time.Millisecond), 1024, func(rec replytap.Record) {
-					got = true
-					if rec.Seq == 0 {
-						kinds[rec.ReqID] = rec.Kind
-					}
-					if rec.Total > 0 && rec.Seq+1 < rec.Total {
-						return // a reply split over datagrams: count once at its end
-					}
-					rep.Replies++
-					switch kinds[rec.ReqID] {
-					case replytap.Hit:
-						rep.Hits++
-					case replytap.Other:
-						rep.Errors++
-					}
-				})
-				if got {
-					lastReply.Store(time.Now().UnixNano())
-				}
-				if err != nil {
-					mu.Lock()
-					rerr = errors.Join(rerr, err)
-					mu.Unlock()
-					break
-				}
-			}
-			mu.Lock()
-			total.Replies += rep.Replies
-			total.Hits += rep.Hits
-			total.Errors += rep.Errors
-			mu.Unlock()
-		}()
-	}
 	threads := max(1, src.Threads)
 	serrs := make([]error, threads)
 	var swg sync.WaitGroup
@@ -170,20 +115,49 @@ func runFrames(ctx context.Context, cfg Config) (Report, error) {
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
-			serrs[i] = src.Do(func() error { return sendFrames(ctx, src, chunk, cfg.Rate/float64(threads), start, sendEnd) })
+			serrs[i] = src.Do(func() error {
+				return sendFrames(ctx, src, src.Chunk, cfg.Rate/float64(threads), start, sendEnd)
+			})
 		}()
 	}
 	swg.Wait()
-	sending.Store(false)
-	serr := errors.Join(serrs...)
-	wg.Wait()
-	sent1, err := src.Gen.Sent()
-	if err := errors.Join(serr, rerr, err); err != nil {
+	if err := errors.Join(serrs...); err != nil {
 		return Report{}, err
 	}
-	total.Requests = int64(sent1 - sent0)
+	// Replies still on their way: wait until the count stops moving for
+	// quiet, or cfg.Timeout past the end of sending. The last reply's time
+	// is known to the poll interval.
+	const (
+		quiet = 50 * time.Millisecond
+		poll  = 2 * time.Millisecond
+	)
+	c1, err := cfg.Tap.Counted()
+	if err != nil {
+		return Report{}, err
+	}
+	lastReply := time.Now()
+	for now := lastReply; now.Sub(lastReply) < quiet && now.Before(sendEnd.Add(cfg.Timeout)); now = time.Now() {
+		time.Sleep(poll)
+		c, err := cfg.Tap.Counted()
+		if err != nil {
+			return Report{}, err
+		}
+		if c.Replies != c1.Replies {
+			c1, lastReply = c, time.Now()
+		}
+	}
+	sent1, err := src.Gen.Sent()
+	if err != nil {
+		return Report{}, err
+	}
+	total := Report{
+		Requests: int64(sent1 - sent0),
+		Replies:  int64(c1.Replies - c0.Replies),
+		Hits:     int64(c1.Hits - c0.Hits),
+		Errors:   int64(c1.Other - c0.Other),
+	}
 	total.Timeouts = max(0, total.Requests-total.Replies)
-	total.Elapsed = time.Unix(0, lastReply.Load()).Sub(start)
+	total.Elapsed = lastReply.Sub(start)
 	if total.Elapsed > 0 {
 		total.PerSecond = float64(total.Replies) / total.Elapsed.Seconds()
 	}
@@ -198,7 +172,11 @@ func runFrames(ctx context.Context, cfg Config) (Report, error) {
 // of the last.
 func sendFrames(ctx context.Context, src *Frames, chunk uint32, rate float64, start, sendEnd time.Time) error {
 	fixed := chunk != 0
-	if !fixed {
+	switch {
+	case !fixed && rate > 0:
+		// paced: runs of about 10 ms of requests each
+		chunk, fixed = uint32(max(1, min(minChunk, rate/100))), true
+	case !fixed:
 		chunk = minChunk
 	}
 	for done := uint64(0); ; done += uint64(chunk) {
@@ -208,7 +186,11 @@ func sendFrames(ctx context.Context, src *Frames, chunk uint32, rate float64, st
 			return nil
 		}
 		if rate > 0 {
-			if due := start.Add(time.Duration(float64(done) / rate * float64(time.Second))); due.After(now) {
+			due := start.Add(time.Duration(float64(done) / rate * float64(time.Second)))
+			if !due.Before(sendEnd) {
+				return nil
+			}
+			if due.After(now) {
 				time.Sleep(due.Sub(now))
 			}
 		}

@@ -57,6 +57,11 @@ type Link struct {
 type Options struct {
 	Tag    string // short name part; random when empty
 	Subnet int    // third octet of 198.18.X.0/24 and the 2001:db8:X::/64 block
+	// Queues is each veth end's receive and transmit queue count (0: 1).
+	// veth hands a frame sent with ndo_xdp_xmit (XDP_TX, live frames) to
+	// the receive queue of the sending CPU, so with one queue per CPU each
+	// CPU runs its own NAPI, as with a multi-queue NIC and RSS.
+	Queues int
 }
 
 func randomTag() string {
@@ -97,10 +102,15 @@ func New(opts Options) (*Lab, error) {
 			Addr:  netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", sub)),
 			Addr6: netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::2", sub))},
 	}
+	if opts.Queues < 0 || opts.Queues > 64 {
+		return nil, fmt.Errorf("%d queues: outside 0..64", opts.Queues)
+	}
+	q := strconv.Itoa(max(1, opts.Queues))
 	steps := [][]string{
 		{"netns", "add", l.Server.Name},
 		{"netns", "add", l.Client.Name},
-		{"link", "add", l.Server.Iface, "netns", l.Server.Name, "type", "veth", "peer", "name", l.Client.Iface, "netns", l.Client.Name},
+		{"link", "add", l.Server.Iface, "numtxqueues", q, "numrxqueues", q, "netns", l.Server.Name, "type", "veth",
+			"peer", "name", l.Client.Iface, "numtxqueues", q, "numrxqueues", q, "netns", l.Client.Name},
 	}
 	for _, ns := range []NS{l.Server, l.Client} {
 		steps = append(steps,

@@ -49,7 +49,16 @@ type Record struct {
 
 const tapRecordSize = 8 // struct tap_record
 
-const tapStatRingFull = uint32(1) // enum tap_stat: TAP_RING_FULL
+// enum tap_stat
+const (
+	tapStatRingFull       = uint32(1) // TAP_RING_FULL
+	tapStatCountedReplies = uint32(2) // TAP_COUNTED_REPLIES
+	tapStatCountedHits    = uint32(3) // TAP_COUNTED_HITS
+	tapStatCountedOther   = uint32(4) // TAP_COUNTED_OTHER
+)
+
+// tapCountOnly is TAP_COUNT_ONLY: the tap_ports value of a counted port.
+const tapCountOnly = ^uint32(0)
 
 // tapMaxSockets is tap_rings' and tap_ports' size.
 const tapMaxSockets = 256
@@ -79,9 +88,11 @@ func (t *Tap) Program() *ebpf.Program { return t.objs.ReplyTap }
 func (t *Tap) Close() error { return t.objs.Close() }
 
 // Lost is how many replies were dropped because a socket's ring was full.
-func (t *Tap) Lost() (uint64, error) {
+func (t *Tap) Lost() (uint64, error) { return t.stat(tapStatRingFull) }
+
+func (t *Tap) stat(idx uint32) (uint64, error) {
 	var per []uint64
-	if err := t.objs.TapStats.Lookup(tapStatRingFull, &per); err != nil {
+	if err := t.objs.TapStats.Lookup(idx, &per); err != nil {
 		return 0, fmt.Errorf("reply tap stats: %w", err)
 	}
 	var n uint64
@@ -89,6 +100,46 @@ func (t *Tap) Lost() (uint64, error) {
 		n += v
 	}
 	return n, nil
+}
+
+// Counts are the totals of the counted ports' replies since Load.
+type Counts struct {
+	Replies uint64 // whole replies (a reply split over datagrams once)
+	Hits    uint64 // replies whose first datagram is a hit
+	Other   uint64 // replies whose first datagram is neither hit nor miss
+}
+
+// Count has the replies to localPort (host order) counted and dropped,
+// without a record each: for a source that needs totals only (Counted).
+func (t *Tap) Count(localPort uint16) error {
+	if err := t.objs.TapPorts.Put(htons(localPort), tapCountOnly); err != nil {
+		return fmt.Errorf("reply tap: count port %d: %w", localPort, err)
+	}
+	return nil
+}
+
+// Uncount stops counting localPort's replies (they pass again).
+func (t *Tap) Uncount(localPort uint16) error {
+	if err := t.objs.TapPorts.Delete(htons(localPort)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("reply tap: uncount port %d: %w", localPort, err)
+	}
+	return nil
+}
+
+// Counted reads the counted ports' totals.
+func (t *Tap) Counted() (Counts, error) {
+	var c Counts
+	var err error
+	if c.Replies, err = t.stat(tapStatCountedReplies); err != nil {
+		return Counts{}, err
+	}
+	if c.Hits, err = t.stat(tapStatCountedHits); err != nil {
+		return Counts{}, err
+	}
+	if c.Other, err = t.stat(tapStatCountedOther); err != nil {
+		return Counts{}, err
+	}
+	return c, nil
 }
 
 // Reader receives the records of one socket's replies.

@@ -228,6 +228,86 @@ func TestTap(t *testing.T) {
 	}
 }
 
+// TestCount runs the reply tap on crafted frames to a counted port: each
+// reply moves the totals as the load generator would count it (a reply
+// split over datagrams once, at its last; its kind from its first), is
+// dropped and leaves no record on another port's ring; other frames pass
+// and count nothing; after Uncount the port's replies pass.
+func TestCount(t *testing.T) {
+	labtest.RequireRoot(t, "loads BPF programs")
+	tap, err := Load(11211)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tap.Close()
+	rd, err := tap.Open(40001) // a ring on another port: must stay empty
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if err := tap.Count(40000); err != nil {
+		t.Fatal(err)
+	}
+	v4, v6 := v4flow(), v6flow()
+	unregistered := v4flow()
+	unregistered.cport = 40002
+	item := mcproto.AppendGetReply(nil, mcproto.Item{Key: "k", Value: []byte("v")})
+	end := []byte("END\r\n")
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		want Counts // the change; zero and XDP_PASS for frames not counted
+	}{
+		{"ascii hit", v4.udpToClient(t, frame(5, 0, 1, item)), Counts{Replies: 1, Hits: 1}},
+		{"ascii miss", v4.udpToClient(t, frame(6, 0, 1, end)), Counts{Replies: 1}},
+		{"ipv6 hit", v6.udpToClient(t, frame(7, 0, 1, item)), Counts{Replies: 1, Hits: 1}},
+		{"binary hit", v4.udpToClient(t, frame(9, 0, 1, binResp(mcproto.OpGetK, 0, "k", []byte("v"), 1))), Counts{Replies: 1, Hits: 1}},
+		{"binary not found", v4.udpToClient(t, frame(10, 0, 1, binResp(mcproto.OpGetK, 1, "", nil, 1))), Counts{Replies: 1}},
+		{"server error", v4.udpToClient(t, frame(11, 0, 1, []byte("SERVER_ERROR out of memory\r\n"))), Counts{Replies: 1, Other: 1}},
+		{"first of two datagrams", v4.udpToClient(t, frame(12, 0, 2, item[:4])), Counts{Hits: 0, Other: 1}},
+		{"first of two, a hit", v4.udpToClient(t, frame(13, 0, 2, item)), Counts{Hits: 1}},
+		{"last of two", v4.udpToClient(t, frame(13, 1, 2, []byte("END\r\n"))), Counts{Replies: 1}},
+		{"total 0", v4.udpToClient(t, frame(14, 0, 0, end)), Counts{Replies: 1}},
+		{"unregistered socket", unregistered.udpToClient(t, frame(15, 0, 1, item)), Counts{}},
+		{"request to the server", v4.udpToServer(t, frame(17, 0, 1, mcproto.AppendGet(nil, false, "k"))), Counts{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c0, err := tap.Counted()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ret, _ := runProg(t, tap.Program(), tc.pkt)
+			c1, err := tap.Counted()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := Counts{Replies: c1.Replies - c0.Replies, Hits: c1.Hits - c0.Hits, Other: c1.Other - c0.Other}
+			if got != tc.want {
+				t.Errorf("counts moved by %+v, want %+v", got, tc.want)
+			}
+			wantRet := uint32(xdpDrop)
+			if tc.want == (Counts{}) {
+				wantRet = xdpPass
+			}
+			if ret != wantRet {
+				t.Errorf("verdict %d, want %d", ret, wantRet)
+			}
+		})
+	}
+	if rd.Pending() {
+		t.Error("a counted reply left a record on another port's ring")
+	}
+	if err := tap.Uncount(40000); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := runProg(t, tap.Program(), v4.udpToClient(t, frame(20, 0, 1, item))); ret != xdpPass {
+		t.Errorf("after Uncount: verdict %d; want XDP_PASS", ret)
+	}
+	if err := tap.Uncount(40000); err != nil {
+		t.Errorf("second Uncount: %v", err)
+	}
+}
+
 func TestLoadRejectsPortZero(t *testing.T) {
 	if _, err := Load(0); err == nil {
 		t.Fatal("server port 0 accepted")

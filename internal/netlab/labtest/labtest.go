@@ -94,11 +94,18 @@ func ProgID(t testing.TB, p *ebpf.Program) uint32 {
 // namespace. Each lab in a process gets its own 198.18.X.0/24.
 func Start(t testing.TB, memcachedArgs ...string) (*netlab.Lab, *netlab.Memcached) {
 	t.Helper()
+	return StartQueues(t, 1, memcachedArgs...)
+}
+
+// StartQueues is Start with queues receive and transmit queues on each veth
+// end (netlab.Options.Queues).
+func StartQueues(t testing.TB, queues int, memcachedArgs ...string) (*netlab.Lab, *netlab.Memcached) {
+	t.Helper()
 	RequireRoot(t, "creates network namespaces and attaches BPF programs")
 	if _, err := exec.LookPath("memcached"); err != nil {
 		t.Skip("memcached is not installed (apt-get install memcached)")
 	}
-	lab, err := netlab.New(netlab.Options{Subnet: 100 + int(subnet.Add(1))%150})
+	lab, err := netlab.New(netlab.Options{Subnet: 100 + int(subnet.Add(1))%150, Queues: queues})
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}
