@@ -131,20 +131,88 @@ func pinAll(dir string, progs map[string]*ebpf.Program, maps map[string]**ebpf.M
 
 // loadPinnedAll opens the pins pinAll made into xdp, tc and maps; what of
 // the flavor describes the programs in errors.
-func loadPinnedAll(dir, what string, xdp, tc **ebpf.Program, maps map[string]**ebpf.Map) error {
-	var err error
+func loadPinnedAll(dir, what string, objs []objectLoader, xdp, tc **ebpf.Program, maps map[string]**ebpf.Map) error {
+	specs, err := objectMapSpecs(objs)
+	if err != nil {
+		return err
+	}
 	if *xdp, err = ebpf.LoadPinnedProgram(filepath.Join(dir, PinXDPProg), nil); err != nil {
 		return fmt.Errorf("open pinned %s XDP program: %w", what, err)
 	}
 	if *tc, err = ebpf.LoadPinnedProgram(filepath.Join(dir, PinTCProg), nil); err != nil {
 		return fmt.Errorf("open pinned %s TC program: %w", what, err)
 	}
-	for name, dst := range maps {
+	for _, name := range sortedKeys(maps) {
+		dst := maps[name]
 		if *dst, err = ebpf.LoadPinnedMap(filepath.Join(dir, pinMapsDir, name), nil); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return &IncompatiblePinsError{Dir: dir, Map: name, Why: "not pinned"}
+			}
 			return fmt.Errorf("open pinned map %s: %w", name, err)
+		}
+		if why := mapMismatch(*dst, specs[name]); why != "" {
+			return &IncompatiblePinsError{Dir: dir, Map: name, Why: why}
 		}
 	}
 	return nil
+}
+
+// IncompatiblePinsError says a pinned deployment's maps are not the ones this
+// build's programs use: another xdpcache version pinned them (a map added,
+// or a value layout changed). Its programs keep running; this build cannot
+// read or change its maps.
+type IncompatiblePinsError struct {
+	Dir, Map, Why string
+}
+
+func (e *IncompatiblePinsError) Error() string {
+	return fmt.Sprintf("the deployment pinned at %s was made by another xdpcache version (map %s: %s); "+
+		"`xdpcache undeploy` removes it and `xdpcache deploy` replaces it with this version's (the cache starts empty)",
+		e.Dir, e.Map, e.Why)
+}
+
+// objectMapSpecs are the objects' map specs by name (the first object's
+// where two share a map).
+func objectMapSpecs(objs []objectLoader) (map[string]*ebpf.MapSpec, error) {
+	out := map[string]*ebpf.MapSpec{}
+	for _, load := range objs {
+		spec, err := load()
+		if err != nil {
+			return nil, fmt.Errorf("parse BPF object: %w", err)
+		}
+		for name, ms := range spec.Maps {
+			if _, ok := out[name]; !ok {
+				out[name] = ms
+			}
+		}
+	}
+	return out, nil
+}
+
+// mapMismatch says how m differs from spec in what its readers depend on
+// (type, key and value sizes; the entry counts follow the settings), "" if
+// it does not.
+func mapMismatch(m *ebpf.Map, spec *ebpf.MapSpec) string {
+	switch {
+	case spec == nil:
+		return ""
+	case m.Type() != spec.Type:
+		return fmt.Sprintf("type %s pinned, %s here", m.Type(), spec.Type)
+	case m.KeySize() != spec.KeySize:
+		return fmt.Sprintf("%d-byte keys pinned, %d here", m.KeySize(), spec.KeySize)
+	case m.ValueSize() != spec.ValueSize:
+		return fmt.Sprintf("%d-byte values pinned, %d here", m.ValueSize(), spec.ValueSize)
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Pin pins the programs and every map under dir (which must be on bpffs),
@@ -169,7 +237,7 @@ func LoadPinned(dir string) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := loadPinnedAll(dir, "host", &c.XDP, &c.TC, maps); err != nil {
+	if err := loadPinnedAll(dir, "host", hostObjects, &c.XDP, &c.TC, maps); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -200,7 +268,7 @@ func LoadPinnedOffload(dir string, seed, buckets uint32) (*OffloadCache, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := loadPinnedAll(dir, "offload", &c.XDP, &c.TC, maps); err != nil {
+	if err := loadPinnedAll(dir, "offload", offloadObjects, &c.XDP, &c.TC, maps); err != nil {
 		c.Close()
 		return nil, err
 	}

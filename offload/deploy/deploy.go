@@ -733,7 +733,13 @@ func upgradeAllowed(prev *record.Deployment, o *Options) bool {
 // differ cannot swap its programs in: the deployment is replaced instead).
 func pinsOpen(root string, prev *record.Deployment, o *Options) bool {
 	old, err := record.Open(root, prev)
-	if err != nil {
+	var other *bpf.IncompatiblePinsError
+	switch {
+	case errors.As(err, &other):
+		o.logf("the deployment on %s is another xdpcache version's (map %s: %s): it is replaced, and the cache starts empty",
+			o.Iface, other.Map, other.Why)
+		return false
+	case err != nil:
 		o.logf("the pinned deployment on %s cannot be upgraded in place (%v): it is replaced", o.Iface, err)
 		return false
 	}
