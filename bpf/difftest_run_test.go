@@ -119,6 +119,7 @@ func diffEmpty(m *ebpf.Map) error {
 // diffResult is one run's verdict and availability figures.
 type diffResult struct {
 	failures  []string
+	trace     []string // every frame through XDP and TC, in order (printed with a failure)
 	events    int
 	flushed   bool // the global epoch moved during the stream
 	needless  int  // keys memcached did not change that XDP no longer serves
@@ -369,6 +370,7 @@ func (d *diffRunner) xdp(pkt []byte) (uint32, []byte) {
 	if err != nil {
 		d.t.Fatalf("XDP test run: %v", err)
 	}
+	d.traceFrame("xdp", pkt, fmt.Sprintf("verdict %d", ret))
 	if ret == xdpPass && !bytes.Equal(out, pkt) {
 		d.r.failf("XDP_PASS but the packet changed")
 	}
@@ -380,9 +382,39 @@ func (d *diffRunner) tc(pkt []byte) {
 	if err != nil {
 		d.t.Fatalf("TC test run: %v", err)
 	}
+	d.traceFrame("tc ", pkt, fmt.Sprintf("fills %d", d.fills()))
 	if ret != tcOK || !bytes.Equal(out, pkt) {
 		d.r.failf("TC returned %d or changed a reply", ret)
 	}
+}
+
+// traceFrame notes a frame through a program: a timing-dependent failure
+// may not come back in a replay, so a failing stream's report carries the
+// frames the programs saw (ports, sequence numbers, the payload's start)
+// with their outcome and the clock.
+func (d *diffRunner) traceFrame(prog string, pkt []byte, outcome string) {
+	p := gopacket.NewPacket(pkt, layers.LayerTypeEthernet, gopacket.Lazy)
+	l4 := "?"
+	if u, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
+		l4 = fmt.Sprintf("udp %d>%d", u.SrcPort, u.DstPort)
+	} else if t, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok {
+		l4 = fmt.Sprintf("tcp %d>%d seq %d", t.SrcPort, t.DstPort, t.Seq)
+	}
+	var pl []byte
+	if a := p.ApplicationLayer(); a != nil {
+		pl = a.Payload()
+	}
+	now, _ := clockMonotonic()
+	d.r.trace = append(d.r.trace, fmt.Sprintf("%d.%06d %s %s %d B %q: %s", now/1e9, now%1e9/1e3, prog, l4, len(pl), pl[:min(len(pl), 72)], outcome))
+}
+
+// fills is the cache's fill count so far.
+func (d *diffRunner) fills() uint64 {
+	st, err := d.c.Stats()
+	if err != nil {
+		d.t.Fatalf("stats: %v", err)
+	}
+	return st.Get(StatFills)
 }
 
 // settle waits for memcached (barrier) and queues what it sent, tagged

@@ -68,8 +68,8 @@ func TestDiffRandom(t *testing.T) {
 		small := difftest.Shrink(s, func(c difftest.Stream) bool { return len(runDiff(t, c).failures) > 0 }, *diffShrink)
 		// the stream's own disagreements first: a timing-dependent one may
 		// not come back when the shrunk stream runs again
-		t.Errorf("seed %d (replay: go test ./bpf/ -run 'TestDiffRandom$' -diff.seed %d -diff.count 1): %d disagreements:\n  - %s\nshrunk, run again:\n%s",
-			seed, seed, len(r.failures), strings.Join(r.failures, "\n  - "), diffReport(small, runDiff(t, small)))
+		t.Errorf("seed %d (replay: go test ./bpf/ -run 'TestDiffRandom$' -diff.seed %d -diff.count 1): %d disagreements:\n  - %s\nthe frames of that run:\n    %s\nshrunk, run again:\n%s",
+			seed, seed, len(r.failures), strings.Join(r.failures, "\n  - "), strings.Join(r.trace, "\n    "), diffReport(small, runDiff(t, small)))
 		if failed >= *diffMaxErr {
 			t.Logf("stopping after %d failing streams", failed)
 			break
