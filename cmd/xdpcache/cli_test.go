@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpcache/xdpcache/internal/mcproto"
 	"github.com/xdpcache/xdpcache/internal/netlab"
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
@@ -498,5 +499,56 @@ func TestRunFollowsMemcachedsListeners(t *testing.T) {
 	st, err := lab.Server.Command(context.Background(), bin, "status", "--pin-root", root).CombinedOutput()
 	if err != nil || !strings.Contains(string(st), "told apart by address") {
 		t.Errorf("status: %v\n%s", err, st)
+	}
+}
+
+// TestRunWatchesInterfacesThatAppear: memcached listens on every address;
+// while run is up, a second interface appears (a veth to another client
+// namespace). run deploys again with it watched, so a write through it
+// invalidates the entry the first interface's clients were served from
+// the cache: they get the new value, not the cached one.
+func TestRunWatchesInterfacesThatAppear(t *testing.T) {
+	lab, m := labtest.Start(t)
+	m.Stop()
+	if _, err := lab.StartMemcachedAt(11211, []netip.Addr{netip.IPv4Unspecified()}); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildBinary(t)
+	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-appear-"+lab.Server.Iface)
+	defer os.RemoveAll(root)
+	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--mode", "generic",
+		"--pin-root", root, "--restart-poll", "200ms", "--write-hold", "0s")
+	var out syncBuffer
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
+	waitFor(t, &out, "deployed on", 20*time.Second)
+	main := labtest.Dial(t, lab, &netlab.Memcached{Addr: lab.Server.Addr, Port: 11211})
+	if err := main.TCP.Set("foo", 0, 0, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // fill, then served from the cache
+		if items, err := main.UDP.Get("foo"); err != nil || len(items) != 1 || string(items[0].Value) != "old" {
+			t.Fatalf("get foo = %+v, %v; want old", items, err)
+		}
+	}
+	k, err := lab.AddLink(250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &out, "interfaces changed", 10*time.Second)
+	waitFor(t, &out, k.Server.Iface, 10*time.Second)
+	conn, err := k.Client.DialTCP(netip.AddrPortFrom(k.Server.Addr, 11211), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := mcproto.NewTCPClient(conn, 2*time.Second).Set("foo", 0, 0, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if items, err := main.UDP.Get("foo"); err != nil || len(items) != 1 || string(items[0].Value) != "new" {
+		t.Errorf("after a write through the new interface, get foo = %+v, %v; want new\n%s", items, err, out.String())
 	}
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpcache/xdpcache/bpf"
 	"github.com/xdpcache/xdpcache/internal/metrics"
@@ -82,12 +86,25 @@ func runCommand() *cli.Command {
 				}()
 				fmt.Fprintf(c.App.Writer, "relay: writing fills to the device's maps\n")
 			}
+			// Interfaces and addresses that appear, come up or go away
+			// change which interfaces carry writes to memcached: deploy
+			// again at the next poll (the host flavor watches them).
+			ifaces, err := newIfaceWatch(ctx)
+			if err != nil {
+				return cli.Exit("xdpcache run: "+err.Error(), exitFailed)
+			}
 			poll := time.NewTicker(c.Duration("restart-poll"))
 			defer poll.Stop()
 			unreachable := false
 			for {
 				select {
+				case <-ifaces.changes:
+					ifaces.changed = true
 				case <-poll.C:
+					if ifaces.changed && d.Mode != mode.Offload {
+						ifaces.changed = false
+						d = redeploy(c, opts, d, "interfaces changed")
+					}
 					restarted, err := watch.Check()
 					if err != nil {
 						if !unreachable {
@@ -104,7 +121,7 @@ func runCommand() *cli.Command {
 							fmt.Fprintf(c.App.Writer, "%s memcached restarted: cache flushed\n", time.Now().Format(time.RFC3339))
 						}
 						if d.Mode != mode.Offload {
-							d = redeploy(c, opts, d)
+							d = redeploy(c, opts, d, "memcached restarted")
 						}
 					}
 				case <-ctx.Done():
@@ -131,23 +148,91 @@ func runCommand() *cli.Command {
 	}
 }
 
-// redeploy deploys again after memcached restarted: it may listen on other
-// addresses or ports now, which changes its instances (Settings.Instances)
-// and the interfaces writes reach it through. Nothing changed: nothing to
-// do; otherwise the programs are swapped in place (or the deployment
-// replaced when its interfaces changed). On failure the deployment stays.
-func redeploy(c *cli.Context, opts deploy.Options, d *record.Deployment) *record.Deployment {
+// redeploy deploys again after memcached restarted (it may listen on other
+// addresses or ports now, which changes its instances, Settings.Instances,
+// and the interfaces writes reach it through) or after interfaces or
+// addresses changed (why says which). Nothing changed: nothing to do;
+// otherwise the programs are swapped in place (or the deployment replaced
+// when its interfaces changed). On failure the deployment stays.
+func redeploy(c *cli.Context, opts deploy.Options, d *record.Deployment, why string) *record.Deployment {
 	opts.Log = nil
 	nd, err := deploy.Deploy(opts)
 	if err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "%s memcached restarted; deploying again for its listeners failed: %v\n", time.Now().Format(time.RFC3339), err)
+		fmt.Fprintf(c.App.ErrWriter, "%s %s; deploying again failed: %v\n", time.Now().Format(time.RFC3339), why, err)
 		return d
 	}
-	if nd.XDPProgID != d.XDPProgID || len(nd.Members) != len(d.Members) {
-		fmt.Fprintf(c.App.Writer, "%s memcached restarted with other listeners: deployment updated (%d instance listeners, interfaces %s)\n",
-			time.Now().Format(time.RFC3339), len(nd.Settings.Instances), strings.Join(nd.Ifaces(), ", "))
+	if nd.XDPProgID != d.XDPProgID || !slices.Equal(nd.Ifaces(), d.Ifaces()) {
+		fmt.Fprintf(c.App.Writer, "%s %s: deployment updated (%d instance listeners, interfaces %s)\n",
+			time.Now().Format(time.RFC3339), why, len(nd.Settings.Instances), strings.Join(nd.Ifaces(), ", "))
 	}
 	return nd
+}
+
+// ifaceWatch notes link and address changes of this network namespace: a
+// link that appears, goes away or changes its up state, any address added
+// or removed. (Attaching programs changes no link's up state.)
+type ifaceWatch struct {
+	changes chan struct{}
+	changed bool // seen since the last deploy (the run loop's own)
+}
+
+func newIfaceWatch(ctx context.Context) (*ifaceWatch, error) {
+	links := make(chan netlink.LinkUpdate, 64)
+	addrs := make(chan netlink.AddrUpdate, 64)
+	done := make(chan struct{})
+	// subscribed before the list, so no change between the two is missed
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{}); err != nil {
+		return nil, fmt.Errorf("watch the interfaces (netlink): %w", err)
+	}
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{}); err != nil {
+		close(done)
+		return nil, fmt.Errorf("watch the addresses (netlink): %w", err)
+	}
+	list, err := netlink.LinkList()
+	if err != nil {
+		close(done)
+		return nil, fmt.Errorf("list the interfaces: %w", err)
+	}
+	up := map[int]bool{}
+	for _, l := range list {
+		up[l.Attrs().Index] = l.Attrs().Flags&net.FlagUp != 0
+	}
+	w := &ifaceWatch{changes: make(chan struct{}, 1)}
+	note := func() {
+		select {
+		case w.changes <- struct{}{}:
+		default: // one pending is enough
+		}
+	}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u, ok := <-links:
+				if !ok {
+					return
+				}
+				idx, isUp := u.Attrs().Index, u.Attrs().Flags&net.FlagUp != 0
+				was, known := up[idx]
+				switch {
+				case u.Header.Type == unix.RTM_DELLINK:
+					delete(up, idx)
+					note()
+				case !known || was != isUp:
+					up[idx] = isUp
+					note()
+				}
+			case _, ok := <-addrs:
+				if !ok {
+					return
+				}
+				note()
+			}
+		}
+	}()
+	return w, nil
 }
 
 func logCounters(c *cli.Context, pinRoot, iface string) {
