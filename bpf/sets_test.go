@@ -57,19 +57,20 @@ func TestSetServesBothWays(t *testing.T) {
 		name string
 		req  func(f flow, id uint16) []byte
 		want []byte // the reply after the frame header
+		way1 uint64 // keys found in way 1 (hit_way1)
 	}{
 		{"get way 0", func(f flow, id uint16) []byte { return frame(id, getLine("get", "a")) },
-			append(asciiItem("a", 1, []byte("va"), nil), "END\r\n"...)},
+			append(asciiItem("a", 1, []byte("va"), nil), "END\r\n"...), 0},
 		{"get way 1", func(f flow, id uint16) []byte { return frame(id, getLine("get", "b")) },
-			append(asciiItem("b", 2, []byte("vb"), nil), "END\r\n"...)},
+			append(asciiItem("b", 2, []byte("vb"), nil), "END\r\n"...), 1},
 		{"gets way 1", func(f flow, id uint16) []byte { return frame(id, getLine("gets", "b")) },
-			append(asciiItem("b", 2, []byte("vb"), &cas2), "END\r\n"...)},
+			append(asciiItem("b", 2, []byte("vb"), &cas2), "END\r\n"...), 1},
 		{"get both ways", func(f flow, id uint16) []byte { return frame(id, getLine("get", "b", "a")) },
-			append(append(asciiItem("b", 2, []byte("vb"), nil), asciiItem("a", 1, []byte("va"), nil)...), "END\r\n"...)},
+			append(append(asciiItem("b", 2, []byte("vb"), nil), asciiItem("a", 1, []byte("va"), nil)...), "END\r\n"...), 1},
 		{"binary getk way 1", func(f flow, id uint16) []byte { return frame(id, binReq(0x0c, "b", nil, nil, 5)) },
-			binResp(0x0c, "b", 2, []byte("vb"), 5, cas2)},
+			binResp(0x0c, "b", 2, []byte("vb"), 5, cas2), 1},
 		{"binary get way 0", func(f flow, id uint16) []byte { return frame(id, binReq(0x00, "a", nil, nil, 6)) },
-			binResp(0x00, "", 1, []byte("va"), 6, cas1)},
+			binResp(0x00, "", 1, []byte("va"), 6, cas1), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, oneSet)
@@ -78,12 +79,16 @@ func TestSetServesBothWays(t *testing.T) {
 			h.fillASCII(f, "b", 2, []byte("vb"), &cas2)
 			h.wantWays("a", 0)
 			h.wantWays("b", 1)
+			before := h.stats().Get(StatHitWay1)
 			ret, out := h.xdp(f.udpToServer(t, tc.req(f, h.nextID())))
 			if ret != xdpTX {
 				t.Fatalf("want a hit (XDP_TX), got %d; stats %v", ret, h.stats().Named())
 			}
 			if got := decodeReply(t, f, out).payload[8:]; !bytes.Equal(got, tc.want) {
 				t.Errorf("reply\n got %q\nwant %q", got, tc.want)
+			}
+			if got := h.stats().Get(StatHitWay1) - before; got != tc.way1 {
+				t.Errorf("hit_way1 +%d, want +%d", got, tc.way1)
 			}
 		})
 	}
@@ -99,21 +104,26 @@ func TestSetReplacesOlderFill(t *testing.T) {
 		fill   string
 		gets   bool           // filled from a gets (with a CAS)
 		cached map[string]int // key -> its way; keys not named are not cached
+		evicts uint64         // another key's live entry replaced (evictions)
 	}{
-		{"a", false, map[string]int{"a": 0}},
-		{"b", false, map[string]int{"a": 0, "b": 1}},
-		{"c", false, map[string]int{"c": 0, "b": 1}}, // a was the older fill
-		{"d", false, map[string]int{"c": 0, "d": 1}}, // now b was
-		{"c", true, map[string]int{"c": 0, "d": 1}},  // c's own way, not d's
-		{"e", false, map[string]int{"e": 1, "c": 0}}, // d was filled before c's refill
+		{"a", false, map[string]int{"a": 0}, 0},
+		{"b", false, map[string]int{"a": 0, "b": 1}, 0},
+		{"c", false, map[string]int{"c": 0, "b": 1}, 1}, // a was the older fill
+		{"d", false, map[string]int{"c": 0, "d": 1}, 1}, // now b was
+		{"c", true, map[string]int{"c": 0, "d": 1}, 0},  // c's own way, not d's
+		{"e", false, map[string]int{"e": 1, "c": 0}, 1}, // d was filled before c's refill
 	} {
 		var cas *uint64
 		if step.gets {
 			cas = new(uint64)
 			*cas = 77
 		}
+		before := h.stats().Get(StatEvictions)
 		h.fillASCII(f, step.fill, 0, []byte("v-"+step.fill), cas)
 		t.Logf("step %d: filled %s", i, step.fill)
+		if got := h.stats().Get(StatEvictions) - before; got != step.evicts {
+			t.Errorf("filling %s: evictions +%d, want +%d", step.fill, got, step.evicts)
+		}
 		for _, k := range []string{"a", "b", "c", "d", "e"} {
 			if w, ok := step.cached[k]; ok {
 				h.wantWays(k, w)
@@ -222,11 +232,15 @@ func TestSetFlushDropsBothWays(t *testing.T) {
 		h.wantWays(k)
 		h.expectMiss(f, k)
 	}
-	// a flushed way is free: two fills take both ways again
+	// a flushed way is free: two fills take both ways again, and replacing
+	// a flushed entry evicts nothing
 	h.fillASCII(f, "c", 0, []byte("vc"), nil)
 	h.fillASCII(f, "d", 0, []byte("vd"), nil)
 	h.wantWays("c", 0)
 	h.wantWays("d", 1)
+	if n := h.stats().Get(StatEvictions); n != 0 {
+		t.Errorf("evictions %d after refilling a flushed set, want 0", n)
+	}
 }
 
 // TestSetExpiryPerWay: an entry expires in its own way, the other key of

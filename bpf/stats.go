@@ -56,6 +56,8 @@ const (
 	StatAckExact          = xdpStatIdSTAT_ACK_EXACT
 	StatAckHeld           = xdpStatIdSTAT_ACK_HELD
 	StatFillSlotBusy      = xdpStatIdSTAT_FILL_SLOT_BUSY
+	StatEvictions         = xdpStatIdSTAT_EVICTIONS
+	StatHitWay1           = xdpStatIdSTAT_HIT_WAY1
 	numStats              = int(xdpStatIdSTAT_MAX)
 )
 
@@ -95,7 +97,7 @@ var statNames = [...]string{
 	"fill_ambiguous", "stream_untracked", "stream_lost",
 	"shadow_hits", "shadow_hit_keys", "shadow_matched",
 	"shadow_mismatch_value", "shadow_mismatch_flags", "shadow_mismatch_cas", "shadow_mismatch_absent",
-	"ack_exact", "ack_held", "fill_slot_busy",
+	"ack_exact", "ack_held", "fill_slot_busy", "evictions", "hit_way1",
 }
 
 // StatName is the counter's name as status and metrics show it.

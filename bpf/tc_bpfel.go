@@ -384,7 +384,9 @@ const (
 	tcStatIdSTAT_ACK_EXACT              tcStatId = 46
 	tcStatIdSTAT_ACK_HELD               tcStatId = 47
 	tcStatIdSTAT_FILL_SLOT_BUSY         tcStatId = 48
-	tcStatIdSTAT_MAX                    tcStatId = 49
+	tcStatIdSTAT_EVICTIONS              tcStatId = 49
+	tcStatIdSTAT_HIT_WAY1               tcStatId = 50
+	tcStatIdSTAT_MAX                    tcStatId = 51
 )
 
 type tcStreamState struct {

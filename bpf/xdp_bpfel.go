@@ -386,7 +386,9 @@ const (
 	xdpStatIdSTAT_ACK_EXACT              xdpStatId = 46
 	xdpStatIdSTAT_ACK_HELD               xdpStatId = 47
 	xdpStatIdSTAT_FILL_SLOT_BUSY         xdpStatId = 48
-	xdpStatIdSTAT_MAX                    xdpStatId = 49
+	xdpStatIdSTAT_EVICTIONS              xdpStatId = 49
+	xdpStatIdSTAT_HIT_WAY1               xdpStatId = 50
+	xdpStatIdSTAT_MAX                    xdpStatId = 51
 )
 
 type xdpStreamState struct {

@@ -359,6 +359,8 @@ func printStatus(w io.Writer, st *deploy.Status) {
 		s.Ports, s.Entries, s.MaxValue, s.MaxAge, s.WriteHold)
 	fmt.Fprintf(w, "  hit ratio %.1f%% (%d of %d GET requests answered in the kernel), occupancy ~%.1f%% of %d entries\n",
 		100*st.HitRatio, st.Stats.Get(bpf.StatHits), st.Stats.Get(bpf.StatGetReqs), 100*st.Occupancy, s.Entries)
+	fmt.Fprintf(w, "  evictions %d (fills that replaced another key's live entry: more --entries would keep them), %d keys found in their set's second way\n",
+		st.Stats.Get(bpf.StatEvictions), st.Stats.Get(bpf.StatHitWay1))
 	if s.Shadow || st.Shadow.WouldAnswer > 0 {
 		state := "SHADOW MODE (nothing is answered in the kernel)"
 		if !s.Shadow {

@@ -23,6 +23,7 @@ type Collector struct {
 	version string
 
 	gets, hits, fills, refused, invalidations, flushes, passes, packets *prometheus.Desc
+	evictions, secondWayHits                                            *prometheus.Desc
 	mode, entries, attached, hitRatio, buildInfo                        *prometheus.Desc
 	mcCommands                                                          *prometheus.Desc
 	shadow, shadowWould, shadowWouldKeys, shadowMatched, shadowMismatch *prometheus.Desc
@@ -70,6 +71,8 @@ func New(pinRoot, version string) *Collector {
 		fills:           d("fills_total", "Entries written from memcached's replies.", "iface"),
 		refused:         d("fills_refused_total", "Replies not written to the cache, by reason.", "iface", "reason"),
 		invalidations:   d("invalidations_total", "Keys invalidated by mutating commands.", "iface"),
+		evictions:       d("evictions_total", "Fills that replaced another key's live entry (both ways of its set in use): keys a larger cache (--entries) would have kept.", "iface"),
+		secondWayHits:   d("second_way_hits_total", "Keys found in their set's second way (the first held another key): conflicts the 2-way sets absorbed.", "iface"),
 		flushes:         d("flushes_total", "Whole-cache flushes, by cause (command: flush_all and the like; unreadable: a mutation whose key could not be read).", "iface", "cause"),
 		passes:          d("passes_total", "GET requests left to memcached, by reason.", "iface", "reason"),
 		packets:         d("packets_total", "Packets seen by the programs.", "iface", "hook"),
@@ -92,7 +95,7 @@ func New(pinRoot, version string) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.gets, c.hits, c.fills, c.refused, c.invalidations, c.flushes,
+	for _, d := range []*prometheus.Desc{c.gets, c.hits, c.fills, c.refused, c.invalidations, c.flushes, c.evictions, c.secondWayHits,
 		c.passes, c.packets, c.mode, c.entries, c.attached, c.hitRatio, c.buildInfo, c.mcCommands,
 		c.shadow, c.shadowWould, c.shadowWouldKeys, c.shadowMatched, c.shadowMismatch} {
 		ch <- d
@@ -133,6 +136,8 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st *deploy.Status) {
 	counter(c.hits, s.Get(bpf.StatHitKeys))
 	counter(c.fills, s.Get(bpf.StatFills))
 	counter(c.invalidations, s.Get(bpf.StatInvalidations))
+	counter(c.evictions, s.Get(bpf.StatEvictions))
+	counter(c.secondWayHits, s.Get(bpf.StatHitWay1))
 	unreadable := s.Get(bpf.StatFlushUnreadable)
 	counter(c.flushes, s.Get(bpf.StatFlushes)-min(unreadable, s.Get(bpf.StatFlushes)), "command")
 	counter(c.flushes, unreadable, "unreadable")

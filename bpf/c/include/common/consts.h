@@ -192,6 +192,10 @@ enum stat_id {
 	STAT_ACK_HELD,          /* mutated keys given the write hold: nothing acknowledges them exactly */
 	STAT_FILL_SLOT_BUSY,    /* UDP GET misses left without a reply state (so no fill): their reply
 				 * slot was held, or held another reply mid-value (host/reply_slots.h) */
+	STAT_EVICTIONS,         /* fills that replaced another key's live entry (both ways of its set
+				 * held one): keys a larger cache would have kept */
+	STAT_HIT_WAY1,          /* keys found in their set's second way (the first held another key):
+				 * conflicts the 2-way sets absorbed */
 	STAT_MAX,
 };
 

@@ -516,6 +516,8 @@ __noinline int sc_serve_ascii(struct scratch *s, struct config *cfg, __u32 k)
 		if (item_version(it) != version)
 			continue; /* changed while we copied */
 		s->q_out = end;
+		if (w)
+			stat_inc(STAT_HIT_WAY1);
 		if (cfg->flags & CFG_SHADOW) /* shadow mode: what it would answer (shadow.h) */
 			s->sh_note[k] =
 				(struct shadow_note){ .end = end, .val_len = LEN_VAL(lens), .flags = flags, .cas = cas };
@@ -563,6 +565,8 @@ __noinline int sc_serve_binary(struct scratch *s, struct config *cfg, int with_k
 		s->q_vlen = LEN_VAL(lens);
 		s->q_cas = cas;
 		s->q_out = end;
+		if (w)
+			stat_inc(STAT_HIT_WAY1);
 		return 0;
 	}
 	return miss;
@@ -684,6 +688,8 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 		stat_inc(refused);
 		return -1;
 	}
+	/* another key's entry that a reader could still serve is evicted */
+	int evicts = it->valid && it->hash != f->hash && it->expires_ns > now && it->epoch == inst_epoch_of(g, it->inst);
 	it->busy = 1;
 	it->valid = 0;
 	/* an exchange (always a fully ordered BPF atomic; an add whose
@@ -692,6 +698,8 @@ static __always_inline int fill_commit(struct config *cfg, struct scratch *s, st
 	 * without the lock, item_version) */
 	__atomic_exchange_n(&it->version, it->version + 1, __ATOMIC_SEQ_CST);
 	bpf_spin_unlock(&it->lock);
+	if (evicts)
+		stat_inc(STAT_EVICTIONS);
 
 	/* 2. copy the bytes in, unlocked: readers see valid == 0 */
 	sc_fill_bytes(s, &it->b, f->val_off, vlen);
