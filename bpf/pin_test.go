@@ -16,6 +16,13 @@ import (
 	"github.com/xdpcache/xdpcache/internal/netlab/labtest"
 )
 
+// pinTestDir is a fresh pin directory on /sys/fs/bpf, removed after the test.
+func pinTestDir(t *testing.T) string {
+	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-pintest-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // Pin pins every map of each flavor's objects (as the collection specs list
 // them) and LoadPinned opens them all again: a map added in C is pinned
 // without a Go list to update.
@@ -52,8 +59,7 @@ func TestPinsCoverEveryMap(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-pintest-%d-%d", os.Getpid(), time.Now().UnixNano()))
-			t.Cleanup(func() { os.RemoveAll(dir) })
+			dir := pinTestDir(t)
 			if err := f.Pin(dir); err != nil {
 				t.Fatal(err)
 			}
@@ -127,8 +133,7 @@ func TestLoadPinnedRefusesAnotherVersionsMaps(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xdpcache-pintest-%d-%d", os.Getpid(), time.Now().UnixNano()))
-			t.Cleanup(func() { os.RemoveAll(dir) })
+			dir := pinTestDir(t)
 			if err := c.Pin(dir); err != nil {
 				t.Fatal(err)
 			}

@@ -249,6 +249,23 @@ func TestIPNetnsExec(t *testing.T) {
 	}
 }
 
+// startRun starts `xdpcache run` in generic mode on the lab's server
+// interface, polling memcached every 200ms, waits for its deployment and
+// returns its output; the test's end stops it.
+func startRun(t *testing.T, lab *netlab.Lab, bin, root string, args ...string) *syncBuffer {
+	t.Helper()
+	run := lab.Server.Command(context.Background(), bin, append([]string{"run", "--iface", lab.Server.Iface, "--mode", "generic",
+		"--pin-root", root, "--restart-poll", "200ms"}, args...)...)
+	out := &syncBuffer{}
+	run.Stdout, run.Stderr = out, out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { run.Process.Signal(syscall.SIGTERM); run.Wait() })
+	waitFor(t, out, "deployed on", 20*time.Second)
+	return out
+}
+
 // TestRunFlushesOnMemcachedRestart: a restarted memcached has lost its data;
 // `run` must flush the cache so the old values stop being served.
 func TestRunFlushesOnMemcachedRestart(t *testing.T) {
@@ -256,15 +273,7 @@ func TestRunFlushesOnMemcachedRestart(t *testing.T) {
 	bin := buildBinary(t)
 	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-restart-"+lab.Server.Iface)
 	defer os.RemoveAll(root)
-	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--mode", "generic",
-		"--pin-root", root, "--restart-poll", "200ms", "--write-hold", "10ms")
-	var out syncBuffer
-	run.Stdout, run.Stderr = &out, &out
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
-	waitFor(t, &out, "deployed on", 20*time.Second)
+	out := startRun(t, lab, bin, root, "--write-hold", "10ms")
 
 	c := labtest.Dial(t, lab, m)
 	if err := c.TCP.Set("k", 0, 0, []byte("old")); err != nil {
@@ -281,7 +290,7 @@ func TestRunFlushesOnMemcachedRestart(t *testing.T) {
 	if _, err := lab.StartMemcached(11211); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &out, "memcached restarted: cache flushed", 5*time.Second)
+	waitFor(t, out, "memcached restarted: cache flushed", 5*time.Second)
 	if items, err := c.UDP.Get("k"); err != nil || len(items) != 0 {
 		t.Fatalf("after memcached restarted, get k = %+v, %v: a value memcached no longer has", items, err)
 	}
@@ -456,15 +465,7 @@ func TestRunFollowsMemcachedsListeners(t *testing.T) {
 	// as local): only the listeners change
 	third := lab.Server.Addr.Next().Next()
 	labtest.IP(t, lab.Server, "addr", "add", third.String()+"/24", "dev", lab.Server.Iface)
-	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--mode", "generic",
-		"--pin-root", root, "--restart-poll", "200ms", "--write-hold", "0s")
-	var out syncBuffer
-	run.Stdout, run.Stderr = &out, &out
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
-	waitFor(t, &out, "deployed on", 20*time.Second)
+	out := startRun(t, lab, bin, root, "--write-hold", "0s")
 	time.Sleep(300 * time.Millisecond) // the watcher has seen the first memcached
 	// the second instance first: when run sees the first restart, both listen
 	b, err := lab.StartMemcachedAt(11211, []netip.Addr{third})
@@ -476,7 +477,7 @@ func TestRunFollowsMemcachedsListeners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &out, "deployment updated (", 10*time.Second)
+	waitFor(t, out, "deployment updated (", 10*time.Second)
 	ca, cb := labtest.Dial(t, lab, a), labtest.Dial(t, lab, b)
 	for _, c := range []struct {
 		cl  labtest.Client
@@ -516,15 +517,7 @@ func TestRunWatchesInterfacesThatAppear(t *testing.T) {
 	bin := buildBinary(t)
 	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-appear-"+lab.Server.Iface)
 	defer os.RemoveAll(root)
-	run := lab.Server.Command(context.Background(), bin, "run", "--iface", lab.Server.Iface, "--mode", "generic",
-		"--pin-root", root, "--restart-poll", "200ms", "--write-hold", "0s")
-	var out syncBuffer
-	run.Stdout, run.Stderr = &out, &out
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { run.Process.Signal(syscall.SIGTERM); run.Wait() }()
-	waitFor(t, &out, "deployed on", 20*time.Second)
+	out := startRun(t, lab, bin, root, "--write-hold", "0s")
 	main := labtest.Dial(t, lab, &netlab.Memcached{Addr: lab.Server.Addr, Port: 11211})
 	if err := main.TCP.Set("foo", 0, 0, []byte("old")); err != nil {
 		t.Fatal(err)
@@ -538,8 +531,8 @@ func TestRunWatchesInterfacesThatAppear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &out, "interfaces changed", 10*time.Second)
-	waitFor(t, &out, k.Server.Iface, 10*time.Second)
+	waitFor(t, out, "interfaces changed", 10*time.Second)
+	waitFor(t, out, k.Server.Iface, 10*time.Second)
 	conn, err := k.Client.DialTCP(netip.AddrPortFrom(k.Server.Addr, 11211), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
