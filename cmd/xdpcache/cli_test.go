@@ -545,3 +545,32 @@ func TestRunWatchesInterfacesThatAppear(t *testing.T) {
 		t.Errorf("after a write through the new interface, get foo = %+v, %v; want new\n%s", items, err, out.String())
 	}
 }
+
+// TestDeployFinishesWhenOutputCloses: the reader of deploy's output goes
+// away before deploy writes (as `xdpcache deploy | head -1` after its first
+// line); deploy still finishes, so the deployment is whole, not half made.
+func TestDeployFinishesWhenOutputCloses(t *testing.T) {
+	lab, _ := labtest.Start(t)
+	bin := buildBinary(t)
+	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-sigpipe-"+lab.Server.Iface)
+	defer os.RemoveAll(root)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // every write now meets a closed pipe
+	deploy := lab.Server.Command(context.Background(), bin, "deploy", "--iface", lab.Server.Iface, "--mode", "generic", "--pin-root", root)
+	deploy.Stdout, deploy.Stderr = w, w
+	err = deploy.Run()
+	w.Close()
+	if err != nil {
+		t.Fatalf("deploy with its output closed: %v", err)
+	}
+	st, err := lab.Server.Command(context.Background(), bin, "status", "--iface", lab.Server.Iface, "--pin-root", root).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "generic mode, attached") {
+		t.Errorf("status after the deploy: %v\n%s", err, st)
+	}
+	if out, err := lab.Server.Command(context.Background(), bin, "undeploy", "--iface", lab.Server.Iface, "--pin-root", root).CombinedOutput(); err != nil {
+		t.Errorf("undeploy: %v\n%s", err, out)
+	}
+}

@@ -6,7 +6,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -83,6 +85,11 @@ func withUsageErrors(cmds []*cli.Command) {
 }
 
 func main() {
+	// A reader of our output that goes away (`xdpcache deploy | head -1`)
+	// must not kill a deploy or undeploy half done: with SIGPIPE ignored a
+	// write to the closed pipe fails (and is dropped) and the command
+	// finishes what it changes.
+	signal.Ignore(syscall.SIGPIPE)
 	app := newApp()
 	if err := app.Run(os.Args); err != nil {
 		os.Exit(exitFailed) // ExitErrHandler printed it
