@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -572,5 +573,44 @@ func TestDeployFinishesWhenOutputCloses(t *testing.T) {
 	}
 	if out, err := lab.Server.Command(context.Background(), bin, "undeploy", "--iface", lab.Server.Iface, "--pin-root", root).CombinedOutput(); err != nil {
 		t.Errorf("undeploy: %v\n%s", err, out)
+	}
+}
+
+// TestRunListedOnlyKeepsItsDeployment: memcached listens on every address
+// (so without --listed-only a new interface is watched, as
+// TestRunWatchesInterfacesThatAppear shows); with --listed-only no other
+// interface is watched, so one that appears changes nothing: run keeps its
+// deployment (and its cache) instead of replacing it.
+func TestRunListedOnlyKeepsItsDeployment(t *testing.T) {
+	lab, m := labtest.Start(t)
+	m.Stop()
+	if _, err := lab.StartMemcachedAt(11211, []netip.Addr{netip.IPv4Unspecified()}); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildBinary(t)
+	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-listed-"+lab.Server.Iface)
+	defer os.RemoveAll(root)
+	out := startRun(t, lab, bin, root, "--listed-only")
+	deployment := func() (uint32, time.Time) {
+		b, err := lab.Server.Command(context.Background(), bin, "status", "--json", "--pin-root", root).Output()
+		var st []struct {
+			XDPProgID  uint32    `json:"xdp_prog_id"`
+			DeployedAt time.Time `json:"deployed_at"`
+		}
+		if err != nil || json.Unmarshal(b, &st) != nil || len(st) != 1 {
+			t.Fatalf("status --json: %v\n%s", err, b)
+		}
+		return st[0].XDPProgID, st[0].DeployedAt
+	}
+	prog0, at0 := deployment()
+	if _, err := lab.AddLink(251); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // five polls
+	if strings.Contains(out.String(), "deployment updated") {
+		t.Errorf("run redeployed for an interface --listed-only does not watch:\n%s", out.String())
+	}
+	if prog, at := deployment(); prog != prog0 || !at.Equal(at0) {
+		t.Errorf("the deployment changed: prog %d -> %d, deployed %v -> %v", prog0, prog, at0, at)
 	}
 }
