@@ -300,6 +300,15 @@ func (m *mcProc) client(nconn int) (*mcClient, error) {
 		return nil, err
 	}
 	c.udp = u
+	// memcached has accepted every connection: barrier takes one that "stats
+	// conns" does not list for one memcached closed, so one still waiting in
+	// the accept queue (a busy machine) must not be taken for that (it was:
+	// the barrier then returned before memcached read the stream's bytes on
+	// it, and the oracle answered from before them)
+	if err := c.awaitAccepted(); err != nil {
+		c.close()
+		return nil, err
+	}
 	// start from memcached's counters as they are now
 	if _, _, err := c.counters(); err != nil {
 		c.close()
@@ -312,6 +321,30 @@ func (m *mcProc) client(nconn int) (*mcClient, error) {
 	}
 	c.credited = r - c.m.ctl.sent - c.m.xsent
 	return c, nil
+}
+
+// awaitAccepted waits until "stats conns" lists every TCP connection.
+func (c *mcClient) awaitAccepted() error {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		st, err := c.m.connStates()
+		if err != nil {
+			return err
+		}
+		missing := 0
+		for _, t := range c.tcp {
+			if _, ok := st[strconv.Itoa(localPort(t.LocalAddr()))]; !ok {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("memcached did not accept %d of %d connections within 3s", missing, len(c.tcp))
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
 }
 
 func (c *mcClient) close() {
