@@ -28,6 +28,13 @@ func tcpStream(segs ...string) difftest.Stream {
 	return s
 }
 
+// interleaved is a store's line and the start of its data on connection
+// 0, another connection's bytes, then the rest of the data on connection 0.
+func interleaved(first string, other []byte, rest string) difftest.Stream {
+	return difftest.Stream{Keys: diffKeys(), Conns: []difftest.Conn{{}, {}}, Events: []difftest.Event{
+		{Conn: 0, Data: []byte(first)}, {Conn: 1, Data: other}, {Conn: 0, Data: []byte(rest)}}}
+}
+
 func udpStream(v6 bool, datagrams ...[]byte) difftest.Stream {
 	s := difftest.Stream{Keys: diffKeys()}
 	for _, d := range datagrams {
@@ -233,6 +240,11 @@ func diffRegressions() []diffRegression {
 			guards: "new: the cut line records `no exptime` for k: a refill lives max_age, memcached's k expires in 1000 s"},
 		{name: "flush-forgets-no-expiry", stream: tcpStream("replace n", " 0 30 1\r\nx\r\n"),
 			guards: "new: the cut `replace n` flushes (right), but the expiry record of n (none) stays; memcached's n now expires in 30 s, a refill lives max_age"},
+		{name: "replace-around-another-set", stream: interleaved("replace n 2 1 5\r\nab", []byte("set n 0 0 2\r\nzz\r\n"), "cde\r\n"),
+			guards: "new (hunt, seed 144554): the replace's line records its exptime only as EXP_MAYBE, the other connection's set records `never`, and the replace applies when its data is in, with exptime 1: a refill lived max_age"},
+		{name: "replace-around-another-binary-set", stream: interleaved("replace n 2 1 5\r\nab",
+			difftest.BinReq(difftest.BinSet, "n", make([]byte, 8), []byte("zz"), 7), "cde\r\n")},
+		{name: "add-around-another-set", stream: interleaved("add n 2 1 5\r\nab", []byte("set n 0 0 2\r\nzz\r\n"), "cde\r\n")},
 		{name: "gat-tab-plus-exptime", stream: tcpStream("gat \t+30 n\r\n"),
 			guards: "new: strtol skips the tab and reads +30; XDP cannot read the exptime and flushes, but keeps n's expiry record (none)"},
 	}

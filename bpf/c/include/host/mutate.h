@@ -824,7 +824,11 @@ static __always_inline void pend_start(struct scratch *s, struct flow_state *fs)
 
 /* The data block of a store is in: memcached stores it now (if it is well
  * formed), with the exptime its line gave (unless a mutation nobody could
- * read came between: then only the earlier deadline is kept). */
+ * read came between: then only the earlier deadline is kept). A store that
+ * may not apply (add, replace, cas: EXP_MAYBE) is noted again too: between
+ * its line and its data another connection's write of the key may have
+ * recorded its own exptime (a set: "never"), and if this store applies now,
+ * memcached's item has this one's. */
 static __always_inline void pend_done(struct scratch *s, struct config *cfg, struct flow_state *fs, __u64 now,
 				      int stored)
 {
@@ -834,10 +838,11 @@ static __always_inline void pend_done(struct scratch *s, struct config *cfg, str
 		s->store_fill = 0; /* memcached refuses the block */
 	s->repeat_held = fs->pend_held;
 	sc_invalidate_hash(s, cfg, fs->pend_hash, now, 1);
-	if (!g || !stored || fs->pend_kind != EXP_SET || s->in_udp)
+	if (!g || !stored || fs->pend_kind == EXP_NONE || s->in_udp)
 		return; /* not stored, or cannot tell (UDP: see sc_invalidate): the EXP_MAYBE record stays */
-	note_deadline(cfg, fs->pend_hash, g->expiry_epoch == fs->pend_xepoch ? EXP_SET : EXP_MAYBE, fs->pend_deadline,
-		      now);
+	note_deadline(cfg, fs->pend_hash,
+		      fs->pend_kind == EXP_SET && g->expiry_epoch == fs->pend_xepoch ? EXP_SET : EXP_MAYBE,
+		      fs->pend_deadline, now);
 }
 
 /* Rule A's count. before: sets the reply unit the next command's reply
