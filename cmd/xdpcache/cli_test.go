@@ -504,17 +504,25 @@ func TestRunFollowsMemcachedsListeners(t *testing.T) {
 	}
 }
 
+// wildcardLab is a lab whose memcached listens on every address (port
+// 11211), so every interface of the server namespace carries writes to it.
+func wildcardLab(t *testing.T) *netlab.Lab {
+	t.Helper()
+	lab, m := labtest.Start(t)
+	m.Stop()
+	if _, err := lab.StartMemcachedAt(11211, []netip.Addr{netip.IPv4Unspecified()}); err != nil {
+		t.Fatal(err)
+	}
+	return lab
+}
+
 // TestRunWatchesInterfacesThatAppear: memcached listens on every address;
 // while run is up, a second interface appears (a veth to another client
 // namespace). run deploys again with it watched, so a write through it
 // invalidates the entry the first interface's clients were served from
 // the cache: they get the new value, not the cached one.
 func TestRunWatchesInterfacesThatAppear(t *testing.T) {
-	lab, m := labtest.Start(t)
-	m.Stop()
-	if _, err := lab.StartMemcachedAt(11211, []netip.Addr{netip.IPv4Unspecified()}); err != nil {
-		t.Fatal(err)
-	}
+	lab := wildcardLab(t)
 	bin := buildBinary(t)
 	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-appear-"+lab.Server.Iface)
 	defer os.RemoveAll(root)
@@ -582,11 +590,7 @@ func TestDeployFinishesWhenOutputCloses(t *testing.T) {
 // interface is watched, so one that appears changes nothing: run keeps its
 // deployment (and its cache) instead of replacing it.
 func TestRunListedOnlyKeepsItsDeployment(t *testing.T) {
-	lab, m := labtest.Start(t)
-	m.Stop()
-	if _, err := lab.StartMemcachedAt(11211, []netip.Addr{netip.IPv4Unspecified()}); err != nil {
-		t.Fatal(err)
-	}
+	lab := wildcardLab(t)
 	bin := buildBinary(t)
 	root := filepath.Join("/sys/fs/bpf", "xdpcache-test-listed-"+lab.Server.Iface)
 	defer os.RemoveAll(root)
